@@ -1,0 +1,39 @@
+"""Score natural-language explanations of neurons and SAE latents.
+
+    from scoring import load_records, get_simulator, score_explanation, rank_explanations
+"""
+
+from scoring.api import (
+    arank_explanations,
+    ascore_explanation,
+    default_simulator_spec,
+    rank_explanations,
+    score_explanation,
+)
+from scoring.cache import SimulationCache, open_cache
+from scoring.errors import ScoringInputError
+from scoring.records import ActivationRecord, Limits, load_records, normalize
+from scoring.results import ScoreResult, SequenceResult
+from scoring.scorers import SCORERS
+from scoring.simulators import SIMULATORS, Simulator, get_simulator
+
+__all__ = [
+    "SCORERS",
+    "SIMULATORS",
+    "ActivationRecord",
+    "Limits",
+    "ScoreResult",
+    "ScoringInputError",
+    "SequenceResult",
+    "SimulationCache",
+    "Simulator",
+    "arank_explanations",
+    "ascore_explanation",
+    "default_simulator_spec",
+    "get_simulator",
+    "load_records",
+    "normalize",
+    "open_cache",
+    "rank_explanations",
+    "score_explanation",
+]

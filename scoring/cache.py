@@ -1,0 +1,105 @@
+"""The one on-disk cache of simulations (diskcache).
+
+A key is the sha256 of the canonical JSON of everything that changes a
+simulation: simulator name, model, prompt version, options, explanation and
+the sequence's tokens. A prompt edit bumps its version and so never serves a
+stale result. Only successful simulations are stored; an entry that cannot be
+read or does not fit its sequence is a miss, never an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import diskcache
+
+from scoring.simulators.base import Simulator
+
+logger = logging.getLogger(__name__)
+
+CACHE_FORMAT = 1
+DEFAULT_DIRECTORY = Path(__file__).resolve().parent.parent / "cache"
+
+
+def simulation_key(simulator: Simulator, explanation: str, tokens: Sequence[str]) -> str:
+    payload = {
+        "format": CACHE_FORMAT,
+        "simulator": simulator.name,
+        "model": simulator.model,
+        "prompt_version": simulator.prompt_version,
+        "options": simulator.options(),
+        "explanation": explanation,
+        "tokens": list(tokens),
+    }
+    canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class SimulationCache:
+    """Per-sequence simulation results on disk, safe across threads and processes."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self._store = diskcache.Cache(str(self.directory))
+
+    def get(self, key: str, n_tokens: int) -> list[float] | None:
+        try:
+            entry = self._store.get(key)
+        except Exception as exc:  # a corrupt entry must never stop a score
+            logger.warning("cache entry %s unreadable, simulating again: %s", key[:12], exc)
+            return None
+        if entry is None:
+            return None
+        values = entry.get("activations") if isinstance(entry, dict) else None
+        if (
+            not isinstance(values, list)
+            or len(values) != n_tokens
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        ):
+            logger.warning("cache entry %s does not fit its sequence, simulating again", key[:12])
+            return None
+        return [float(v) for v in values]
+
+    def set(self, key: str, activations: Sequence[float], meta: dict[str, Any] | None = None) -> None:
+        try:
+            self._store.set(key, {"activations": [float(v) for v in activations], "meta": meta or {}})
+        except Exception as exc:  # a full or read-only disk loses the cache entry, not the score
+            logger.warning("could not write cache entry %s: %s", key[:12], exc)
+
+    def clear(self) -> None:
+        self._store.clear()
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def close(self) -> None:
+        self._store.close()
+
+
+_open_caches: dict[Path, SimulationCache] = {}
+_open_lock = threading.Lock()
+
+
+def default_cache_directory() -> Path:
+    configured = os.environ.get("SCORING_CACHE_DIR")
+    return Path(configured).expanduser() if configured else DEFAULT_DIRECTORY
+
+
+def open_cache(directory: str | Path | None = None) -> SimulationCache:
+    """The shared cache object for a directory (the default one when None)."""
+    path = Path(directory).expanduser().resolve() if directory is not None else default_cache_directory().resolve()
+    with _open_lock:
+        if path not in _open_caches:
+            _open_caches[path] = SimulationCache(path)
+        return _open_caches[path]
+
+
+def default_cache() -> SimulationCache:
+    return open_cache(None)

@@ -1,0 +1,186 @@
+"""``python -m scoring ...``: score, bench, serve, batch.
+
+User errors end with exit code 2 and one line on stderr saying what to fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from scoring.errors import ScoringInputError
+from scoring.records import NORMALIZATIONS
+from scoring.sampling import STRATEGIES
+
+
+def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--simulator", default=None, help="simulator spec (default: local if installed, else lexical)")
+    parser.add_argument("--scorer", default="simulation", help="scoring method (default: simulation)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m scoring", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress and warnings")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    score = commands.add_parser("score", help="score explanations of one neuron's records")
+    score.add_argument("records", help="records file (JSON or CSV/TSV), or '-' for standard input")
+    score.add_argument("-e", "--explanation", action="append", default=[], help="an explanation (repeat)")
+    _add_scoring_options(score)
+    score.add_argument("--sampling", default="all", choices=list(STRATEGIES))
+    score.add_argument("-n", "--n-sequences", type=int, default=None, help="how many sequences to use")
+    score.add_argument("--seed", type=int, default=0)
+    score.add_argument("--normalization", default="global", choices=list(NORMALIZATIONS))
+    score.add_argument("--no-cache", action="store_true", help="simulate again even when cached")
+    score.add_argument("--cache-dir", default=None, help="cache directory (default: $SCORING_CACHE_DIR or ./cache)")
+    score.add_argument("--json", action="store_true", help="print the full results as JSON")
+
+    bench = commands.add_parser("bench", help="accuracy of a scorer on a puzzle suite")
+    bench.add_argument("puzzles", help="puzzle file in the schema of OpenAI's puzzles.json")
+    _add_scoring_options(bench)
+    bench.add_argument("--limit", type=int, default=None, help="only the first N puzzles")
+    bench.add_argument("--cache", action="store_true", help="reuse cached simulations (timings then mean little)")
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+
+    serve = commands.add_parser("serve", help="Neuronpedia-compatible HTTP scoring server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=5000)
+    serve.add_argument("--simulator", default=None)
+
+    batch = commands.add_parser("batch", help="score many (feature, explanation) pairs from JSONL")
+    batch.add_argument("input", help="input JSONL: one feature per line")
+    batch.add_argument("-o", "--output", required=True, help="output JSONL (appended; reruns resume)")
+    batch.add_argument("--simulator", default=None)
+    batch.add_argument("--concurrency", type=int, default=4)
+    return parser
+
+
+def _format(value: float | None, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "nan"
+    return f"{value:.{digits}f}"
+
+
+def _explanations_from_records(path: str) -> list[str]:
+    """A Neuronpedia request body carries its explanation; use it when no -e is given."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return []
+    if isinstance(data, dict):
+        found = data.get("explanations") or ([data["explanation"]] if data.get("explanation") else [])
+        return [str(item) for item in found if isinstance(item, str)]
+    return []
+
+
+def _command_score(args: argparse.Namespace) -> int:
+    from scoring.api import rank_explanations
+
+    source: Any = sys.stdin.read() if args.records == "-" else args.records
+    explanations = args.explanation or (_explanations_from_records(args.records) if args.records != "-" else [])
+    if not explanations:
+        raise ScoringInputError("give at least one explanation with -e \"...\"")
+    cache: Any = False if args.no_cache else (args.cache_dir or True)
+    results = rank_explanations(
+        explanations,
+        source,
+        simulator=args.simulator,
+        scorer=args.scorer,
+        sampling=args.sampling,
+        n_sequences=args.n_sequences,
+        seed=args.seed,
+        normalization=args.normalization,
+        cache=cache,
+    )
+    if args.json:
+        print(json.dumps({"results": [r.to_dict() for r in results]}, indent=2))
+        return 0
+    width = max(len(r.explanation) for r in results)
+    width = min(max(width, len("explanation")), 60)
+    print(f"{'rank':>4}  {'explanation':<{width}}  {'score':>7}  {'95% interval':>15}  {'r2':>7}  {'auc':>6}")
+    for rank, result in enumerate(results, start=1):
+        low, high = result.interval
+        interval = f"[{_format(low, 2)}, {_format(high, 2)}]"
+        text = result.explanation if len(result.explanation) <= width else result.explanation[: width - 1] + "…"
+        print(
+            f"{rank:>4}  {text:<{width}}  {_format(result.score):>7}  {interval:>15}  "
+            f"{_format(result.metrics.get('r_squared'), 2):>7}  {_format(result.metrics.get('roc_auc'), 2):>6}"
+        )
+    for result in results:
+        if result.error:
+            print(f"note: {result.explanation!r}: {result.error}", file=sys.stderr)
+    first = results[0]
+    usage = first.usage
+    print(
+        f"simulator {first.simulator}, {len(first.sequences)} sequences, normalization {first.normalization}; "
+        f"cache hits {sum(r.usage.cache_hits for r in results)}, "
+        f"prompt tokens {sum(r.usage.prompt_tokens for r in results)}"
+        + (f", cost ${sum(r.usage.cost_usd or 0 for r in results):.4f}" if usage.cost_usd is not None else "")
+    )
+    return 0
+
+
+def _command_bench(args: argparse.Namespace) -> int:
+    from scoring.bench import run_bench
+
+    summary = run_bench(
+        args.puzzles, simulator=args.simulator, scorer=args.scorer, cache=bool(args.cache), limit=args.limit
+    )
+    if args.json:
+        print(json.dumps(summary, indent=2, default=lambda v: None))
+        return 0
+    print(f"{'puzzle':<24} {'won':>4} {'true':>7}  false scores")
+    for key, entry in summary["puzzles"].items():
+        falses = ", ".join(_format(v, 2) for v in entry["false_scores"].values())
+        print(f"{key:<24} {'yes' if entry['won'] else 'no':>4} {_format(entry['true_score'], 2):>7}  {falses}")
+    print(
+        f"\nsimulator {summary['simulator']}, scorer {summary['scorer']}: accuracy {_format(summary['accuracy'])}, "
+        f"pairwise accuracy {_format(summary['pairwise_accuracy'])}, "
+        f"{_format(summary['seconds_per_score'])} s/score, "
+        f"{_format(summary['prompt_tokens_per_score'], 0)} prompt tokens/score"
+    )
+    return 0
+
+
+def _command_serve(args: argparse.Namespace) -> int:
+    from scoring.server import serve
+
+    serve(host=args.host, port=args.port, simulator=args.simulator)
+    return 0
+
+
+def _command_batch(args: argparse.Namespace) -> int:
+    from scoring.batch import run_batch
+
+    if args.concurrency < 1:
+        raise ScoringInputError("--concurrency must be at least 1")
+    summary = run_batch(args.input, args.output, simulator=args.simulator, concurrency=args.concurrency)
+    print(json.dumps(summary, default=lambda v: None))
+    return 0
+
+
+COMMANDS = {
+    "score": _command_score,
+    "bench": _command_bench,
+    "serve": _command_serve,
+    "batch": _command_batch,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, format="%(levelname)s %(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except ScoringInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

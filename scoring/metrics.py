@@ -1,0 +1,173 @@
+"""Metrics comparing real with simulated activations.
+
+Every function returns NaN (never raises, never 0) when the metric is
+undefined; `compute_metrics` also says why in ``metric_errors``.
+
+Definitions (real r, simulated s, over all tokens of all sequences concatenated):
+- correlation: Pearson r of (r, s), the headline score as in OpenAI's paper and the Neuronpedia scorer.
+- r_squared: 1 - sum((r - s)^2) / sum((r - mean r)^2), with both on the 0..10 scale.
+- absolute_dev_explained: 1 - sum|r - s| / sum|r - mean r|.
+- spearman: rank correlation of (r, s).
+- roc_auc: probability that a random active token (r > 0) gets a higher s than a random inactive one (ties 1/2).
+- per_sequence_correlation: Pearson r within each sequence.
+- ci_low, ci_high: 95% percentile bootstrap interval of the correlation, resampling whole sequences.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+BOOTSTRAP_SAMPLES = 1000
+
+
+def pearson(real: Sequence[float] | np.ndarray, simulated: Sequence[float] | np.ndarray) -> float:
+    """Pearson correlation; NaN when fewer than 2 values or either side is constant."""
+    x = np.asarray(real, dtype=float)
+    y = np.asarray(simulated, dtype=float)
+    if x.size < 2 or x.size != y.size:
+        return math.nan
+    x = x - x.mean()
+    y = y - y.mean()
+    denominator = math.sqrt(float(np.dot(x, x)) * float(np.dot(y, y)))
+    if denominator == 0.0 or not math.isfinite(denominator):
+        return math.nan
+    return float(np.clip(np.dot(x, y) / denominator, -1.0, 1.0))
+
+
+def r_squared(real: Sequence[float] | np.ndarray, simulated: Sequence[float] | np.ndarray) -> float:
+    x = np.asarray(real, dtype=float)
+    y = np.asarray(simulated, dtype=float)
+    total = float(np.sum((x - x.mean()) ** 2)) if x.size else 0.0
+    if total == 0.0:
+        return math.nan
+    return 1.0 - float(np.sum((x - y) ** 2)) / total
+
+
+def absolute_dev_explained(real: Sequence[float] | np.ndarray, simulated: Sequence[float] | np.ndarray) -> float:
+    x = np.asarray(real, dtype=float)
+    y = np.asarray(simulated, dtype=float)
+    total = float(np.sum(np.abs(x - x.mean()))) if x.size else 0.0
+    if total == 0.0:
+        return math.nan
+    return 1.0 - float(np.sum(np.abs(x - y))) / total
+
+
+def spearman(real: Sequence[float] | np.ndarray, simulated: Sequence[float] | np.ndarray) -> float:
+    x = np.asarray(real, dtype=float)
+    y = np.asarray(simulated, dtype=float)
+    if x.size < 2 or np.all(x == x[0]) or np.all(y == y[0]):
+        return math.nan
+    return pearson(stats.rankdata(x), stats.rankdata(y))
+
+
+def roc_auc(active: Sequence[bool] | np.ndarray, simulated: Sequence[float] | np.ndarray) -> float:
+    """Area under the ROC curve of `simulated` separating active from inactive tokens."""
+    labels = np.asarray(active, dtype=bool)
+    scores = np.asarray(simulated, dtype=float)
+    n_pos = int(labels.sum())
+    n_neg = int(labels.size - n_pos)
+    if n_pos == 0 or n_neg == 0:
+        return math.nan
+    ranks = stats.rankdata(scores)
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def bootstrap_interval(
+    real_sequences: Sequence[Sequence[float]],
+    simulated_sequences: Sequence[Sequence[float]],
+    samples: int = BOOTSTRAP_SAMPLES,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the all-token correlation, resampling sequences.
+
+    Uses per-sequence sufficient statistics so each resample costs O(sequences).
+    """
+    n = len(real_sequences)
+    if n < 2:
+        return math.nan, math.nan
+    sums = np.zeros((n, 6))
+    for i, (real, simulated) in enumerate(zip(real_sequences, simulated_sequences, strict=True)):
+        x = np.asarray(real, dtype=float)
+        y = np.asarray(simulated, dtype=float)
+        sums[i] = (x.size, x.sum(), y.sum(), (x * x).sum(), (y * y).sum(), (x * y).sum())
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, n, size=(samples, n))
+    counts = np.zeros((samples, n))
+    np.add.at(counts, (np.repeat(np.arange(samples), n), picks.ravel()), 1.0)
+    total = counts @ sums
+    count, sx, sy, sxx, syy, sxy = total.T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        covariance = sxy - sx * sy / count
+        variance_x = sxx - sx * sx / count
+        variance_y = syy - sy * sy / count
+        draws = covariance / np.sqrt(variance_x * variance_y)
+    valid = draws[np.isfinite(draws) & (variance_x > 1e-12) & (variance_y > 1e-12)]
+    if valid.size < samples // 2:
+        return math.nan, math.nan
+    tail = (1.0 - confidence) / 2 * 100
+    low, high = np.percentile(np.clip(valid, -1, 1), [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def compute_metrics(
+    real_sequences: Sequence[Sequence[float]],
+    simulated_sequences: Sequence[Sequence[float]],
+    seed: int = 0,
+    bootstrap_samples: int = BOOTSTRAP_SAMPLES,
+) -> dict[str, Any]:
+    """Every metric of the module for aligned lists of sequences (all simulations present)."""
+    errors: dict[str, str] = {}
+    per_sequence = [pearson(r, s) for r, s in zip(real_sequences, simulated_sequences, strict=True)]
+    real = np.concatenate([np.asarray(r, dtype=float) for r in real_sequences]) if real_sequences else np.zeros(0)
+    simulated = (
+        np.concatenate([np.asarray(s, dtype=float) for s in simulated_sequences])
+        if simulated_sequences
+        else np.zeros(0)
+    )
+    constant_real = real.size == 0 or bool(np.all(real == real[0]))
+    constant_simulated = simulated.size == 0 or bool(np.all(simulated == simulated[0]))
+    if constant_real:
+        reason = "the real activations are constant (all zero?), so no correlation is defined"
+        for name in ("correlation", "r_squared", "absolute_dev_explained", "spearman", "roc_auc"):
+            errors[name] = reason
+    elif constant_simulated:
+        reason = (
+            "the simulator predicted the same value for every token, so no correlation is defined "
+            "(the explanation matched nothing)"
+        )
+        for name in ("correlation", "spearman"):
+            errors[name] = reason
+    metrics: dict[str, Any] = {
+        "correlation": pearson(real, simulated),
+        "r_squared": r_squared(real, simulated),
+        "absolute_dev_explained": absolute_dev_explained(real, simulated),
+        "spearman": spearman(real, simulated),
+        "roc_auc": roc_auc(real > 0, simulated),
+        "per_sequence_correlation": per_sequence,
+        "mean_sequence_correlation": _nanmean(per_sequence),
+        "n_sequences": len(real_sequences),
+        "n_tokens": int(real.size),
+    }
+    if "roc_auc" not in errors and math.isnan(metrics["roc_auc"]):
+        errors["roc_auc"] = "ROC-AUC needs both active (> 0) and inactive tokens"
+    if errors.get("correlation"):
+        metrics["ci_low"], metrics["ci_high"] = math.nan, math.nan
+    else:
+        metrics["ci_low"], metrics["ci_high"] = bootstrap_interval(
+            real_sequences, simulated_sequences, samples=bootstrap_samples, seed=seed
+        )
+        if math.isnan(metrics["ci_low"]):
+            errors["ci"] = "the bootstrap interval needs at least 2 sequences with varying activations"
+    metrics["metric_errors"] = errors
+    return metrics
+
+
+def _nanmean(values: Sequence[float]) -> float:
+    finite = [value for value in values if math.isfinite(value)]
+    return float(sum(finite) / len(finite)) if finite else math.nan

@@ -1,0 +1,331 @@
+"""Activation records: loading every input format, validation, normalisation.
+
+A record is one sequence of tokens with one real activation per token. Raw
+activations are kept as given; `normalize` derives the 0..10 scale that
+simulators predict, so the choice of normalisation never loses the raw data.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scoring.errors import ScoringInputError
+
+NORMALIZATIONS = ("global", "per_record", "none")
+"""global: relu then scale by the max over all records (OpenAI, original Neuronpedia scorer);
+per_record: relu then scale each record by its own max (Neuronpedia's newer scorers);
+none: raw values."""
+
+OPENAI_RECORD_KEYS = (
+    "most_positive_activation_records",
+    "random_sample",
+    "random_sample_by_quantile",
+    "top_activating_records",
+    "random_records",
+    "activation_records",
+)
+
+
+@dataclass
+class ActivationRecord:
+    """One sequence of tokens and the real activation of each token."""
+
+    tokens: list[str]
+    """Token strings as the subject model saw them (leading spaces kept)."""
+    activations: list[float]
+    """Raw activation per token, same length as `tokens`."""
+    source: str = ""
+    """Where the record came from in its file, for error messages (e.g. 'random_sample[3]')."""
+
+    @property
+    def max_activation(self) -> float:
+        return max(self.activations) if self.activations else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tokens": self.tokens, "values": self.activations}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Upper bounds on what one score may contain (protects servers and memory)."""
+
+    max_sequences: int = 1000
+    max_tokens_per_sequence: int = 4096
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def load_records(
+    source: str | Path | dict[str, Any] | list[Any] | Sequence[ActivationRecord],
+    *,
+    limits: Limits | None = None,
+) -> list[ActivationRecord]:
+    """Read activation records from a path, a JSON/CSV string or a parsed object.
+
+    The format is detected: a Neuronpedia scorer request or feature export
+    (``{"activations": [{"tokens", "values"}]}``), a bare list of
+    ``{tokens, values}``, OpenAI neuron records (``most_positive_activation_records``,
+    ``random_sample``, ``random_sample_by_quantile``, ...) or a long CSV/TSV with
+    columns ``sequence, token, activation``. Raises ScoringInputError saying what
+    to fix when the input is unusable.
+    """
+    limits = limits or DEFAULT_LIMITS
+    if isinstance(source, (list, tuple)) and source and all(isinstance(r, ActivationRecord) for r in source):
+        records = [ActivationRecord(list(r.tokens), list(r.activations), r.source) for r in source]
+        for index, record in enumerate(records):
+            _validate_pair(record.tokens, record.activations, record.source or f"sequence {index}")
+    else:
+        parsed = _parse_source(source)
+        if isinstance(parsed, list) and parsed and isinstance(parsed[0], ActivationRecord):
+            records = parsed
+        else:
+            records = _records_from_object(parsed)
+    if not records:
+        raise ScoringInputError("no activation sequences found: give at least one sequence of tokens and values")
+    if len(records) > limits.max_sequences:
+        raise ScoringInputError(
+            f"{len(records)} sequences is more than the limit of {limits.max_sequences}; "
+            "send fewer sequences or raise Limits.max_sequences"
+        )
+    for index, record in enumerate(records):
+        if len(record.tokens) > limits.max_tokens_per_sequence:
+            raise ScoringInputError(
+                f"{_where(record, index)} has {len(record.tokens)} tokens, more than the limit of "
+                f"{limits.max_tokens_per_sequence}; split it or raise Limits.max_tokens_per_sequence"
+            )
+    return records
+
+
+def _where(record: ActivationRecord, index: int) -> str:
+    return record.source or f"sequence {index}"
+
+
+def _parse_source(source: Any) -> Any:
+    if isinstance(source, Path):
+        return _read_path(source)
+    if isinstance(source, bytes):
+        source = source.decode("utf-8", errors="replace")
+    if isinstance(source, str):
+        text = source.strip()
+        if not text:
+            raise ScoringInputError("the records input is empty: paste JSON or CSV, or give a file path")
+        if text[0] in "[{":
+            return _parse_json(text, "the records text")
+        if "\n" not in text and len(text) < 4096:
+            path = Path(text).expanduser()
+            if path.exists():
+                return _read_path(path)
+            if text.lower().endswith((".json", ".csv", ".tsv", ".jsonl")):
+                raise ScoringInputError(f"file not found: {text}")
+        if "\n" in text and ("," in text or "\t" in text):
+            return _parse_table(text, "the records text")
+        raise ScoringInputError(
+            "could not read the records: expected a file path, JSON, or CSV/TSV with columns "
+            "sequence, token, activation"
+        )
+    if isinstance(source, (dict, list, tuple)):
+        return source
+    raise ScoringInputError(
+        f"records must be a path, a JSON/CSV string, a dict or a list, not {type(source).__name__}"
+    )
+
+
+def _read_path(path: Path) -> Any:
+    if not path.exists():
+        raise ScoringInputError(f"file not found: {path}")
+    if path.is_dir():
+        raise ScoringInputError(f"{path} is a folder; give the path of a JSON or CSV/TSV file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScoringInputError(f"{path} is not UTF-8 text ({exc}); save it as UTF-8 JSON or CSV") from exc
+    if path.suffix.lower() in (".csv", ".tsv"):
+        return _parse_table(text, str(path))
+    if not text.strip():
+        raise ScoringInputError(f"{path} is empty")
+    if text.lstrip()[:1] in "[{":
+        return _parse_json(text, str(path))
+    return _parse_table(text, str(path))
+
+
+def _parse_json(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ScoringInputError(
+            f"{where} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc
+
+
+_SEQUENCE_COLUMNS = ("sequence", "sequence_id", "seq", "record", "example")
+_TOKEN_COLUMNS = ("token", "tokens", "text")
+_VALUE_COLUMNS = ("activation", "activations", "value", "values", "act")
+
+
+def _parse_table(text: str, where: str) -> list[ActivationRecord]:
+    """Long CSV/TSV: one row per token, with sequence, token and activation columns."""
+    first_line = text.splitlines()[0] if text.splitlines() else ""
+    delimiter = "\t" if "\t" in first_line else ","
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    rows = [row for row in reader if row]
+    if not rows:
+        raise ScoringInputError(f"{where} has no rows")
+    header = [cell.strip().lower() for cell in rows[0]]
+
+    def find(names: tuple[str, ...]) -> int | None:
+        for name in names:
+            if name in header:
+                return header.index(name)
+        return None
+
+    seq_col, tok_col, val_col = find(_SEQUENCE_COLUMNS), find(_TOKEN_COLUMNS), find(_VALUE_COLUMNS)
+    if seq_col is None or tok_col is None or val_col is None:
+        raise ScoringInputError(
+            f"{where}: a CSV/TSV needs a header row with columns sequence, token, activation "
+            f"(found {', '.join(header) or 'none'})"
+        )
+    order: list[str] = []
+    grouped: dict[str, tuple[list[str], list[Any]]] = {}
+    for line_number, row in enumerate(rows[1:], start=2):
+        if len(row) <= max(seq_col, tok_col, val_col):
+            raise ScoringInputError(f"{where} line {line_number}: expected {len(header)} columns, got {len(row)}")
+        key = row[seq_col].strip()
+        if key not in grouped:
+            grouped[key] = ([], [])
+            order.append(key)
+        grouped[key][0].append(row[tok_col])
+        grouped[key][1].append(row[val_col].strip())
+    records = []
+    for key in order:
+        tokens, values = grouped[key]
+        source = f"sequence {key!r}"
+        records.append(ActivationRecord(tokens, _clean_values(values, source), source))
+    return records
+
+
+def _records_from_object(data: Any) -> list[ActivationRecord]:
+    if isinstance(data, dict):
+        if "activations" in data and isinstance(data["activations"], list):
+            return _records_from_list(data["activations"], "activations")
+        openai_keys = [key for key in OPENAI_RECORD_KEYS if key in data]
+        if openai_keys:
+            records: list[ActivationRecord] = []
+            for key in openai_keys:
+                records.extend(_records_from_list(data[key], key, allow_nested=True))
+            return records
+        if "tokens" in data:
+            return _records_from_list([data], "record")
+        keys = ", ".join(sorted(map(str, data))[:10]) or "none"
+        raise ScoringInputError(
+            "could not find activation records in this JSON object (keys: "
+            f"{keys}); expected 'activations': [{{'tokens': [...], 'values': [...]}}] or OpenAI neuron "
+            "records such as 'most_positive_activation_records'"
+        )
+    if isinstance(data, (list, tuple)):
+        return _records_from_list(list(data), "sequence")
+    raise ScoringInputError(f"expected a JSON object or list of records, got {type(data).__name__}")
+
+
+def _records_from_list(items: Any, label: str, allow_nested: bool = False) -> list[ActivationRecord]:
+    if not isinstance(items, list):
+        raise ScoringInputError(f"'{label}' must be a list of records, got {type(items).__name__}")
+    records: list[ActivationRecord] = []
+    for index, item in enumerate(items):
+        where = f"{label}[{index}]"
+        if allow_nested and isinstance(item, list):
+            records.extend(_records_from_list(item, where))
+            continue
+        records.append(_record_from_item(item, where))
+    return records
+
+
+def _record_from_item(item: Any, where: str) -> ActivationRecord:
+    if not isinstance(item, dict):
+        raise ScoringInputError(
+            f"{where} must be an object with 'tokens' and 'values' (or 'activations'), got {type(item).__name__}"
+        )
+    if "tokens" not in item:
+        raise ScoringInputError(f"{where} has no 'tokens' list")
+    values = item.get("values", item.get("activations"))
+    if values is None:
+        raise ScoringInputError(f"{where} has no 'values' (or 'activations') list")
+    tokens = item["tokens"]
+    if not isinstance(tokens, list):
+        raise ScoringInputError(f"{where}: 'tokens' must be a list of strings, got {type(tokens).__name__}")
+    if not isinstance(values, list):
+        raise ScoringInputError(f"{where}: 'values' must be a list of numbers, got {type(values).__name__}")
+    for position, token in enumerate(tokens):
+        if not isinstance(token, str):
+            raise ScoringInputError(
+                f"{where} token {position} is {type(token).__name__} {token!r}; tokens must be strings"
+            )
+    cleaned = _clean_values(values, where)
+    _validate_pair(tokens, cleaned, where)
+    return ActivationRecord(list(tokens), cleaned, where)
+
+
+def _clean_values(values: Iterable[Any], where: str) -> list[float]:
+    cleaned: list[float] = []
+    for position, value in enumerate(values):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ScoringInputError(
+                f"{where} value {position} is {type(value).__name__} {value!r}; activations must be numbers"
+            )
+        try:
+            number = float(value)
+        except ValueError as exc:
+            raise ScoringInputError(
+                f"{where} value {position} is {value!r}, not a number; activations must be numbers"
+            ) from exc
+        if not math.isfinite(number):
+            raise ScoringInputError(
+                f"{where} value {position} is {value!r}; replace NaN/inf activations with finite numbers"
+            )
+        cleaned.append(number)
+    return cleaned
+
+
+def _validate_pair(tokens: Sequence[str], values: Sequence[float], where: str) -> None:
+    if len(tokens) == 0:
+        raise ScoringInputError(f"{where} has no tokens; remove it or give it tokens and values")
+    if len(tokens) != len(values):
+        raise ScoringInputError(
+            f"{where} has {len(tokens)} tokens but {len(values)} values; give exactly one value per token"
+        )
+    for position, value in enumerate(values):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ScoringInputError(f"{where} value {position} is {value!r}; activations must be finite numbers")
+
+
+def normalize(records: Sequence[ActivationRecord], mode: str = "global") -> list[list[float]]:
+    """Real activations on the simulators' 0..10 scale (floats).
+
+    All-zero (or all-negative) activations stay all zero; the score is then
+    undefined and the caller reports NaN with that reason.
+    """
+    if mode not in NORMALIZATIONS:
+        raise ScoringInputError(f"unknown normalization {mode!r}; choose one of: {', '.join(NORMALIZATIONS)}")
+    if mode == "none":
+        return [list(map(float, record.activations)) for record in records]
+    rectified = [[max(0.0, float(value)) for value in record.activations] for record in records]
+    if mode == "global":
+        top = max((max(values) for values in rectified if values), default=0.0)
+        return [[_scale(value, top) for value in values] for values in rectified]
+    return [[_scale(value, max(values)) for value in values] for values in rectified]
+
+
+def _scale(value: float, top: float) -> float:
+    return 10.0 * value / top if top > 0 else 0.0
+
+
+def to_int_scale(values: Sequence[float]) -> list[int]:
+    """Round 0..10 floats to the integers shown in prompts and tables."""
+    return [int(min(10, max(0, math.floor(value + 0.5)))) for value in values]

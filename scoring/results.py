@@ -1,0 +1,115 @@
+"""Result objects returned by the public API; all JSON-serialisable via `to_dict`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from scoring.simulators.base import Usage
+
+
+def _json_float(value: float | None) -> float | None:
+    """NaN/inf are not JSON; they become null."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def jsonable(value: Any) -> Any:
+    """A copy of `value` with every NaN/inf float (at any depth) replaced by None."""
+    if isinstance(value, float):
+        return _json_float(value)
+    if isinstance(value, dict):
+        return {key: jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(item) for item in value]
+    return value
+
+
+@dataclass
+class SequenceResult:
+    """One scored sequence: real and simulated activations side by side."""
+
+    tokens: list[str]
+    """Tokens as given."""
+    raw: list[float]
+    """Real activations as given (before normalisation)."""
+    real: list[float]
+    """Real activations normalised to 0..10 (floats; what the metrics compare against)."""
+    simulated: list[float] | None
+    """Simulated activations on 0..10, None when the simulation failed."""
+    correlation: float = math.nan
+    """Pearson correlation of real vs simulated in this sequence (NaN when undefined)."""
+    error: str | None = None
+    """Why this sequence could not be simulated or scored."""
+    cached: bool = False
+    """True when the simulation came from the cache."""
+    index: int = 0
+    """Position of this sequence in the loaded records."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "tokens": self.tokens,
+            "raw": self.raw,
+            "real": self.real,
+            "simulated": self.simulated,
+            "correlation": _json_float(self.correlation),
+            "error": self.error,
+            "cached": self.cached,
+        }
+
+
+@dataclass
+class ScoreResult:
+    """The score of one explanation on a set of records."""
+
+    explanation: str
+    score: float
+    """Headline score (correlation over all tokens for the simulation scorer), NaN when undefined."""
+    sequences: list[SequenceResult] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    """Every metric by name (floats may be NaN; `metric_errors` says why)."""
+    usage: Usage = field(default_factory=Usage)
+    error: str | None = None
+    """None, or why the score is NaN."""
+    scorer: str = "simulation"
+    simulator: str = ""
+    """Spec-like id of the simulator (name:model)."""
+    normalization: str = "global"
+    sampling: dict[str, Any] = field(default_factory=dict)
+    """How the sequences were chosen (strategy, n, seed, chosen indices)."""
+    seconds: float = 0.0
+
+    @property
+    def cached(self) -> bool:
+        """True when every simulation came from the cache."""
+        return bool(self.sequences) and all(seq.cached for seq in self.sequences)
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        """Bootstrap 95% interval of the headline score (NaN, NaN when unavailable)."""
+        return (
+            float(self.metrics.get("ci_low", math.nan)),
+            float(self.metrics.get("ci_high", math.nan)),
+        )
+
+    def to_dict(self, include_sequences: bool = True) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "explanation": self.explanation,
+            "score": _json_float(self.score),
+            "error": self.error,
+            "scorer": self.scorer,
+            "simulator": self.simulator,
+            "normalization": self.normalization,
+            "sampling": self.sampling,
+            "metrics": jsonable(self.metrics),
+            "usage": self.usage.to_dict(),
+            "cached": self.cached,
+            "seconds": round(self.seconds, 4),
+        }
+        if include_sequences:
+            data["sequences"] = [seq.to_dict() for seq in self.sequences]
+        return data

@@ -1,0 +1,86 @@
+"""Simulator registry: spec strings such as ``local`` or ``openai:gpt-4o-mini``.
+
+A spec is ``NAME`` or ``NAME:ARGUMENT``; the part after the first colon is
+handed to the factory registered under NAME. Factories import their module
+lazily so that ``import scoring`` never loads a model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from scoring.errors import ScoringInputError
+from scoring.simulators.base import (
+    Capabilities,
+    SequenceSimulation,
+    SimulationBatch,
+    Simulator,
+    SyncSimulator,
+    Usage,
+    check_simulation,
+)
+
+SimulatorFactory = Callable[[str | None], Simulator]
+
+SIMULATORS: dict[str, SimulatorFactory] = {}
+"""Registered simulator names and their factories (argument after the colon, or None)."""
+
+
+def register_simulator(name: str, factory: SimulatorFactory) -> None:
+    """Add a simulator kind; a name can be registered once."""
+    if name in SIMULATORS:
+        raise ValueError(f"a simulator named {name!r} is already registered")
+    SIMULATORS[name] = factory
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    """Split ``NAME[:ARGUMENT]``; raises ScoringInputError on an unknown name."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ScoringInputError(
+            f"simulator spec must be a non-empty string such as 'lexical' or 'local', got {spec!r}"
+        )
+    name, _, argument = spec.strip().partition(":")
+    if name not in SIMULATORS:
+        known = ", ".join(sorted(SIMULATORS))
+        raise ScoringInputError(f"unknown simulator {name!r}; choose one of: {known}")
+    return name, (argument or None)
+
+
+def get_simulator(spec: str | Simulator = "lexical") -> Simulator:
+    """Build a simulator from a spec string (an instance is returned as is)."""
+    if not isinstance(spec, str):
+        if isinstance(spec, Simulator):
+            return spec
+        raise ScoringInputError(f"simulator must be a spec string or a Simulator, got {type(spec).__name__}")
+    name, argument = parse_spec(spec)
+    return SIMULATORS[name](argument)
+
+
+def _fake(argument: str | None) -> Simulator:
+    from scoring.simulators.fake import FakeSimulator
+
+    return FakeSimulator.from_argument(argument)
+
+
+def _lexical(argument: str | None) -> Simulator:
+    from scoring.simulators.lexical import LexicalSimulator
+
+    return LexicalSimulator()
+
+
+register_simulator("fake", _fake)
+register_simulator("lexical", _lexical)
+
+__all__ = [
+    "SIMULATORS",
+    "Capabilities",
+    "SequenceSimulation",
+    "SimulationBatch",
+    "Simulator",
+    "SyncSimulator",
+    "Usage",
+    "check_simulation",
+    "get_simulator",
+    "parse_spec",
+    "register_simulator",
+]

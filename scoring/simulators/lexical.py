@@ -1,0 +1,124 @@
+"""`lexical`: a fast baseline with no model.
+
+Content words of the explanation (and any quoted strings in it) are stemmed
+and matched against whole words of the text. Tokens are first joined into the
+words they form (a token with no leading space continues the previous word),
+so a token is judged with its word around it: " she" inside " shelled" is the
+word "shelled", which "female pronouns" does not match. Every token of a
+matching word gets the match's strength.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from scoring.simulators.base import Capabilities, SequenceSimulation, SimulationBatch, Usage
+
+# Generic English function words and words that describe explanations
+# themselves rather than what a neuron responds to.
+STOP_WORDS = frozenset(
+    """
+    a an the and or but nor of in on at to for from by with without into onto about as is are was were be been
+    being it its this that these those there their them they we you i me my our your not no
+    any all some each every other such than then so very just also only more most less least many much
+    can could would should may might will shall do does did done has have had having if when where which who
+    whom whose what while after before during up down out over under again further once here both few own same
+    too s t word words token tokens text texts phrase phrases mention mentions mentioned reference references
+    referring refers related relating relates concept concepts term terms instance instances occurrence
+    occurrences usage use used uses like including include includes especially particularly typically often
+    usually various different certain kind kinds type types thing things something context contexts part parts
+    form forms within between across among appear appears appearing specific general generally
+    """.split()
+)
+
+_SUFFIXES = ("ational", "ization", "ations", "ation", "ness", "ments", "ment", "ings", "ing", "ies", "ied",
+             "ers", "er", "est", "ed", "ly", "es", "s")
+
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+def stem(word: str) -> str:
+    """A light suffix-stripping stem (keeps at least 3 letters)."""
+    word = word.lower()
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            base = word[: -len(suffix)]
+            if suffix in ("ies", "ied"):
+                base += "y"
+            if len(base) > 3 and base[-1] == base[-2] and base[-1] not in "lsz":
+                base = base[:-1]
+            return base
+    return word
+
+
+def explanation_terms(explanation: str) -> tuple[set[str], set[str]]:
+    """(stems of content words, exact quoted strings) of an explanation."""
+    lowered = explanation.lower()
+    quoted = {q.strip() for q in re.findall(r"[\"'“‘]([^\"'”’]{1,40})[\"'”’]", lowered) if q.strip()}
+    stems = {stem(word) for word in _WORD.findall(lowered) if word not in STOP_WORDS and len(word) > 1}
+    return stems, quoted
+
+
+def group_words(tokens: Sequence[str]) -> list[tuple[str, list[int]]]:
+    """Join tokens into words: (lowercased word, token indices) in order.
+
+    A token that starts with a space, or that follows a token ending in a
+    non-letter, starts a new word; punctuation tokens are words of their own.
+    """
+    groups: list[tuple[str, list[int]]] = []
+    for index, token in enumerate(tokens):
+        text = token.lower()
+        starts_word = not groups or text[:1].isspace() or not text[:1].isalnum()
+        previous = tokens[index - 1] if index else ""
+        if not starts_word and previous and not previous[-1:].isalnum():
+            starts_word = True
+        if starts_word:
+            groups.append((text.strip(), [index]))
+        else:
+            word, indices = groups[-1]
+            groups[-1] = (word + text.strip(), indices + [index])
+    return groups
+
+
+def _word_strength(word: str, stems: set[str], quoted: set[str]) -> float:
+    if not word:
+        return 0.0
+    if word in quoted:
+        return 10.0
+    pieces = _WORD.findall(word)
+    if not pieces:
+        return 0.0
+    best = 0.0
+    for piece in pieces:
+        piece_stem = stem(piece)
+        if piece_stem in stems:
+            return 10.0
+        for target in stems:
+            shorter, longer = sorted((piece_stem, target), key=len)
+            if len(shorter) >= 4 and longer.startswith(shorter):
+                best = max(best, 6.0)
+    return best
+
+
+class LexicalSimulator:
+    name = "lexical"
+    model = "stem-match"
+    prompt_version = "lexical-1"
+    capabilities = Capabilities(max_sequences_per_call=64, max_concurrency=1)
+
+    def options(self) -> dict[str, Any]:
+        return {}
+
+    async def simulate(self, explanation: str, sequences: Sequence[Sequence[str]]) -> SimulationBatch:
+        stems, quoted = explanation_terms(explanation)
+        results = []
+        for tokens in sequences:
+            values = [0.0] * len(tokens)
+            for word, indices in group_words(tokens):
+                strength = _word_strength(word, stems, quoted)
+                for index in indices:
+                    values[index] = strength
+            results.append(SequenceSimulation(values))
+        return SimulationBatch(results, Usage())

@@ -1,0 +1,32 @@
+"""Shared fixtures: every test gets its own cache directory, never the user's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scoring.records import ActivationRecord
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    directory = tmp_path / "cache"
+    monkeypatch.setenv("SCORING_CACHE_DIR", str(directory))
+    return directory
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    return DATA
+
+
+@pytest.fixture
+def seed_records() -> list[ActivationRecord]:
+    """The seed example: 'fast animals' on two short sequences."""
+    return [
+        ActivationRecord(["the", " quick", " brown", " fox"], [0, 0, 0, 8]),
+        ActivationRecord(["spotted", " leopard", " sprints", " at"], [0, 9, 4, 0]),
+    ]

@@ -1,0 +1,205 @@
+import asyncio
+import json
+import math
+
+import pytest
+
+from scoring import (
+    SCORERS,
+    SIMULATORS,
+    ActivationRecord,
+    ScoringInputError,
+    SimulationCache,
+    ascore_explanation,
+    get_simulator,
+    rank_explanations,
+    score_explanation,
+)
+from scoring.cache import simulation_key
+from scoring.simulators.fake import FakeSimulator
+
+
+def test_registries_list_core_names():
+    assert {"fake", "lexical"} <= set(SIMULATORS)
+    assert "simulation" in SCORERS
+
+
+def test_seed_example_scores_with_fake(seed_records):
+    result = score_explanation("fox leopard sprints", seed_records, simulator="fake", cache=False)
+    assert result.error is None
+    assert 0.5 < result.score <= 1.0
+    assert [s.simulated for s in result.sequences] == [[0, 0, 0, 10], [0, 10, 10, 0]]
+    assert result.sequences[0].real == [0.0, 0.0, 0.0, 80 / 9]
+    assert result.metrics["n_tokens"] == 8
+    low, high = result.interval
+    assert low <= result.score <= high
+
+
+def test_repeated_score_makes_no_simulator_call(seed_records, tmp_path):
+    simulator = FakeSimulator()
+    cache = SimulationCache(tmp_path / "c")
+    first = score_explanation("fox", seed_records, simulator=simulator, cache=cache)
+    assert simulator.sequences_simulated == 2
+    assert first.usage.cache_misses == 2 and not first.cached
+    second = score_explanation("fox", seed_records, simulator=simulator, cache=cache)
+    assert simulator.sequences_simulated == 2  # nothing new simulated
+    assert second.usage.cache_hits == 2 and second.usage.requests == 0 and second.cached
+    assert second.score == first.score
+    third = score_explanation("leopard", seed_records, simulator=simulator, cache=cache)
+    assert simulator.sequences_simulated == 4  # another explanation is another key
+    assert not third.cached
+
+
+def test_cache_key_changes_with_everything_that_changes_a_simulation():
+    simulator = FakeSimulator()
+    base = simulation_key(simulator, "fox", ["a", "b"])
+    assert base == simulation_key(FakeSimulator(), "fox", ["a", "b"])
+    assert base != simulation_key(simulator, "fox ", ["a", "b"])
+    assert base != simulation_key(simulator, "fox", ["a", " b"])
+    assert base != simulation_key(FakeSimulator("garbage"), "fox", ["a", "b"])
+    bumped = FakeSimulator()
+    bumped.prompt_version = "fake-2"
+    assert base != simulation_key(bumped, "fox", ["a", "b"])
+
+
+def test_corrupt_cache_entries_are_misses(seed_records, tmp_path):
+    simulator = FakeSimulator()
+    cache = SimulationCache(tmp_path / "c")
+    score_explanation("fox", seed_records, simulator=simulator, cache=cache)
+    for tokens in [r.tokens for r in seed_records]:
+        key = simulation_key(simulator, "fox", tokens)
+        cache._store.set(key, {"activations": ["junk"]})
+    again = score_explanation("fox", seed_records, simulator=simulator, cache=cache)
+    assert again.error is None and again.usage.cache_misses == 2
+    assert simulator.sequences_simulated == 4
+
+
+def test_unreadable_cache_store_does_not_stop_a_score(seed_records, tmp_path):
+    class BrokenStore:
+        def get(self, key):
+            raise OSError("disk on fire")
+
+        def set(self, key, value):
+            raise OSError("disk on fire")
+
+    cache = SimulationCache(tmp_path / "c")
+    cache._store = BrokenStore()
+    result = score_explanation("fox", seed_records, simulator="fake", cache=cache)
+    assert result.error is None and result.score == result.score
+
+
+def test_failed_simulation_is_nan_with_reason_and_never_cached(seed_records, tmp_path):
+    cache = SimulationCache(tmp_path / "c")
+    result = score_explanation("fox", seed_records, simulator="fake:fail", cache=cache)
+    assert math.isnan(result.score)
+    assert "2 of 2 sequences could not be simulated" in result.error
+    assert "fake:fail always fails" in result.error
+    assert all(s.simulated is None and s.error for s in result.sequences)
+    assert len(cache) == 0
+
+
+def test_wrong_length_output_is_caught(seed_records):
+    result = score_explanation("fox", seed_records, simulator="fake:garbage", cache=False)
+    assert math.isnan(result.score)
+    assert "returned 5 values for 4 tokens" in result.error
+
+
+def test_simulator_exception_becomes_nan_with_reason(seed_records):
+    class Exploding(FakeSimulator):
+        async def simulate(self, explanation, sequences):
+            raise ConnectionError("server went away")
+
+    result = score_explanation("fox", seed_records, simulator=Exploding(), cache=False)
+    assert math.isnan(result.score)
+    assert "ConnectionError: server went away" in result.error
+
+
+def test_all_zero_activations_is_nan_with_reason_and_simulates_nothing():
+    simulator = FakeSimulator()
+    records = [ActivationRecord(["a", "b"], [0.0, 0.0])]
+    result = score_explanation("a", records, simulator=simulator, cache=False)
+    assert math.isnan(result.score)
+    assert "every real activation is zero" in result.error
+    assert simulator.calls == 0
+
+
+def test_constant_prediction_is_nan_not_zero(seed_records):
+    result = score_explanation("zebra", seed_records, simulator="fake", cache=False)
+    assert math.isnan(result.score)
+    assert "same value for every token" in result.error
+
+
+@pytest.mark.parametrize(
+    ("explanation", "message"),
+    [("", "empty"), ("   ", "empty"), (None, "must be text"), (3, "must be text"), ("x" * 3000, "under 2000")],
+)
+def test_bad_explanations(seed_records, explanation, message):
+    with pytest.raises(ScoringInputError, match=message):
+        score_explanation(explanation, seed_records, simulator="fake")
+
+
+def test_bad_options(seed_records):
+    with pytest.raises(ScoringInputError, match="unknown simulator 'gpt5'"):
+        score_explanation("fox", seed_records, simulator="gpt5")
+    with pytest.raises(ScoringInputError, match="unknown scorer"):
+        score_explanation("fox", seed_records, simulator="fake", scorer="vibes")
+    with pytest.raises(ScoringInputError, match="unknown normalization"):
+        score_explanation("fox", seed_records, simulator="fake", normalization="max")
+    with pytest.raises(ScoringInputError, match="unknown fake mode"):
+        get_simulator("fake:banana")
+    with pytest.raises(ScoringInputError, match="cache must be"):
+        score_explanation("fox", seed_records, simulator="fake", cache=3.5)
+
+
+def test_rank_puts_best_first_and_nan_last(seed_records):
+    ranked = rank_explanations(["zebra", "fox", "fox leopard sprints"], seed_records, simulator="fake", cache=False)
+    assert [r.explanation for r in ranked] == ["fox leopard sprints", "fox", "zebra"]
+    assert math.isnan(ranked[-1].score)
+    with pytest.raises(ScoringInputError, match="at least one explanation"):
+        rank_explanations([], seed_records)
+    with pytest.raises(ScoringInputError, match="list of strings"):
+        rank_explanations("fox", seed_records)
+
+
+def test_rank_reports_progress_up_to_the_total(seed_records):
+    seen = []
+    rank_explanations(
+        ["fox", "leopard"], seed_records, simulator="fake", cache=False, progress=lambda d, t, m: seen.append((d, t))
+    )
+    assert seen[-1] == (4, 4)
+
+
+def test_sampling_and_normalisation_are_recorded(seed_records):
+    records = seed_records + [ActivationRecord(["a", " snail"], [0.0, 1.0])]
+    result = score_explanation(
+        "fox leopard snail", records, simulator="fake", sampling="top", n_sequences=2,
+        normalization="per_record", cache=False,
+    )
+    assert result.sampling == {"strategy": "top", "n": 2, "seed": 0, "indices": [1, 0]}
+    assert result.normalization == "per_record"
+    assert [s.index for s in result.sequences] == [1, 0]
+    assert result.sequences[0].real == [0.0, 10.0, 40 / 9, 0.0]
+
+
+def test_to_dict_is_strict_json_even_with_nan(seed_records):
+    result = score_explanation("zebra", seed_records, simulator="fake", cache=False)
+    text = json.dumps(result.to_dict(), allow_nan=False)
+    data = json.loads(text)
+    assert data["score"] is None and data["error"]
+    assert data["sequences"][0]["tokens"] == ["the", " quick", " brown", " fox"]
+
+
+def test_sync_api_works_inside_a_running_event_loop(seed_records):
+    async def inside():
+        sync_result = score_explanation("fox", seed_records, simulator="fake", cache=False)
+        async_result = await ascore_explanation("fox", seed_records, simulator="fake", cache=False)
+        return sync_result.score, async_result.score
+
+    first, second = asyncio.run(inside())
+    assert first == second
+
+
+def test_default_cache_directory_comes_from_the_environment(seed_records, isolated_cache):
+    score_explanation("fox", seed_records, simulator="fake")
+    assert isolated_cache.exists()
+    assert len(SimulationCache(isolated_cache)) == 2

@@ -1,0 +1,94 @@
+"""Metric formulas against values computed by hand (see the comments)."""
+
+import math
+
+import pytest
+
+from scoring.metrics import (
+    absolute_dev_explained,
+    bootstrap_interval,
+    compute_metrics,
+    pearson,
+    r_squared,
+    roc_auc,
+    spearman,
+)
+
+REAL = [0.0, 10.0, 0.0, 5.0]
+SIMULATED = [0.0, 8.0, 2.0, 4.0]
+# means 3.75 and 3.5; deviations (-3.75, 6.25, -3.75, 1.25) and (-3.5, 4.5, -1.5, 0.5)
+# cross 47.5, squares 68.75 and 35 -> r = 47.5 / sqrt(68.75 * 35)
+
+
+def test_pearson_by_hand():
+    assert pearson(REAL, SIMULATED) == pytest.approx(47.5 / math.sqrt(68.75 * 35))
+
+
+def test_r_squared_by_hand():
+    # squared errors 0 + 4 + 4 + 1 = 9 over total 68.75
+    assert r_squared(REAL, SIMULATED) == pytest.approx(1 - 9 / 68.75)
+
+
+def test_absolute_deviation_explained_by_hand():
+    # absolute errors 0 + 2 + 2 + 1 = 5 over absolute deviations 15
+    assert absolute_dev_explained(REAL, SIMULATED) == pytest.approx(1 - 5 / 15)
+
+
+def test_spearman_by_hand():
+    # ranks (1.5, 4, 1.5, 3) and (1, 4, 2, 3): cross 4.5, squares 4.5 and 5
+    assert spearman(REAL, SIMULATED) == pytest.approx(4.5 / math.sqrt(4.5 * 5))
+
+
+def test_roc_auc_by_hand_with_a_tie():
+    # active scores (2, 8) vs inactive (2, 0): pairs 0.5 + 1 + 1 + 1 = 3.5 of 4
+    assert roc_auc([True, True, False, False], [2.0, 8.0, 2.0, 0.0]) == pytest.approx(0.875)
+    assert roc_auc([r > 0 for r in REAL], SIMULATED) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    "function", [pearson, r_squared, absolute_dev_explained, spearman]
+)
+def test_degenerate_inputs_are_nan_not_zero(function):
+    assert math.isnan(function([1.0, 1.0, 1.0], [0.0, 1.0, 2.0]))
+    assert math.isnan(function([], []))
+
+
+def test_pearson_of_constant_prediction_and_single_value_is_nan():
+    assert math.isnan(pearson([0.0, 1.0], [3.0, 3.0]))
+    assert math.isnan(pearson([1.0], [1.0]))
+    assert math.isnan(roc_auc([True, True], [1.0, 2.0]))
+
+
+def test_compute_metrics_concatenates_sequences_for_the_headline():
+    metrics = compute_metrics([REAL[:2], REAL[2:]], [SIMULATED[:2], SIMULATED[2:]])
+    assert metrics["correlation"] == pytest.approx(pearson(REAL, SIMULATED))
+    assert metrics["per_sequence_correlation"][0] == pytest.approx(1.0)
+    assert metrics["per_sequence_correlation"][1] == pytest.approx(1.0)
+    assert metrics["n_tokens"] == 4 and metrics["n_sequences"] == 2
+    assert metrics["metric_errors"] == {}
+
+
+def test_compute_metrics_explains_undefined_values():
+    constant_real = compute_metrics([[0.0, 0.0]], [[1.0, 2.0]])
+    assert math.isnan(constant_real["correlation"])
+    assert "real activations are constant" in constant_real["metric_errors"]["correlation"]
+    constant_simulated = compute_metrics([[0.0, 5.0]], [[3.0, 3.0]])
+    assert math.isnan(constant_simulated["correlation"])
+    assert "same value for every token" in constant_simulated["metric_errors"]["correlation"]
+    assert math.isnan(constant_simulated["ci_low"])
+
+
+def test_bootstrap_interval_is_reproducible_and_brackets_the_score():
+    real = [[0, 5, 1], [8, 0, 0], [0, 0, 3], [2, 9, 0], [0, 1, 0]]
+    simulated = [[1, 4, 0], [6, 1, 0], [0, 2, 2], [1, 7, 1], [3, 0, 0]]
+    low, high = bootstrap_interval(real, simulated, seed=3)
+    assert (low, high) == bootstrap_interval(real, simulated, seed=3)
+    score = pearson(sum(real, []), sum(simulated, []))
+    assert -1 <= low <= score <= high <= 1
+    assert low < high
+
+
+def test_bootstrap_of_a_perfect_prediction_is_one_and_needs_two_sequences():
+    real = [[0, 5], [8, 0], [1, 2]]
+    assert bootstrap_interval(real, real) == pytest.approx((1.0, 1.0))
+    assert all(math.isnan(v) for v in bootstrap_interval([[0, 1]], [[0, 1]]))
