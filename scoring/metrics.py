@@ -164,8 +164,64 @@ def compute_metrics(
         )
         if math.isnan(metrics["ci_low"]):
             errors["ci"] = "the bootstrap interval needs at least 2 sequences with varying activations"
+    metrics["calibration"] = (
+        calibrated_metrics(real_sequences, simulated_sequences, seed=seed)
+        if not errors.get("correlation")
+        else {"error": errors["correlation"]}
+    )
     metrics["metric_errors"] = errors
     return metrics
+
+
+def _split_metrics(real: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    return {
+        "correlation": pearson(real, predicted),
+        "r_squared": r_squared(real, predicted),
+        "absolute_dev_explained": absolute_dev_explained(real, predicted),
+    }
+
+
+def calibrated_metrics(
+    real_sequences: Sequence[Sequence[float]],
+    simulated_sequences: Sequence[Sequence[float]],
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Uncalibrated, linear- and percentile-calibrated metrics on a held-out half.
+
+    Sequences are split (seeded) into a calibration half and a test half, as
+    OpenAI's neuron records keep calibration and test records apart. Linear:
+    least-squares fit real ~ a * simulated + b on the calibration half.
+    Percentile: each test value is mapped to the real activation at the same
+    quantile of the calibration half. Correlation is unchanged by a linear map
+    with positive slope; r_squared and absolute_dev_explained are what move.
+    Needs at least 4 sequences; NaN entries with a reason otherwise.
+    """
+    n = len(real_sequences)
+    if n < 4:
+        return {"error": "calibration needs at least 4 sequences (half to fit, half to test)"}
+    order = np.random.default_rng(seed).permutation(n)
+    calibration, test = order[: n // 2], order[n // 2 :]
+
+    def joined(sequences: Sequence[Sequence[float]], picks: np.ndarray) -> np.ndarray:
+        return np.concatenate([np.asarray(sequences[i], dtype=float) for i in picks])
+
+    real_cal, sim_cal = joined(real_sequences, calibration), joined(simulated_sequences, calibration)
+    real_test, sim_test = joined(real_sequences, test), joined(simulated_sequences, test)
+    result: dict[str, Any] = {
+        "calibration_sequences": len(calibration),
+        "test_sequences": len(test),
+        "uncalibrated": _split_metrics(real_test, sim_test),
+    }
+    if np.all(sim_cal == sim_cal[0]):
+        result["error"] = "the simulation is constant on the calibration half, so no calibration can be fitted"
+        return result
+    slope, intercept = np.polyfit(sim_cal, real_cal, 1)
+    result["linear"] = {**_split_metrics(real_test, slope * sim_test + intercept), "slope": float(slope),
+                        "intercept": float(intercept)}
+    positions = np.searchsorted(np.sort(sim_cal), sim_test, side="right") / sim_cal.size
+    percentile_mapped = np.quantile(real_cal, np.clip(positions, 0.0, 1.0))
+    result["percentile"] = _split_metrics(real_test, percentile_mapped)
+    return result
 
 
 def _nanmean(values: Sequence[float]) -> float:

@@ -92,3 +92,20 @@ def test_bootstrap_of_a_perfect_prediction_is_one_and_needs_two_sequences():
     real = [[0, 5], [8, 0], [1, 2]]
     assert bootstrap_interval(real, real) == pytest.approx((1.0, 1.0))
     assert all(math.isnan(v) for v in bootstrap_interval([[0, 1]], [[0, 1]]))
+
+
+def test_calibration_by_hand_on_a_fixed_split():
+    from scoring.metrics import calibrated_metrics
+
+    # simulated = real / 2 exactly: linear calibration (slope 2) recovers real perfectly
+    real = [[0.0, 10.0], [0.0, 6.0], [2.0, 0.0], [4.0, 8.0]]
+    simulated = [[v / 2 for v in seq] for seq in real]
+    result = calibrated_metrics(real, simulated, seed=0)
+    assert result["calibration_sequences"] == 2 and result["test_sequences"] == 2
+    assert result["linear"]["slope"] == pytest.approx(2.0)
+    assert result["linear"]["intercept"] == pytest.approx(0.0, abs=1e-9)
+    assert result["linear"]["r_squared"] == pytest.approx(1.0)
+    assert result["uncalibrated"]["r_squared"] < 1.0
+    assert result["uncalibrated"]["correlation"] == pytest.approx(1.0)
+    assert -1.0 <= result["percentile"]["correlation"] <= 1.0
+    assert "error" in calibrated_metrics(real[:3], simulated[:3])
