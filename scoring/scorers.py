@@ -3,6 +3,8 @@
 A scorer takes the explanation, the chosen records and a simulator, and
 returns a ScoreResult. ``simulation`` is the method of OpenAI's paper and the
 Neuronpedia scorer: simulate every token, correlate with the real activations.
+``detection`` and ``fuzzing`` reuse the same (cached) simulations and ask
+classification questions of them: which sequences fire, which tokens fire.
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from scoring.cache import SimulationCache
-from scoring.metrics import compute_metrics, pearson
+from scoring.metrics import compute_metrics, pearson, roc_auc
 from scoring.records import ActivationRecord
 from scoring.results import ScoreResult, SequenceResult
 from scoring.simulators.base import Simulator
@@ -55,36 +60,31 @@ def simulator_id(simulator: Simulator) -> str:
     return f"{simulator.name}:{simulator.model}" if simulator.model else simulator.name
 
 
-async def simulation_scorer(job: ScoringJob) -> ScoreResult:
-    """Correlation between simulated and real activations over all tokens."""
-    started = time.perf_counter()
+async def _simulate(job: ScoringJob, scorer: str) -> ScoreResult:
+    """Simulate every chosen sequence; the result carries the error when any fails.
+
+    Shared by every simulation-based scorer: they differ only in how they
+    compare the simulated with the real activations afterwards.
+    """
     result = ScoreResult(
         explanation=job.explanation,
         score=math.nan,
-        scorer="simulation",
+        scorer=scorer,
         simulator=simulator_id(job.simulator),
         normalization=job.normalization,
         sampling=dict(job.sampling),
     )
-    sequences = [
-        SequenceResult(
-            tokens=list(record.tokens),
-            raw=list(record.activations),
-            real=list(real),
-            simulated=None,
-            index=index,
-        )
+    result.sequences = [
+        SequenceResult(tokens=list(record.tokens), raw=list(record.activations), real=list(real), simulated=None,
+                       index=index)
         for record, real, index in zip(job.records, job.real, job.indices, strict=True)
     ]
-    result.sequences = sequences
     if all(value == 0 for real in job.real for value in real):
         result.error = (
             "every real activation is zero (after normalisation), so the score is undefined; "
             "give records where the neuron fires"
         )
-        result.seconds = time.perf_counter() - started
         return result
-
     simulations, usage, from_cache = await run_simulations(
         job.simulator,
         job.explanation,
@@ -94,7 +94,7 @@ async def simulation_scorer(job: ScoringJob) -> ScoreResult:
     )
     result.usage = usage
     failures = []
-    for sequence, simulation, cached in zip(sequences, simulations, from_cache, strict=True):
+    for sequence, simulation, cached in zip(result.sequences, simulations, from_cache, strict=True):
         sequence.cached = cached
         if simulation.ok and simulation.activations is not None:
             sequence.simulated = simulation.activations
@@ -104,13 +104,20 @@ async def simulation_scorer(job: ScoringJob) -> ScoreResult:
             failures.append(sequence)
     if failures:
         result.error = (
-            f"{len(failures)} of {len(sequences)} sequences could not be simulated, so the score is "
+            f"{len(failures)} of {len(result.sequences)} sequences could not be simulated, so the score is "
             f"undefined; first reason: {failures[0].error}"
         )
-    else:
+    return result
+
+
+async def simulation_scorer(job: ScoringJob) -> ScoreResult:
+    """Correlation between simulated and real activations over all tokens."""
+    started = time.perf_counter()
+    result = await _simulate(job, "simulation")
+    if result.error is None:
         metrics = compute_metrics(
-            [seq.real for seq in sequences],
-            [seq.simulated or [] for seq in sequences],
+            [seq.real for seq in result.sequences],
+            [seq.simulated or [] for seq in result.sequences],
             seed=job.seed,
         )
         result.metrics = metrics
@@ -121,4 +128,95 @@ async def simulation_scorer(job: ScoringJob) -> ScoreResult:
     return result
 
 
+ACTIVE_THRESHOLD = 1.0
+"""A token (or sequence, by its max) counts as active at >= 1 on the 0..10 scale, i.e. 10% of the max."""
+DECISION_THRESHOLD = 5.0
+"""A simulated value >= 5 of 10 counts as a "yes" for accuracy, precision, recall and F1."""
+
+
+def classification_metrics(labels: Sequence[bool], predicted: Sequence[float]) -> dict[str, Any]:
+    """ROC-AUC of `predicted` (0..10) plus accuracy figures at DECISION_THRESHOLD."""
+    positives = [p for p, label in zip(predicted, labels, strict=True) if label]
+    negatives = [p for p, label in zip(predicted, labels, strict=True) if not label]
+    true_positive = sum(p >= DECISION_THRESHOLD for p in positives)
+    false_positive = sum(p >= DECISION_THRESHOLD for p in negatives)
+    recall = true_positive / len(positives) if positives else math.nan
+    specificity = 1 - false_positive / len(negatives) if negatives else math.nan
+    precision = true_positive / (true_positive + false_positive) if true_positive + false_positive else math.nan
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else math.nan
+    return {
+        "roc_auc": roc_auc(labels, predicted),
+        "balanced_accuracy": (recall + specificity) / 2,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "positives": len(positives),
+        "negatives": len(negatives),
+        "threshold": DECISION_THRESHOLD,
+    }
+
+
+async def detection_scorer(job: ScoringJob) -> ScoreResult:
+    """Does the simulation tell activating sequences from non-activating ones?
+
+    Each sequence's prediction is its highest simulated activation; a sequence
+    is activating when its real max is >= ACTIVE_THRESHOLD. The score is the
+    ROC-AUC (0.5 is chance); balanced accuracy, precision, recall and F1 at
+    DECISION_THRESHOLD come with it. An explanation naming a surface token
+    that also occurs in non-activating text predicts activity there and loses.
+    """
+    started = time.perf_counter()
+    result = await _simulate(job, "detection")
+    if result.error is None:
+        labels = [max(seq.real) >= ACTIVE_THRESHOLD for seq in result.sequences]
+        predicted = [max(seq.simulated or [0.0]) for seq in result.sequences]
+        result.metrics = classification_metrics(labels, predicted)
+        result.metrics["sequence_predictions"] = predicted
+        result.score = float(result.metrics["roc_auc"])
+        if math.isnan(result.score):
+            result.error = (
+                "detection needs both activating and non-activating sequences "
+                f"(found {result.metrics['positives']} and {result.metrics['negatives']}); "
+                "add random or low-activation records"
+            )
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+async def fuzzing_scorer(job: ScoringJob) -> ScoreResult:
+    """Within activating sequences, are the right tokens the ones predicted?
+
+    For every activating sequence two marked versions are judged: the real
+    active tokens (a correct marking) and as many inactive tokens drawn at
+    random, seeded (a wrong marking). Each marking's prediction is the mean
+    simulated activation over its marked tokens. The score is the ROC-AUC of
+    correct against wrong markings; explanations that fire on the wrong word
+    of the right text are punished here.
+    """
+    started = time.perf_counter()
+    result = await _simulate(job, "fuzzing")
+    if result.error is None:
+        rng = np.random.default_rng(job.seed)
+        labels: list[bool] = []
+        predicted: list[float] = []
+        for sequence in result.sequences:
+            simulated = sequence.simulated or []
+            active = [i for i, value in enumerate(sequence.real) if value >= ACTIVE_THRESHOLD]
+            inactive = [i for i, value in enumerate(sequence.real) if value < ACTIVE_THRESHOLD]
+            if not active or not inactive:
+                continue
+            wrong = rng.choice(inactive, size=min(len(active), len(inactive)), replace=False)
+            labels += [True, False]
+            predicted += [float(np.mean([simulated[i] for i in active])),
+                          float(np.mean([simulated[int(i)] for i in wrong]))]
+        result.metrics = classification_metrics(labels, predicted)
+        result.score = float(result.metrics["roc_auc"])
+        if math.isnan(result.score):
+            result.error = "fuzzing needs activating sequences that also have inactive tokens"
+    result.seconds = time.perf_counter() - started
+    return result
+
+
 register_scorer("simulation", simulation_scorer)
+register_scorer("detection", detection_scorer)
+register_scorer("fuzzing", fuzzing_scorer)
