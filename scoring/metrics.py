@@ -20,9 +20,21 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 BOOTSTRAP_SAMPLES = 1000
+
+
+def rankdata(values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Ranks from 1, ties sharing their average rank (numpy only: scipy.stats takes seconds to import)."""
+    x = np.asarray(values, dtype=float)
+    order = np.argsort(x, kind="mergesort")
+    position = np.empty(x.size, dtype=np.intp)
+    position[order] = np.arange(x.size)
+    ordered = x[order]
+    starts = np.r_[True, ordered[1:] != ordered[:-1]] if x.size else np.zeros(0, dtype=bool)
+    group = np.cumsum(starts)[position]
+    bounds = np.r_[np.nonzero(starts)[0], x.size]
+    return 0.5 * (bounds[group] + bounds[group - 1] + 1)
 
 
 def pearson(real: Sequence[float] | np.ndarray, simulated: Sequence[float] | np.ndarray) -> float:
@@ -62,7 +74,7 @@ def spearman(real: Sequence[float] | np.ndarray, simulated: Sequence[float] | np
     y = np.asarray(simulated, dtype=float)
     if x.size < 2 or np.all(x == x[0]) or np.all(y == y[0]):
         return math.nan
-    return pearson(stats.rankdata(x), stats.rankdata(y))
+    return pearson(rankdata(x), rankdata(y))
 
 
 def roc_auc(active: Sequence[bool] | np.ndarray, simulated: Sequence[float] | np.ndarray) -> float:
@@ -73,7 +85,7 @@ def roc_auc(active: Sequence[bool] | np.ndarray, simulated: Sequence[float] | np
     n_neg = int(labels.size - n_pos)
     if n_pos == 0 or n_neg == 0:
         return math.nan
-    ranks = stats.rankdata(scores)
+    ranks = rankdata(scores)
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 

@@ -109,3 +109,11 @@ def test_calibration_by_hand_on_a_fixed_split():
     assert result["uncalibrated"]["correlation"] == pytest.approx(1.0)
     assert -1.0 <= result["percentile"]["correlation"] <= 1.0
     assert "error" in calibrated_metrics(real[:3], simulated[:3])
+
+
+def test_rankdata_averages_ties():
+    from scoring.metrics import rankdata
+
+    assert list(rankdata([0.0, 10.0, 0.0, 5.0])) == [1.5, 4.0, 1.5, 3.0]
+    assert list(rankdata([3.0])) == [1.0]
+    assert list(rankdata([2.0, 2.0, 2.0])) == [2.0, 2.0, 2.0]
