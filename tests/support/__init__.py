@@ -1,0 +1,1 @@
+"""Helpers for tests: servers and proxies started by fixtures."""

@@ -1,0 +1,338 @@
+"""Batch scoring: output per pair, bad lines, bounded concurrency, resume without re-simulating."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from scoring.batch import run_batch
+from scoring.errors import ScoringInputError
+from scoring.simulators.base import Capabilities, SimulationBatch
+from scoring.simulators.fake import FakeSimulator
+from tests.support.scoring_server import fake_openai_server
+
+REPO = Path(__file__).resolve().parents[1]
+
+ANIMALS = ["the", " fox", " ran", " past", " a", " dog"]
+WEATHER = ["rain", " fell", " on", " the", " cold", " hills"]
+
+
+def _sequence(tokens: list[str], hot: set[str]) -> dict[str, Any]:
+    return {"tokens": tokens, "values": [8.0 if token.strip() in hot else 0.0 for token in tokens]}
+
+
+def good_features() -> list[dict[str, Any]]:
+    """Six features in the formats load_records accepts, 13 (feature, explanation) pairs."""
+    return [
+        {
+            "id": "animals",
+            "activations": [_sequence(ANIMALS, {"fox", "dog"}), _sequence(WEATHER, set())],
+            "explanations": ["fox dog", "rain", "the"],
+        },
+        {
+            "feature_id": "weather",
+            "records": [_sequence(WEATHER, {"rain", "cold"}), _sequence(ANIMALS, set())],
+            "explanations": ["rain cold", "fox"],
+        },
+        {
+            "modelId": "gpt2-small",
+            "layer": "6-res-jb",
+            "index": 2294,
+            "activations": [_sequence(ANIMALS, {"ran"}), _sequence(WEATHER, {"fell"})],
+            "explanations": [{"description": "ran fell"}, {"description": "hills"}],
+        },
+        {
+            "id": "openai-format",
+            "most_positive_activation_records": [
+                {"tokens": ANIMALS, "activations": [0, 0, 0, 0, 0, 9]},
+            ],
+            "random_sample": [{"tokens": WEATHER, "activations": [0, 0, 0, 0, 0, 1]}],
+            "explanation": "dog",
+        },
+        {
+            "id": "csv-string",
+            "records": "sequence,token,activation\n0,the,0\n0,fox,5\n1,a,0\n1,dog,3\n",
+            "explanations": ["fox", "dog fox", "cat"],
+        },
+        {
+            "id": "many-sequences",
+            "activations": [_sequence(ANIMALS, {"fox"}) for _ in range(9)] + [_sequence(WEATHER, set())],
+            "explanations": ["fox", "past"],
+        },
+    ]
+
+
+BAD_LINES = [
+    '{"id": "broken", "activations": [',
+    '["not", "an", "object"]',
+    json.dumps({"id": "no-explanations", "activations": [_sequence(ANIMALS, {"fox"})]}),
+    json.dumps(
+        {"id": "mismatch", "activations": [{"tokens": ["a", "b"], "values": [1]}], "explanation": "a"}
+    ),
+    json.dumps({"id": "blank", "activations": [_sequence(ANIMALS, {"fox"})], "explanations": ["fox", "  "]}),
+]
+
+GOOD_PAIRS = 13
+
+
+def write_input(path: Path, with_bad_lines: bool = True) -> Path:
+    good = [json.dumps(feature) for feature in good_features()]
+    lines = good
+    if with_bad_lines:
+        # Interleave the bad lines, and a blank line, among the good ones.
+        lines = [good[0], BAD_LINES[0], good[1], "", BAD_LINES[1], good[2], BAD_LINES[2], good[3]]
+        lines += [BAD_LINES[3], good[4], BAD_LINES[4], good[5]]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def read_output(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def scores_by_pair(entries: list[dict[str, Any]]) -> dict[tuple[str, str], Any]:
+    return {(e["feature_id"], e["explanation"]): e["score"] for e in entries if e["status"] == "ok"}
+
+
+class CountingSimulator(FakeSimulator):
+    """`fake` predictions; records how many simulate calls run at once."""
+
+    capabilities = Capabilities(max_sequences_per_call=4, max_concurrency=64)
+
+    def __init__(self, delay: float = 0.0) -> None:
+        super().__init__("match")
+        self.delay = delay
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def simulate(self, explanation: str, sequences: Sequence[Sequence[str]]) -> SimulationBatch:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay)
+            return await super().simulate(explanation, sequences)
+        finally:
+            self.in_flight -= 1
+
+
+def test_every_pair_gets_a_line_with_metrics_usage_and_errors(tmp_path: Path) -> None:
+    source = write_input(tmp_path / "in.jsonl")
+    output = tmp_path / "out.jsonl"
+    simulator = CountingSimulator()
+    summary = run_batch(source, output, simulator=simulator, concurrency=3, progress=False)
+
+    entries = read_output(output)
+    ok = [e for e in entries if e["status"] == "ok"]
+    bad = [e for e in entries if e["status"] == "input_error"]
+    assert len(ok) == GOOD_PAIRS
+    assert summary["ok"] == GOOD_PAIRS and summary["failed"] == 0
+    assert summary["input_errors"] == len(bad) == 5
+    assert summary["written"] == len(entries)
+    for entry in ok:
+        assert {"correlation", "r_squared", "roc_auc", "ci_low", "ci_high"} <= set(entry["metrics"])
+        assert entry["usage"]["cache_misses"] + entry["usage"]["cache_hits"] == entry["n_sequences"]
+        assert entry["settings"]["simulator"].startswith("fake")
+    scores = scores_by_pair(entries)
+    assert scores[("animals", "fox dog")] == pytest.approx(1.0)
+    assert scores[("gpt2-small/6-res-jb/2294", "ran fell")] == pytest.approx(1.0)
+    assert scores[("openai-format", "dog")] > 0.9
+    assert scores[("csv-string", "cat")] is None
+    # The bad lines say which input line they came from and what is wrong.
+    errors = {e["line"]: e["error"] for e in bad}
+    assert set(errors) == {2, 5, 7, 9, 11}
+    assert "not valid JSON" in errors[2]
+    assert "JSON object" in errors[5]
+    assert "explanations" in errors[7]
+    assert "values" in errors[9]
+    assert errors[11].startswith("input line 11")
+    assert all(error.startswith(f"input line {line}") for line, error in errors.items())
+
+
+def test_concurrency_is_bounded(tmp_path: Path) -> None:
+    source = write_input(tmp_path / "in.jsonl", with_bad_lines=False)
+    simulator = CountingSimulator(delay=0.05)
+    run_batch(source, tmp_path / "out.jsonl", simulator=simulator, concurrency=3, progress=False)
+    assert 1 < simulator.most_in_flight <= 3 * 4  # 3 pairs at once, each at most 4 chunks in flight
+    solo = CountingSimulator(delay=0.01)
+    run_batch(source, tmp_path / "solo.jsonl", simulator=solo, concurrency=1, progress=False, cache=False)
+    assert solo.most_in_flight <= 3  # one pair at a time: its chunks only (10 sequences / 4 per call)
+
+
+def test_resume_after_a_torn_output_re_simulates_nothing(tmp_path: Path) -> None:
+    source = write_input(tmp_path / "in.jsonl")
+    output = tmp_path / "out.jsonl"
+    first = CountingSimulator()
+    run_batch(source, output, simulator=first, concurrency=4, progress=False)
+    complete = read_output(output)
+    assert first.calls > 0
+
+    # Simulate a crash: keep four lines, then half of the fifth (a write cut short).
+    lines = output.read_text(encoding="utf-8").splitlines(keepends=True)
+    output.write_text("".join(lines[:4]) + lines[4][: len(lines[4]) // 2], encoding="utf-8")
+
+    second = CountingSimulator()
+    summary = run_batch(source, output, simulator=second, concurrency=4, progress=False)
+    assert second.calls == 0  # unfinished pairs come from the cache
+    assert summary["skipped"] == 4
+    assert summary["written"] == len(complete) - 4
+    assert summary["usage"]["cache_misses"] == 0 and summary["usage"]["cache_hits"] > 0
+    resumed = read_output(output)
+    assert len(resumed) == len(complete)
+    assert scores_by_pair(resumed) == scores_by_pair(complete)
+    assert {(e["line"], e["error"]) for e in resumed if e["status"] == "input_error"} == {
+        (e["line"], e["error"]) for e in complete if e["status"] == "input_error"
+    }
+
+    third = CountingSimulator()
+    again = run_batch(source, output, simulator=third, concurrency=4, progress=False)
+    assert third.calls == 0 and again["written"] == 0 and again["skipped"] == len(complete)
+    assert read_output(output) == resumed
+
+
+def test_ctrl_c_mid_run_loses_nothing_and_the_rerun_finishes_the_rest(tmp_path: Path) -> None:
+    source = write_input(tmp_path / "in.jsonl", with_bad_lines=False)
+    output = tmp_path / "out.jsonl"
+    script = REPO / "tests" / "support" / "slow_batch.py"
+    command = [sys.executable, str(script), str(source), str(output), "0.3", "2"]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            if output.exists() and len(output.read_text(encoding="utf-8").splitlines()) >= 3:
+                break
+            time.sleep(0.02)
+        assert process.poll() is None, "the batch finished before it could be interrupted"
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+    assert process.returncode != 0
+    interrupted = read_output(output)  # every line written is whole JSON
+    assert 3 <= len(interrupted) < GOOD_PAIRS
+
+    finish = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120, check=True)
+    report = json.loads(finish.stdout)
+    assert report["summary"]["skipped"] == len(interrupted)
+    assert report["summary"]["written"] == GOOD_PAIRS - len(interrupted)
+    assert report["sequences"] <= sum(
+        e["n_sequences"]
+        for e in _reference_entries(tmp_path, source)
+        if (e["feature_id"], e["explanation"])
+        not in {(i["feature_id"], i["explanation"]) for i in interrupted}
+    )
+    final = read_output(output)
+    assert len(final) == GOOD_PAIRS
+    assert scores_by_pair(final) == scores_by_pair(_reference_entries(tmp_path, source))
+
+
+def _reference_entries(tmp_path: Path, source: Path) -> list[dict[str, Any]]:
+    reference = tmp_path / "reference.jsonl"
+    if not reference.exists():
+        run_batch(
+            source, reference, simulator=CountingSimulator(), concurrency=2, progress=False, cache=False
+        )
+    return read_output(reference)
+
+
+def test_failed_simulations_are_recorded_and_retried(tmp_path: Path) -> None:
+    source = write_input(tmp_path / "in.jsonl", with_bad_lines=False)
+    output = tmp_path / "out.jsonl"
+    summary = run_batch(source, output, simulator="fake:fail", concurrency=2, progress=False)
+    assert summary["failed"] == GOOD_PAIRS and summary["ok"] == 0
+    entries = read_output(output)
+    assert all(e["status"] == "failed" and e["score"] is None and "fake:fail" in e["error"] for e in entries)
+    retried = run_batch(source, output, simulator="fake:fail", concurrency=2, progress=False)
+    assert retried["written"] == GOOD_PAIRS  # failures are not final
+    kept = run_batch(source, output, simulator="fake:fail", concurrency=2, progress=False, retry_failed=False)
+    assert kept["written"] == 0
+
+
+def test_a_rerun_with_other_settings_is_refused(tmp_path: Path) -> None:
+    source = write_input(tmp_path / "in.jsonl", with_bad_lines=False)
+    output = tmp_path / "out.jsonl"
+    run_batch(source, output, simulator="fake", progress=False)
+    with pytest.raises(ScoringInputError, match="other settings"):
+        run_batch(source, output, simulator="fake", progress=False, sampling="top", n_sequences=1)
+    with pytest.raises(ScoringInputError, match="other settings"):
+        run_batch(source, output, simulator="lexical", progress=False)
+
+
+def test_bad_arguments_are_input_errors(tmp_path: Path) -> None:
+    source = write_input(tmp_path / "in.jsonl", with_bad_lines=False)
+    with pytest.raises(ScoringInputError, match="not found"):
+        run_batch(tmp_path / "missing.jsonl", tmp_path / "out.jsonl", simulator="fake")
+    with pytest.raises(ScoringInputError, match="concurrency"):
+        run_batch(source, tmp_path / "out.jsonl", simulator="fake", concurrency=0)
+    with pytest.raises(ScoringInputError, match="unknown batch option"):
+        run_batch(source, tmp_path / "out.jsonl", simulator="fake", sampeling="top")
+    with pytest.raises(ScoringInputError, match="differ"):
+        run_batch(source, source, simulator="fake")
+
+
+def test_the_cli_runs_a_batch_end_to_end(tmp_path: Path) -> None:
+    source = write_input(tmp_path / "in.jsonl")
+    output = tmp_path / "out.jsonl"
+    command = [sys.executable, "-m", "scoring", "batch", str(source), "-o", str(output)]
+    command += ["--simulator", "lexical", "--concurrency", "3"]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["ok"] == GOOD_PAIRS and summary["input_errors"] == 5
+    assert len(read_output(output)) == GOOD_PAIRS + 5
+
+
+def test_batch_against_a_loopback_openai_compatible_server(tmp_path: Path) -> None:
+    source = write_input(tmp_path / "in.jsonl")
+    output = tmp_path / "out.jsonl"
+    with fake_openai_server(tmp_path / "api.log", latency=0.02) as api:
+        spec = f"openai-compatible:fake-model@{api.url}/v1?mode=json&concurrency=8&batch=4"
+        summary = run_batch(source, output, simulator=spec, concurrency=4, progress=False)
+        stats = httpx.get(f"{api.url}/stats").json()
+        assert summary["ok"] == GOOD_PAIRS and summary["input_errors"] == 5
+        assert summary["usage"]["requests"] == stats["requests"] > 0
+        assert summary["usage"]["prompt_tokens"] > 0
+        assert 1 < stats["most_in_flight"] <= 8  # the backend's own bound, shared by the 4 pairs in flight
+        # The server predicts with the fake simulator's rule: the scores are the same.
+        reference = tmp_path / "reference.jsonl"
+        run_batch(source, reference, simulator=CountingSimulator(), progress=False, cache=False)
+        assert scores_by_pair(read_output(output)) == pytest.approx(scores_by_pair(read_output(reference)))
+
+        lines = output.read_text(encoding="utf-8").splitlines(keepends=True)
+        output.write_text("".join(lines[:5]), encoding="utf-8")
+        # Another request concurrency does not change what is measured: the rerun resumes.
+        calmer = spec.replace("concurrency=8", "concurrency=2")
+        resumed = run_batch(source, output, simulator=calmer, concurrency=2, progress=False)
+        assert resumed["skipped"] == 5 and resumed["usage"]["requests"] == 0
+        assert httpx.get(f"{api.url}/stats").json()["requests"] == stats["requests"]
+        assert scores_by_pair(read_output(output)) == scores_by_pair(read_output(reference))
+
+
+def test_cli_defaults_and_api_defaults_are_the_same_run(tmp_path):
+    """A resume from the CLI after a library run (or the other way round) must not be refused."""
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        json.dumps({"id": "f1", "activations": [{"tokens": ["a", " fox"], "values": [0, 5]},
+                                                {"tokens": ["b", " cat"], "values": [3, 0]}],
+                    "explanations": ["fox", "cat"]}) + "\n"
+    )
+    output = tmp_path / "out.jsonl"
+    run_batch(source, output, simulator="fake", progress=False, cache=tmp_path / "c")
+    done = subprocess.run(
+        [sys.executable, "-m", "scoring", "batch", str(source), "-o", str(output), "--simulator", "fake",
+         "--no-progress", "--cache-dir", str(tmp_path / "c")],
+        capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["skipped"] == 2
