@@ -1,0 +1,156 @@
+"""Score page: load activation texts, enter candidate explanations, score and compare them.
+
+Run with ``streamlit run app.py``. The page only calls `scoring`; every number
+shown comes from `scoring.rank_explanations`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import streamlit as st
+
+import pages as ui
+from scoring import ScoringInputError
+from scoring.textformat import explanations_from_object, parse_explanation_lines
+
+SOURCES = ("Bundled example", "Paste", "Upload a file")
+DEFAULT_EXAMPLE = "fast_animals.json"
+PASTE_PLACEHOLDER = (
+    "Paste JSON (Neuronpedia, OpenAI neuron records, a list of {tokens, values}), a CSV/TSV with columns "
+    "sequence,token,activation, or one 'token<TAB>activation' per line with a blank line between "
+    "sequences:\n\nthe\t0\n quick\t0.5\n fox\t7\n\n spotted\t0\n leopard\t8"
+)
+
+ui.page_setup("Score")
+
+
+def example_paths() -> dict[str, Path]:
+    return {path.name: path for path in ui.list_examples()}
+
+
+def example_explanations(name: str) -> str:
+    path = example_paths().get(name)
+    if path is None:
+        return ""
+    try:
+        candidates = explanations_from_object(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, json.JSONDecodeError):
+        return ""
+    return "\n".join(candidate.text for candidate in candidates)
+
+
+def use_example_explanations() -> None:
+    st.session_state["explanations_text"] = example_explanations(st.session_state.get("example_name", ""))
+
+
+def use_file_explanations(texts: list[str]) -> None:
+    st.session_state["explanations_text"] = "\n".join(texts)
+
+
+examples = example_paths()
+first_example = DEFAULT_EXAMPLE if DEFAULT_EXAMPLE in examples else next(iter(examples), "")
+st.session_state.setdefault("source_kind", SOURCES[0] if examples else SOURCES[1])
+st.session_state.setdefault("example_name", first_example)
+st.session_state.setdefault("pasted_text", "")
+st.session_state.setdefault("explanations_text", example_explanations(first_example))
+st.session_state.setdefault("score_results", None)
+st.session_state.setdefault("score_settings", {})
+
+st.title("Score explanations")
+st.caption(
+    "Compare candidate explanations of a neuron or SAE latent: a simulator predicts each token's activation "
+    "from the explanation alone, and the score is how well that prediction correlates with the real one."
+)
+with st.expander("About the score"):
+    st.markdown(ui.ABOUT_SCORE)
+
+st.header("1 · Activations")
+source = st.radio("Load activations from", SOURCES, horizontal=True, key="source_kind")
+loaded: ui.LoadedInput | None = None
+try:
+    if source == SOURCES[0]:
+        if not examples:
+            st.error("No bundled examples found in examples/; paste or upload activations instead.")
+        else:
+            if st.session_state.get("example_name") not in examples:
+                st.session_state["example_name"] = first_example
+            name = st.selectbox(
+                "Example feature",
+                list(examples),
+                format_func=lambda file_name: ui.example_label(Path(file_name)),
+                key="example_name",
+                on_change=use_example_explanations,
+            )
+            loaded = ui.read_input_text(examples[name].read_text(encoding="utf-8"), name)
+    elif source == SOURCES[1]:
+        text = st.text_area(
+            "Activation records", key="pasted_text", height=220, placeholder=PASTE_PLACEHOLDER
+        )
+        if text.strip():
+            loaded = ui.read_input_text(text, "pasted text")
+        else:
+            st.info("Paste activation records above (the box shows the accepted formats).")
+    else:
+        upload = st.file_uploader(
+            "Activation records file", type=["json", "csv", "tsv", "txt"], key="upload_file"
+        )
+        if upload is not None:
+            loaded = ui.read_upload(upload)
+        else:
+            st.info("Upload a JSON, CSV/TSV or token<TAB>activation text file.")
+except ScoringInputError as exc:
+    st.error(f"Could not read the activations: {exc}")
+    loaded = None
+
+if loaded is not None:
+    st.success(f"Loaded {loaded.name}: {ui.records_summary(loaded.records)}")
+    stored = [candidate.text for candidate in loaded.explanations]
+    if stored and source != SOURCES[0]:
+        st.button(
+            f"Use the {len(stored)} explanations stored in the file",
+            on_click=use_file_explanations,
+            args=(stored,),
+            key="use_file_explanations",
+        )
+    with st.expander("Preview the real activations"):
+        ui.preview_records(
+            loaded.records, st.session_state.get("score_normalization", "global"), key="score_records_text"
+        )
+
+st.header("2 · Explanations and settings")
+simulator_spec = ui.simulator_select("score_simulator")
+with st.form("score_form"):
+    st.text_area(
+        "Candidate explanations, one per line",
+        key="explanations_text",
+        height=150,
+        placeholder="fast animals\nanimals that run quickly\nthe letter f",
+    )
+    settings = ui.scoring_settings("score", len(loaded.records) if loaded else 1, include_simulator=False)
+    settings["simulator"] = simulator_spec
+    submitted = st.form_submit_button("Score", type="primary")
+
+explanations = parse_explanation_lines(st.session_state.get("explanations_text", ""))
+if loaded is not None and explanations:
+    ui.show_estimate(simulator_spec, explanations, loaded.records, settings)
+
+if submitted:
+    if loaded is None:
+        st.error("Load activations first (step 1): pick an example, paste records or upload a file.")
+    elif not explanations:
+        st.error("Enter at least one explanation, one per line, then press Score.")
+    else:
+        results = ui.run_ranking(explanations, loaded.records, settings)
+        if results is not None:
+            st.session_state["score_results"] = results
+            st.session_state["score_settings"] = {**settings, "records": loaded.name}
+
+results = st.session_state.get("score_results")
+if results:
+    st.header("3 · Results")
+    scored_on = st.session_state.get("score_settings", {}).get("records", "")
+    if loaded is not None and scored_on and scored_on != loaded.name:
+        st.info(f"These results are for {scored_on}; press Score to score the activations loaded now.")
+    ui.render_results(results, "score", st.session_state.get("score_settings"))

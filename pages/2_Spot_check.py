@@ -1,0 +1,146 @@
+"""Spot-check page (moderators): re-score a feature's explanations and flag claimed scores that disagree.
+
+Load a Neuronpedia-style feature (activations plus ``explanations`` with their
+claimed scores), re-score every explanation through `scoring`, and compare the
+claim with the re-score's bootstrap interval.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import streamlit as st
+
+import pages as ui
+from scoring import ScoringInputError, viz
+from scoring.api import sort_results
+
+SOURCES = ("Bundled example", "Paste JSON", "Upload a file")
+EXAMPLE = ui.EXAMPLES_DIR / "neuronpedia_spot_check.json"
+
+ui.page_setup("Spot-check", "🕵️")
+st.session_state.setdefault("spot_source", SOURCES[0] if EXAMPLE.exists() else SOURCES[1])
+st.session_state.setdefault("spot_pasted", "")
+st.session_state.setdefault("spot_results", None)
+st.session_state.setdefault("spot_claims", None)
+st.session_state.setdefault("spot_settings", {})
+st.session_state.setdefault("spot_tolerance", 0.05)
+
+st.title("Spot-check claimed scores")
+st.caption(
+    "For moderators: load a feature with its explanations and the scores claimed for them, re-score each "
+    "explanation, and see which claims fall outside the re-score's 95% interval."
+)
+with st.expander("How disagreements are flagged"):
+    st.markdown(
+        "A claim **agrees** when it lies inside the re-score's bootstrap interval widened by the tolerance "
+        "on each side (or within the tolerance of the score when there is no interval). Claims made with "
+        "another simulator or on other sequences can differ legitimately: re-score with the simulator the "
+        "claim names (API models appear once a key is set in the sidebar) before rejecting a submission.\n\n"
+        "Input: a JSON object with `activations: [{tokens, values}]` (or any format the Score page reads) "
+        "and `explanations`: a list of strings, or of objects with `description` and a claimed `score`, "
+        "or Neuronpedia's `scores: [{value, explanationScoreTypeName}]`."
+    )
+    st.markdown(ui.ABOUT_SCORE)
+
+source = st.radio("Feature from", SOURCES, horizontal=True, key="spot_source")
+loaded: ui.LoadedInput | None = None
+try:
+    if source == SOURCES[0]:
+        if EXAMPLE.exists():
+            loaded = ui.read_input_text(EXAMPLE.read_text(encoding="utf-8"), EXAMPLE.name)
+        else:
+            st.error(f"The bundled example {EXAMPLE.name} is missing; paste or upload a feature instead.")
+    elif source == SOURCES[1]:
+        text = st.text_area(
+            "Feature JSON",
+            key="spot_pasted",
+            height=200,
+            placeholder='{"explanations": [{"description": "fast animals", "score": 0.62}], '
+            '"activations": [{"tokens": ["the", " fox"], "values": [0, 8]}]}',
+        )
+        if text.strip():
+            loaded = ui.read_input_text(text, "pasted feature")
+        else:
+            st.info("Paste a feature export: activations plus explanations with their claimed scores.")
+    else:
+        upload = st.file_uploader("Feature file (JSON)", type=["json"], key="spot_upload")
+        if upload is not None:
+            loaded = ui.read_upload(upload)
+except ScoringInputError as exc:
+    st.error(f"Could not read the feature: {exc}")
+    loaded = None
+
+if loaded is not None and not loaded.explanations:
+    st.error(
+        'No explanations found in this feature: add a top-level "explanations" list (strings, or objects '
+        'with "description" and a claimed "score"), or use the Score page to enter explanations by hand.'
+    )
+    loaded = None
+
+if loaded is not None:
+    st.success(f"Loaded {loaded.name}: {ui.records_summary(loaded.records)}")
+    claims_frame = pd.DataFrame(
+        [
+            {
+                "explanation": candidate.text,
+                "claimed score": viz.format_number(candidate.claimed_score),
+                "score type": candidate.score_type or "",
+            }
+            for candidate in loaded.explanations
+        ]
+    )
+    st.dataframe(claims_frame, hide_index=True, key="spot_claims_table")
+    with st.expander("Preview the real activations"):
+        ui.preview_records(
+            loaded.records, st.session_state.get("spot_normalization", "global"), key="spot_records_text"
+        )
+
+    spec = ui.simulator_select("spot_simulator")
+    with st.form("spot_form"):
+        settings = ui.scoring_settings("spot", len(loaded.records), include_simulator=False)
+        settings["simulator"] = spec
+        tolerance = st.slider(
+            "Tolerance around the interval",
+            min_value=0.0,
+            max_value=0.5,
+            step=0.01,
+            key="spot_tolerance",
+            help="How far outside the re-score's 95% interval a claim may lie before it is flagged.",
+        )
+        submitted = st.form_submit_button("Re-score", type="primary")
+    texts = [candidate.text for candidate in loaded.explanations]
+    ui.show_estimate(spec, texts, loaded.records, settings)
+    if submitted:
+        results = ui.run_ranking(texts, loaded.records, settings)
+        if results is not None:
+            by_text = {result.explanation: result for result in results}
+            ordered = [by_text[text] for text in texts if text in by_text]
+            st.session_state["spot_results"] = ordered
+            st.session_state["spot_claims"] = [
+                candidate.claimed_score for candidate in loaded.explanations if candidate.text in by_text
+            ]
+            st.session_state["spot_settings"] = {**settings, "records": loaded.name}
+
+results = st.session_state.get("spot_results")
+claims = st.session_state.get("spot_claims")
+if results and claims is not None and len(claims) == len(results):
+    st.header("Verdicts")
+    tolerance = float(st.session_state.get("spot_tolerance", 0.05))
+    verdicts = viz.spot_check_frame(claims, results, tolerance)
+    flagged = int((verdicts["verdict"] == "disagrees").sum())
+    with_claims = int((verdicts["verdict"] != "no claim").sum())
+    summary = f"{flagged} of {with_claims} claimed scores disagree with the re-score"
+    if flagged:
+        st.error(summary + ".")
+    elif with_claims:
+        st.success(summary + ".")
+    else:
+        st.info("No explanation in this feature claims a score; the re-scores are below.")
+    st.dataframe(viz.highlight_verdicts(verdicts), hide_index=True, key="spot_verdicts")
+    not_scored = [result for result in results if not math.isfinite(result.score)]
+    if not_scored:
+        st.warning(f"{len(not_scored)} explanations could not be scored; see the reasons below.")
+    st.header("Re-scores in detail")
+    ui.render_results(sort_results(list(results)), "spot", st.session_state.get("spot_settings"))

@@ -1,0 +1,163 @@
+"""Benchmark page: run a puzzle suite with a simulator and look at the puzzles it gets wrong.
+
+A puzzle has one true explanation and several false ones; a simulator passes
+it when the true explanation scores above every false one. The run goes
+through `scoring.bench.run_bench`; the heatmaps of a failed puzzle come from
+`scoring.rank_explanations` on the same cache, so they cost nothing extra.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import streamlit as st
+
+import pages as ui
+from scoring import SCORERS, ScoringInputError, rank_explanations, viz
+from scoring.bench import load_puzzles, run_bench
+
+SOURCES = ("Bundled OpenAI puzzles", "Upload a puzzle file")
+
+ui.page_setup("Benchmark", "🧩")
+st.session_state.setdefault("bench_source", SOURCES[0] if ui.BUNDLED_PUZZLES.exists() else SOURCES[1])
+st.session_state.setdefault("bench_report", None)
+st.session_state.setdefault("bench_puzzles", None)
+st.session_state.setdefault("bench_settings", {})
+st.session_state.setdefault("bench_limit", 0)
+
+st.title("Benchmark a simulator on puzzles")
+st.caption(
+    "Each puzzle has a true explanation and false ones. A simulator gets a puzzle right when the true "
+    "explanation scores higher than every false one. Use it to compare simulators or to demo an improvement."
+)
+with st.expander("Puzzle file format"):
+    st.markdown(
+        "The schema of OpenAI's explanation puzzles: a JSON object keyed by puzzle name, each with "
+        "`explanation`, `false_explanations` (list) and `sentences`: lists of tokens, where a token is a "
+        "string (inactive) or `[token, activation]`."
+    )
+
+source = st.radio("Puzzles from", SOURCES, horizontal=True, key="bench_source")
+puzzle_source: Any = None
+source_name = ""
+try:
+    if source == SOURCES[0]:
+        if ui.BUNDLED_PUZZLES.exists():
+            puzzle_source, source_name = ui.BUNDLED_PUZZLES, "OpenAI puzzles (bundled)"
+        else:
+            st.error(f"The bundled puzzles are not at {ui.BUNDLED_PUZZLES}; upload a puzzle file instead.")
+    else:
+        upload = st.file_uploader("Puzzle file (JSON)", type=["json"], key="bench_upload")
+        if upload is not None:
+            try:
+                puzzle_source = json.loads(upload.getvalue().decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise ScoringInputError(f"{upload.name} is not valid UTF-8 JSON ({exc})") from exc
+            source_name = upload.name
+        else:
+            st.info("Upload a JSON puzzle file in the format described above.")
+    puzzles = load_puzzles(puzzle_source) if puzzle_source is not None else None
+except ScoringInputError as exc:
+    st.error(f"Could not read the puzzles: {exc}")
+    puzzles = None
+
+if puzzles:
+    sentences = sum(len(puzzle.records) for puzzle in puzzles)
+    explanations = sum(1 + len(puzzle.false_explanations) for puzzle in puzzles)
+    st.success(
+        f"{source_name}: {len(puzzles)} puzzles, {sentences} sentences, {explanations} explanations to score"
+    )
+    if not 0 <= int(st.session_state.get("bench_limit", 0)) <= len(puzzles):
+        st.session_state["bench_limit"] = 0
+    spec = ui.simulator_select("bench_simulator")
+    with st.form("bench_form"):
+        scorer = st.selectbox("Scorer", list(SCORERS), key="bench_scorer")
+        limit = st.number_input(
+            "Puzzles to run (0 = all)", min_value=0, max_value=len(puzzles), step=1, key="bench_limit"
+        )
+        use_cache = st.checkbox("Use the cache", value=True, key="bench_use_cache")
+        submitted = st.form_submit_button("Run benchmark", type="primary")
+    if submitted:
+        try:
+            simulator = ui.load_simulator(spec)
+            with st.spinner(f"Scoring {explanations} explanations with {spec}…"):
+                report = run_bench(
+                    puzzle_source,
+                    simulator=simulator,
+                    scorer=scorer,
+                    cache=ui.simulation_cache() if use_cache else False,
+                    limit=int(limit) or None,
+                )
+        except ScoringInputError as exc:
+            st.error(f"Cannot run the benchmark: {exc}")
+        except Exception as exc:  # noqa: BLE001 - keep the page up; the log has the traceback
+            ui.logger.exception("benchmark failed")
+            st.error(f"The benchmark failed ({type(exc).__name__}: {exc}). The server log has the details.")
+        else:
+            st.session_state["bench_report"] = report
+            st.session_state["bench_puzzles"] = source_name
+            st.session_state["bench_settings"] = {"simulator": spec, "scorer": scorer, "use_cache": use_cache}
+
+report = st.session_state.get("bench_report")
+if report and puzzles:
+    st.header("Results")
+    if st.session_state.get("bench_puzzles") != source_name:
+        previous = st.session_state.get("bench_puzzles")
+        st.info(f"These results are for {previous}; run the benchmark again for these puzzles.")
+    columns = st.columns(4)
+    columns[0].metric("Accuracy", viz.format_number(report.get("accuracy"), 3), help="Puzzles won outright")
+    columns[1].metric(
+        "Pairwise accuracy",
+        viz.format_number(report.get("pairwise_accuracy"), 3),
+        help="True-vs-false pairs won",
+    )
+    columns[2].metric("Seconds per score", viz.format_number(report.get("seconds_per_score"), 3))
+    columns[3].metric("Prompt tokens per score", viz.format_number(report.get("prompt_tokens_per_score"), 0))
+    cost = report.get("cost_usd")
+    st.caption(
+        f"Simulator `{report.get('simulator')}` · scorer `{report.get('scorer')}` · "
+        f"{report.get('n_puzzles')} puzzles · {report.get('n_scores')} scores · "
+        f"{report.get('cache_hits', 0)} cached sequences · cost {'n/a' if cost is None else f'${cost:.4f}'}"
+    )
+    table = viz.bench_frame(report)
+    st.dataframe(viz.highlight_bench(table), hide_index=True, key="bench_table")
+    st.download_button(
+        "Report (JSON)",
+        json.dumps(report, indent=2, default=lambda value: None if isinstance(value, float) else str(value)),
+        "bench.json",
+        "application/json",
+        on_click="ignore",
+        key="bench_download",
+    )
+
+    wrong = [str(key) for key, won in zip(table["puzzle"], table["won"], strict=True) if not won]
+    st.header(f"Puzzles it gets wrong ({len(wrong)})")
+    if not wrong:
+        st.success("Every puzzle was won.")
+    else:
+        chosen = st.selectbox("Puzzle", wrong, key="bench_wrong_puzzle")
+        puzzle = next(p for p in puzzles if p.key == chosen)
+        settings = st.session_state.get("bench_settings", {})
+        try:
+            results = rank_explanations(
+                [puzzle.explanation, *puzzle.false_explanations],
+                puzzle.records,
+                simulator=ui.load_simulator(settings.get("simulator", spec)),
+                scorer=settings.get("scorer", "simulation"),
+                cache=ui.simulation_cache() if settings.get("use_cache", True) else False,
+            )
+        except ScoringInputError as exc:
+            st.error(f"Cannot show this puzzle: {exc}")
+        except Exception as exc:  # noqa: BLE001
+            ui.logger.exception("re-scoring puzzle %s failed", chosen)
+            st.error(f"Could not re-score this puzzle ({type(exc).__name__}: {exc}).")
+        else:
+            true_result = next(r for r in results if r.explanation == puzzle.explanation.strip())
+            st.markdown(
+                f"**True explanation:** {puzzle.explanation} — score "
+                f"{viz.format_number(true_result.score)}"
+                + ("" if math.isfinite(true_result.score) else f" ({true_result.error})")
+            )
+            ui.render_results(results, "bench", {**settings, "puzzle": chosen})

@@ -1,0 +1,541 @@
+"""Streamlit pieces shared by the dashboard pages (Streamlit never lists ``__init__.py`` as a page).
+
+Everything here draws widgets or calls `scoring`; the pictures themselves come
+from the pure functions of `scoring.viz`.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from scoring import (
+    SCORERS,
+    SIMULATORS,
+    ActivationRecord,
+    ScoreResult,
+    ScoringInputError,
+    Simulator,
+    default_simulator_spec,
+    get_simulator,
+    normalize,
+    open_cache,
+    rank_explanations,
+    viz,
+)
+from scoring.cache import SimulationCache, default_cache_directory
+from scoring.records import NORMALIZATIONS
+from scoring.sampling import STRATEGIES
+from scoring.textformat import (
+    CandidateExplanation,
+    describe_records,
+    explanations_from_object,
+    load_pasted,
+    records_to_token_text,
+)
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES_DIR = REPO_ROOT / "examples"
+BUNDLED_PUZZLES = REPO_ROOT.parent / "shared" / "benchmarks" / "openai-puzzles" / "puzzles.json"
+
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+API_KEY_STATE = "sidebar_api_key"
+BASE_URL_STATE = "sidebar_base_url"
+API_MODEL_STATE = "sidebar_api_model"
+EXTRA_SPEC_STATE = "sidebar_extra_spec"
+
+SIMULATOR_LABELS = {
+    "local": "local — embedded model, offline (default)",
+    "lexical": "lexical — word matcher baseline (fast)",
+    "embedding": "embedding — similarity baseline",
+    "fake": "fake — deterministic, for tests",
+}
+
+NORMALIZATION_HELP = (
+    "How real activations are put on the 0..10 scale the simulator predicts. "
+    "global: negative values become 0, then everything is divided by the largest activation over all "
+    "sequences (OpenAI, original Neuronpedia scorer). per_record: each sequence divided by its own max. "
+    "none: raw values. Correlation does not change under one global scale, so global and none differ "
+    "only when activations are negative."
+)
+
+SAMPLING_HELP = (
+    "Which sequences enter the score. all: every sequence in order; top: the n with the highest max "
+    "activation; top+random: half top, half random; quantile: the same number from each activation "
+    "stratum; diverse: top sequences whose strongest token differs."
+)
+
+ABOUT_SCORE = """
+**How the score is computed.** A *simulator* reads only the explanation and predicts, for every token,
+how strongly the neuron should fire (0..10). The score is the **Pearson correlation** between the
+simulated and the real activations over all tokens of the chosen sequences: 1 means the explanation
+predicts the activations perfectly (up to scale), 0 means no linear relation, negative means it points
+at the wrong tokens. This is the scoring method of OpenAI's *Language models can explain neurons in
+language models* and of Neuronpedia's scorer.
+
+- **Interval**: a 95% bootstrap interval over sequences. Two explanations whose intervals overlap
+  widely are not reliably different on these sequences; add sequences to separate them.
+- **r²**: variance of the real activations explained by the simulation after the best linear fit;
+  **ROC-AUC**: how well the simulation separates active (> 0) from inactive tokens;
+  **Spearman**: rank correlation; **mean seq. corr.**: the average of the per-sequence correlations.
+- **n/a** means undefined, never zero: for example when the simulator predicts the same value for
+  every token (the explanation matched nothing) or when a simulation failed. Hover the table or the
+  per-sequence heatmap to see why.
+- **Normalization**: see the help next to the selector; the one used is shown with the results.
+- Scores depend on the simulator: a small offline model or the lexical baseline scores differently
+  from a large API model, so compare explanations with the same simulator.
+"""
+
+
+def page_setup(title: str, icon: str = "🔬") -> None:
+    """Page config and the sidebar shared by all pages (API settings, cache info)."""
+    st.set_page_config(page_title=f"{title} · explanation scorer", page_icon=icon, layout="wide")
+    sidebar_settings()
+
+
+def sidebar_settings() -> None:
+    """API key / base URL / model in the sidebar; values live in session state across pages."""
+    for name, default in (
+        (API_KEY_STATE, ""),
+        (BASE_URL_STATE, ""),
+        (API_MODEL_STATE, DEFAULT_OPENAI_MODEL),
+        (EXTRA_SPEC_STATE, ""),
+    ):
+        st.session_state.setdefault(name, default)
+    with st.sidebar:
+        with st.expander("API simulators", expanded=False):
+            st.caption(
+                "Optional. API models appear in the simulator list when a key is set here or in the "
+                "environment (OPENAI_API_KEY), or when a base URL of an OpenAI-compatible server "
+                "(vLLM, llama.cpp, Ollama, ...) is given. The key stays in this browser session."
+            )
+            st.text_input("OpenAI API key", type="password", key=API_KEY_STATE)
+            st.text_input("Model", key=API_MODEL_STATE, help="e.g. gpt-4o-mini, or the server's model name")
+            st.text_input(
+                "OpenAI-compatible base URL",
+                key=BASE_URL_STATE,
+                placeholder="http://127.0.0.1:8000/v1",
+            )
+        st.text_input(
+            "Other simulator spec",
+            key=EXTRA_SPEC_STATE,
+            placeholder="e.g. fake:fail or openai:gpt-4.1-mini?batch=5",
+            help="Any spec string `scoring` understands; it is added to the simulator list.",
+        )
+        st.caption(f"Cache: `{default_cache_directory()}`")
+
+
+def _session_value(name: str) -> str:
+    value = st.session_state.get(name, "")
+    return value.strip() if isinstance(value, str) else ""
+
+
+def simulator_options() -> list[str]:
+    """Spec strings to offer: the default first, then the other offline ones, then configured APIs."""
+    default = default_simulator_spec()
+    offline = [name for name in ("local", "lexical", "embedding") if name in SIMULATORS and name != default]
+    listed = {"openai", "openai-compatible", "local", "lexical", "embedding"}
+    others = [name for name in SIMULATORS if name not in listed]
+    options = [default, *offline, *others]
+    model = _session_value(API_MODEL_STATE) or DEFAULT_OPENAI_MODEL
+    if "openai" in SIMULATORS and (_session_value(API_KEY_STATE) or os.environ.get("OPENAI_API_KEY")):
+        options.append(f"openai:{model}")
+    base_url = _session_value(BASE_URL_STATE) or os.environ.get("OPENAI_BASE_URL", "").strip()
+    if "openai-compatible" in SIMULATORS and base_url:
+        options.append(f"openai-compatible:{model}@{base_url}")
+    extra = _session_value(EXTRA_SPEC_STATE)
+    if extra and extra not in options:
+        options.append(extra)
+    return options
+
+
+def simulator_label(spec: str) -> str:
+    return SIMULATOR_LABELS.get(spec, spec)
+
+
+def simulator_select(key: str) -> str:
+    """A selectbox of simulator specs; keeps the previous choice when it is still offered."""
+    options = simulator_options()
+    if st.session_state.get(key) not in options:
+        st.session_state.pop(key, None)
+    return str(
+        st.selectbox(
+            "Simulator",
+            options,
+            format_func=simulator_label,
+            key=key,
+            help="What predicts activations from the explanation. `local` runs offline on CPU; "
+            "API models are faster and stronger but cost money.",
+        )
+    )
+
+
+@st.cache_resource(show_spinner="Loading the simulator…")
+def _cached_simulator(spec: str, api_key: str) -> Simulator:
+    if api_key and spec.startswith("openai:"):
+        from scoring.simulators.openai_backend import OpenAISimulator, parse_openai_spec
+
+        return OpenAISimulator(parse_openai_spec(spec.partition(":")[2]), api_key=api_key)
+    return get_simulator(spec)
+
+
+def load_simulator(spec: str) -> Simulator:
+    """The simulator for a spec, built once per process (models load once)."""
+    return _cached_simulator(spec, _session_value(API_KEY_STATE))
+
+
+@st.cache_resource
+def _cached_cache(directory: str) -> SimulationCache:
+    return open_cache(directory)
+
+
+def simulation_cache() -> SimulationCache:
+    """The on-disk simulation cache (SCORING_CACHE_DIR, else <repo>/cache), opened once per directory."""
+    return _cached_cache(str(default_cache_directory()))
+
+
+def list_examples() -> list[Path]:
+    return sorted(EXAMPLES_DIR.glob("*.json"))
+
+
+def example_label(path: Path) -> str:
+    return path.stem.replace("_", " ")
+
+
+@dataclass
+class LoadedInput:
+    """What a page read from the user: records and any explanations stored with them."""
+
+    records: list[ActivationRecord]
+    explanations: list[CandidateExplanation] = field(default_factory=list)
+    name: str = ""
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _parse_text(text: str) -> tuple[list[ActivationRecord], list[CandidateExplanation]]:
+    records = load_pasted(text)
+    explanations: list[CandidateExplanation] = []
+    stripped = text.strip()
+    if stripped[:1] in "[{":
+        try:
+            explanations = explanations_from_object(json.loads(stripped))
+        except json.JSONDecodeError:
+            explanations = []
+    return records, explanations
+
+
+def read_input_text(text: str, name: str) -> LoadedInput:
+    """Parse pasted/uploaded/bundled text; raises ScoringInputError saying what to fix."""
+    records, explanations = _parse_text(text)
+    return LoadedInput(list(records), list(explanations), name)
+
+
+def read_upload(upload: Any) -> LoadedInput:
+    data = upload.getvalue()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScoringInputError(
+            f"{upload.name} is not UTF-8 text; save it as UTF-8 JSON, CSV or TSV"
+        ) from exc
+    return read_input_text(text, upload.name)
+
+
+def records_summary(records: Sequence[ActivationRecord]) -> str:
+    facts = describe_records(records)
+    return (
+        f"{facts['sequences']} sequences · {facts['tokens']} tokens · "
+        f"{facts['active_tokens']} active tokens · max activation {facts['max_activation']:g}"
+    )
+
+
+def preview_records(
+    records: Sequence[ActivationRecord], normalization: str, key: str, limit: int = 12
+) -> None:
+    """Real activations of the first sequences as token heatmaps."""
+    scaled = normalize(records, normalization) if normalization in NORMALIZATIONS else normalize(records)
+    parts = [viz.color_legend_html()]
+    for index, (record, values) in enumerate(zip(records, scaled, strict=True)):
+        if index >= limit:
+            break
+        hover = [f"raw {value:g}" for value in record.activations]
+        parts.append(
+            f"<div class='cmpseq'>{html.escape(viz.sequence_label(record.tokens, index))}</div>"
+            + viz.tokens_html(record.tokens, values, hover=hover)
+        )
+    if len(records) > limit:
+        parts.append(f"<p>… and {len(records) - limit} more sequences.</p>")
+    st.html("".join(parts))
+    st.download_button(
+        "Download as token<TAB>activation text",
+        records_to_token_text(records),
+        "records.txt",
+        "text/plain",
+        on_click="ignore",
+        key=key,
+        help="The same records in the simple text format, to edit and paste back.",
+    )
+
+
+def scoring_settings(prefix: str, n_records: int, include_simulator: bool = True) -> dict[str, Any]:
+    """Simulator, scorer, sampling, number of sequences, normalization and cache widgets (inside a form)."""
+    spec = simulator_select(f"{prefix}_simulator") if include_simulator else ""
+    left, middle, right = st.columns(3)
+    with left:
+        sampling = st.selectbox("Sampling", list(STRATEGIES), key=f"{prefix}_sampling", help=SAMPLING_HELP)
+    with middle:
+        count_key = f"{prefix}_n_sequences"
+        # A smaller data set than the last one must not leave the widget above its new maximum.
+        if not 0 <= int(st.session_state.get(count_key, 0)) <= max(n_records, 1):
+            st.session_state[count_key] = 0
+        n_sequences = st.number_input(
+            "Sequences (0 = all)",
+            min_value=0,
+            max_value=max(n_records, 1),
+            step=1,
+            key=count_key,
+            help="How many sequences the sampling strategy picks.",
+        )
+    with right:
+        normalization = st.selectbox(
+            "Normalization", list(NORMALIZATIONS), key=f"{prefix}_normalization", help=NORMALIZATION_HELP
+        )
+    scorer_names = list(SCORERS)
+    scorer = scorer_names[0]
+    if len(scorer_names) > 1:
+        scorer = st.selectbox("Scorer", scorer_names, key=f"{prefix}_scorer")
+    use_cache = st.checkbox(
+        "Use the cache (instant for explanations already scored)", value=True, key=f"{prefix}_use_cache"
+    )
+    return {
+        "simulator": spec,
+        "scorer": scorer,
+        "sampling": sampling,
+        "n_sequences": int(n_sequences) or None,
+        "normalization": normalization,
+        "use_cache": bool(use_cache),
+    }
+
+
+def show_estimate(
+    spec: str, explanations: Sequence[str], records: Sequence[ActivationRecord], settings: dict[str, Any]
+) -> None:
+    """Before scoring with an API simulator: rough tokens and cost (cache hits make it cheaper)."""
+    if not spec.startswith(("openai:", "openai-compatible:")):
+        return
+    try:
+        simulator = load_simulator(spec)
+    except ScoringInputError as exc:
+        st.warning(f"Simulator {spec}: {exc}")
+        return
+    except Exception as exc:  # noqa: BLE001 - the page must stay up; the log keeps the traceback
+        logger.exception("could not build simulator %s", spec)
+        st.warning(f"Simulator {spec} could not be built: {type(exc).__name__}: {exc}")
+        return
+    n_sequences = settings.get("n_sequences") or len(records)
+    chosen = sorted(records, key=lambda record: -record.max_activation)[:n_sequences]
+    capabilities = simulator.capabilities
+    estimate = viz.estimate_api_usage(
+        list(explanations),
+        [record.tokens for record in chosen],
+        sequences_per_call=capabilities.max_sequences_per_call,
+        prompt_price=capabilities.cost_per_million_prompt_tokens,
+        completion_price=capabilities.cost_per_million_completion_tokens,
+    )
+    cost = "unknown price" if estimate["cost_usd"] is None else f"≈ ${estimate['cost_usd']:.4f}"
+    st.info(
+        f"Estimate before scoring with {spec}: ≈ {estimate['requests']} requests, "
+        f"≈ {estimate['prompt_tokens']:,} prompt + {estimate['completion_tokens']:,} completion tokens, "
+        f"{cost} (cached sequences cost nothing)."
+    )
+
+
+def run_ranking(
+    explanations: Sequence[str], records: Sequence[ActivationRecord], settings: dict[str, Any]
+) -> list[ScoreResult] | None:
+    """Rank via `scoring.rank_explanations` with a progress bar; on failure show why, return None."""
+    if not explanations:
+        st.error("Enter at least one explanation (one per line) before scoring.")
+        return None
+    spec = settings["simulator"]
+    try:
+        simulator = load_simulator(spec)
+    except ScoringInputError as exc:
+        st.error(f"Simulator {spec!r}: {exc}")
+        return None
+    except Exception as exc:  # noqa: BLE001
+        logger.exception("could not build simulator %s", spec)
+        st.error(
+            f"The simulator {spec!r} could not be loaded ({type(exc).__name__}: {exc}). "
+            "Pick another simulator, or install what it needs."
+        )
+        return None
+    bar = st.progress(0.0, text=f"Scoring {len(explanations)} explanations with {spec}…")
+    report = _progress_reporter(bar)
+    try:
+        results = rank_explanations(
+            list(explanations),
+            list(records),
+            simulator=simulator,
+            scorer=settings["scorer"],
+            sampling=settings["sampling"],
+            n_sequences=settings["n_sequences"],
+            normalization=settings["normalization"],
+            cache=simulation_cache() if settings["use_cache"] else False,
+            progress=report,
+        )
+    except ScoringInputError as exc:
+        bar.empty()
+        st.error(f"Cannot score: {exc}")
+        return None
+    except Exception as exc:  # noqa: BLE001
+        bar.empty()
+        logger.exception("scoring failed")
+        st.error(f"Scoring failed ({type(exc).__name__}: {exc}). The server log has the details.")
+        return None
+    bar.progress(1.0, text="Done")
+    return results
+
+
+def _progress_reporter(bar: Any) -> Callable[[int, int, str], None]:
+    def report(done: int, total: int, message: str) -> None:
+        fraction = min(1.0, done / total) if total else 0.0
+        try:
+            bar.progress(fraction, text=message)
+        except Exception:  # noqa: BLE001 - progress must never break scoring
+            logger.debug("progress update failed", exc_info=True)
+
+    return report
+
+
+def render_results(
+    results: Sequence[ScoreResult], prefix: str, settings: dict[str, Any] | None = None
+) -> None:
+    """Ranking, heatmaps, per-sequence correlation, scatter and downloads for scored explanations."""
+    if not results:
+        return
+    settings = settings or {}
+    usage = viz.usage_summary(results)
+    best = viz.best_index(results)
+    columns = st.columns(4)
+    columns[0].metric(
+        "Best explanation",
+        viz.shorten(results[best].explanation, 40) if best is not None else "none scored",
+    )
+    columns[1].metric("Best score", f"{results[best].score:.3f}" if best is not None else "n/a")
+    cost = usage["cost_usd"]
+    columns[2].metric(
+        "Tokens (prompt / completion)",
+        f"{usage['prompt_tokens']:,} / {usage['completion_tokens']:,}",
+        help=f"{usage['requests']} requests; cost {'unknown or free' if cost is None else f'${cost:.5f}'}",
+    )
+    columns[3].metric(
+        "Cache hits",
+        f"{usage['cache_hits']} / {usage['cache_hits'] + usage['cache_misses']}",
+        help="Sequences whose simulation came from the cache",
+    )
+    first = results[0]
+    st.caption(
+        f"Simulator `{first.simulator}` · scorer `{first.scorer}` · normalization `{first.normalization}` · "
+        f"sampling `{first.sampling.get('strategy', '')}` on {len(first.sequences)} sequences · "
+        f"{usage['seconds']:.2f} s · cost {'n/a' if cost is None else f'${cost:.5f}'}"
+    )
+    st.subheader("Ranking")
+    st.dataframe(viz.ranking_table(results), hide_index=True, key=f"{prefix}_ranking")
+    failed = [result for result in results if result.error]
+    for result in failed:
+        st.warning(f"**{result.explanation}**: {result.error}")
+
+    st.subheader("Real vs simulated, token by token")
+    names = [result.explanation for result in results]
+    default = names[: min(3, len(names))]
+    state_key = f"{prefix}_heatmap_explanations"
+    if any(name not in names for name in st.session_state.get(state_key, [])):
+        st.session_state.pop(state_key, None)
+    chosen_names = st.multiselect(
+        "Explanations to compare (one column each)", names, default=default, key=state_key
+    )
+    chosen = [result for result in results if result.explanation in chosen_names]
+    n_sequences = max(len(result.sequences) for result in results)
+    limit = 30
+    if n_sequences > limit:
+        limit = int(
+            st.number_input(
+                "Sequences shown", min_value=1, max_value=n_sequences, value=limit, key=f"{prefix}_shown"
+            )
+        )
+    if chosen:
+        st.html(viz.color_legend_html() + viz.comparison_html(chosen, max_sequences=limit))
+    else:
+        st.info("Choose at least one explanation to see its simulated activations.")
+
+    st.subheader("Where each explanation fails")
+    st.plotly_chart(viz.per_sequence_figure(results), key=f"{prefix}_per_sequence")
+    errors = [
+        (result.explanation, sequence.index, sequence.error)
+        for result in results
+        for sequence in result.sequences
+        if sequence.error
+    ]
+    if errors:
+        with st.expander(f"Errors per sequence ({len(errors)})", expanded=True):
+            st.dataframe(
+                pd.DataFrame(errors, columns=["explanation", "sequence", "error"]),
+                hide_index=True,
+                key=f"{prefix}_errors",
+            )
+    with st.expander("Per-sequence correlation table"):
+        table = viz.per_sequence_frame(results).map(viz.format_number)
+        st.dataframe(table, key=f"{prefix}_seqtab")
+
+    st.subheader("Real vs simulated, all tokens")
+    st.plotly_chart(viz.scatter_figure(chosen or results), key=f"{prefix}_scatter")
+
+    st.subheader("Download")
+    left, middle, right = st.columns(3)
+    left.download_button(
+        "Ranking (CSV)",
+        viz.results_csv(results),
+        "ranking.csv",
+        "text/csv",
+        key=f"{prefix}_dl_csv",
+        on_click="ignore",
+    )
+    middle.download_button(
+        "Every token (CSV)",
+        viz.tokens_csv(results),
+        "tokens.csv",
+        "text/csv",
+        key=f"{prefix}_dl_tokens",
+        on_click="ignore",
+    )
+    right.download_button(
+        "Everything (JSON)",
+        viz.results_json(results, {"settings": _json_safe(settings)}),
+        "results.json",
+        "application/json",
+        key=f"{prefix}_dl_json",
+        on_click="ignore",
+    )
+
+
+def _json_safe(settings: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: value
+        for key, value in settings.items()
+        if value is None
+        or isinstance(value, (str, int, bool))
+        or (isinstance(value, float) and math.isfinite(value))
+    }

@@ -1,0 +1,269 @@
+"""The pure picture functions of `scoring.viz`, on hand-made results (no Streamlit, no simulator)."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from scoring import viz
+from scoring.results import ScoreResult, SequenceResult
+from scoring.simulators.base import Usage
+
+NAN = math.nan
+
+
+def sequence(
+    index: int, tokens: list[str], real: list[float], simulated: list[float] | None, **kw: object
+) -> SequenceResult:
+    correlation = float(kw.pop("correlation", NAN))  # type: ignore[arg-type]
+    return SequenceResult(
+        tokens=tokens,
+        raw=[value / 2 for value in real],
+        real=real,
+        simulated=simulated,
+        correlation=correlation,
+        index=index,
+        **kw,
+    )
+
+
+def result(explanation: str, score: float, sequences: list[SequenceResult], **kw: object) -> ScoreResult:
+    metrics = {"ci_low": score - 0.1, "ci_high": score + 0.1, "r_squared": 0.5, "roc_auc": 0.9}
+    metrics.update(kw.pop("metrics", {}))
+    return ScoreResult(explanation=explanation, score=score, sequences=sequences, metrics=metrics, **kw)
+
+
+@pytest.fixture
+def results() -> list[ScoreResult]:
+    good = result(
+        "fast animals",
+        0.8,
+        [
+            sequence(0, ["the", " quick", " fox"], [0, 2, 10], [0, 1, 9], correlation=0.97, cached=True),
+            sequence(3, [" spotted", " leopard"], [0, 8], [0, 10], correlation=1.0, cached=True),
+        ],
+        usage=Usage(requests=2, prompt_tokens=120, completion_tokens=30, cost_usd=0.001, cache_hits=2),
+    )
+    failed = result(
+        "cats <b>",
+        NAN,
+        [
+            sequence(0, ["the", " quick", " fox"], [0, 2, 10], None, error="model said <nonsense>"),
+            sequence(3, [" spotted", " leopard"], [0, 8], [0, 0]),
+        ],
+        metrics={"ci_low": NAN, "ci_high": NAN, "r_squared": NAN, "roc_auc": NAN},
+        error="1 of 2 sequences could not be simulated",
+        usage=Usage(requests=1, prompt_tokens=50, cache_misses=2),
+    )
+    return [good, failed]
+
+
+def test_activation_color_scales_alpha_and_marks_missing() -> None:
+    assert viz.activation_color(0) == "rgba(255,140,0,0.000)"
+    assert viz.activation_color(10) == "rgba(255,140,0,0.850)"
+    assert viz.activation_color(25) == viz.activation_color(10)
+    assert viz.activation_color(-3) == viz.activation_color(0)
+    assert viz.activation_color(5, vmax=5) == viz.activation_color(10)
+    assert viz.activation_color(None) == viz.activation_color(NAN) == "rgba(200,200,200,0.6)"
+
+
+def test_visible_token_text_escapes_and_shows_whitespace() -> None:
+    assert viz.visible_token_text(" <b>") == '<span class="ws">·</span>&lt;b&gt;'
+    assert viz.visible_token_text("\n") == '<span class="ws">↵</span>'
+    assert viz.visible_token_text("\t") == '<span class="ws">→</span>'
+    assert viz.visible_token_text("") == '<span class="ws">∅</span>'
+
+
+def test_tokens_html_escapes_text_and_hover() -> None:
+    hostile = '"><img src=x onerror=alert(1)>'
+    page = viz.tokens_html(["ok", hostile], [7.25, 0.0], hover=["real 1.00", "real <0>"])
+    assert "<img" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert 'title="&#x27;ok&#x27;  value 7.25  real 1.00"' in page
+    assert "real &lt;0&gt;" in page
+    assert page.count('class="tok"') == 2
+
+
+def test_tokens_html_failed_sequence_shows_reason() -> None:
+    page = viz.tokens_html(["a", "b"], None, error="bad <reply>")
+    assert page.count('class="tok failed"') == 2
+    assert "value n/a" in page
+    assert "bad &lt;reply&gt;" in page
+
+
+def test_tokens_html_rejects_mismatched_lengths() -> None:
+    with pytest.raises(ValueError, match="2 tokens but 1 values"):
+        viz.tokens_html(["a", "b"], [1.0])
+    with pytest.raises(ValueError, match="hover"):
+        viz.tokens_html(["a"], [1.0], hover=[])
+
+
+def test_comparison_html_has_real_plus_one_column_per_explanation(results: list[ScoreResult]) -> None:
+    page = viz.comparison_html(results)
+    assert page.count('class="cmpgrid"') == 2
+    assert page.count("repeat(3,") == 2
+    assert page.count("Real activations") == 2
+    assert "cats &lt;b&gt;" in page and "cats <b>" not in page
+    assert "model said &lt;nonsense&gt;" in page
+    assert "(r = 0.97)" in page and "(r = n/a)" in page
+    assert "raw 5" in page  # the real column's hover shows the raw activation
+    assert viz.comparison_html(results, max_sequences=1).count('class="cmpgrid"') == 1
+    assert viz.comparison_html([]) == ""
+
+
+def test_comparison_html_marks_sequences_an_explanation_did_not_score(results: list[ScoreResult]) -> None:
+    partial = result("only one", 0.5, [results[0].sequences[1]])
+    page = viz.comparison_html([results[0], partial])
+    assert "not scored" in page
+
+
+def test_sequence_label_shortens() -> None:
+    assert viz.sequence_label(["the", " quick"], 4) == "#4 the quick"
+    assert viz.sequence_label(["x" * 100], 0, width=10) == "#0 " + "x" * 9 + "…"
+
+
+def test_ranking_frame_and_table(results: list[ScoreResult]) -> None:
+    frame = viz.ranking_frame(results)
+    assert list(frame["explanation"]) == ["fast animals", "cats <b>"]
+    assert frame.loc[0, "interval"] == "[0.70, 0.90]"
+    assert frame.loc[1, "interval"] == "n/a"
+    assert bool(frame.loc[0, "cached"]) and not bool(frame.loc[1, "cached"])
+    assert frame.loc[0, "cost_usd"] == pytest.approx(0.001)
+    assert math.isnan(frame.loc[1, "cost_usd"])
+    styler = viz.ranking_table(results)
+    shown = styler.data
+    assert list(shown["score"]) == ["0.800", "n/a"]
+    assert list(shown["cost_usd"]) == ["$0.00100", "n/a"]
+    assert list(shown["cached"]) == ["yes", "no"]
+    styled = styler.to_html()
+    assert styled.count("rgba(40,167,69,0.25)") == 1
+
+
+def test_best_index_skips_nan() -> None:
+    nan_first = [result("a", NAN, []), result("b", 0.2, []), result("c", 0.6, [])]
+    assert viz.best_index(nan_first) == 2
+    assert viz.best_index([result("a", NAN, [])]) is None
+
+
+def test_per_sequence_frame_and_figure(results: list[ScoreResult]) -> None:
+    frame = viz.per_sequence_frame(results)
+    assert frame.shape == (2, 2)
+    assert list(frame.columns) == ["fast animals", "cats <b>"]
+    assert frame.iloc[0, 0] == pytest.approx(0.97)
+    assert math.isnan(frame.iloc[0, 1])
+    figure = viz.per_sequence_figure(results)
+    assert isinstance(figure, go.Figure)
+    heatmap = figure.data[0]
+    assert len(heatmap.z) == 2 and len(heatmap.z[0]) == 2
+    assert "model said &lt;nonsense&gt;" in heatmap.hovertext[0][1]
+    assert "constant" in heatmap.hovertext[1][1]
+    assert heatmap.text[0][1] == "–"
+
+
+def test_per_sequence_frame_keeps_duplicate_explanations_apart() -> None:
+    twice = [result("same", 0.1, []), result("same", 0.2, [])]
+    assert list(viz.per_sequence_frame(twice).columns) == ["same", "same (2)"]
+
+
+def test_scatter_figure_plots_every_simulated_token(results: list[ScoreResult]) -> None:
+    figure = viz.scatter_figure(results)
+    assert [trace.name for trace in figure.data] == ["fast animals", "cats <b>", "perfect"]
+    assert list(figure.data[0].x) == [0, 2, 10, 0, 8]
+    assert list(figure.data[0].y) == [0, 1, 9, 0, 10]
+    assert len(figure.data[1].x) == 2  # the failed sequence has no points
+    assert len(viz.scatter_figure(results, max_points=3).data[0].x) == 3
+
+
+def test_downloads_are_valid_csv_and_json(results: list[ScoreResult]) -> None:
+    ranking = pd.read_csv(io.StringIO(viz.results_csv(results)))
+    assert list(ranking["explanation"]) == ["fast animals", "cats <b>"]
+    tokens = pd.read_csv(io.StringIO(viz.tokens_csv(results)))
+    assert len(tokens) == 10
+    assert set(tokens.columns) >= {"explanation", "sequence", "token", "raw", "real", "simulated", "error"}
+    document = json.loads(viz.results_json(results, {"settings": {"simulator": "fake"}}))
+    assert document["settings"] == {"simulator": "fake"}
+    assert document["results"][1]["score"] is None
+    assert document["results"][0]["sequences"][0]["tokens"] == ["the", " quick", " fox"]
+
+
+def test_usage_summary_adds_up(results: list[ScoreResult]) -> None:
+    total = viz.usage_summary(results)
+    assert total["requests"] == 3
+    assert total["prompt_tokens"] == 170
+    assert total["cache_hits"] == 2 and total["cache_misses"] == 2
+    assert total["cost_usd"] == pytest.approx(0.001)
+    assert viz.usage_summary([results[1]])["cost_usd"] is None
+
+
+def test_disagreement_verdicts() -> None:
+    scored = result("x", 0.5, [], metrics={"ci_low": 0.4, "ci_high": 0.6})
+    assert viz.disagreement(0.55, scored) == "agrees"
+    assert viz.disagreement(0.64, scored, tolerance=0.05) == "agrees"
+    assert viz.disagreement(0.9, scored) == "disagrees"
+    assert viz.disagreement(0.1, scored) == "disagrees"
+    assert viz.disagreement(None, scored) == "no claim"
+    assert viz.disagreement(0.5, result("y", NAN, [])) == "not scored"
+    no_interval = result("z", 0.5, [], metrics={"ci_low": NAN, "ci_high": NAN})
+    assert viz.disagreement(0.52, no_interval) == "agrees"
+    assert viz.disagreement(0.7, no_interval) == "disagrees"
+
+
+def test_spot_check_frame_and_styling() -> None:
+    scored = [result("a", 0.5, []), result("b", 0.2, [])]
+    frame = viz.spot_check_frame([0.9, None], scored)
+    assert list(frame["verdict"]) == ["disagrees", "no claim"]
+    assert frame.loc[0, "difference"] == pytest.approx(-0.4)
+    styler = viz.highlight_verdicts(frame)
+    assert list(styler.data["claimed"]) == ["0.900", "n/a"]
+    assert "rgba(220,53,69,0.25)" in styler.to_html()
+
+
+def test_bench_frame_picks_the_strongest_false_explanation() -> None:
+    report = {
+        "puzzles": {
+            "colors": {
+                "explanation": "colours",
+                "true_score": 0.4,
+                "false_scores": {"adjectives": 0.6, "smells": None},
+                "won": False,
+                "pairs_won": 1,
+                "pairs": 2,
+                "errors": {"smells": "matched nothing"},
+            },
+            "dates": {"explanation": "years", "true_score": None, "false_scores": {}, "won": False},
+        }
+    }
+    frame = viz.bench_frame(report)
+    assert list(frame["puzzle"]) == ["colors", "dates"]
+    assert frame.loc[0, "best_false_explanation"] == "adjectives"
+    assert frame.loc[0, "margin"] == pytest.approx(-0.2)
+    assert frame.loc[0, "pairs_won"] == "1/2"
+    assert frame.loc[0, "errors"] == "smells: matched nothing"
+    assert math.isnan(frame.loc[1, "true_score"])
+    assert "rgba(220,53,69,0.18)" in viz.highlight_bench(frame).to_html()
+
+
+def test_estimate_api_usage_counts_requests_and_cost() -> None:
+    sequences = [["a", " b"], ["c"], ["d", " e", " f"]]
+    estimate = viz.estimate_api_usage(
+        ["one", "two"], sequences, sequences_per_call=2, prompt_price=1.0, completion_price=2.0
+    )
+    assert estimate["requests"] == 4
+    assert estimate["prompt_tokens"] > 0
+    assert estimate["completion_tokens"] == 2 * (3 * 3 + 10 + 3 * 3 + 10)
+    expected_cost = (estimate["prompt_tokens"] * 1.0 + estimate["completion_tokens"] * 2.0) / 1e6
+    assert estimate["cost_usd"] == pytest.approx(expected_cost)
+    assert viz.estimate_api_usage(["one"], sequences, sequences_per_call=10)["cost_usd"] is None
+
+
+def test_format_number() -> None:
+    assert viz.format_number(0.12345) == "0.123"
+    assert viz.format_number(NAN) == "n/a"
+    assert viz.format_number(None) == "n/a"
+    assert viz.format_number(3, 0) == "3"
+    assert viz.format_number("text") == "text"
