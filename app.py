@@ -49,6 +49,12 @@ def use_file_explanations(texts: list[str]) -> None:
     st.session_state["explanations_text"] = "\n".join(texts)
 
 
+handed_over = st.session_state.pop("records_json", None)
+if handed_over:
+    # Records built on the Explore page arrive here as pasted text.
+    st.session_state["source_kind"] = SOURCES[1]
+    st.session_state["pasted_text"] = handed_over
+
 examples = example_paths()
 first_example = DEFAULT_EXAMPLE if DEFAULT_EXAMPLE in examples else next(iter(examples), "")
 st.session_state.setdefault("source_kind", SOURCES[0] if examples else SOURCES[1])

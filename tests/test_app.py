@@ -121,6 +121,19 @@ def test_pasted_token_text_is_scored() -> None:
     assert list(ranking["explanation"]) == ["fox leopard", "quick"]
 
 
+def test_records_handed_over_by_the_explore_page_are_loaded() -> None:
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    feature = {
+        "activations": [{"tokens": ["a", " fox"], "values": [0, 5]}, {"tokens": ["b", " cat"], "values": [2, 0]}]
+    }
+    app.session_state["records_json"] = json.dumps(feature)
+    app.run()
+    assert_clean(app)
+    assert app.radio(key="source_kind").value == "Paste"
+    assert json.loads(app.text_area(key="pasted_text").value) == feature
+    assert any("2 sequences" in text for text in texts(app.success))
+
+
 def test_explanations_stored_in_pasted_json_can_be_used() -> None:
     app = run_page(APP)
     app.radio(key="source_kind").set_value("Paste").run()
