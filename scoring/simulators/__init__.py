@@ -68,8 +68,29 @@ def _lexical(argument: str | None) -> Simulator:
     return LexicalSimulator()
 
 
+def _openai(argument: str | None) -> Simulator:
+    from scoring.simulators.openai_backend import openai_simulator
+
+    return openai_simulator(argument)
+
+
+def _openai_compatible(argument: str | None) -> Simulator:
+    from scoring.simulators.openai_backend import compatible_simulator
+
+    return compatible_simulator(argument)
+
+
+def _embedding(argument: str | None) -> Simulator:
+    from scoring.simulators.embedding import EmbeddingSimulator
+
+    return EmbeddingSimulator.from_argument(argument)
+
+
 register_simulator("fake", _fake)
 register_simulator("lexical", _lexical)
+register_simulator("openai", _openai)
+register_simulator("openai-compatible", _openai_compatible)
+register_simulator("embedding", _embedding)
 
 __all__ = [
     "SIMULATORS",

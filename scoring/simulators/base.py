@@ -12,7 +12,7 @@ import asyncio
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass
@@ -122,7 +122,7 @@ class SyncSimulator:
     thread so an event loop (server, dashboard) stays responsive.
     """
 
-    name: ClassVar[str] = "sync"
+    name: str = "sync"
     model: str = ""
     prompt_version: str = "0"
     capabilities: Capabilities = Capabilities()

@@ -1,0 +1,49 @@
+"""Prices of API models, for the cost figures in `Usage`.
+
+USD per million tokens, (input, output), standard (non-batch, uncached) tier.
+Figures taken on 2025-08-15 from OpenAI's public API pricing page
+(platform.openai.com/docs/pricing). Prices change: update the table and this
+date together. A model not listed gets cost None (tokens are still counted).
+"""
+
+from __future__ import annotations
+
+PRICES_TAKEN_ON = "2025-08-15"
+
+PRICES_PER_MILLION: dict[str, tuple[float, float]] = {
+    "gpt-5": (1.25, 10.00),
+    "gpt-5-mini": (0.25, 2.00),
+    "gpt-5-nano": (0.05, 0.40),
+    "gpt-4.1": (2.00, 8.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1-nano": (0.10, 0.40),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4o-mini": (0.15, 0.60),
+    "o4-mini": (1.10, 4.40),
+    "o3": (2.00, 8.00),
+    "gpt-4-turbo": (10.00, 30.00),
+    "gpt-3.5-turbo": (0.50, 1.50),
+    "gpt-3.5-turbo-instruct": (1.50, 2.00),
+}
+"""Model -> (input, output) USD per million tokens."""
+
+
+def price_per_million(model: str) -> tuple[float, float] | None:
+    """(input, output) USD per million tokens; a dated snapshot (``gpt-4o-2024-08-06``) uses its base price."""
+    if model in PRICES_PER_MILLION:
+        return PRICES_PER_MILLION[model]
+    base = model
+    while "-" in base:
+        base = base.rsplit("-", 1)[0]
+        suffix = model[len(base) + 1:]
+        if suffix[:1].isdigit() and base in PRICES_PER_MILLION:
+            return PRICES_PER_MILLION[base]
+    return None
+
+
+def cost_usd(model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+    """Price of a call in USD, or None when the model's price is unknown."""
+    prices = price_per_million(model)
+    if prices is None:
+        return None
+    return (prompt_tokens * prices[0] + completion_tokens * prices[1]) / 1_000_000

