@@ -394,7 +394,8 @@ def proxy(llama_server: str) -> Iterator[FaultProxy]:
 
 
 def _simulator(base_url: str, **options: object) -> OpenAISimulator:
-    query = "&".join(f"{key}={value}" for key, value in {"json_retries": 1, **options}.items())
+    # A generous timeout: llama.cpp-python computes top logprobs in Python, slowly on a busy 2-core machine.
+    query = "&".join(f"{key}={value}" for key, value in {"json_retries": 1, "timeout": 300, **options}.items())
     simulator = get_simulator(f"openai-compatible:smollm2@{base_url}/v1?{query}")
     assert isinstance(simulator, OpenAISimulator)
     return simulator
