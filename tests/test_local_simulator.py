@@ -1,0 +1,132 @@
+"""The `local` simulator: a packaged small language model run in-process, offline.
+
+These tests load the real model from its PyPI package (no network) and are
+marked `model`. The cases are small, invented here, and far from the benchmarks.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from scoring.errors import ScoringInputError
+from scoring.metrics import pearson
+from scoring.simulators import get_simulator
+from scoring.simulators.base import Simulator
+from scoring.simulators.local import CONTEXT_TOKENS, LocalSimulator
+
+pytestmark = pytest.mark.model
+
+# Each case: tokens, the tokens that should fire, a correct explanation, a wrong one.
+CASES = [
+    (
+        ["We", " fed", " the", " horse", " and", " the", " goat", " before", " lunch", "."],
+        {" horse", " goat"},
+        "farm animals",
+        "meals and times of day",
+    ),
+    (
+        ["She", " wore", " a", " red", " scarf", " and", " green", " boots", " today", "."],
+        {" red", " green"},
+        "colors",
+        "clothing items",
+    ),
+    (
+        ["The", " train", " left", " Madrid", " and", " reached", " Lisbon", " at", " noon", "."],
+        {" Madrid", " Lisbon"},
+        "names of cities",
+        "words about time",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def simulator() -> LocalSimulator:
+    built = get_simulator("local")
+    assert isinstance(built, LocalSimulator)
+    return built
+
+
+def _real(tokens: list[str], active: set[str]) -> list[float]:
+    return [10.0 if token in active else 0.0 for token in tokens]
+
+
+def test_satisfies_the_protocol(simulator: LocalSimulator) -> None:
+    assert isinstance(simulator, Simulator)
+    assert simulator.name == "local"
+    assert simulator.capabilities.max_concurrency == 1
+    assert simulator.prompt_version
+    assert simulator.options()["method"] == simulator.method
+
+
+@pytest.mark.parametrize("tokens, active, right, wrong", CASES)
+def test_ranks_the_correct_explanation_first(
+    simulator: LocalSimulator, tokens: list[str], active: set[str], right: str, wrong: str
+) -> None:
+    real = _real(tokens, active)
+    right_values = simulator.simulate_sync(right, [tokens]).sequences[0].activations
+    wrong_values = simulator.simulate_sync(wrong, [tokens]).sequences[0].activations
+    assert right_values is not None and wrong_values is not None
+    right_score = pearson(real, right_values)
+    wrong_score = pearson(real, wrong_values)
+    assert right_score > wrong_score, (right_score, wrong_score)
+
+
+def test_output_shape_and_range(simulator: LocalSimulator) -> None:
+    sequences = [case[0] for case in CASES] + [["x"], ["\n", " ", "tab\t", "ü", "😀"]]
+    batch = simulator.simulate_sync("farm animals", sequences)
+    assert len(batch.sequences) == len(sequences)
+    for tokens, simulation in zip(sequences, batch.sequences, strict=True):
+        assert simulation.ok, simulation.error
+        assert simulation.activations is not None
+        assert len(simulation.activations) == len(tokens)
+        assert all(0.0 <= value <= 10.0 and math.isfinite(value) for value in simulation.activations)
+    assert batch.usage.prompt_tokens > 0
+
+
+def test_same_input_same_output(simulator: LocalSimulator) -> None:
+    tokens = CASES[0][0]
+    first = simulator.simulate_sync("farm animals", [tokens]).sequences[0].activations
+    second = simulator.simulate_sync("farm animals", [tokens]).sequences[0].activations
+    assert first == second
+
+
+def test_slots_method_runs(simulator: LocalSimulator) -> None:
+    slots = get_simulator("local:method=slots")
+    tokens = CASES[1][0]
+    simulation = slots.simulate_sync("colors", [tokens]).sequences[0]
+    assert simulation.ok and simulation.activations is not None
+    assert len(simulation.activations) == len(tokens)
+    assert slots.prompt_version != simulator.prompt_version
+
+
+# Fewer input tokens than the records' limit, but more model tokens than the context holds.
+TOO_LONG = [" Pneumonoultramicroscopicsilicovolcanoconiosis"] * (CONTEXT_TOKENS // 4)
+
+
+def test_too_long_sequence_fails_with_a_reason_not_a_zero(simulator: LocalSimulator) -> None:
+    too_long = TOO_LONG
+    batch = simulator.simulate_sync("farm animals", [too_long, CASES[0][0]])
+    failed, fine = batch.sequences
+    assert failed.activations is None
+    assert failed.error and "context" in failed.error
+    assert fine.ok
+
+
+def test_score_of_a_failed_sequence_is_nan_with_the_reason() -> None:
+    from scoring import ActivationRecord, score_explanation
+
+    records = [ActivationRecord(TOO_LONG, [0.0] * (len(TOO_LONG) - 1) + [5.0])]
+    result = score_explanation("farm animals", records, simulator="local", cache=False)
+    assert math.isnan(result.score)
+    assert result.error
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["local:method=guess", "local:model=nothing", "local:speed=fast", "local:threads=two"],
+)
+def test_bad_specs_say_what_to_fix(spec: str) -> None:
+    with pytest.raises(ScoringInputError):
+        get_simulator(spec)
