@@ -76,12 +76,6 @@ def check_explanation(explanation: Any) -> str:
     return text
 
 
-def _prepare_records(records: RecordsInput, limits: Limits | None) -> list[ActivationRecord]:
-    if isinstance(records, (list, tuple)) and records and isinstance(records[0], ActivationRecord):
-        return load_records(list(records), limits=limits)
-    return load_records(records, limits=limits)
-
-
 async def ascore_explanation(
     explanation: str,
     records: RecordsInput,
@@ -104,7 +98,7 @@ async def ascore_explanation(
         raise ScoringInputError(
             f"unknown normalization {normalization!r}; choose one of: {', '.join(NORMALIZATIONS)}"
         )
-    loaded = _prepare_records(records, limits)
+    loaded = load_records(records, limits=limits)
     indices = sample_records(loaded, sampling, n_sequences, seed)
     all_real = normalize(loaded, normalization)
     job = ScoringJob(
@@ -145,7 +139,7 @@ async def arank_explanations(
     if not explanations:
         raise ScoringInputError("give at least one explanation to rank")
     texts = [check_explanation(e) for e in explanations]
-    loaded = _prepare_records(records, options.pop("limits", None))
+    loaded = load_records(records, limits=options.pop("limits", None))
     done = [0] * len(texts)
     totals = [0] * len(texts)
 

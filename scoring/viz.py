@@ -15,7 +15,8 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from scoring.results import ScoreResult, SequenceResult
+from scoring.results import ScoreResult, SequenceResult, jsonable
+from scoring.simulators.base import Usage
 
 SCALE_MAX = 10.0
 """Top of the 0..10 scale that real (normalised) and simulated activations share."""
@@ -453,37 +454,17 @@ def results_json(results: Sequence[ScoreResult], extra: Mapping[str, Any] | None
     """Every result (with sequences) as a JSON document; NaN becomes null."""
     document: dict[str, Any] = dict(extra or {})
     document["results"] = [result.to_dict() for result in results]
-    return json.dumps(document, indent=2, allow_nan=False, default=_json_default)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    return str(value)
+    return json.dumps(jsonable(document), indent=2, allow_nan=False, default=str)
 
 
 def usage_summary(results: Sequence[ScoreResult]) -> dict[str, Any]:
     """Totals over all results: requests, tokens, cost (None when unknown), cache hits/misses, seconds."""
-    total: dict[str, Any] = {
-        "requests": 0,
-        "prompt_tokens": 0,
-        "completion_tokens": 0,
-        "cost_usd": None,
-        "cache_hits": 0,
-        "cache_misses": 0,
-        "seconds": 0.0,
-    }
+    total = Usage()
     for result in results:
-        usage = result.usage
-        total["requests"] += usage.requests
-        total["prompt_tokens"] += usage.prompt_tokens
-        total["completion_tokens"] += usage.completion_tokens
-        total["cache_hits"] += usage.cache_hits
-        total["cache_misses"] += usage.cache_misses
-        total["seconds"] += result.seconds
-        if usage.cost_usd is not None:
-            total["cost_usd"] = (total["cost_usd"] or 0.0) + usage.cost_usd
-    return total
+        total.add(result.usage)
+    summary = total.to_dict()
+    summary["seconds"] = sum(result.seconds for result in results)
+    return summary
 
 
 def disagreement(claimed: float | None, result: ScoreResult, tolerance: float = 0.05) -> str:

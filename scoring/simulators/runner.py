@@ -99,12 +99,7 @@ async def run_simulations(
             results[index] = outcome
             if outcome.ok and cache is not None and outcome.activations is not None:
                 cache.set(keys[index], outcome.activations, {"simulator": simulator.name})
-        usage.requests += chunk_usage.requests
-        usage.prompt_tokens += chunk_usage.prompt_tokens
-        usage.completion_tokens += chunk_usage.completion_tokens
-        usage.seconds += chunk_usage.seconds
-        if chunk_usage.cost_usd is not None:
-            usage.cost_usd = (usage.cost_usd or 0.0) + chunk_usage.cost_usd
+        usage.add(chunk_usage)
         done += len(chunk)
         if progress is not None:
             progress(done, total, f"simulated {done} of {total} sequences")
