@@ -1,7 +1,8 @@
-"""The public functions: score and rank explanations.
+"""The public functions: score and rank explanations, and generate candidate ones.
 
 Synchronous functions wrap the async ones (``ascore_explanation``,
-``arank_explanations``), which servers and batch jobs call directly.
+``arank_explanations``, ``agenerate_explanations``), which servers and batch
+jobs call directly.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from typing import Any, TypeVar
 from scoring.cache import SimulationCache, open_cache
 from scoring.errors import ScoringInputError
 from scoring.records import NORMALIZATIONS, ActivationRecord, Limits, load_records, normalize
-from scoring.results import ScoreResult
+from scoring.results import GeneratedExplanation, ScoreResult
 from scoring.sampling import sample_records
-from scoring.scorers import SCORERS, ScoringJob
-from scoring.simulators import SIMULATORS, Simulator, get_simulator
+from scoring.scorers import SCORERS, ScoringJob, simulator_id
+from scoring.simulators import SIMULATORS, Explainer, ExplanationExample, Simulator, get_simulator
+from scoring.simulators.runner import run_explanations
 
 MAX_EXPLANATION_CHARS = 2000
+MAX_GENERATED = 20
+"""Most candidates one `generate_explanations` call may ask for."""
 
 RecordsInput = str | Path | dict[str, Any] | list[Any] | Sequence[ActivationRecord]
 CacheOption = SimulationCache | str | Path | bool | None
@@ -162,6 +166,90 @@ async def arank_explanations(
 def rank_explanations(explanations: Sequence[str], records: RecordsInput, **options: Any) -> list[ScoreResult]:
     """Score several explanations on the same records; best first, NaN scores last."""
     return run_sync(arank_explanations(explanations, records, **options))
+
+
+def explanation_examples(records: Sequence[ActivationRecord], top_k: int) -> list[ExplanationExample]:
+    """The `top_k` records with the strongest activation, on the global 0..10 scale, strongest first.
+
+    Records where nothing fires are left out; raises ScoringInputError when none is left.
+    """
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise ScoringInputError(f"top_k must be a positive whole number, got {top_k!r}")
+    scaled = normalize(records, "global")
+    chosen = [index for index in sample_records(records, "top", top_k) if max(scaled[index], default=0.0) > 0]
+    if not chosen:
+        raise ScoringInputError(
+            "no token activates in these records (every activation is zero or negative), so there is "
+            "nothing to explain; give records where the neuron fires"
+        )
+    return [ExplanationExample(tuple(records[i].tokens), tuple(scaled[i])) for i in chosen]
+
+
+async def agenerate_explanations(
+    records: RecordsInput,
+    *,
+    simulator: str | Simulator | None = None,
+    n: int = 3,
+    top_k: int = 10,
+    seed: int = 0,
+    cache: CacheOption = True,
+    progress: Progress | None = None,
+    limits: Limits | None = None,
+) -> list[GeneratedExplanation]:
+    """Generate candidate explanations (async). See `generate_explanations`."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_GENERATED:
+        raise ScoringInputError(f"n must be a whole number from 1 to {MAX_GENERATED}, got {n!r}")
+    resolved = resolve_simulator(simulator)
+    if not isinstance(resolved, Explainer):
+        raise ScoringInputError(
+            f"the {resolved.name} simulator cannot write explanations; use one that can: "
+            "local, openai:<model>, openai-compatible:<model>@<url> (or fake, in tests)"
+        )
+    examples = explanation_examples(load_records(records, limits=limits), top_k)
+    return await run_explanations(
+        resolved,
+        examples,
+        n,
+        seed=seed,
+        cache=resolve_cache(cache),
+        progress=progress,
+        simulator_id=simulator_id(resolved),
+    )
+
+
+def generate_explanations(
+    records: RecordsInput,
+    *,
+    simulator: str | Simulator | None = None,
+    n: int = 3,
+    top_k: int = 10,
+    seed: int = 0,
+    cache: CacheOption = True,
+    progress: Progress | None = None,
+    limits: Limits | None = None,
+) -> list[GeneratedExplanation]:
+    """Write `n` candidate explanations from the `top_k` most strongly activating records.
+
+    The simulator must have the explain capability (``local``, ``openai:...``,
+    ``openai-compatible:...``, ``fake``). Candidate 0 is the model's first
+    choice, later ones are sampled with `seed`; one entry per attempt, in order,
+    each with its text or, when it failed, ``text=None`` and the reason in
+    ``error``. Duplicates are kept (callers merge them). Candidates are cached
+    like simulations. Raises ScoringInputError for bad input or a simulator
+    that cannot explain.
+    """
+    return run_sync(
+        agenerate_explanations(
+            records,
+            simulator=simulator,
+            n=n,
+            top_k=top_k,
+            seed=seed,
+            cache=cache,
+            progress=progress,
+            limits=limits,
+        )
+    )
 
 
 def sort_results(results: list[ScoreResult]) -> list[ScoreResult]:

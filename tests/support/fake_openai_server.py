@@ -11,6 +11,12 @@ each request that long, as a model would; ``--capacity`` caps the requests proce
 once, as a GPU's batch does (more wait in a queue). ``GET /stats`` reports requests,
 sequences and the most requests seen in flight; ``POST /stats/reset`` zeroes them.
 Listens on 127.0.0.1 only.
+
+It also answers the explain layout (`scoring.prompts.explain_chat_user_message`):
+the tokens marked ``[[...]]`` in the excerpts are ranked by how often they occur,
+then by first appearance, and the reply is ``Explanation: "the token X".`` for the
+one at position ``seed`` (wrapping around), so each attempt's seed picks another.
+A request for the model ``fail-503`` is answered with HTTP 503.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 _SEQUENCE_LINE = re.compile(r"^(\d+) \((\d+) tokens?\): (.*)$")
+_MARKED = re.compile(r"\[\[(.+?)\]\]")
+_EXCERPT_LINE = re.compile(r"^\d+\. ")
 
 
 def predict(user_message: str) -> tuple[dict[str, list[int]], int]:
@@ -47,6 +55,19 @@ def predict(user_message: str) -> tuple[dict[str, list[int]], int]:
             tokens = (tokens + [""] * count)[:count]
         reply[match[1]] = [10 if token.strip().lower() in words else 0 for token in tokens]
     return reply, len(reply)
+
+
+def explain(user_message: str, seed: int) -> str:
+    """The reply to an explain-layout message: the marked token at position `seed` of the ranking."""
+    counts: dict[str, int] = {}
+    for line in user_message.splitlines():
+        if _EXCERPT_LINE.match(line):
+            for token in _MARKED.findall(line):
+                counts[token] = counts.get(token, 0) + 1
+    ranked = sorted(counts, key=lambda token: -counts[token])  # stable: first appearance breaks ties
+    if not ranked:
+        return "I see no marked tokens."
+    return f'Explanation: "the token {ranked[seed % len(ranked)]}".'
 
 
 class FakeOpenAIServer:
@@ -79,9 +100,14 @@ class FakeOpenAIServer:
         messages = body.get("messages") or []
         user = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
         first_user = next((m.get("content", "") for m in messages if m.get("role") == "user"), user)
-        reply, sequences = predict(first_user)
-        self.sequences += sequences
-        content = json.dumps(reply)
+        if body.get("model") == "fail-503":
+            return JSONResponse({"error": {"message": "overloaded", "type": "server_error"}}, status_code=503)
+        if first_user.startswith("Excerpts where"):
+            content = explain(first_user, int(body.get("seed") or 0))
+        else:
+            reply, sequences = predict(first_user)
+            self.sequences += sequences
+            content = json.dumps(reply)
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
         return JSONResponse(
             {
