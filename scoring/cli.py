@@ -1,4 +1,4 @@
-"""``python -m scoring ...``: score, bench, serve, batch.
+"""``python -m scoring ...``: score, explain, bench, serve, batch.
 
 User errors end with exit code 2 and one line on stderr saying what to fix.
 """
@@ -39,6 +39,21 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--no-cache", action="store_true", help="simulate again even when cached")
     score.add_argument("--cache-dir", default=None, help="cache directory (default: $SCORING_CACHE_DIR or ./cache)")
     score.add_argument("--json", action="store_true", help="print the full results as JSON")
+    score.add_argument(
+        "--explain", type=int, default=0, metavar="N", help="also score N candidates the simulator writes"
+    )
+
+    explain = commands.add_parser("explain", help="write candidate explanations from the top-activating records")
+    explain.add_argument("records", help="records file (JSON or CSV/TSV), or '-' for standard input")
+    explain.add_argument("--simulator", default=None, help="simulator spec (default: local if installed, else lexical)")
+    explain.add_argument("-n", type=int, default=3, help="how many candidates (default 3)")
+    explain.add_argument(
+        "--top-k", type=int, default=10, help="records shown to the model, strongest first (default 10)"
+    )
+    explain.add_argument("--seed", type=int, default=0, help="seed of the sampled candidates (all but the first)")
+    explain.add_argument("--no-cache", action="store_true", help="write again even when cached")
+    explain.add_argument("--cache-dir", default=None, help="cache directory (default: $SCORING_CACHE_DIR or ./cache)")
+    explain.add_argument("--json", action="store_true", help="print the candidates as JSON")
 
     bench = commands.add_parser("bench", help="accuracy of a scorer on a puzzle suite")
     bench.add_argument("puzzles", help="puzzle file in the schema of OpenAI's puzzles.json")
@@ -124,14 +139,43 @@ def _explanations_from_records(path: str) -> list[str]:
     return []
 
 
+def _same_text(text: str) -> str:
+    return " ".join(text.split()).lower()
+
+
+def _merge_generated(explanations: list[str], generated: list[Any]) -> list[str]:
+    """The generated texts that are not already among `explanations` (or each other), in order."""
+    seen = {_same_text(text) for text in explanations}
+    added = []
+    for candidate in generated:
+        if candidate.text is not None and _same_text(candidate.text) not in seen:
+            seen.add(_same_text(candidate.text))
+            added.append(candidate.text)
+    return added
+
+
 def _command_score(args: argparse.Namespace) -> int:
-    from scoring.api import rank_explanations
+    from scoring.api import generate_explanations, rank_explanations
 
     source: Any = sys.stdin.read() if args.records == "-" else args.records
     explanations = args.explanation or (_explanations_from_records(args.records) if args.records != "-" else [])
-    if not explanations:
-        raise ScoringInputError("give at least one explanation with -e \"...\"")
     cache: Any = False if args.no_cache else (args.cache_dir or True)
+    generated: list[Any] = []
+    added: list[str] = []
+    if args.explain:
+        generated = generate_explanations(
+            source, simulator=args.simulator, n=args.explain, seed=args.seed, cache=cache
+        )
+        for candidate in generated:
+            if candidate.error:
+                print(f"note: generated candidate {candidate.attempt + 1} failed: {candidate.error}", file=sys.stderr)
+        added = _merge_generated(explanations, generated)
+    explanations = [*explanations, *added]
+    if not explanations:
+        raise ScoringInputError(
+            "give at least one explanation with -e \"...\""
+            + (" (no candidate could be generated; see the notes above)" if args.explain else "")
+        )
     results = rank_explanations(
         explanations,
         source,
@@ -144,18 +188,30 @@ def _command_score(args: argparse.Namespace) -> int:
         cache=cache,
     )
     if args.json:
-        print(json.dumps({"results": [r.to_dict() for r in results]}, indent=2))
+        document: dict[str, Any] = {"results": [r.to_dict() for r in results]}
+        if args.explain:
+            document["generated"] = [candidate.to_dict() for candidate in generated]
+        print(json.dumps(document, indent=2))
         return 0
     width = max(len(r.explanation) for r in results)
     width = min(max(width, len("explanation")), 60)
-    print(f"{'rank':>4}  {'explanation':<{width}}  {'score':>7}  {'95% interval':>15}  {'r2':>7}  {'auc':>6}")
+    source_column = "  source" if args.explain else ""
+    print(
+        f"{'rank':>4}  {'explanation':<{width}}  {'score':>7}  {'95% interval':>15}  {'r2':>7}  {'auc':>6}"
+        + source_column
+    )
+    generated_texts = set(added)
     for rank, result in enumerate(results, start=1):
         low, high = result.interval
         interval = f"[{_format(low, 2)}, {_format(high, 2)}]"
         text = result.explanation if len(result.explanation) <= width else result.explanation[: width - 1] + "…"
+        source_text = ""
+        if args.explain:
+            source_text = "  generated" if result.explanation in generated_texts else "  given"
         print(
             f"{rank:>4}  {text:<{width}}  {_format(result.score):>7}  {interval:>15}  "
             f"{_format(result.metrics.get('r_squared'), 2):>7}  {_format(result.metrics.get('roc_auc'), 2):>6}"
+            + source_text
         )
     for result in results:
         if result.error:
@@ -168,6 +224,38 @@ def _command_score(args: argparse.Namespace) -> int:
         f"prompt tokens {sum(r.usage.prompt_tokens for r in results)}"
         + (f", cost ${sum(r.usage.cost_usd or 0 for r in results):.4f}" if usage.cost_usd is not None else "")
     )
+    return 0
+
+
+def _command_explain(args: argparse.Namespace) -> int:
+    from scoring.api import generate_explanations
+
+    source: Any = sys.stdin.read() if args.records == "-" else args.records
+    generated = generate_explanations(
+        source,
+        simulator=args.simulator,
+        n=args.n,
+        top_k=args.top_k,
+        seed=args.seed,
+        cache=False if args.no_cache else (args.cache_dir or True),
+    )
+    written = [candidate for candidate in generated if candidate.text is not None]
+    if args.json:
+        print(json.dumps({"explanations": [candidate.to_dict() for candidate in generated]}, indent=2))
+    else:
+        for candidate in generated:
+            shown = candidate.text if candidate.text is not None else f"(failed: {candidate.error})"
+            print(f"{candidate.attempt + 1:>3}. {shown}")
+        prompt_tokens = sum(candidate.usage.prompt_tokens for candidate in generated)
+        costs = [candidate.usage.cost_usd for candidate in generated if candidate.usage.cost_usd is not None]
+        print(
+            f"simulator {generated[0].simulator}: {len(written)} of {len(generated)} written; "
+            f"cache hits {sum(candidate.usage.cache_hits for candidate in generated)}, prompt tokens {prompt_tokens}"
+            + (f", cost ${sum(costs):.4f}" if costs else "")
+        )
+    if not written:
+        print(f"error: no candidate could be written; first reason: {generated[0].error}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -314,6 +402,7 @@ def _command_records(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "score": _command_score,
+    "explain": _command_explain,
     "bench": _command_bench,
     "serve": _command_serve,
     "batch": _command_batch,
