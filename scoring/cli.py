@@ -57,7 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="accuracy of a scorer on a puzzle suite")
     bench.add_argument("puzzles", help="puzzle file in the schema of OpenAI's puzzles.json")
-    _add_scoring_options(bench)
+    bench.add_argument("--simulator", default=None, help="simulator spec (default: local if installed, else lexical)")
+    bench.add_argument(
+        "--scorer",
+        action="append",
+        default=None,
+        help="scoring method (default simulation); several as a comma list or repeated: also compares their rankings",
+    )
     bench.add_argument("--limit", type=int, default=None, help="only the first N puzzles")
     bench.add_argument("--cache", action="store_true", help="reuse cached simulations (timings then mean little)")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
@@ -263,10 +269,17 @@ def _command_bench(args: argparse.Namespace) -> int:
     from scoring.bench import run_bench
 
     summary = run_bench(
-        args.puzzles, simulator=args.simulator, scorer=args.scorer, cache=bool(args.cache), limit=args.limit
+        args.puzzles,
+        simulator=args.simulator,
+        scorer=args.scorer or ["simulation"],
+        cache=bool(args.cache),
+        limit=args.limit,
     )
     if args.json:
         print(json.dumps(summary, indent=2, default=lambda v: None))
+        return 0
+    if "scorers" in summary:
+        _print_bench_scorers(summary)
         return 0
     print(f"{'puzzle':<24} {'won':>4} {'true':>7}  false scores")
     for key, entry in summary["puzzles"].items():
@@ -279,6 +292,42 @@ def _command_bench(args: argparse.Namespace) -> int:
         f"{_format(summary['prompt_tokens_per_score'], 0)} prompt tokens/score"
     )
     return 0
+
+
+def _print_bench_scorers(summary: dict[str, Any]) -> None:
+    """Puzzles won per scorer, each scorer's figures, and how alike the scorers rank."""
+    scorers: dict[str, Any] = summary["scorers"]
+    width = max(len("scorer"), *(len(name) for name in scorers))
+    print(f"{'puzzle':<24} " + " ".join(f"{name:>{max(len(name), 4)}}" for name in scorers))
+    for key in summary["puzzles"]:
+        cells = [
+            f"{'yes' if report['puzzles'][key]['won'] else 'no':>{max(len(name), 4)}}"
+            for name, report in scorers.items()
+        ]
+        print(f"{key:<24} " + " ".join(cells))
+    print(
+        f"\n{'scorer':<{width}}  {'accuracy':>8}  {'pairwise':>8}  {'s/score':>8}  "
+        f"{'prompt tok/score':>16}  {'cost':>9}"
+    )
+    for name, report in scorers.items():
+        cost = "n/a" if report["cost_usd"] is None else f"${report['cost_usd']:.4f}"
+        print(
+            f"{name:<{width}}  {_format(report['accuracy']):>8}  {_format(report['pairwise_accuracy']):>8}  "
+            f"{_format(report['seconds_per_score']):>8}  {_format(report['prompt_tokens_per_score'], 0):>16}  "
+            f"{cost:>9}"
+        )
+    agreement = summary["agreement"]
+    print("\nrank agreement per pair (Kendall tau-b, mean over puzzles; share of puzzles with the same top):")
+    for pair in agreement["pairs"]:
+        first, second = pair["scorers"]
+        print(
+            f"  {first} ~ {second}: tau {_format(pair['kendall_tau'])} ({pair['tau_puzzles']} puzzles), "
+            f"top {_format(pair['top_agreement'])} ({pair['top_puzzles']} puzzles)"
+        )
+    print(
+        f"simulator {summary['simulator']}, {summary['n_puzzles']} puzzles: mean tau "
+        f"{_format(agreement['mean_kendall_tau'])}, mean top agreement {_format(agreement['mean_top_agreement'])}"
+    )
 
 
 def _command_serve(args: argparse.Namespace) -> int:

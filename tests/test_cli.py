@@ -121,3 +121,24 @@ def test_score_adds_generated_candidates_once(data_dir):
     assert table.returncode == 0, table.stderr
     header, first = table.stdout.splitlines()[:2]
     assert header.split()[-1] == "source" and first.split()[-1] == "generated"
+
+
+def test_bench_with_several_scorers(tmp_path):
+    puzzles = tmp_path / "tiny.json"
+    puzzles.write_text(json.dumps({
+        "pets": {"name": "pets", "explanation": "cat", "false_explanations": ["dog", "sat"],
+                 "sentences": [[[" cat", 10], " sat"], ["the", " dog"]]},
+    }))
+    done = run("bench", str(puzzles), "--simulator", "fake", "--scorer", "simulation,detection", "--scorer",
+               "fuzzing")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == ["puzzle", "simulation", "detection", "fuzzing"]
+    assert lines[1].split() == ["pets", "yes", "no", "yes"]
+    assert any(line.startswith("detection") and "0.000" in line and "0.500" in line for line in lines)
+    assert "  simulation ~ detection: tau 0.500 (1 puzzles), top 0.000 (1 puzzles)" in lines
+    as_json = json.loads(run("bench", str(puzzles), "--simulator", "fake", "--scorer", "fuzzing,simulation",
+                             "--json").stdout)
+    assert list(as_json["scorers"]) == ["fuzzing", "simulation"] and as_json["scorer"] == "fuzzing"
+    bad = run("bench", str(puzzles), "--simulator", "fake", "--scorer", "simulation,judge-of-all")
+    assert bad.returncode == 2 and "unknown scorer 'judge-of-all'" in bad.stderr

@@ -6,8 +6,10 @@ import pytest
 
 from scoring.metrics import (
     absolute_dev_explained,
+    best_first_ranks,
     bootstrap_interval,
     compute_metrics,
+    kendall_tau,
     pearson,
     r_squared,
     roc_auc,
@@ -117,3 +119,15 @@ def test_rankdata_averages_ties():
     assert list(rankdata([0.0, 10.0, 0.0, 5.0])) == [1.5, 4.0, 1.5, 3.0]
     assert list(rankdata([3.0])) == [1.0]
     assert list(rankdata([2.0, 2.0, 2.0])) == [2.0, 2.0, 2.0]
+
+
+def test_kendall_tau_b_with_ties_and_nan():
+    assert kendall_tau([1, -1 / 3, -1 / 3], [1, 0, 1]) == pytest.approx(0.5)  # 1 concordant, one tie on each side
+    assert kendall_tau([3, 2, 1], [1, 2, 3]) == -1.0
+    assert kendall_tau([1, math.nan], [2, 1]) == 1.0  # NaN ranks lowest
+    assert math.isnan(kendall_tau([1, 1], [2, 3]))  # one scoring ties everything: undefined
+    assert math.isnan(kendall_tau([1], [1]))
+
+
+def test_best_first_ranks_share_ties_and_skip_nan():
+    assert best_first_ranks([0.5, math.nan, 0.9, 0.5]) == [2, None, 1, 2]
