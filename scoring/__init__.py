@@ -10,6 +10,7 @@ from scoring.api import (
     default_simulator_spec,
     generate_explanations,
     rank_explanations,
+    rank_with_scorers,
     score_explanation,
 )
 from scoring.cache import SimulationCache, open_cache
@@ -40,5 +41,6 @@ __all__ = [
     "normalize",
     "open_cache",
     "rank_explanations",
+    "rank_with_scorers",
     "score_explanation",
 ]

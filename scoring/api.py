@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import math
+import tempfile
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -250,6 +251,61 @@ def generate_explanations(
             limits=limits,
         )
     )
+
+
+async def arank_with_scorers(
+    explanations: Sequence[str],
+    records: RecordsInput,
+    scorers: Sequence[str],
+    *,
+    progress: Progress | None = None,
+    **options: Any,
+) -> dict[str, list[ScoreResult]]:
+    """Rank the same explanations with each scorer in turn (async); see `rank_with_scorers`."""
+    names = list(dict.fromkeys(scorers))
+    if not names:
+        raise ScoringInputError(f"choose at least one scorer: {', '.join(SCORERS)}")
+    for name in names:
+        if name not in SCORERS:
+            raise ScoringInputError(f"unknown scorer {name!r}; choose one of: {', '.join(SCORERS)}")
+    loaded = load_records(records, limits=options.pop("limits", None))
+    cache = resolve_cache(options.pop("cache", True))
+    scratch = None
+    if cache is None and len(names) > 1:
+        # No cache asked for: simulate afresh once, and let the other scorers reuse this run's simulations.
+        scratch = tempfile.TemporaryDirectory(prefix="scoring-run-")
+        cache = SimulationCache(scratch.name)
+    ranked: dict[str, list[ScoreResult]] = {}
+    try:
+        for position, name in enumerate(names):
+            report = None
+            if progress is not None:
+
+                def report(done: int, total: int, message: str, position: int = position, name: str = name) -> None:
+                    assert progress is not None
+                    progress(position * total + done, len(names) * total, f"scorer {name}: {message}")
+
+            ranked[name] = await arank_explanations(
+                explanations, loaded, scorer=name, cache=cache, progress=report, **options
+            )
+    finally:
+        if scratch is not None:
+            assert cache is not None
+            cache.close()
+            scratch.cleanup()
+    return ranked
+
+
+def rank_with_scorers(
+    explanations: Sequence[str], records: RecordsInput, scorers: Sequence[str], **options: Any
+) -> dict[str, list[ScoreResult]]:
+    """Rank the same explanations with several scorers: {scorer: results, best first}, in the order given.
+
+    Scorers run one after the other, so the later ones read the simulations the
+    first one cached (with ``cache=False`` a temporary cache lives for this call
+    only). Options as for `rank_explanations`.
+    """
+    return run_sync(arank_with_scorers(explanations, records, scorers, **options))
 
 
 def sort_results(results: list[ScoreResult]) -> list[ScoreResult]:
