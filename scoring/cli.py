@@ -16,6 +16,7 @@ from typing import Any
 from scoring.errors import ScoringInputError
 from scoring.records import NORMALIZATIONS
 from scoring.sampling import STRATEGIES
+from scoring.textformat import new_explanations
 
 
 def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
@@ -145,21 +146,6 @@ def _explanations_from_records(path: str) -> list[str]:
     return []
 
 
-def _same_text(text: str) -> str:
-    return " ".join(text.split()).lower()
-
-
-def _merge_generated(explanations: list[str], generated: list[Any]) -> list[str]:
-    """The generated texts that are not already among `explanations` (or each other), in order."""
-    seen = {_same_text(text) for text in explanations}
-    added = []
-    for candidate in generated:
-        if candidate.text is not None and _same_text(candidate.text) not in seen:
-            seen.add(_same_text(candidate.text))
-            added.append(candidate.text)
-    return added
-
-
 def _command_score(args: argparse.Namespace) -> int:
     from scoring.api import generate_explanations, rank_explanations
 
@@ -175,7 +161,7 @@ def _command_score(args: argparse.Namespace) -> int:
         for candidate in generated:
             if candidate.error:
                 print(f"note: generated candidate {candidate.attempt + 1} failed: {candidate.error}", file=sys.stderr)
-        added = _merge_generated(explanations, generated)
+        added = new_explanations(explanations, [candidate.text for candidate in generated])
     explanations = [*explanations, *added]
     if not explanations:
         raise ScoringInputError(
