@@ -712,10 +712,22 @@ def metrics_frame(results: Sequence[ScoreResult]) -> pd.DataFrame:
         row: dict[str, Any] = {"explanation": result.explanation, "score": result.score}
         for name, value in result.metrics.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                row[name] = float(value)
+                row[name] = value
         row["error"] = result.error or ""
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def metrics_table(results: Sequence[ScoreResult]) -> pd.DataFrame:
+    """`metrics_frame` for display: counts as whole numbers, other numbers with 3 digits, 'n/a' when undefined."""
+    frame = metrics_frame(results)
+    shown = frame.copy()
+    for name in frame.columns:
+        if pd.api.types.is_integer_dtype(frame[name]):
+            shown[name] = [str(value) for value in frame[name]]
+        elif pd.api.types.is_numeric_dtype(frame[name]):
+            shown[name] = [format_number(value) for value in frame[name]]
+    return shown
 
 
 # ---------------------------------------------------------------------------

@@ -330,6 +330,8 @@ def test_metrics_frame_keeps_numbers_only() -> None:
     frame = viz.metrics_frame([scored_result])
     assert {"explanation", "score", "precision", "roc_auc", "error"} <= set(frame.columns)
     assert "sequence_predictions" not in frame.columns and "flag" not in frame.columns
+    shown = viz.metrics_table([scored_result, result("b", NAN, [], metrics={"precision": 0})])
+    assert list(shown["precision"]) == ["1", "0"] and list(shown["score"]) == ["0.500", "n/a"]
 
 
 def detection_result(predictions: list[float] | None) -> ScoreResult:
