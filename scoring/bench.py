@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,7 +94,7 @@ def scorer_names(scorer: str | Sequence[str]) -> list[str]:
 
 
 async def _bench_scorer(
-    puzzles: list[Puzzle], sim: Simulator, scorer: str, cache: Any
+    puzzles: list[Puzzle], sim: Simulator, scorer: str, cache: Any, on_puzzle: Callable[[str], None] | None = None
 ) -> tuple[dict[str, Any], dict[str, list[float]]]:
     """One scorer over every puzzle: its summary, and per puzzle the scores of [true, *false] explanations."""
     per_puzzle: dict[str, Any] = {}
@@ -133,6 +133,8 @@ async def _bench_scorer(
             "pairs": len(won_pairs),
             "errors": {r.explanation: r.error for r in results if r.error},
         }
+        if on_puzzle is not None:
+            on_puzzle(puzzle.key)
     seconds = time.perf_counter() - started
     summary = {
         "simulator": simulator_id(sim),
@@ -210,6 +212,7 @@ async def arun_bench(
     scorer: str | Sequence[str] = "simulation",
     cache: Any = False,
     limit: int | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> dict[str, Any]:
     """Score every puzzle with each scorer; returns the summary described in ARCHITECTURE.md.
 
@@ -218,7 +221,7 @@ async def arun_bench(
     ``scorers`` holds each scorer's summary and ``agreement`` their rank
     agreement (`rank_agreement`). Scorers run one after the other; with
     ``cache=False`` each simulates afresh, so its seconds and tokens are what it
-    costs alone.
+    costs alone. `progress(done, total, message)` is called after each puzzle.
     """
     from scoring.api import resolve_simulator
 
@@ -227,8 +230,23 @@ async def arun_bench(
     sim = resolve_simulator(simulator)
     summaries: dict[str, dict[str, Any]] = {}
     scores: dict[str, dict[str, list[float]]] = {}
+    total = len(names) * len(puzzles)
+    done = 0
+
+    def report_puzzle(name: str) -> Callable[[str], None] | None:
+        if progress is None:
+            return None
+
+        def finished(key: str) -> None:
+            nonlocal done
+            done += 1
+            assert progress is not None
+            progress(done, total, f"scorer {name}: puzzle {key} done")
+
+        return finished
+
     for name in names:
-        summaries[name], scores[name] = await _bench_scorer(puzzles, sim, name, cache)
+        summaries[name], scores[name] = await _bench_scorer(puzzles, sim, name, cache, report_puzzle(name))
     report = dict(summaries[names[0]])
     if len(names) > 1:
         report["scorers"] = {

@@ -357,3 +357,46 @@ def test_generation_failures_and_unable_simulators_say_why() -> None:
     app.button(key="generate_button").click().run()
     assert_clean(app)
     assert any("cannot write explanations" in text for text in texts(app.error))
+
+
+TINY_PUZZLES = {
+    "pets": {"name": "pets", "explanation": "cat", "false_explanations": ["dog", "sat"],
+             "sentences": [[[" cat", 10], " sat"], ["the", " dog"]]},
+    "colors": {"name": "colors", "explanation": "red", "false_explanations": ["blue"],
+               "sentences": [[[" red", 10], " hat"], ["a", " blue"]]},
+}
+
+
+def test_benchmark_compares_several_scorers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    puzzles = tmp_path / "puzzles.json"
+    puzzles.write_text(json.dumps(TINY_PUZZLES), encoding="utf-8")
+    monkeypatch.setattr(ui, "BUNDLED_PUZZLES", puzzles)
+    app = run_page(BENCHMARK)
+    app.selectbox(key="bench_simulator").select("fake").run()
+    app.multiselect(key="bench_scorers").select("detection")
+    app.button(key="FormSubmitter:bench_form-Run benchmark").click().run()
+    assert_clean(app)
+    assert not app.error, texts(app.error)
+    scorers = table(app, "pairwise_accuracy")
+    assert list(scorers["scorer"]) == ["simulation", "detection"]
+    assert list(scorers["accuracy"]) == ["1.000", "0.500"]  # detection ties cat with sat (tests/test_bench.py)
+    agreement = table(app, "kendall_tau")
+    assert list(agreement["scorers"]) == ["simulation ~ detection"]
+    assert list(agreement["kendall_tau"]) == ["0.750"] and list(agreement["top_agreement"]) == ["0.500"]
+    assert list(table(app, "won")["won"]) == [True, True]  # the first scorer's puzzles
+    app.selectbox(key="bench_view_scorer").select("detection").run()
+    assert_clean(app)
+    assert list(table(app, "won")["won"]) == [False, True]
+    assert any("detection gets wrong (1)" in header.value for header in app.header)
+    assert table(app, "rank").shape[0] == 3  # the wrong puzzle re-scored with detection
+
+
+def test_benchmark_without_a_scorer_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    puzzles = tmp_path / "puzzles.json"
+    puzzles.write_text(json.dumps(TINY_PUZZLES), encoding="utf-8")
+    monkeypatch.setattr(ui, "BUNDLED_PUZZLES", puzzles)
+    app = run_page(BENCHMARK)
+    app.multiselect(key="bench_scorers").unselect("simulation")
+    app.button(key="FormSubmitter:bench_form-Run benchmark").click().run()
+    assert_clean(app)
+    assert any("at least one scorer" in text for text in texts(app.error))

@@ -133,3 +133,10 @@ def test_lexical_runs_several_scorers():
     report = run_bench(PUZZLES, simulator="lexical", scorer=["simulation", "fuzzing"])
     assert set(report["scorers"]) == {"simulation", "fuzzing"}
     assert len(report["agreement"]["pairs"]) == 1
+
+
+def test_progress_after_each_puzzle_of_each_scorer():
+    seen = []
+    run_bench(TINY, simulator="fake", scorer="simulation,fuzzing", progress=lambda *update: seen.append(update))
+    assert [(done, total) for done, total, _ in seen] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert seen[-1][2] == "scorer fuzzing: puzzle colors done"
