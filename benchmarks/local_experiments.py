@@ -36,6 +36,7 @@ from scoring.simulators import local  # noqa: E402
 
 SETS = {
     "dev": ROOT / "benchmarks" / "dev_puzzles.json",
+    "dev2": ROOT / "benchmarks" / "dev_puzzles_2.json",
     "openai": ROOT.parent / "shared" / "benchmarks" / "openai-puzzles" / "puzzles.json",
 }
 

@@ -230,6 +230,53 @@ def local_slots_prompt(explanation: str, tokens: list[str]) -> list[tuple[str, s
     return parts
 
 
+LOCAL_POINTER_PROMPT_VERSION = "local-pointer-1"
+"""Version of the worked examples and layout of the pointer method (the local default)."""
+
+LOCAL_POINTER_HEADER = "For each text, list the words of the text that fit the rule, or none.\n\n"
+"""Opening of every pointer prompt."""
+
+LOCAL_POINTER_EXAMPLES: tuple[tuple[str, str, str], ...] = (
+    ("names of vegetables", "We bought carrots and a cabbage at the market, then a lamp.", "carrots, cabbage"),
+    ("the word \"light\" when it means not heavy", "Turn on the light, please; this box is light enough to carry.",
+     "light"),
+    ("numbers larger than one hundred", "She paid 40 dollars for 250 stickers and gave 3 of them away.", "250"),
+    ("names of vegetables", "The train left the station at noon and nobody waved.", "none"),
+    ("the word right after \"the\"", "Then the cat sat on a mat while a dog watched.", "cat"),
+    ("instances of the words \"blue\" and \"cold\"", "The blue car was cold inside, and the red one was warm.",
+     "blue, cold"),
+)
+"""Worked examples: (rule, text, the words of the text that fit it). Invented; no benchmark topic."""
+
+LOCAL_POINTER_ANSWER = "\nWords that fit:"
+"""Written after the text; the model's next words are read from here."""
+
+
+def local_pointer_examples() -> str:
+    """The part of every pointer prompt that does not depend on the explanation."""
+    parts = [LOCAL_POINTER_HEADER]
+    for rule, text, answer in LOCAL_POINTER_EXAMPLES:
+        parts.append(f"Rule: {rule}\nText: {text}{LOCAL_POINTER_ANSWER} {answer}\n\n")
+    return "".join(parts)
+
+
+def local_pointer_rule(explanation: str) -> str:
+    """The explanation as the rule (whitespace collapsed, trailing full stop dropped), then "Text:"."""
+    cleaned = " ".join(explanation.split()).rstrip(".")
+    return f"Rule: {cleaned}\nText:"
+
+
+def local_pointer_prefix(explanation: str) -> str:
+    """Everything before the text: header, worked examples, the explanation as the rule, "Text:"."""
+    return local_pointer_examples() + local_pointer_rule(explanation)
+
+
+def local_pointer_text(tokens: list[str]) -> str:
+    """The sequence as one line after "Text:" (a leading space added when its first token has none)."""
+    text = "".join(tokens).replace("\r", " ").replace("\n", " ")
+    return text if text[:1].isspace() else " " + text
+
+
 # ---------------------------------------------------------------------------
 # Explaining: candidate explanations written from the top-activating records
 # (the `explain` capability of the API, local and fake simulators)

@@ -90,15 +90,34 @@ def test_same_input_same_output(simulator: LocalSimulator) -> None:
     first = simulator.simulate_sync("farm animals", [tokens]).sequences[0].activations
     second = simulator.simulate_sync("farm animals", [tokens]).sequences[0].activations
     assert first == second
+    # Whatever ran in between (other rules, other texts, other methods), the same input gives the same values.
+    simulator.simulate_sync("colors", [CASES[1][0], tokens])
+    get_simulator("local:method=contrastive").simulate_sync("farm animals", [tokens])
+    third = simulator.simulate_sync("farm animals", [CASES[2][0], tokens]).sequences[1].activations
+    assert third == first
 
 
-def test_slots_method_runs(simulator: LocalSimulator) -> None:
-    slots = get_simulator("local:method=slots")
+def test_default_method_is_pointer(simulator: LocalSimulator) -> None:
+    assert simulator.method == "pointer"
+    assert simulator.prompt_version == "local-pointer-1"
+
+
+def test_pointer_gives_a_word_the_same_value_on_all_its_pieces(simulator: LocalSimulator) -> None:
+    tokens = ["The", " sh", "elled", " peas", " cost", " 16", "87", " coins", "."]
+    values = simulator.simulate_sync("vegetables", [tokens]).sequences[0].activations
+    assert values is not None
+    assert values[1] == values[2] and values[5] == values[6]
+    assert values[3] > values[4], values  # peas (a vegetable) above cost
+
+
+@pytest.mark.parametrize("method", ["contrastive", "slots"])
+def test_other_methods_run(simulator: LocalSimulator, method: str) -> None:
+    other = get_simulator(f"local:method={method}")
     tokens = CASES[1][0]
-    simulation = slots.simulate_sync("colors", [tokens]).sequences[0]
+    simulation = other.simulate_sync("colors", [tokens]).sequences[0]
     assert simulation.ok and simulation.activations is not None
     assert len(simulation.activations) == len(tokens)
-    assert slots.prompt_version != simulator.prompt_version
+    assert other.prompt_version != simulator.prompt_version
 
 
 # Fewer input tokens than the records' limit, but more model tokens than the context holds.

