@@ -13,12 +13,11 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from scoring.cache import SimulationCache
-from scoring.metrics import compute_metrics, pearson, roc_auc
+from scoring.metrics import classification_metrics, compute_metrics, pearson
 from scoring.records import ActivationRecord
 from scoring.results import ScoreResult, SequenceResult
 from scoring.simulators.base import Simulator
@@ -134,28 +133,6 @@ DECISION_THRESHOLD = 5.0
 """A simulated value >= 5 of 10 counts as a "yes" for accuracy, precision, recall and F1."""
 
 
-def classification_metrics(labels: Sequence[bool], predicted: Sequence[float]) -> dict[str, Any]:
-    """ROC-AUC of `predicted` (0..10) plus accuracy figures at DECISION_THRESHOLD."""
-    positives = [p for p, label in zip(predicted, labels, strict=True) if label]
-    negatives = [p for p, label in zip(predicted, labels, strict=True) if not label]
-    true_positive = sum(p >= DECISION_THRESHOLD for p in positives)
-    false_positive = sum(p >= DECISION_THRESHOLD for p in negatives)
-    recall = true_positive / len(positives) if positives else math.nan
-    specificity = 1 - false_positive / len(negatives) if negatives else math.nan
-    precision = true_positive / (true_positive + false_positive) if true_positive + false_positive else math.nan
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else math.nan
-    return {
-        "roc_auc": roc_auc(labels, predicted),
-        "balanced_accuracy": (recall + specificity) / 2,
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "positives": len(positives),
-        "negatives": len(negatives),
-        "threshold": DECISION_THRESHOLD,
-    }
-
-
 async def detection_scorer(job: ScoringJob) -> ScoreResult:
     """Does the simulation tell activating sequences from non-activating ones?
 
@@ -170,7 +147,7 @@ async def detection_scorer(job: ScoringJob) -> ScoreResult:
     if result.error is None:
         labels = [max(seq.real) >= ACTIVE_THRESHOLD for seq in result.sequences]
         predicted = [max(seq.simulated or [0.0]) for seq in result.sequences]
-        result.metrics = classification_metrics(labels, predicted)
+        result.metrics = classification_metrics(labels, predicted, DECISION_THRESHOLD)
         result.metrics["sequence_predictions"] = predicted
         result.score = float(result.metrics["roc_auc"])
         if math.isnan(result.score):
@@ -181,6 +158,21 @@ async def detection_scorer(job: ScoringJob) -> ScoreResult:
             )
     result.seconds = time.perf_counter() - started
     return result
+
+
+def fuzzing_markings(real: Sequence[Sequence[float]], seed: int) -> list[tuple[int, list[int], list[int]]]:
+    """The correct and wrong markings of fuzzing: per sequence with active and inactive tokens,
+    (its position, its active token indices, as many of its inactive token indices drawn at random, seeded)."""
+    rng = np.random.default_rng(seed)
+    markings = []
+    for position, values in enumerate(real):
+        active = [i for i, value in enumerate(values) if value >= ACTIVE_THRESHOLD]
+        inactive = [i for i, value in enumerate(values) if value < ACTIVE_THRESHOLD]
+        if not active or not inactive:
+            continue
+        wrong = rng.choice(inactive, size=min(len(active), len(inactive)), replace=False)
+        markings.append((position, active, sorted(int(i) for i in wrong)))
+    return markings
 
 
 async def fuzzing_scorer(job: ScoringJob) -> ScoreResult:
@@ -196,20 +188,13 @@ async def fuzzing_scorer(job: ScoringJob) -> ScoreResult:
     started = time.perf_counter()
     result = await _simulate(job, "fuzzing")
     if result.error is None:
-        rng = np.random.default_rng(job.seed)
         labels: list[bool] = []
         predicted: list[float] = []
-        for sequence in result.sequences:
-            simulated = sequence.simulated or []
-            active = [i for i, value in enumerate(sequence.real) if value >= ACTIVE_THRESHOLD]
-            inactive = [i for i, value in enumerate(sequence.real) if value < ACTIVE_THRESHOLD]
-            if not active or not inactive:
-                continue
-            wrong = rng.choice(inactive, size=min(len(active), len(inactive)), replace=False)
+        for position, active, wrong in fuzzing_markings(job.real, job.seed):
+            simulated = result.sequences[position].simulated or []
             labels += [True, False]
-            predicted += [float(np.mean([simulated[i] for i in active])),
-                          float(np.mean([simulated[int(i)] for i in wrong]))]
-        result.metrics = classification_metrics(labels, predicted)
+            predicted += [float(np.mean([simulated[i] for i in active])), float(np.mean([simulated[i] for i in wrong]))]
+        result.metrics = classification_metrics(labels, predicted, DECISION_THRESHOLD)
         result.score = float(result.metrics["roc_auc"])
         if math.isnan(result.score):
             result.error = "fuzzing needs activating sequences that also have inactive tokens"
