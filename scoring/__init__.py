@@ -12,7 +12,7 @@ from scoring.api import (
 )
 from scoring.cache import SimulationCache, open_cache
 from scoring.errors import ScoringInputError
-from scoring.records import ActivationRecord, Limits, load_records, normalize
+from scoring.records import ActivationRecord, AttentionRecord, Limits, load_attention_records, load_records, normalize
 from scoring.results import ScoreResult, SequenceResult
 from scoring.scorers import SCORERS
 from scoring.simulators import SIMULATORS, Simulator, get_simulator
@@ -21,6 +21,7 @@ __all__ = [
     "SCORERS",
     "SIMULATORS",
     "ActivationRecord",
+    "AttentionRecord",
     "Limits",
     "ScoreResult",
     "ScoringInputError",
@@ -31,6 +32,7 @@ __all__ = [
     "ascore_explanation",
     "default_simulator_spec",
     "get_simulator",
+    "load_attention_records",
     "load_records",
     "normalize",
     "open_cache",
