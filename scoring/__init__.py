@@ -5,9 +5,11 @@
 
 from scoring.api import (
     arank_explanations,
+    ascore_attention_explanation,
     ascore_explanation,
     default_simulator_spec,
     rank_explanations,
+    score_attention_explanation,
     score_explanation,
 )
 from scoring.cache import SimulationCache, open_cache
@@ -29,6 +31,7 @@ __all__ = [
     "SimulationCache",
     "Simulator",
     "arank_explanations",
+    "ascore_attention_explanation",
     "ascore_explanation",
     "default_simulator_spec",
     "get_simulator",
@@ -37,5 +40,6 @@ __all__ = [
     "normalize",
     "open_cache",
     "rank_explanations",
+    "score_attention_explanation",
     "score_explanation",
 ]

@@ -12,13 +12,15 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from scoring.cache import SimulationCache
+from scoring.errors import ScoringInputError
 from scoring.metrics import classification_metrics, compute_metrics, pearson
-from scoring.records import ActivationRecord
+from scoring.records import ActivationRecord, AttentionRecord
 from scoring.results import ScoreResult, SequenceResult
 from scoring.simulators.base import Simulator
 from scoring.simulators.runner import ProgressCallback, run_simulations
@@ -41,6 +43,10 @@ class ScoringJob:
     sampling: dict[str, object]
     seed: int = 0
     progress: ProgressCallback | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    """Options of the chosen scorer (checked against the names it registered)."""
+    attention_records: Sequence[AttentionRecord] = ()
+    """The records of an attention-head score (its `records` are then empty)."""
 
 
 Scorer = Callable[[ScoringJob], Awaitable[ScoreResult]]
@@ -48,23 +54,43 @@ Scorer = Callable[[ScoringJob], Awaitable[ScoreResult]]
 SCORERS: dict[str, Scorer] = {}
 """Registered scorer names (`scoring.SCORERS`)."""
 
+SCORER_OPTIONS: dict[str, tuple[str, ...]] = {}
+"""The option names each scorer accepts (`scorer_options=` of the API)."""
 
-def register_scorer(name: str, scorer: Scorer) -> None:
+ATTENTION_SCORERS: set[str] = set()
+"""Scorers that read attention records (`score_attention_explanation`) instead of activation records."""
+
+
+def register_scorer(
+    name: str, scorer: Scorer, options: Sequence[str] = (), reads_attention: bool = False
+) -> None:
     if name in SCORERS:
         raise ValueError(f"a scorer named {name!r} is already registered")
     SCORERS[name] = scorer
+    SCORER_OPTIONS[name] = tuple(options)
+    if reads_attention:
+        ATTENTION_SCORERS.add(name)
+
+
+def check_scorer_options(name: str, options: dict[str, Any] | None) -> dict[str, Any]:
+    """A copy of `options` when `name` accepts every key; raises ScoringInputError otherwise."""
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise ScoringInputError(f"scorer_options must be a dict, got {type(options).__name__}")
+    unknown = sorted(set(options) - set(SCORER_OPTIONS.get(name, ())))
+    if unknown:
+        accepted = ", ".join(SCORER_OPTIONS.get(name, ())) or "none"
+        raise ScoringInputError(f"the {name} scorer has no option {', '.join(unknown)}; its options: {accepted}")
+    return dict(options)
 
 
 def simulator_id(simulator: Simulator) -> str:
     return f"{simulator.name}:{simulator.model}" if simulator.model else simulator.name
 
 
-async def _simulate(job: ScoringJob, scorer: str) -> ScoreResult:
-    """Simulate every chosen sequence; the result carries the error when any fails.
-
-    Shared by every simulation-based scorer: they differ only in how they
-    compare the simulated with the real activations afterwards.
-    """
+def new_result(job: ScoringJob, scorer: str, positions: Sequence[int] | None = None) -> ScoreResult:
+    """A NaN result of `scorer` holding the job's chosen sequences (or those at `positions` of them)."""
     result = ScoreResult(
         explanation=job.explanation,
         score=math.nan,
@@ -73,11 +99,27 @@ async def _simulate(job: ScoringJob, scorer: str) -> ScoreResult:
         normalization=job.normalization,
         sampling=dict(job.sampling),
     )
+    chosen = range(len(job.records)) if positions is None else positions
     result.sequences = [
-        SequenceResult(tokens=list(record.tokens), raw=list(record.activations), real=list(real), simulated=None,
-                       index=index)
-        for record, real, index in zip(job.records, job.real, job.indices, strict=True)
+        SequenceResult(
+            tokens=list(job.records[i].tokens),
+            raw=list(job.records[i].activations),
+            real=list(job.real[i]),
+            simulated=None,
+            index=job.indices[i],
+        )
+        for i in chosen
     ]
+    return result
+
+
+async def _simulate(job: ScoringJob, scorer: str) -> ScoreResult:
+    """Simulate every chosen sequence; the result carries the error when any fails.
+
+    Shared by every simulation-based scorer: they differ only in how they
+    compare the simulated with the real activations afterwards.
+    """
+    result = new_result(job, scorer)
     if all(value == 0 for real in job.real for value in real):
         result.error = (
             "every real activation is zero (after normalisation), so the score is undefined; "
