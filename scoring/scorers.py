@@ -5,6 +5,8 @@ returns a ScoreResult. ``simulation`` is the method of OpenAI's paper and the
 Neuronpedia scorer: simulate every token, correlate with the real activations.
 ``detection`` and ``fuzzing`` reuse the same (cached) simulations and ask
 classification questions of them: which sequences fire, which tokens fire.
+The scorers that ask a judge yes/no questions instead live in `scoring.judged`
+and register here when it is imported (`scoring.api` does).
 """
 
 from __future__ import annotations
