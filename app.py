@@ -1,7 +1,8 @@
-"""Score page: load activation texts, enter candidate explanations, score and compare them.
+"""Score page: load activation texts, enter or generate candidate explanations, score and compare them.
 
 Run with ``streamlit run app.py``. The page only calls `scoring`; every number
-shown comes from `scoring.rank_explanations`.
+shown comes from `scoring.rank_with_scorers`, every generated candidate from
+`scoring.generate_explanations`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import streamlit as st
 
 import pages as ui
 from scoring import ScoringInputError
-from scoring.textformat import explanations_from_object, parse_explanation_lines
+from scoring.textformat import explanations_from_object, new_explanations, parse_explanation_lines
 
 SOURCES = ("Bundled example", "Paste", "Upload a file")
 DEFAULT_EXAMPLE = "fast_animals.json"
@@ -62,7 +63,10 @@ st.session_state.setdefault("example_name", first_example)
 st.session_state.setdefault("pasted_text", "")
 st.session_state.setdefault("explanations_text", example_explanations(first_example))
 st.session_state.setdefault("score_results", None)
+st.session_state.setdefault("score_results_by_scorer", {})
 st.session_state.setdefault("score_settings", {})
+st.session_state.setdefault("generated_explanations", [])
+st.session_state.setdefault("generate_n", 3)
 
 st.title("Score explanations")
 st.caption(
@@ -127,6 +131,27 @@ if loaded is not None:
 
 st.header("2 · Explanations and settings")
 simulator_spec = ui.simulator_select("score_simulator")
+count_column, button_column = st.columns([1, 3], vertical_alignment="bottom")
+with count_column:
+    n_candidates = st.number_input("Candidates", min_value=1, max_value=10, step=1, key="generate_n")
+with button_column:
+    generate_clicked = st.button("Generate explanations", key="generate_button", help=ui.GENERATE_HELP)
+if generate_clicked:
+    if loaded is None:
+        st.error("Load activations first (step 1): the simulator writes explanations from them.")
+    else:
+        generated = ui.generate_candidates(
+            loaded.records, simulator_spec, int(n_candidates), st.session_state.get("score_use_cache", True)
+        )
+        if generated is not None:
+            current = parse_explanation_lines(st.session_state.get("explanations_text", ""))
+            added = new_explanations(current, [candidate.text for candidate in generated])
+            # The list widget is drawn below, so its text can still be changed in this run.
+            st.session_state["explanations_text"] = "\n".join([*current, *added])
+            marks = st.session_state["generated_explanations"]
+            st.session_state["generated_explanations"] = [*marks, *(text for text in added if text not in marks)]
+            ui.show_generated(generated, added, key="score_generated_table")
+
 with st.form("score_form"):
     st.text_area(
         "Candidate explanations, one per line",
@@ -134,7 +159,9 @@ with st.form("score_form"):
         height=150,
         placeholder="fast animals\nanimals that run quickly\nthe letter f",
     )
-    settings = ui.scoring_settings("score", len(loaded.records) if loaded else 1, include_simulator=False)
+    settings = ui.scoring_settings(
+        "score", len(loaded.records) if loaded else 1, include_simulator=False, several_scorers=True
+    )
     settings["simulator"] = simulator_spec
     submitted = st.form_submit_button("Score", type="primary")
 
@@ -148,10 +175,15 @@ if submitted:
     elif not explanations:
         st.error("Enter at least one explanation, one per line, then press Score.")
     else:
-        results = ui.run_ranking(explanations, loaded.records, settings)
-        if results is not None:
-            st.session_state["score_results"] = results
-            st.session_state["score_settings"] = {**settings, "records": loaded.name}
+        ranked = ui.run_scorers(explanations, loaded.records, settings)
+        if ranked is not None:
+            st.session_state["score_results"] = ranked[settings["scorer"]]
+            st.session_state["score_results_by_scorer"] = ranked
+            st.session_state["score_settings"] = {
+                **{key: value for key, value in settings.items() if key != "scorers"},
+                "scorers": ", ".join(settings["scorers"]),
+                "records": loaded.name,
+            }
 
 results = st.session_state.get("score_results")
 if results:
@@ -159,4 +191,10 @@ if results:
     scored_on = st.session_state.get("score_settings", {}).get("records", "")
     if loaded is not None and scored_on and scored_on != loaded.name:
         st.info(f"These results are for {scored_on}; press Score to score the activations loaded now.")
-    ui.render_results(results, "score", st.session_state.get("score_settings"))
+    generated_texts = st.session_state.get("generated_explanations", [])
+    by_scorer = st.session_state.get("score_results_by_scorer") or {}
+    if len(by_scorer) > 1:
+        ui.render_scorer_comparison(by_scorer, "score", generated_texts)
+        st.caption(f"Everything below is for the first scorer, `{results[0].scorer}`.")
+    ui.render_results(results, "score", st.session_state.get("score_settings"), generated_texts)
+    ui.render_judgements(by_scorer, "score")

@@ -1,9 +1,10 @@
-"""Benchmark page: run a puzzle suite with a simulator and look at the puzzles it gets wrong.
+"""Benchmark page: run a puzzle suite with a simulator and one or more scorers; look at the puzzles they get wrong.
 
-A puzzle has one true explanation and several false ones; a simulator passes
-it when the true explanation scores above every false one. The run goes
-through `scoring.bench.run_bench`; the heatmaps of a failed puzzle come from
-`scoring.rank_explanations` on the same cache, so they cost nothing extra.
+A puzzle has one true explanation and several false ones; a scorer passes it
+when the true explanation scores above every false one. The run goes through
+`scoring.bench.run_bench`, which with several scorers also compares their
+rankings; the heatmaps of a failed puzzle come from `scoring.rank_explanations`
+on the same cache, so they cost nothing extra.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import streamlit as st
 
 import pages as ui
-from scoring import SCORERS, ScoringInputError, rank_explanations, viz
+from scoring import ScoringInputError, rank_explanations, viz
 from scoring.bench import load_puzzles, run_bench
 
 SOURCES = ("Bundled OpenAI puzzles", "Upload a puzzle file")
@@ -27,7 +28,7 @@ st.session_state.setdefault("bench_puzzles", None)
 st.session_state.setdefault("bench_settings", {})
 st.session_state.setdefault("bench_limit", 0)
 
-st.title("Benchmark a simulator on puzzles")
+st.title("Benchmark a simulator and scorers on puzzles")
 st.caption(
     "Each puzzle has a true explanation and false ones. A simulator gets a puzzle right when the true "
     "explanation scores higher than every false one. Use it to compare simulators or to demo an improvement."
@@ -73,32 +74,38 @@ if puzzles:
         st.session_state["bench_limit"] = 0
     spec = ui.simulator_select("bench_simulator")
     with st.form("bench_form"):
-        scorer = st.selectbox("Scorer", list(SCORERS), key="bench_scorer")
+        scorers = ui.scorer_multiselect("bench_scorers")
         limit = st.number_input(
             "Puzzles to run (0 = all)", min_value=0, max_value=len(puzzles), step=1, key="bench_limit"
         )
         use_cache = st.checkbox("Use the cache", value=True, key="bench_use_cache")
         submitted = st.form_submit_button("Run benchmark", type="primary")
-    if submitted:
+    if submitted and not scorers:
+        st.error("Choose at least one scorer.")
+    elif submitted:
+        bar = st.progress(0.0, text=f"Scoring {explanations} explanations with {spec}…")
         try:
             simulator = ui.load_simulator(spec)
-            with st.spinner(f"Scoring {explanations} explanations with {spec}…"):
-                report = run_bench(
-                    puzzle_source,
-                    simulator=simulator,
-                    scorer=scorer,
-                    cache=ui.simulation_cache() if use_cache else False,
-                    limit=int(limit) or None,
-                )
+            new_report = run_bench(
+                puzzle_source,
+                simulator=simulator,
+                scorer=scorers,
+                cache=ui.simulation_cache() if use_cache else False,
+                limit=int(limit) or None,
+                progress=lambda done, total, message: bar.progress(done / total, text=message),
+            )
         except ScoringInputError as exc:
+            bar.empty()
             st.error(f"Cannot run the benchmark: {exc}")
         except Exception as exc:  # noqa: BLE001 - keep the page up; the log has the traceback
+            bar.empty()
             ui.logger.exception("benchmark failed")
             st.error(f"The benchmark failed ({type(exc).__name__}: {exc}). The server log has the details.")
         else:
-            st.session_state["bench_report"] = report
+            bar.progress(1.0, text="Done")
+            st.session_state["bench_report"] = new_report
             st.session_state["bench_puzzles"] = source_name
-            st.session_state["bench_settings"] = {"simulator": spec, "scorer": scorer, "use_cache": use_cache}
+            st.session_state["bench_settings"] = {"simulator": spec, "scorers": scorers, "use_cache": use_cache}
 
 report = st.session_state.get("bench_report")
 if report and puzzles:
@@ -121,7 +128,24 @@ if report and puzzles:
         f"{report.get('n_puzzles')} puzzles · {report.get('n_scores')} scores · "
         f"{report.get('cache_hits', 0)} cached sequences · cost {'n/a' if cost is None else f'${cost:.4f}'}"
     )
-    table = viz.bench_frame(report)
+    by_scorer: dict[str, Any] = report.get("scorers") or {str(report.get("scorer")): report}
+    if len(by_scorer) > 1:
+        st.subheader("Scorers")
+        st.caption(
+            "The figures above are the first scorer's. Rank agreement: Kendall's tau-b between two scorers' "
+            "rankings of each puzzle's explanations, averaged over puzzles, and the share of puzzles where both "
+            "put the same explanation on top."
+        )
+        st.dataframe(viz.bench_scorers_frame(report).map(viz.format_number), hide_index=True, key="bench_scorers")
+        st.dataframe(
+            viz.bench_agreement_frame(report).map(viz.format_number), hide_index=True, key="bench_agreement"
+        )
+    viewed = str(report.get("scorer"))
+    if len(by_scorer) > 1:
+        if st.session_state.get("bench_view_scorer") not in by_scorer:
+            st.session_state.pop("bench_view_scorer", None)
+        viewed = str(st.selectbox("Puzzles as judged by", list(by_scorer), key="bench_view_scorer"))
+    table = viz.bench_frame(by_scorer[viewed])
     st.dataframe(viz.highlight_bench(table), hide_index=True, key="bench_table")
     st.download_button(
         "Report (JSON)",
@@ -133,7 +157,7 @@ if report and puzzles:
     )
 
     wrong = [str(key) for key, won in zip(table["puzzle"], table["won"], strict=True) if not won]
-    st.header(f"Puzzles it gets wrong ({len(wrong)})")
+    st.header(f"Puzzles {viewed} gets wrong ({len(wrong)})")
     if not wrong:
         st.success("Every puzzle was won.")
     else:
@@ -145,7 +169,7 @@ if report and puzzles:
                 [puzzle.explanation, *puzzle.false_explanations],
                 puzzle.records,
                 simulator=ui.load_simulator(settings.get("simulator", spec)),
-                scorer=settings.get("scorer", "simulation"),
+                scorer=viewed,
                 cache=ui.simulation_cache() if settings.get("use_cache", True) else False,
             )
         except ScoringInputError as exc:

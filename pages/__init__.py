@@ -23,14 +23,16 @@ from scoring import (
     SCORERS,
     SIMULATORS,
     ActivationRecord,
+    GeneratedExplanation,
     ScoreResult,
     ScoringInputError,
     Simulator,
     default_simulator_spec,
+    generate_explanations,
     get_simulator,
     normalize,
     open_cache,
-    rank_explanations,
+    rank_with_scorers,
     viz,
 )
 from scoring.cache import SimulationCache, default_cache_directory
@@ -289,8 +291,33 @@ def preview_records(
     )
 
 
-def scoring_settings(prefix: str, n_records: int, include_simulator: bool = True) -> dict[str, Any]:
-    """Simulator, scorer, sampling, number of sequences, normalization and cache widgets (inside a form)."""
+SCORERS_HELP = (
+    "How an explanation is judged. simulation: correlation of simulated and real activations. detection: "
+    "does the simulation tell activating sequences from the others. fuzzing: does it put its activity on "
+    "the right tokens. With several, the ranking shows each scorer's score and rank and marks (⚠) the "
+    "explanations they rank differently; the simulations are shared, so extra scorers cost little."
+)
+
+
+def scorer_multiselect(key: str) -> list[str]:
+    """A multiselect of the registered scorers, "simulation" alone by default."""
+    names = list(SCORERS)
+    if key not in st.session_state:
+        st.session_state[key] = ["simulation"] if "simulation" in names else names[:1]
+    else:  # keep only scorers that are still registered
+        st.session_state[key] = [name for name in st.session_state[key] if name in names]
+    return list(st.multiselect("Scorers", names, key=key, help=SCORERS_HELP))
+
+
+def scoring_settings(
+    prefix: str, n_records: int, include_simulator: bool = True, several_scorers: bool = False
+) -> dict[str, Any]:
+    """Simulator, scorer(s), sampling, number of sequences, normalization and cache widgets (inside a form).
+
+    With `several_scorers` the scorers are a multiselect; ``settings["scorers"]``
+    lists the chosen ones and ``settings["scorer"]`` is the first (the one whose
+    details are drawn).
+    """
     spec = simulator_select(f"{prefix}_simulator") if include_simulator else ""
     left, middle, right = st.columns(3)
     with left:
@@ -313,15 +340,19 @@ def scoring_settings(prefix: str, n_records: int, include_simulator: bool = True
             "Normalization", list(NORMALIZATIONS), key=f"{prefix}_normalization", help=NORMALIZATION_HELP
         )
     scorer_names = list(SCORERS)
-    scorer = scorer_names[0]
-    if len(scorer_names) > 1:
-        scorer = st.selectbox("Scorer", scorer_names, key=f"{prefix}_scorer")
+    if several_scorers:
+        scorers = scorer_multiselect(f"{prefix}_scorers")
+    else:
+        scorers = scorer_names[:1]
+        if len(scorer_names) > 1:
+            scorers = [st.selectbox("Scorer", scorer_names, key=f"{prefix}_scorer")]
     use_cache = st.checkbox(
         "Use the cache (instant for explanations already scored)", value=True, key=f"{prefix}_use_cache"
     )
     return {
         "simulator": spec,
-        "scorer": scorer,
+        "scorer": scorers[0] if scorers else "",
+        "scorers": scorers,
         "sampling": sampling,
         "n_sequences": int(n_sequences) or None,
         "normalization": normalization,
@@ -362,39 +393,48 @@ def show_estimate(
     )
 
 
-def run_ranking(
-    explanations: Sequence[str], records: Sequence[ActivationRecord], settings: dict[str, Any]
-) -> list[ScoreResult] | None:
-    """Rank via `scoring.rank_explanations` with a progress bar; on failure show why, return None."""
-    if not explanations:
-        st.error("Enter at least one explanation (one per line) before scoring.")
-        return None
-    spec = settings["simulator"]
+def _simulator_or_error(spec: str) -> Simulator | None:
+    """The simulator for `spec`, or None after telling the user why it cannot be loaded."""
     try:
-        simulator = load_simulator(spec)
+        return load_simulator(spec)
     except ScoringInputError as exc:
         st.error(f"Simulator {spec!r}: {exc}")
-        return None
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - the page must stay up; the log keeps the traceback
         logger.exception("could not build simulator %s", spec)
         st.error(
             f"The simulator {spec!r} could not be loaded ({type(exc).__name__}: {exc}). "
             "Pick another simulator, or install what it needs."
         )
+    return None
+
+
+def run_scorers(
+    explanations: Sequence[str], records: Sequence[ActivationRecord], settings: dict[str, Any]
+) -> dict[str, list[ScoreResult]] | None:
+    """Rank with every chosen scorer via `scoring.rank_with_scorers`, with a progress bar; None after an error."""
+    if not explanations:
+        st.error("Enter at least one explanation (one per line) before scoring.")
+        return None
+    scorers = list(settings.get("scorers") or [settings["scorer"]])
+    if not scorers:
+        st.error("Choose at least one scorer.")
+        return None
+    spec = settings["simulator"]
+    simulator = _simulator_or_error(spec)
+    if simulator is None:
         return None
     bar = st.progress(0.0, text=f"Scoring {len(explanations)} explanations with {spec}…")
-    report = _progress_reporter(bar)
     try:
-        results = rank_explanations(
+        ranked = rank_with_scorers(
             list(explanations),
             list(records),
+            scorers,
             simulator=simulator,
-            scorer=settings["scorer"],
             sampling=settings["sampling"],
             n_sequences=settings["n_sequences"],
             normalization=settings["normalization"],
             cache=simulation_cache() if settings["use_cache"] else False,
-            progress=report,
+            progress=_progress_reporter(bar),
         )
     except ScoringInputError as exc:
         bar.empty()
@@ -406,7 +446,65 @@ def run_ranking(
         st.error(f"Scoring failed ({type(exc).__name__}: {exc}). The server log has the details.")
         return None
     bar.progress(1.0, text="Done")
-    return results
+    return ranked
+
+
+def run_ranking(
+    explanations: Sequence[str], records: Sequence[ActivationRecord], settings: dict[str, Any]
+) -> list[ScoreResult] | None:
+    """Rank with the one scorer of `settings` (see `run_scorers`); on failure show why, return None."""
+    ranked = run_scorers(explanations, records, {**settings, "scorers": [settings["scorer"]]})
+    return None if ranked is None else ranked[settings["scorer"]]
+
+
+GENERATE_HELP = (
+    "The chosen simulator reads the records where the neuron fires most and writes candidate explanations; "
+    "they are added to the list below, marked as generated in the ranking. The first candidate is the "
+    "model's first choice, the others are sampled (seeded, so the same each time). Type into the list "
+    "after generating: text typed but not yet scored is replaced when the list is updated."
+)
+
+
+def generate_candidates(
+    records: Sequence[ActivationRecord], spec: str, n: int, use_cache: bool = True
+) -> list[GeneratedExplanation] | None:
+    """Candidates from `scoring.generate_explanations` with a progress bar; None after an error (shown)."""
+    simulator = _simulator_or_error(spec)
+    if simulator is None:
+        return None
+    bar = st.progress(0.0, text=f"Writing {n} candidate explanations with {spec}…")
+    try:
+        generated = generate_explanations(
+            list(records),
+            simulator=simulator,
+            n=n,
+            cache=simulation_cache() if use_cache else False,
+            progress=_progress_reporter(bar),
+        )
+    except ScoringInputError as exc:
+        bar.empty()
+        st.error(f"Cannot generate explanations: {exc}")
+        return None
+    except Exception as exc:  # noqa: BLE001
+        bar.empty()
+        logger.exception("generating explanations failed")
+        st.error(f"Generating explanations failed ({type(exc).__name__}: {exc}). The server log has the details.")
+        return None
+    bar.progress(1.0, text="Done")
+    return generated
+
+
+def show_generated(generated: Sequence[GeneratedExplanation], added: Sequence[str], key: str) -> None:
+    """What the last generation wrote: what was added, what failed and why, and every attempt in a table."""
+    if added:
+        st.success(f"Added {len(added)} generated explanation(s): " + "; ".join(added))
+    elif any(candidate.ok for candidate in generated):
+        st.info("The generated explanations are already in the list.")
+    failed = [candidate for candidate in generated if not candidate.ok]
+    for candidate in failed:
+        st.warning(f"Candidate {candidate.attempt + 1} could not be written: {candidate.error}")
+    with st.expander(f"Generated candidates ({len(generated)})"):
+        st.dataframe(viz.generated_frame(generated), hide_index=True, key=key)
 
 
 def _progress_reporter(bar: Any) -> Callable[[int, int, str], None]:
@@ -420,10 +518,70 @@ def _progress_reporter(bar: Any) -> Callable[[int, int, str], None]:
     return report
 
 
-def render_results(
-    results: Sequence[ScoreResult], prefix: str, settings: dict[str, Any] | None = None
+def render_scorer_comparison(
+    results_by_scorer: dict[str, list[ScoreResult]], prefix: str, generated: Sequence[str] = ()
 ) -> None:
-    """Ranking, heatmaps, per-sequence correlation, scatter and downloads for scored explanations."""
+    """Scores and ranks of every explanation under each scorer, rank disagreements marked."""
+    st.subheader("Ranking by scorer")
+    frame = viz.scorer_ranking_frame(results_by_scorer, generated)
+    disagreeing = int((frame["disagreement"] != "").sum()) if not frame.empty else 0
+    st.caption(
+        "One score and rank (1 = best) per scorer, rows in the order of the first scorer. "
+        f"{viz.DISAGREEMENT_MARK} marks explanations the scorers rank differently, with the spread of their "
+        f"ranks: {disagreeing} of {len(frame)} here."
+    )
+    st.dataframe(viz.scorer_ranking_table(results_by_scorer, generated), hide_index=True, key=f"{prefix}_by_scorer")
+
+
+def render_judgements(results_by_scorer: dict[str, list[ScoreResult]], prefix: str) -> None:
+    """For each scorer other than simulation: its metrics, and which sequences or tokens it judged and how."""
+    judged = {name: results for name, results in results_by_scorer.items() if name != "simulation" and results}
+    if not judged:
+        return
+    st.subheader("How the scorers judged")
+    tabs = st.tabs(list(judged))
+    for tab, (name, results) in zip(tabs, judged.items(), strict=True):
+        with tab:
+            st.dataframe(viz.metrics_table(results), hide_index=True, key=f"{prefix}_{name}_metrics")
+            names = [result.explanation for result in results]
+            state_key = f"{prefix}_{name}_explanation"
+            if st.session_state.get(state_key) not in names:
+                st.session_state.pop(state_key, None)
+            chosen = st.selectbox("Explanation", names, key=state_key)
+            result = next(result for result in results if result.explanation == chosen)
+            if result.error:
+                st.warning(result.error)
+            if name == "detection" or "sequence_predictions" in result.metrics:
+                st.caption(
+                    "Each sequence is activating when its real maximum is at least "
+                    f"{viz.ACTIVE_THRESHOLD:g} of 10; the scorer predicts it from the sequence's simulation and "
+                    "the ROC-AUC of those predictions is the score. Verdicts at the decision threshold."
+                )
+                st.dataframe(viz.detection_table(result), hide_index=True, key=f"{prefix}_{name}_seq")
+                st.plotly_chart(viz.detection_figure(result), key=f"{prefix}_{name}_fig")
+            if name == "fuzzing":
+                st.caption(
+                    "Per activating sequence, the simulation on the really active tokens (outlined) against the "
+                    "other tokens; the scorer compares with a seeded random sample of as many inactive tokens."
+                )
+                st.dataframe(
+                    viz.fuzzing_frame(result).map(lambda value: viz.format_number(value, 2)),
+                    hide_index=True,
+                    key=f"{prefix}_{name}_tok",
+                )
+                st.html(viz.color_legend_html() + viz.fuzzing_html(result, max_sequences=30))
+
+
+def render_results(
+    results: Sequence[ScoreResult],
+    prefix: str,
+    settings: dict[str, Any] | None = None,
+    generated: Sequence[str] = (),
+) -> None:
+    """Ranking, heatmaps, per-sequence correlation, scatter and downloads for scored explanations.
+
+    `generated` names the explanations a simulator wrote (marked in the ranking).
+    """
     if not results:
         return
     settings = settings or {}
@@ -453,7 +611,7 @@ def render_results(
         f"{usage['seconds']:.2f} s · cost {'n/a' if cost is None else f'${cost:.5f}'}"
     )
     st.subheader("Ranking")
-    st.dataframe(viz.ranking_table(results), hide_index=True, key=f"{prefix}_ranking")
+    st.dataframe(viz.ranking_table(results, generated), hide_index=True, key=f"{prefix}_ranking")
     failed = [result for result in results if result.error]
     for result in failed:
         st.warning(f"**{result.explanation}**: {result.error}")

@@ -1,21 +1,24 @@
-"""Score natural-language explanations of neurons and SAE latents.
+"""Score natural-language explanations of neurons and SAE latents, and generate candidate ones.
 
-    from scoring import load_records, get_simulator, score_explanation, rank_explanations
+    from scoring import load_records, get_simulator, score_explanation, rank_explanations, generate_explanations
 """
 
 from scoring.api import (
+    agenerate_explanations,
     arank_explanations,
     ascore_attention_explanation,
     ascore_explanation,
     default_simulator_spec,
+    generate_explanations,
     rank_explanations,
+    rank_with_scorers,
     score_attention_explanation,
     score_explanation,
 )
 from scoring.cache import SimulationCache, open_cache
 from scoring.errors import ScoringInputError
 from scoring.records import ActivationRecord, AttentionRecord, Limits, load_attention_records, load_records, normalize
-from scoring.results import ScoreResult, SequenceResult
+from scoring.results import GeneratedExplanation, ScoreResult, SequenceResult
 from scoring.scorers import SCORERS
 from scoring.simulators import SIMULATORS, Simulator, get_simulator
 
@@ -24,22 +27,26 @@ __all__ = [
     "SIMULATORS",
     "ActivationRecord",
     "AttentionRecord",
+    "GeneratedExplanation",
     "Limits",
     "ScoreResult",
     "ScoringInputError",
     "SequenceResult",
     "SimulationCache",
     "Simulator",
+    "agenerate_explanations",
     "arank_explanations",
     "ascore_attention_explanation",
     "ascore_explanation",
     "default_simulator_spec",
+    "generate_explanations",
     "get_simulator",
     "load_attention_records",
     "load_records",
     "normalize",
     "open_cache",
     "rank_explanations",
+    "rank_with_scorers",
     "score_attention_explanation",
     "score_explanation",
 ]

@@ -1,7 +1,8 @@
-"""The public functions: score and rank explanations.
+"""The public functions: score and rank explanations (of neurons, or of attention heads), and generate candidate ones.
 
 Synchronous functions wrap the async ones (``ascore_explanation``,
-``arank_explanations``), which servers and batch jobs call directly.
+``arank_explanations``, ``ascore_attention_explanation``,
+``agenerate_explanations``), which servers and batch jobs call directly.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import math
+import tempfile
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -27,12 +29,21 @@ from scoring.records import (
     load_records,
     normalize,
 )
-from scoring.results import ScoreResult
+from scoring.results import GeneratedExplanation, ScoreResult
 from scoring.sampling import sample_records
-from scoring.scorers import ATTENTION_SCORERS, SCORERS, ScoringJob, check_scorer_options
-from scoring.simulators import SIMULATORS, Simulator, get_simulator
+from scoring.scorers import (
+    ATTENTION_SCORERS,
+    SCORERS,
+    ScoringJob,
+    check_scorer_options,
+    simulator_id,
+)
+from scoring.simulators import SIMULATORS, Explainer, ExplanationExample, Simulator, get_simulator
+from scoring.simulators.runner import run_explanations
 
 MAX_EXPLANATION_CHARS = 2000
+MAX_GENERATED = 20
+"""Most candidates one `generate_explanations` call may ask for."""
 
 RecordsInput = str | Path | dict[str, Any] | list[Any] | Sequence[ActivationRecord]
 AttentionInput = str | Path | dict[str, Any] | list[Any] | Sequence[AttentionRecord]
@@ -258,6 +269,150 @@ def score_attention_explanation(explanation: str, attention_records: AttentionIn
     Options: simulator (one that judges), seed, cache, progress, limits.
     """
     return run_sync(ascore_attention_explanation(explanation, attention_records, **options))
+
+
+def explanation_examples(records: Sequence[ActivationRecord], top_k: int) -> list[ExplanationExample]:
+    """The `top_k` records with the strongest activation, on the global 0..10 scale, strongest first.
+
+    Records where nothing fires are left out; raises ScoringInputError when none is left.
+    """
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise ScoringInputError(f"top_k must be a positive whole number, got {top_k!r}")
+    scaled = normalize(records, "global")
+    chosen = [index for index in sample_records(records, "top", top_k) if max(scaled[index], default=0.0) > 0]
+    if not chosen:
+        raise ScoringInputError(
+            "no token activates in these records (every activation is zero or negative), so there is "
+            "nothing to explain; give records where the neuron fires"
+        )
+    return [ExplanationExample(tuple(records[i].tokens), tuple(scaled[i])) for i in chosen]
+
+
+async def agenerate_explanations(
+    records: RecordsInput,
+    *,
+    simulator: str | Simulator | None = None,
+    n: int = 3,
+    top_k: int = 10,
+    seed: int = 0,
+    cache: CacheOption = True,
+    progress: Progress | None = None,
+    limits: Limits | None = None,
+) -> list[GeneratedExplanation]:
+    """Generate candidate explanations (async). See `generate_explanations`."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_GENERATED:
+        raise ScoringInputError(f"n must be a whole number from 1 to {MAX_GENERATED}, got {n!r}")
+    resolved = resolve_simulator(simulator)
+    if not isinstance(resolved, Explainer):
+        raise ScoringInputError(
+            f"the {resolved.name} simulator cannot write explanations; use one that can: "
+            "local, openai:<model>, openai-compatible:<model>@<url> (or fake, in tests)"
+        )
+    examples = explanation_examples(load_records(records, limits=limits), top_k)
+    return await run_explanations(
+        resolved,
+        examples,
+        n,
+        seed=seed,
+        cache=resolve_cache(cache),
+        progress=progress,
+        simulator_id=simulator_id(resolved),
+    )
+
+
+def generate_explanations(
+    records: RecordsInput,
+    *,
+    simulator: str | Simulator | None = None,
+    n: int = 3,
+    top_k: int = 10,
+    seed: int = 0,
+    cache: CacheOption = True,
+    progress: Progress | None = None,
+    limits: Limits | None = None,
+) -> list[GeneratedExplanation]:
+    """Write `n` candidate explanations from the `top_k` most strongly activating records.
+
+    The simulator must have the explain capability (``local``, ``openai:...``,
+    ``openai-compatible:...``, ``fake``). Candidate 0 is the model's first
+    choice, later ones are sampled with `seed`; one entry per attempt, in order,
+    each with its text or, when it failed, ``text=None`` and the reason in
+    ``error``. Duplicates are kept (callers merge them). Candidates are cached
+    like simulations. Raises ScoringInputError for bad input or a simulator
+    that cannot explain.
+    """
+    return run_sync(
+        agenerate_explanations(
+            records,
+            simulator=simulator,
+            n=n,
+            top_k=top_k,
+            seed=seed,
+            cache=cache,
+            progress=progress,
+            limits=limits,
+        )
+    )
+
+
+async def arank_with_scorers(
+    explanations: Sequence[str],
+    records: RecordsInput,
+    scorers: Sequence[str],
+    *,
+    progress: Progress | None = None,
+    **options: Any,
+) -> dict[str, list[ScoreResult]]:
+    """Rank the same explanations with each scorer in turn (async); see `rank_with_scorers`."""
+    names = list(dict.fromkeys(scorers))
+    if not names:
+        raise ScoringInputError(f"choose at least one scorer: {', '.join(SCORERS)}")
+    for name in names:
+        if name not in SCORERS:
+            raise ScoringInputError(f"unknown scorer {name!r}; choose one of: {', '.join(SCORERS)}")
+    loaded = load_records(records, limits=options.pop("limits", None))
+    cache = resolve_cache(options.pop("cache", True))
+    scratch = None
+    if cache is None and len(names) > 1:
+        # No cache asked for: simulate afresh once, and let the other scorers reuse this run's simulations.
+        scratch = tempfile.TemporaryDirectory(prefix="scoring-run-")
+        cache = SimulationCache(scratch.name)
+    ranked: dict[str, list[ScoreResult]] = {}
+    try:
+        for position, name in enumerate(names):
+            report = None
+            if progress is not None:
+
+                def report(done: int, total: int, message: str, position: int = position, name: str = name) -> None:
+                    assert progress is not None
+                    progress(position * total + done, len(names) * total, f"scorer {name}: {message}")
+
+            ranked[name] = await arank_explanations(
+                explanations,
+                loaded,
+                scorer=name,
+                cache=cache,
+                progress=report,
+                **options,
+            )
+    finally:
+        if scratch is not None:
+            assert cache is not None
+            cache.close()
+            scratch.cleanup()
+    return ranked
+
+
+def rank_with_scorers(
+    explanations: Sequence[str], records: RecordsInput, scorers: Sequence[str], **options: Any
+) -> dict[str, list[ScoreResult]]:
+    """Rank the same explanations with several scorers: {scorer: results, best first}, in the order given.
+
+    Scorers run one after the other, so the later ones read the simulations the
+    first one cached (with ``cache=False`` a temporary cache lives for this call
+    only). Options as for `rank_explanations`.
+    """
+    return run_sync(arank_with_scorers(explanations, records, scorers, **options))
 
 
 def sort_results(results: list[ScoreResult]) -> list[ScoreResult]:

@@ -3,7 +3,8 @@
 A puzzle file has the schema of OpenAI's puzzles: ``{key: {name, explanation,
 false_explanations: [...], sentences: [[token or [token, activation], ...], ...]}}``
 where a bare string is an inactive token. Every explanation of a puzzle is
-scored on all its sentences; the true one should win.
+scored on all its sentences; the true one should win. Several scorers can run
+on the same puzzles; their rankings are then compared (`rank_agreement`).
 """
 
 from __future__ import annotations
@@ -11,14 +12,16 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from scoring.api import arank_explanations, run_sync
 from scoring.errors import ScoringInputError
+from scoring.metrics import best_first_ranks, kendall_tau
 from scoring.records import ActivationRecord
-from scoring.scorers import simulator_id
+from scoring.scorers import SCORERS, simulator_id
 from scoring.simulators import Simulator
 
 
@@ -72,19 +75,30 @@ def load_puzzles(source: str | Path | dict[str, Any]) -> list[Puzzle]:
     return puzzles
 
 
-async def arun_bench(
-    source: str | Path | dict[str, Any],
-    simulator: str | Simulator | None = None,
-    scorer: str = "simulation",
-    cache: Any = False,
-    limit: int | None = None,
-) -> dict[str, Any]:
-    """Score every puzzle; returns the summary described in ARCHITECTURE.md."""
-    from scoring.api import resolve_simulator
+def scorer_names(scorer: str | Sequence[str]) -> list[str]:
+    """Scorer names from a name, a comma list, or a list of either; each must be registered, none twice."""
+    items = [scorer] if isinstance(scorer, str) else list(scorer)
+    names: list[str] = []
+    for item in items:
+        for name in str(item).split(","):
+            name = name.strip()
+            if not name:
+                continue
+            if name not in SCORERS:
+                raise ScoringInputError(f"unknown scorer {name!r}; choose one of: {', '.join(SCORERS)}")
+            if name not in names:
+                names.append(name)
+    if not names:
+        raise ScoringInputError(f"name at least one scorer: {', '.join(SCORERS)}")
+    return names
 
-    puzzles = load_puzzles(source)[:limit] if limit else load_puzzles(source)
-    sim = resolve_simulator(simulator)
+
+async def _bench_scorer(
+    puzzles: list[Puzzle], sim: Simulator, scorer: str, cache: Any, on_puzzle: Callable[[str], None] | None = None
+) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    """One scorer over every puzzle: its summary, and per puzzle the scores of [true, *false] explanations."""
     per_puzzle: dict[str, Any] = {}
+    scores_by_puzzle: dict[str, list[float]] = {}
     wins = pairs_won = pairs = n_scores = prompt_tokens = completion_tokens = cache_hits = 0
     cost = 0.0
     cost_known = True
@@ -95,6 +109,7 @@ async def arun_bench(
         by_text = {result.explanation: result for result in results}
         true_score = by_text[puzzle.explanation.strip()].score
         false_scores = {text: by_text[text.strip()].score for text in puzzle.false_explanations}
+        scores_by_puzzle[puzzle.key] = [by_text[text.strip()].score for text in explanations]
         won_pairs = [_beats(true_score, score) for score in false_scores.values()]
         won = all(won_pairs)
         wins += won
@@ -118,8 +133,10 @@ async def arun_bench(
             "pairs": len(won_pairs),
             "errors": {r.explanation: r.error for r in results if r.error},
         }
+        if on_puzzle is not None:
+            on_puzzle(puzzle.key)
     seconds = time.perf_counter() - started
-    return {
+    summary = {
         "simulator": simulator_id(sim),
         "scorer": scorer,
         "n_puzzles": len(puzzles),
@@ -134,6 +151,110 @@ async def arun_bench(
         "cache_hits": cache_hits,
         "puzzles": per_puzzle,
     }
+    return summary, scores_by_puzzle
+
+
+def rank_agreement(
+    scores: dict[str, dict[str, list[float]]], scorers: Sequence[str]
+) -> dict[str, Any]:
+    """How alike scorers rank each puzzle's explanations, for every pair of scorers.
+
+    Per pair: ``kendall_tau``, the mean over puzzles of Kendall's tau-b between
+    the two scorings (a NaN score ranks lowest; puzzles where either scorer ties
+    every explanation are left out, ``tau_puzzles`` counts the rest); and
+    ``top_agreement``, the share of puzzles where both put the same explanation(s)
+    on top (highest finite score; puzzles where either has no finite score are
+    left out, ``top_puzzles`` counts the rest). ``mean_kendall_tau`` and
+    ``mean_top_agreement`` average the pairs.
+    """
+    pairs: list[dict[str, Any]] = []
+    for position, first in enumerate(scorers):
+        for second in scorers[position + 1:]:
+            taus: list[float] = []
+            tops: list[bool] = []
+            for key, first_scores in scores[first].items():
+                second_scores = scores[second][key]
+                tau = kendall_tau(first_scores, second_scores)
+                if not math.isnan(tau):
+                    taus.append(tau)
+                first_top, second_top = _top_set(first_scores), _top_set(second_scores)
+                if first_top and second_top:
+                    tops.append(first_top == second_top)
+            pairs.append(
+                {
+                    "scorers": [first, second],
+                    "kendall_tau": sum(taus) / len(taus) if taus else math.nan,
+                    "tau_puzzles": len(taus),
+                    "top_agreement": sum(tops) / len(tops) if tops else math.nan,
+                    "top_puzzles": len(tops),
+                }
+            )
+    return {
+        "pairs": pairs,
+        "mean_kendall_tau": _mean_defined([pair["kendall_tau"] for pair in pairs]),
+        "mean_top_agreement": _mean_defined([pair["top_agreement"] for pair in pairs]),
+    }
+
+
+def _top_set(scores: Sequence[float]) -> frozenset[int]:
+    """Positions holding the highest finite score (empty when none is finite)."""
+    return frozenset(position for position, rank in enumerate(best_first_ranks(scores)) if rank == 1)
+
+
+def _mean_defined(values: Sequence[float]) -> float:
+    defined = [value for value in values if not math.isnan(value)]
+    return sum(defined) / len(defined) if defined else math.nan
+
+
+async def arun_bench(
+    source: str | Path | dict[str, Any],
+    simulator: str | Simulator | None = None,
+    scorer: str | Sequence[str] = "simulation",
+    cache: Any = False,
+    limit: int | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> dict[str, Any]:
+    """Score every puzzle with each scorer; returns the summary described in ARCHITECTURE.md.
+
+    With one scorer the summary has the keys of ARCHITECTURE.md. With several
+    (a list or a comma list) the top-level figures are the first scorer's, and
+    ``scorers`` holds each scorer's summary and ``agreement`` their rank
+    agreement (`rank_agreement`). Scorers run one after the other; with
+    ``cache=False`` each simulates afresh, so its seconds and tokens are what it
+    costs alone. `progress(done, total, message)` is called after each puzzle.
+    """
+    from scoring.api import resolve_simulator
+
+    names = scorer_names(scorer)
+    puzzles = load_puzzles(source)[:limit] if limit else load_puzzles(source)
+    sim = resolve_simulator(simulator)
+    summaries: dict[str, dict[str, Any]] = {}
+    scores: dict[str, dict[str, list[float]]] = {}
+    total = len(names) * len(puzzles)
+    done = 0
+
+    def report_puzzle(name: str) -> Callable[[str], None] | None:
+        if progress is None:
+            return None
+
+        def finished(key: str) -> None:
+            nonlocal done
+            done += 1
+            assert progress is not None
+            progress(done, total, f"scorer {name}: puzzle {key} done")
+
+        return finished
+
+    for name in names:
+        summaries[name], scores[name] = await _bench_scorer(puzzles, sim, name, cache, report_puzzle(name))
+    report = dict(summaries[names[0]])
+    if len(names) > 1:
+        report["scorers"] = {
+            name: {key: value for key, value in summary.items() if key != "simulator"}
+            for name, summary in summaries.items()
+        }
+        report["agreement"] = rank_agreement(scores, names)
+    return report
 
 
 def run_bench(source: str | Path | dict[str, Any], **options: Any) -> dict[str, Any]:

@@ -1,12 +1,14 @@
-"""The one on-disk cache of simulations and judgments (diskcache).
+"""The one on-disk cache of simulations, judgments and generated explanations (diskcache).
 
 A key is the sha256 of the canonical JSON of everything that changes a
 result: for a simulation the simulator name, model, prompt version, options,
 explanation and the sequence's tokens; for a judgment (a yes/no answer) the
 same simulator fields, the question's kind, prompt version, explanation and
-content. A prompt edit bumps its version and so never serves a stale result.
-Only successes are stored; an entry that cannot be read or does not fit is a
-miss, never an error.
+content. Generated explanations share the store under keys of their own kind
+(simulator, model, explain prompt version and options, seed, attempt and the
+records shown). A prompt edit bumps its version and so never serves a stale
+result. Only successes are stored; an entry that cannot be read or does not
+fit is a miss, never an error.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 
 import diskcache
 
-from scoring.simulators.base import Simulator
+from scoring.simulators.base import Explainer, ExplanationExample, Simulator
 from scoring.simulators.judge import Judge, JudgeQuestion
 
 logger = logging.getLogger(__name__)
@@ -60,6 +62,25 @@ def judgment_key(judge: Judge, question: JudgeQuestion) -> str:
         "explanation": question.explanation,
         "content": question.content,
     })
+
+
+def explanation_key(
+    explainer: Explainer, examples: Sequence[ExplanationExample], attempt: int, seed: int
+) -> str:
+    """Key of one generated explanation: who wrote it, how, and from which records."""
+    return _digest(
+        {
+            "format": CACHE_FORMAT,
+            "kind": "explanation",
+            "simulator": explainer.name,
+            "model": explainer.model,
+            "prompt_version": explainer.explain_prompt_version,
+            "options": explainer.explain_options(),
+            "attempt": attempt,
+            "seed": seed,
+            "examples": [[list(example.tokens), list(example.activations)] for example in examples],
+        }
+    )
 
 
 class SimulationCache:
@@ -112,6 +133,22 @@ class SimulationCache:
         try:
             self._store.set(key, {"p_yes": float(p_yes), "meta": meta or {}})
         except Exception as exc:  # a full or read-only disk loses the cache entry, not the score
+            logger.warning("could not write cache entry %s: %s", key[:12], exc)
+
+    def get_text(self, key: str) -> str | None:
+        """A stored generated explanation, or None (a miss) when absent or unreadable."""
+        try:
+            entry = self._store.get(key)
+        except Exception as exc:  # a corrupt entry must never stop generation
+            logger.warning("cache entry %s unreadable, generating again: %s", key[:12], exc)
+            return None
+        text = entry.get("text") if isinstance(entry, dict) else None
+        return text if isinstance(text, str) and text.strip() else None
+
+    def set_text(self, key: str, text: str, meta: dict[str, Any] | None = None) -> None:
+        try:
+            self._store.set(key, {"text": text, "meta": meta or {}})
+        except Exception as exc:  # a full or read-only disk loses the cache entry, not the explanation
             logger.warning("could not write cache entry %s: %s", key[:12], exc)
 
     def clear(self) -> None:

@@ -1,4 +1,4 @@
-"""``python -m scoring ...``: score, attention, bench, serve, batch.
+"""``python -m scoring ...``: score, explain, attention, bench, serve, batch.
 
 User errors end with exit code 2 and one line on stderr saying what to fix.
 """
@@ -16,6 +16,7 @@ from typing import Any
 from scoring.errors import ScoringInputError
 from scoring.records import NORMALIZATIONS
 from scoring.sampling import STRATEGIES
+from scoring.textformat import new_explanations
 
 
 def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +41,21 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--cache-dir", default=None, help="cache directory (default: $SCORING_CACHE_DIR or ./cache)")
     score.add_argument("--window", type=int, default=None, help="binary-condition: tokens per window (default: whole)")
     score.add_argument("--json", action="store_true", help="print the full results as JSON")
+    score.add_argument(
+        "--explain", type=int, default=0, metavar="N", help="also score N candidates the simulator writes"
+    )
+
+    explain = commands.add_parser("explain", help="write candidate explanations from the top-activating records")
+    explain.add_argument("records", help="records file (JSON or CSV/TSV), or '-' for standard input")
+    explain.add_argument("--simulator", default=None, help="simulator spec (default: local if installed, else lexical)")
+    explain.add_argument("-n", type=int, default=3, help="how many candidates (default 3)")
+    explain.add_argument(
+        "--top-k", type=int, default=10, help="records shown to the model, strongest first (default 10)"
+    )
+    explain.add_argument("--seed", type=int, default=0, help="seed of the sampled candidates (all but the first)")
+    explain.add_argument("--no-cache", action="store_true", help="write again even when cached")
+    explain.add_argument("--cache-dir", default=None, help="cache directory (default: $SCORING_CACHE_DIR or ./cache)")
+    explain.add_argument("--json", action="store_true", help="print the candidates as JSON")
 
     attention = commands.add_parser("attention", help="score explanations of an attention head (attention-head scorer)")
     attention.add_argument("records", help="attention records JSON: {tokens, attention: [to][from]} or {tokens, pairs}")
@@ -52,7 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="accuracy of a scorer on a puzzle suite")
     bench.add_argument("puzzles", help="puzzle file in the schema of OpenAI's puzzles.json")
-    _add_scoring_options(bench)
+    bench.add_argument("--simulator", default=None, help="simulator spec (default: local if installed, else lexical)")
+    bench.add_argument(
+        "--scorer",
+        action="append",
+        default=None,
+        help="scoring method (default simulation); several as a comma list or repeated: also compares their rankings",
+    )
     bench.add_argument("--limit", type=int, default=None, help="only the first N puzzles")
     bench.add_argument("--cache", action="store_true", help="reuse cached simulations (timings then mean little)")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
@@ -135,13 +157,27 @@ def _explanations_from_records(path: str) -> list[str]:
 
 
 def _command_score(args: argparse.Namespace) -> int:
-    from scoring.api import rank_explanations
+    from scoring.api import generate_explanations, rank_explanations
 
     source: Any = sys.stdin.read() if args.records == "-" else args.records
     explanations = args.explanation or (_explanations_from_records(args.records) if args.records != "-" else [])
-    if not explanations:
-        raise ScoringInputError("give at least one explanation with -e \"...\"")
     cache: Any = False if args.no_cache else (args.cache_dir or True)
+    generated: list[Any] = []
+    added: list[str] = []
+    if args.explain:
+        generated = generate_explanations(
+            source, simulator=args.simulator, n=args.explain, seed=args.seed, cache=cache
+        )
+        for candidate in generated:
+            if candidate.error:
+                print(f"note: generated candidate {candidate.attempt + 1} failed: {candidate.error}", file=sys.stderr)
+        added = new_explanations(explanations, [candidate.text for candidate in generated])
+    explanations = [*explanations, *added]
+    if not explanations:
+        raise ScoringInputError(
+            "give at least one explanation with -e \"...\""
+            + (" (no candidate could be generated; see the notes above)" if args.explain else "")
+        )
     results = rank_explanations(
         explanations,
         source,
@@ -155,20 +191,32 @@ def _command_score(args: argparse.Namespace) -> int:
         scorer_options={"window": args.window} if args.window is not None else None,
     )
     if args.json:
-        print(json.dumps({"results": [r.to_dict() for r in results]}, indent=2))
+        document: dict[str, Any] = {"results": [r.to_dict() for r in results]}
+        if args.explain:
+            document["generated"] = [candidate.to_dict() for candidate in generated]
+        print(json.dumps(document, indent=2))
         return 0
     if args.scorer != "simulation":
         return _print_ranking(results)
     width = max(len(r.explanation) for r in results)
     width = min(max(width, len("explanation")), 60)
-    print(f"{'rank':>4}  {'explanation':<{width}}  {'score':>7}  {'95% interval':>15}  {'r2':>7}  {'auc':>6}")
+    source_column = "  source" if args.explain else ""
+    print(
+        f"{'rank':>4}  {'explanation':<{width}}  {'score':>7}  {'95% interval':>15}  {'r2':>7}  {'auc':>6}"
+        + source_column
+    )
+    generated_texts = set(added)
     for rank, result in enumerate(results, start=1):
         low, high = result.interval
         interval = f"[{_format(low, 2)}, {_format(high, 2)}]"
         text = result.explanation if len(result.explanation) <= width else result.explanation[: width - 1] + "…"
+        source_text = ""
+        if args.explain:
+            source_text = "  generated" if result.explanation in generated_texts else "  given"
         print(
             f"{rank:>4}  {text:<{width}}  {_format(result.score):>7}  {interval:>15}  "
             f"{_format(result.metrics.get('r_squared'), 2):>7}  {_format(result.metrics.get('roc_auc'), 2):>6}"
+            + source_text
         )
     for result in results:
         if result.error:
@@ -181,6 +229,38 @@ def _command_score(args: argparse.Namespace) -> int:
         f"prompt tokens {sum(r.usage.prompt_tokens for r in results)}"
         + (f", cost ${sum(r.usage.cost_usd or 0 for r in results):.4f}" if usage.cost_usd is not None else "")
     )
+    return 0
+
+
+def _command_explain(args: argparse.Namespace) -> int:
+    from scoring.api import generate_explanations
+
+    source: Any = sys.stdin.read() if args.records == "-" else args.records
+    generated = generate_explanations(
+        source,
+        simulator=args.simulator,
+        n=args.n,
+        top_k=args.top_k,
+        seed=args.seed,
+        cache=False if args.no_cache else (args.cache_dir or True),
+    )
+    written = [candidate for candidate in generated if candidate.text is not None]
+    if args.json:
+        print(json.dumps({"explanations": [candidate.to_dict() for candidate in generated]}, indent=2))
+    else:
+        for candidate in generated:
+            shown = candidate.text if candidate.text is not None else f"(failed: {candidate.error})"
+            print(f"{candidate.attempt + 1:>3}. {shown}")
+        prompt_tokens = sum(candidate.usage.prompt_tokens for candidate in generated)
+        costs = [candidate.usage.cost_usd for candidate in generated if candidate.usage.cost_usd is not None]
+        print(
+            f"simulator {generated[0].simulator}: {len(written)} of {len(generated)} written; "
+            f"cache hits {sum(candidate.usage.cache_hits for candidate in generated)}, prompt tokens {prompt_tokens}"
+            + (f", cost ${sum(costs):.4f}" if costs else "")
+        )
+    if not written:
+        print(f"error: no candidate could be written; first reason: {generated[0].error}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -229,10 +309,17 @@ def _command_bench(args: argparse.Namespace) -> int:
     from scoring.bench import run_bench
 
     summary = run_bench(
-        args.puzzles, simulator=args.simulator, scorer=args.scorer, cache=bool(args.cache), limit=args.limit
+        args.puzzles,
+        simulator=args.simulator,
+        scorer=args.scorer or ["simulation"],
+        cache=bool(args.cache),
+        limit=args.limit,
     )
     if args.json:
         print(json.dumps(summary, indent=2, default=lambda v: None))
+        return 0
+    if "scorers" in summary:
+        _print_bench_scorers(summary)
         return 0
     print(f"{'puzzle':<24} {'won':>4} {'true':>7}  false scores")
     for key, entry in summary["puzzles"].items():
@@ -245,6 +332,42 @@ def _command_bench(args: argparse.Namespace) -> int:
         f"{_format(summary['prompt_tokens_per_score'], 0)} prompt tokens/score"
     )
     return 0
+
+
+def _print_bench_scorers(summary: dict[str, Any]) -> None:
+    """Puzzles won per scorer, each scorer's figures, and how alike the scorers rank."""
+    scorers: dict[str, Any] = summary["scorers"]
+    width = max(len("scorer"), *(len(name) for name in scorers))
+    print(f"{'puzzle':<24} " + " ".join(f"{name:>{max(len(name), 4)}}" for name in scorers))
+    for key in summary["puzzles"]:
+        cells = [
+            f"{'yes' if report['puzzles'][key]['won'] else 'no':>{max(len(name), 4)}}"
+            for name, report in scorers.items()
+        ]
+        print(f"{key:<24} " + " ".join(cells))
+    print(
+        f"\n{'scorer':<{width}}  {'accuracy':>8}  {'pairwise':>8}  {'s/score':>8}  "
+        f"{'prompt tok/score':>16}  {'cost':>9}"
+    )
+    for name, report in scorers.items():
+        cost = "n/a" if report["cost_usd"] is None else f"${report['cost_usd']:.4f}"
+        print(
+            f"{name:<{width}}  {_format(report['accuracy']):>8}  {_format(report['pairwise_accuracy']):>8}  "
+            f"{_format(report['seconds_per_score']):>8}  {_format(report['prompt_tokens_per_score'], 0):>16}  "
+            f"{cost:>9}"
+        )
+    agreement = summary["agreement"]
+    print("\nrank agreement per pair (Kendall tau-b, mean over puzzles; share of puzzles with the same top):")
+    for pair in agreement["pairs"]:
+        first, second = pair["scorers"]
+        print(
+            f"  {first} ~ {second}: tau {_format(pair['kendall_tau'])} ({pair['tau_puzzles']} puzzles), "
+            f"top {_format(pair['top_agreement'])} ({pair['top_puzzles']} puzzles)"
+        )
+    print(
+        f"simulator {summary['simulator']}, {summary['n_puzzles']} puzzles: mean tau "
+        f"{_format(agreement['mean_kendall_tau'])}, mean top agreement {_format(agreement['mean_top_agreement'])}"
+    )
 
 
 def _command_serve(args: argparse.Namespace) -> int:
@@ -368,6 +491,7 @@ def _command_records(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "score": _command_score,
+    "explain": _command_explain,
     "attention": _command_attention,
     "bench": _command_bench,
     "serve": _command_serve,

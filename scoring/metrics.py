@@ -11,6 +11,9 @@ Definitions (real r, simulated s, over all tokens of all sequences concatenated)
 - roc_auc: probability that a random active token (r > 0) gets a higher s than a random inactive one (ties 1/2).
 - per_sequence_correlation: Pearson r within each sequence.
 - ci_low, ci_high: 95% percentile bootstrap interval of the correlation, resampling whole sequences.
+
+For comparing scorers: `kendall_tau` (tau-b) between two scorings of the same
+explanations, and `best_first_ranks` (competition ranks, 1 = best).
 """
 
 from __future__ import annotations
@@ -35,6 +38,39 @@ def rankdata(values: Sequence[float] | np.ndarray) -> np.ndarray:
     group = np.cumsum(starts)[position]
     bounds = np.r_[np.nonzero(starts)[0], x.size]
     return 0.5 * (bounds[group] + bounds[group - 1] + 1)
+
+
+def kendall_tau(first: Sequence[float], second: Sequence[float]) -> float:
+    """Kendall's tau-b between two scorings of the same items; NaN counts as the lowest score.
+
+    NaN (undefined) when fewer than two items, or when either scoring ties every item.
+    """
+    if len(first) != len(second):
+        raise ValueError(f"{len(first)} scores against {len(second)}")
+    x = [-math.inf if math.isnan(value) else value for value in first]
+    y = [-math.inf if math.isnan(value) else value for value in second]
+    concordant = discordant = tied_x = tied_y = pairs = 0
+    for i in range(len(x)):
+        for j in range(i + 1, len(x)):
+            pairs += 1
+            dx = (x[i] > x[j]) - (x[i] < x[j])
+            dy = (y[i] > y[j]) - (y[i] < y[j])
+            if dx == 0:
+                tied_x += 1
+            if dy == 0:
+                tied_y += 1
+            if dx * dy > 0:
+                concordant += 1
+            elif dx * dy < 0:
+                discordant += 1
+    denominator = math.sqrt((pairs - tied_x) * (pairs - tied_y))
+    return (concordant - discordant) / denominator if denominator > 0 else math.nan
+
+
+def best_first_ranks(scores: Sequence[float]) -> list[int | None]:
+    """Competition ranks, 1 for the highest score, equal scores sharing a rank (1, 1, 3); None for NaN."""
+    finite = [value for value in scores if not math.isnan(value)]
+    return [None if math.isnan(value) else 1 + sum(other > value for other in finite) for value in scores]
 
 
 def pearson(real: Sequence[float] | np.ndarray, simulated: Sequence[float] | np.ndarray) -> float:

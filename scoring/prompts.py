@@ -439,3 +439,160 @@ def attention_question(explanation: str, tokens: Sequence[str], from_index: int,
 
 def _quoted(token: str) -> str:
     return json.dumps(token.strip() or token, ensure_ascii=False)
+
+
+# ---------------------------------------------------------------------------
+# Explaining: candidate explanations written from the top-activating records
+# (the `explain` capability of the API, local and fake simulators)
+#
+# Written for this project. Both layouts show excerpts around the strongest
+# activation of each record, with the tokens the neuron fires on marked
+# [[like this]], and ask for one short line. The local layout's worked
+# examples are invented and share no topic with any benchmark.
+# ---------------------------------------------------------------------------
+
+EXPLAIN_MARK = ("[[", "]]")
+"""Brackets around the tokens the neuron fires on, in every explain prompt."""
+
+EXPLAIN_MARK_THRESHOLD = 3.0
+"""Tokens at or above this activation (0..10 scale) are marked; a record's strongest token always is."""
+
+
+def explain_excerpt(tokens: list[str], activations: list[float], before: int, after: int) -> str:
+    """The record's text from `before` tokens ahead of its strongest token to `after` tokens past it.
+
+    Marked tokens keep their leading spaces outside the brackets; line breaks become spaces.
+    """
+    if not tokens:
+        return ""
+    peak = max(range(len(tokens)), key=lambda index: activations[index])
+    start, stop = max(0, peak - before), min(len(tokens), peak + after + 1)
+    opening, closing = EXPLAIN_MARK
+    parts = []
+    for index in range(start, stop):
+        token = tokens[index].replace("\r", " ").replace("\n", " ")
+        marked = activations[index] > 0 and (index == peak or activations[index] >= EXPLAIN_MARK_THRESHOLD)
+        if marked and token.strip():
+            stripped = token.lstrip()
+            parts.append(f"{token[: len(token) - len(stripped)]}{opening}{stripped}{closing}")
+        else:
+            parts.append(token)
+    return "".join(parts).strip()
+
+
+def explain_strongest(tokens: list[str], activations: list[float], limit: int = 4) -> str:
+    """'cheetah 10, fastest 2': the record's strongest tokens with their activations rounded."""
+    order = sorted(range(len(tokens)), key=lambda index: -activations[index])
+    shown = [
+        f"{tokens[index].strip() or repr(tokens[index])} {round(activations[index])}"
+        for index in order[:limit]
+        if round(activations[index]) > 0
+    ]
+    return ", ".join(shown)
+
+
+EXPLAIN_CHAT_PROMPT_VERSION = "explain-chat-1"
+"""Version of the chat layout that asks an API model for an explanation."""
+
+EXPLAIN_CHAT_SYSTEM = """\
+You explain what one neuron of a language model responds to. You are shown excerpts of texts \
+on which it fires, with the tokens it fires on marked [[like this]], and the activation of the \
+strongest tokens on a scale from 0 to 10.
+
+Write one short explanation, a phrase of at most 12 words, that would let a reader predict which \
+tokens fire and which do not: name the kind of word, topic or pattern, and the context when it \
+matters. Look for the common thread of the strongest activations rather than listing examples. \
+Reply with the explanation only, on one line, without quotes or a full stop."""
+"""System message of the explain chat layout; identical for every request."""
+
+EXPLAIN_CHAT_EXCERPT = (32, 16)
+"""Tokens shown before and after each record's strongest token in the chat layout."""
+
+
+def explain_chat_user_message(examples: list[tuple[list[str], list[float]]]) -> str:
+    """The per-request part of the explain chat layout: numbered excerpts, strongest first."""
+    before, after = EXPLAIN_CHAT_EXCERPT
+    lines = [
+        "Excerpts where the neuron fires most, strongest first. After each, its strongest tokens "
+        "and their activations.",
+        "",
+    ]
+    for number, (tokens, activations) in enumerate(examples, start=1):
+        lines.append(f"{number}. {explain_excerpt(tokens, activations, before, after)}")
+        lines.append(f"   ({explain_strongest(tokens, activations)})")
+    return "\n".join(lines)
+
+
+LOCAL_EXPLAIN_PROMPT_VERSION = "local-explain-1"
+"""Version of the few-shot completion layout the local (base) model continues."""
+
+LOCAL_EXPLAIN_HEADER = (
+    "Each block below shows excerpts of texts on which one neuron of a language model fires, with the "
+    "tokens it fires on marked [[like this]], followed by a short description of what the neuron "
+    "responds to.\n\n"
+)
+"""Opening of every local explain prompt."""
+
+LOCAL_EXPLAIN_EXAMPLES: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (
+        (
+            "The box is [[light]] enough to carry upstairs.",
+            "Pack a [[light]] jacket for the evening.",
+            "She prefers a [[lighter]] bag when travelling.",
+        ),
+        "light, light, lighter",
+        "the word light when it means not heavy",
+    ),
+    (
+        (
+            "Her grandmother lived in [[Lisbon]] for years.",
+            "All flights to [[Oslo]] were cancelled.",
+            "The summit was held in [[Vienna]].",
+        ),
+        "Lisbon, Oslo, Vienna",
+        "names of European capital cities",
+    ),
+    (
+        (
+            "He rode his [[bike]] past a parked [[truck]].",
+            "We waited an hour for the [[bus]] in the rain.",
+            "The [[tractor]] blocked the lane.",
+        ),
+        "bike, bus, tractor",
+        "vehicles such as cars, buses and bicycles",
+    ),
+)
+"""Worked examples: (excerpts with marked tokens, each excerpt's strongest token, description).
+
+A small base model copies the nearest example's shape, so the category-style one comes last."""
+
+LOCAL_EXPLAIN_EXCERPT = (12, 4)
+"""Tokens shown before and after each record's strongest token (a short prompt keeps the small model fast)."""
+
+LOCAL_EXPLAIN_CUE = "Description:"
+"""The line the model completes; its continuation up to the line break is the explanation."""
+
+
+def local_explain_prompt(examples: list[tuple[list[str], list[float]]]) -> str:
+    """The few-shot completion prompt, ending in the cue the model continues.
+
+    Each block lists its excerpts, then the strongest token of each (the list
+    helps a small model name the common thread), then the description.
+    """
+    before, after = LOCAL_EXPLAIN_EXCERPT
+    blocks = [LOCAL_EXPLAIN_HEADER]
+    for excerpts, strongest, description in LOCAL_EXPLAIN_EXAMPLES:
+        blocks.append(
+            "Excerpts:\n" + "\n".join(excerpts) + f"\nMarked tokens: {strongest}\n{LOCAL_EXPLAIN_CUE} {description}\n\n"
+        )
+    shown = [explain_excerpt(tokens, activations, before, after) for tokens, activations in examples]
+    strongest = ", ".join(_strongest_token(tokens, activations) for tokens, activations in examples)
+    blocks.append("Excerpts:\n" + "\n".join(shown) + f"\nMarked tokens: {strongest}\n{LOCAL_EXPLAIN_CUE}")
+    return "".join(blocks)
+
+
+def _strongest_token(tokens: list[str], activations: list[float]) -> str:
+    if not tokens:
+        return ""
+    peak = max(range(len(tokens)), key=lambda index: activations[index])
+    return tokens[peak].strip() or repr(tokens[peak])

@@ -152,3 +152,35 @@ class ScoreResult:
             if self.judgments:
                 data["judgments"] = [jsonable(judgment.to_dict()) for judgment in self.judgments]
         return data
+
+
+@dataclass
+class GeneratedExplanation:
+    """One candidate explanation written by a simulator's explainer, or the reason there is none."""
+
+    text: str | None
+    """The explanation (one cleaned line); None when generation failed, never an empty string."""
+    usage: Usage = field(default_factory=Usage)
+    """What writing it cost (a cached candidate: one cache hit, no requests)."""
+    error: str | None = None
+    """None, or why no explanation was written."""
+    simulator: str = ""
+    """Spec-like id of the simulator that wrote it (name:model)."""
+    attempt: int = 0
+    """0 for the model's first choice, then 1, 2, ... for sampled ones."""
+    cached: bool = False
+    """True when it came from the cache."""
+
+    @property
+    def ok(self) -> bool:
+        return self.text is not None and self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "error": self.error,
+            "simulator": self.simulator,
+            "attempt": self.attempt,
+            "cached": self.cached,
+            "usage": self.usage.to_dict(),
+        }

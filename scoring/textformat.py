@@ -208,6 +208,24 @@ def parse_explanation_lines(text: str) -> list[str]:
     return list(seen)
 
 
+def new_explanations(existing: Sequence[str], candidates: Iterable[str | None]) -> list[str]:
+    """The candidates not already in `existing` nor earlier among themselves, ignoring case and spacing.
+
+    Used to add generated explanations to a user's list without scoring one twice.
+    """
+    seen = {_comparable(text) for text in existing}
+    added = []
+    for text in candidates:
+        if text is not None and text.strip() and _comparable(text) not in seen:
+            seen.add(_comparable(text))
+            added.append(text.strip())
+    return added
+
+
+def _comparable(text: str) -> str:
+    return " ".join(text.split()).lower()
+
+
 def describe_records(records: Sequence[ActivationRecord]) -> dict[str, Any]:
     """Short facts about loaded records for the page header."""
     all_values = [value for record in records for value in record.activations]

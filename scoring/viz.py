@@ -9,13 +9,15 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
 
-from scoring.results import ScoreResult, SequenceResult, jsonable
+from scoring.metrics import best_first_ranks
+from scoring.results import GeneratedExplanation, ScoreResult, SequenceResult, jsonable
+from scoring.scorers import ACTIVE_THRESHOLD, DECISION_THRESHOLD
 from scoring.simulators.base import Usage
 
 SCALE_MAX = 10.0
@@ -35,6 +37,7 @@ _HEATMAP_CSS = (
     ".tokviz .ws{color:#9a9a9a}"
     ".tokviz .failed{background:repeating-linear-gradient(45deg,#f3f3f3,#f3f3f3 4px,#e6e6e6 4px,#e6e6e6 8px)}"
     ".tokviz .err{color:#b00020;font-size:12px;margin:2px 0}"
+    ".tokviz .active{outline:2px solid #1f6feb;outline-offset:-1px}"
     ".cmpgrid{display:grid;gap:8px;margin-bottom:14px}"
     ".cmpgrid .head{font:600 12px system-ui,sans-serif;color:#333;margin-bottom:2px}"
     ".cmpseq{font:600 13px system-ui,sans-serif;margin:10px 0 4px 0}"
@@ -78,11 +81,13 @@ def tokens_html(
     hover: Sequence[str] | None = None,
     error: str | None = None,
     include_style: bool = True,
+    outlined: Collection[int] = (),
 ) -> str:
     """One sequence as coloured token boxes; hovering a token shows its exact value(s).
 
     `values` None (a failed simulation) draws hatched boxes and the `error` text.
     `hover` gives extra text per token for the tooltip (e.g. the real value).
+    Tokens at the positions in `outlined` get a blue outline (class ``active``).
     """
     if values is not None and len(values) != len(tokens):
         raise ValueError(f"{len(tokens)} tokens but {len(values)} values")
@@ -95,6 +100,8 @@ def tokens_html(
         if hover is not None:
             title += f"  {hover[position]}"
         css_class = "tok" if values is not None else "tok failed"
+        if position in outlined:
+            css_class += " active"
         style = "" if values is None else f' style="background:{activation_color(value, vmax)}"'
         spans.append(
             f'<span class="{css_class}"{style} title="{html.escape(title, quote=True)}">'
@@ -211,8 +218,16 @@ def best_index(results: Sequence[ScoreResult]) -> int | None:
     return max(finite, key=lambda pair: (pair[0], -pair[1]))[1]
 
 
-def ranking_frame(results: Sequence[ScoreResult]) -> pd.DataFrame:
-    """One row per explanation, in the given (ranked) order, with every headline number."""
+def explanation_source(explanation: str, generated: Collection[str]) -> str:
+    """'generated' for a candidate a simulator wrote, 'given' for one the user gave."""
+    return "generated" if explanation in generated else "given"
+
+
+def ranking_frame(results: Sequence[ScoreResult], generated: Collection[str] = ()) -> pd.DataFrame:
+    """One row per explanation, in the given (ranked) order, with every headline number.
+
+    `generated` names the explanations a simulator wrote; the ``source`` column says which.
+    """
     rows = []
     for rank, result in enumerate(results, start=1):
         low, high = result.interval
@@ -220,6 +235,7 @@ def ranking_frame(results: Sequence[ScoreResult]) -> pd.DataFrame:
             {
                 "rank": rank,
                 "explanation": result.explanation,
+                "source": explanation_source(result.explanation, generated),
                 "score": result.score,
                 "interval": _interval_text(low, high),
                 "ci_low": low,
@@ -249,6 +265,7 @@ _BEST_ROW_STYLE = "background-color: rgba(40,167,69,0.25); font-weight: 600"
 _RANKING_COLUMNS = (
     "rank",
     "explanation",
+    "source",
     "score",
     "interval",
     "r_squared",
@@ -272,13 +289,15 @@ def format_number(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
-def ranking_table(results: Sequence[ScoreResult]) -> Any:
+def ranking_table(results: Sequence[ScoreResult], generated: Collection[str] = ()) -> Any:
     """The ranking for display: numbers as text ('n/a' when undefined), the best row tinted green.
 
+    The ``source`` column is shown when some explanation was generated.
     Returns a pandas Styler (st.dataframe shows its colours).
     """
-    frame = ranking_frame(results)
-    shown = frame.loc[:, list(_RANKING_COLUMNS)].copy()
+    frame = ranking_frame(results, generated)
+    columns = [name for name in _RANKING_COLUMNS if name != "source" or any(frame["source"] == "generated")]
+    shown = frame.loc[:, columns].copy()
     for name in ("score", "r_squared", "roc_auc", "spearman", "mean_seq_corr"):
         shown[name] = [format_number(value) for value in frame[name]]
     shown["cost_usd"] = [
@@ -604,3 +623,355 @@ def estimate_api_usage(
         "completion_tokens": completion_tokens,
         "cost_usd": cost,
     }
+
+
+# ---------------------------------------------------------------------------
+# Several scorers: one row per explanation, a score and a rank per scorer
+# ---------------------------------------------------------------------------
+
+DISAGREEMENT_MARK = "⚠"
+
+
+def scorer_ranking_frame(
+    results_by_scorer: Mapping[str, Sequence[ScoreResult]], generated: Collection[str] = ()
+) -> pd.DataFrame:
+    """One row per explanation, in the first scorer's order: per scorer its score and rank, and the rank spread.
+
+    Ranks are competition ranks (1 = best, equal scores share a rank); a NaN
+    score has no rank (<NA>). ``rank_spread`` is the largest minus the smallest rank an
+    explanation gets (<NA> with fewer than two ranks); ``disagreement`` is
+    "⚠ <spread>" when the scorers rank it differently, an explanation scored
+    by one scorer and undefined under another included ("⚠ n/a").
+    """
+    names = list(results_by_scorer)
+    if not names:
+        return pd.DataFrame()
+    order = [result.explanation for result in results_by_scorer[names[0]]]
+    scores: dict[str, dict[str, float]] = {}
+    ranks: dict[str, dict[str, int | None]] = {}
+    for name in names:
+        by_text = {result.explanation: float(result.score) for result in results_by_scorer[name]}
+        scores[name] = by_text
+        texts = list(by_text)
+        ranks[name] = dict(zip(texts, best_first_ranks([by_text[text] for text in texts]), strict=True))
+        order += [text for text in texts if text not in order]
+    rows = []
+    for text in order:
+        row: dict[str, Any] = {"explanation": text, "source": explanation_source(text, generated)}
+        found: list[int | None] = []
+        for name in names:
+            row[name] = scores[name].get(text, math.nan)
+            rank = ranks[name].get(text)
+            row[f"{name} rank"] = rank
+            found.append(rank)
+        known = [rank for rank in found if rank is not None]
+        spread = max(known) - min(known) if len(known) >= 2 else None
+        row["rank_spread"] = spread
+        if known and len(known) < len(found):
+            row["disagreement"] = f"{DISAGREEMENT_MARK} n/a"
+        elif spread:
+            row["disagreement"] = f"{DISAGREEMENT_MARK} {spread}"
+        else:
+            row["disagreement"] = ""
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    for column in [f"{name} rank" for name in names] + ["rank_spread"]:
+        frame[column] = pd.array([None if pd.isna(value) else int(value) for value in frame[column]], dtype="Int64")
+    return frame
+
+
+_DISAGREEMENT_STYLE = "background-color: rgba(255,193,7,0.25)"
+
+
+def scorer_ranking_table(
+    results_by_scorer: Mapping[str, Sequence[ScoreResult]], generated: Collection[str] = ()
+) -> Any:
+    """`scorer_ranking_frame` for display: scores as text, ranks as '#n', disagreeing rows tinted amber."""
+    frame = scorer_ranking_frame(results_by_scorer, generated)
+    if frame.empty:
+        return frame.style
+    shown = frame.drop(columns=["rank_spread"])
+    if not any(shown["source"] == "generated"):
+        shown = shown.drop(columns=["source"])
+    for name in results_by_scorer:
+        shown[name] = [format_number(value) for value in frame[name]]
+        shown[f"{name} rank"] = [
+            "n/a" if rank is None or pd.isna(rank) else f"#{int(rank)}" for rank in frame[f"{name} rank"]
+        ]
+
+    def tint(row: pd.Series) -> list[str]:
+        return [_DISAGREEMENT_STYLE if row.get("disagreement") else ""] * len(row)
+
+    return shown.style.apply(tint, axis=1)
+
+
+def metrics_frame(results: Sequence[ScoreResult]) -> pd.DataFrame:
+    """Every number a scorer reported, one row per explanation (lists and nested entries left out)."""
+    rows = []
+    for result in results:
+        row: dict[str, Any] = {"explanation": result.explanation, "score": result.score}
+        for name, value in result.metrics.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                row[name] = value
+        row["error"] = result.error or ""
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def metrics_table(results: Sequence[ScoreResult]) -> pd.DataFrame:
+    """`metrics_frame` for display: counts as whole numbers, other numbers with 3 digits, 'n/a' when undefined."""
+    frame = metrics_frame(results)
+    shown = frame.copy()
+    for name in frame.columns:
+        if pd.api.types.is_integer_dtype(frame[name]):
+            shown[name] = [str(value) for value in frame[name]]
+        elif pd.api.types.is_numeric_dtype(frame[name]):
+            shown[name] = [format_number(value) for value in frame[name]]
+    return shown
+
+
+# ---------------------------------------------------------------------------
+# How detection and fuzzing judged: sequences and tokens
+# ---------------------------------------------------------------------------
+
+
+def _is_positive(prediction: Any, threshold: float) -> bool:
+    if isinstance(prediction, bool):
+        return prediction
+    return math.isfinite(float(prediction)) and float(prediction) >= threshold
+
+
+def detection_frame(result: ScoreResult) -> pd.DataFrame:
+    """Per sequence: activating or not (real max >= ACTIVE_THRESHOLD), the prediction, and the verdict.
+
+    The prediction is ``metrics["sequence_predictions"]`` when the scorer
+    recorded it (one per sequence, in order), else the sequence's highest
+    simulated activation; "fires" means at or above ``metrics["threshold"]``
+    (default DECISION_THRESHOLD). Outcomes: hit, miss, false alarm, correct
+    rejection, or "not simulated".
+    """
+    threshold = float(result.metrics.get("threshold", DECISION_THRESHOLD))
+    recorded = result.metrics.get("sequence_predictions")
+    if not isinstance(recorded, list) or len(recorded) != len(result.sequences):
+        recorded = None
+    rows = []
+    for position, sequence in enumerate(result.sequences):
+        real_max = max(sequence.real, default=0.0)
+        activating = real_max >= ACTIVE_THRESHOLD
+        prediction: Any
+        if recorded is not None:
+            prediction = recorded[position]
+        elif sequence.simulated:
+            prediction = max(sequence.simulated)
+        else:
+            prediction = None
+        if prediction is None:
+            judged, outcome = "n/a", "not simulated"
+        else:
+            fires = _is_positive(prediction, threshold)
+            judged = "fires" if fires else "silent"
+            outcome = {
+                (True, True): "hit",
+                (True, False): "miss",
+                (False, True): "false alarm",
+                (False, False): "correct rejection",
+            }[(activating, fires)]
+        rows.append(
+            {
+                "sequence": sequence_label(sequence.tokens, sequence.index),
+                "real_max": real_max,
+                "activating": "yes" if activating else "no",
+                "prediction": math.nan if prediction is None else float(prediction),
+                "judged": judged,
+                "outcome": outcome,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+_OUTCOME_STYLES = {
+    "hit": "background-color: rgba(40,167,69,0.2)",
+    "correct rejection": "background-color: rgba(40,167,69,0.1)",
+    "miss": "background-color: rgba(220,53,69,0.2)",
+    "false alarm": "background-color: rgba(220,53,69,0.2)",
+}
+
+
+def detection_table(result: ScoreResult) -> Any:
+    """`detection_frame` for display: numbers as text, right verdicts green, wrong ones red."""
+    frame = detection_frame(result)
+    shown = frame.copy()
+    for name in ("real_max", "prediction"):
+        if name in shown.columns:
+            shown[name] = [format_number(value, 2) for value in frame[name]]
+
+    def tint(row: pd.Series) -> list[str]:
+        return [_OUTCOME_STYLES.get(str(row.get("outcome")), "")] * len(row)
+
+    return shown.style.apply(tint, axis=1)
+
+
+def detection_figure(result: ScoreResult) -> go.Figure:
+    """Each sequence's prediction as a bar, coloured by whether it really activates, with the threshold line."""
+    frame = detection_frame(result)
+    threshold = float(result.metrics.get("threshold", DECISION_THRESHOLD))
+    figure = go.Figure()
+    for activating, colour, name in (("yes", "rgb(255,140,0)", "activating"), ("no", "#9a9a9a", "not activating")):
+        part = frame[frame["activating"] == activating] if not frame.empty else frame
+        figure.add_trace(
+            go.Bar(
+                x=list(part["sequence"]) if not part.empty else [],
+                y=list(part["prediction"]) if not part.empty else [],
+                name=name,
+                marker={"color": colour},
+                customdata=list(part["outcome"]) if not part.empty else [],
+                hovertemplate="%{x}<br>prediction %{y:.2f}<br>%{customdata}<extra></extra>",
+            )
+        )
+    figure.add_hline(y=threshold, line_dash="dash", line_color="#444", annotation_text=f"fires at {threshold:g}")
+    figure.update_layout(
+        title=f"Detection: {shorten(result.explanation, 60)}",
+        yaxis_title="prediction (highest simulated activation)",
+        xaxis={"showticklabels": False, "title": "sequences"},
+        height=340,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+    )
+    return figure
+
+
+def fuzzing_frame(result: ScoreResult) -> pd.DataFrame:
+    """Per activating sequence that also has inactive tokens: the simulation on the active vs the other tokens.
+
+    A token is active at real >= ACTIVE_THRESHOLD. ``right_higher`` says whether
+    the active (correctly marked) tokens get a higher mean simulated activation
+    than the inactive ones. The fuzzing scorer compares with a seeded random
+    sample of as many inactive tokens, which it does not record; the mean over
+    all inactive tokens shows the same comparison without the draw.
+    """
+    rows = []
+    for sequence in result.sequences:
+        active = [i for i, value in enumerate(sequence.real) if value >= ACTIVE_THRESHOLD]
+        inactive = [i for i, value in enumerate(sequence.real) if value < ACTIVE_THRESHOLD]
+        if not active or not inactive:
+            continue
+        simulated = sequence.simulated
+        active_mean = sum(simulated[i] for i in active) / len(active) if simulated else math.nan
+        inactive_mean = sum(simulated[i] for i in inactive) / len(inactive) if simulated else math.nan
+        if not simulated:
+            verdict = "not simulated"
+        elif active_mean > inactive_mean:
+            verdict = "yes"
+        elif active_mean < inactive_mean:
+            verdict = "no"
+        else:
+            verdict = "tie"
+        rows.append(
+            {
+                "sequence": sequence_label(sequence.tokens, sequence.index),
+                "active_tokens": ", ".join(sequence.tokens[i].strip() or repr(sequence.tokens[i]) for i in active),
+                "active_mean": active_mean,
+                "inactive_mean": inactive_mean,
+                "right_higher": verdict,
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["sequence", "active_tokens", "active_mean", "inactive_mean", "right_higher"]
+    )
+
+
+def fuzzing_html(result: ScoreResult, *, max_sequences: int | None = None) -> str:
+    """Activating sequences as simulated-activation heatmaps with the really active tokens outlined."""
+    blocks = [_HEATMAP_CSS]
+    shown = 0
+    for sequence in result.sequences:
+        active = {i for i, value in enumerate(sequence.real) if value >= ACTIVE_THRESHOLD}
+        if not active or len(active) == len(sequence.tokens):
+            continue
+        if max_sequences is not None and shown >= max_sequences:
+            break
+        shown += 1
+        hover = [
+            f"real {_format_value(real)}" + (" (active)" if i in active else "")
+            for i, real in enumerate(sequence.real)
+        ]
+        blocks.append(
+            f'<div class="cmpseq">{html.escape(sequence_label(sequence.tokens, sequence.index))}</div>'
+            + tokens_html(
+                sequence.tokens,
+                sequence.simulated,
+                hover=hover,
+                error=sequence.error,
+                include_style=False,
+                outlined=active,
+            )
+        )
+    if shown == 0:
+        blocks.append('<div class="tokviz">No sequence has both active and inactive tokens.</div>')
+    return "".join(blocks)
+
+
+# ---------------------------------------------------------------------------
+# Generated explanations
+# ---------------------------------------------------------------------------
+
+
+def generated_frame(generated: Sequence[GeneratedExplanation]) -> pd.DataFrame:
+    """One row per generation attempt: the text or the reason it failed, whether cached, tokens and cost."""
+    rows = [
+        {
+            "attempt": candidate.attempt + 1,
+            "explanation": candidate.text if candidate.text is not None else "",
+            "error": candidate.error or "",
+            "cached": "yes" if candidate.cached else "no",
+            "prompt_tokens": candidate.usage.prompt_tokens,
+            "cost_usd": "n/a" if candidate.usage.cost_usd is None else f"${candidate.usage.cost_usd:.5f}",
+        }
+        for candidate in generated
+    ]
+    return pd.DataFrame(
+        rows, columns=["attempt", "explanation", "error", "cached", "prompt_tokens", "cost_usd"]
+    )
+
+
+# ---------------------------------------------------------------------------
+# Benchmarks with several scorers
+# ---------------------------------------------------------------------------
+
+
+def bench_scorers_frame(report: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per scorer of a `scoring.bench.run_bench` report (one row for a single-scorer report)."""
+    scorers = dict(report.get("scorers") or {report.get("scorer", ""): report})
+    rows = [
+        {
+            "scorer": name,
+            "accuracy": _number(summary.get("accuracy")),
+            "pairwise_accuracy": _number(summary.get("pairwise_accuracy")),
+            "seconds_per_score": _number(summary.get("seconds_per_score")),
+            "prompt_tokens_per_score": _number(summary.get("prompt_tokens_per_score")),
+            "cost_usd": _number(summary.get("cost_usd")),
+            "puzzles_won": sum(bool(entry.get("won")) for entry in dict(summary.get("puzzles", {})).values()),
+            "n_puzzles": summary.get("n_puzzles", 0),
+        }
+        for name, summary in scorers.items()
+    ]
+    return pd.DataFrame(rows)
+
+
+def bench_agreement_frame(report: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per pair of scorers: mean Kendall tau-b and the share of puzzles with the same top explanation."""
+    pairs = list(dict(report.get("agreement") or {}).get("pairs", []))
+    rows = [
+        {
+            "scorers": " ~ ".join(pair.get("scorers", [])),
+            "kendall_tau": _number(pair.get("kendall_tau")),
+            "tau_puzzles": pair.get("tau_puzzles", 0),
+            "top_agreement": _number(pair.get("top_agreement")),
+            "top_puzzles": pair.get("top_puzzles", 0),
+        }
+        for pair in pairs
+    ]
+    return pd.DataFrame(rows, columns=["scorers", "kendall_tau", "tau_puzzles", "top_agreement", "top_puzzles"])
+
+
+def _number(value: Any) -> float:
+    return math.nan if value is None else float(value)

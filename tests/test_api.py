@@ -203,3 +203,31 @@ def test_default_cache_directory_comes_from_the_environment(seed_records, isolat
     score_explanation("fox", seed_records, simulator="fake")
     assert isolated_cache.exists()
     assert len(SimulationCache(isolated_cache)) == 2
+
+
+def test_rank_with_scorers_simulates_once_for_all_scorers(seed_records):
+    from scoring import rank_with_scorers
+
+    simulator = FakeSimulator()
+    progress = []
+    ranked = rank_with_scorers(
+        ["fox leopard", "spotted"], seed_records, ["simulation", "detection", "simulation"], simulator=simulator,
+        cache=False, progress=lambda done, total, message: progress.append((done, total, message)),
+    )
+    assert list(ranked) == ["simulation", "detection"]  # in the order given, once each
+    assert [r.explanation for r in ranked["simulation"]] == ["fox leopard", "spotted"]
+    assert all(r.scorer == "detection" for r in ranked["detection"])
+    assert simulator.sequences_simulated == 4  # 2 explanations x 2 sequences, shared by both scorers
+    assert all(r.cached for r in ranked["detection"])
+    assert progress[-1][0] == progress[-1][1] and progress[-1][2].startswith("scorer detection:")
+    again = rank_with_scorers(["fox leopard"], seed_records, ["fuzzing"], simulator=simulator, cache=False)
+    assert simulator.sequences_simulated == 6 and not again["fuzzing"][0].cached  # no cache across calls
+
+
+def test_rank_with_scorers_rejects_unknown_or_no_scorers(seed_records):
+    from scoring import rank_with_scorers
+
+    with pytest.raises(ScoringInputError, match="unknown scorer 'best'"):
+        rank_with_scorers(["fox"], seed_records, ["simulation", "best"], simulator="fake")
+    with pytest.raises(ScoringInputError, match="at least one scorer"):
+        rank_with_scorers(["fox"], seed_records, [], simulator="fake")

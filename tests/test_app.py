@@ -288,3 +288,115 @@ def test_benchmark_with_a_broken_puzzle_file_shows_an_error(
     monkeypatch.setattr(ui, "BUNDLED_PUZZLES", broken)
     app = run_page(BENCHMARK)
     assert any("false_explanations" in text for text in texts(app.error))
+
+
+def test_several_scorers_rank_side_by_side_and_show_how_they_judged() -> None:
+    app = run_page(APP)
+    assert app.multiselect(key="score_scorers").value == ["simulation"]
+    app.selectbox(key="score_simulator").select("fake").run()
+    app.multiselect(key="score_scorers").select("detection").select("fuzzing")
+    app.button(key="FormSubmitter:score_form-Score").click().run()
+    assert_clean(app)
+    assert not app.error, texts(app.error)
+    by_scorer = table(app, "disagreement")
+    assert list(by_scorer["explanation"][:2]) == ["fox, leopard, cheetah, hare and other quick animals", "fast animals"]
+    assert {"simulation", "simulation rank", "detection rank", "fuzzing rank"} <= set(by_scorer.columns)
+    assert list(by_scorer["simulation rank"][:2]) == ["#1", "#2"]
+    # 'animals' matches no token: undefined under simulation, scored by detection and fuzzing
+    assert by_scorer["disagreement"].iloc[-1] == "⚠ n/a"
+    assert app.session_state["score_results"][0].scorer == "simulation"
+    assert set(app.session_state["score_results_by_scorer"]) == {"simulation", "detection", "fuzzing"}
+    assert [tab.label for tab in app.tabs] == ["detection", "fuzzing"]
+    outcomes = table(app, "outcome")
+    assert len(outcomes) == 10 and "hit" in set(outcomes["outcome"])
+    assert list(table(app, "right_higher")["right_higher"][:4]) == ["yes"] * 4
+    assert 'class="tok active"' in html_of(app)
+    # one simulation pass served all three scorers
+    later = app.session_state["score_results_by_scorer"]
+    assert all(result.cached for name in ("detection", "fuzzing") for result in later[name])
+
+
+def test_one_scorer_has_no_comparison_table() -> None:
+    app = score_with(run_page(APP))
+    assert not [frame for frame in app.dataframe if "disagreement" in frame.value.columns]
+    assert not app.tabs
+
+
+def test_generate_adds_labelled_candidates_to_the_list() -> None:
+    app = run_page(APP)
+    app.selectbox(key="score_simulator").select("fake").run()
+    app.number_input(key="generate_n").set_value(2)
+    app.button(key="generate_button").click().run()
+    assert_clean(app)
+    lines = app.text_area(key="explanations_text").value.splitlines()
+    assert lines[-2:] == ["the token cheetah", "the token leopard"] and len(lines) == 6
+    assert any("Added 2 generated explanation(s)" in text for text in texts(app.success))
+    assert list(table(app, "attempt")["explanation"]) == ["the token cheetah", "the token leopard"]
+    app.button(key="FormSubmitter:score_form-Score").click().run()
+    assert_clean(app)
+    ranking = table(app, "rank")
+    sources = dict(zip(ranking["explanation"], ranking["source"], strict=True))
+    assert sources["the token cheetah"] == sources["the token leopard"] == "generated"
+    assert sources["fast animals"] == "given"
+    # generating again adds nothing twice
+    app.button(key="generate_button").click().run()
+    assert len(app.text_area(key="explanations_text").value.splitlines()) == 6
+    assert any("already in the list" in text for text in texts(app.info))
+
+
+def test_generation_failures_and_unable_simulators_say_why() -> None:
+    app = run_page(APP)
+    before = app.text_area(key="explanations_text").value
+    app.text_input(key=ui.EXTRA_SPEC_STATE).input("fake:fail").run()
+    app.selectbox(key="score_simulator").select("fake:fail").run()
+    app.button(key="generate_button").click().run()
+    assert_clean(app)
+    assert sum("fake:fail always fails" in text for text in texts(app.warning)) == 3
+    assert app.text_area(key="explanations_text").value == before
+    app.selectbox(key="score_simulator").select("lexical").run()
+    app.button(key="generate_button").click().run()
+    assert_clean(app)
+    assert any("cannot write explanations" in text for text in texts(app.error))
+
+
+TINY_PUZZLES = {
+    "pets": {"name": "pets", "explanation": "cat", "false_explanations": ["dog", "sat"],
+             "sentences": [[[" cat", 10], " sat"], ["the", " dog"]]},
+    "colors": {"name": "colors", "explanation": "red", "false_explanations": ["blue"],
+               "sentences": [[[" red", 10], " hat"], ["a", " blue"]]},
+}
+
+
+def test_benchmark_compares_several_scorers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    puzzles = tmp_path / "puzzles.json"
+    puzzles.write_text(json.dumps(TINY_PUZZLES), encoding="utf-8")
+    monkeypatch.setattr(ui, "BUNDLED_PUZZLES", puzzles)
+    app = run_page(BENCHMARK)
+    app.selectbox(key="bench_simulator").select("fake").run()
+    app.multiselect(key="bench_scorers").select("detection")
+    app.button(key="FormSubmitter:bench_form-Run benchmark").click().run()
+    assert_clean(app)
+    assert not app.error, texts(app.error)
+    scorers = table(app, "pairwise_accuracy")
+    assert list(scorers["scorer"]) == ["simulation", "detection"]
+    assert list(scorers["accuracy"]) == ["1.000", "0.500"]  # detection ties cat with sat (tests/test_bench.py)
+    agreement = table(app, "kendall_tau")
+    assert list(agreement["scorers"]) == ["simulation ~ detection"]
+    assert list(agreement["kendall_tau"]) == ["0.750"] and list(agreement["top_agreement"]) == ["0.500"]
+    assert list(table(app, "won")["won"]) == [True, True]  # the first scorer's puzzles
+    app.selectbox(key="bench_view_scorer").select("detection").run()
+    assert_clean(app)
+    assert list(table(app, "won")["won"]) == [False, True]
+    assert any("detection gets wrong (1)" in header.value for header in app.header)
+    assert table(app, "rank").shape[0] == 3  # the wrong puzzle re-scored with detection
+
+
+def test_benchmark_without_a_scorer_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    puzzles = tmp_path / "puzzles.json"
+    puzzles.write_text(json.dumps(TINY_PUZZLES), encoding="utf-8")
+    monkeypatch.setattr(ui, "BUNDLED_PUZZLES", puzzles)
+    app = run_page(BENCHMARK)
+    app.multiselect(key="bench_scorers").unselect("simulation")
+    app.button(key="FormSubmitter:bench_form-Run benchmark").click().run()
+    assert_clean(app)
+    assert any("at least one scorer" in text for text in texts(app.error))

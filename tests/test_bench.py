@@ -3,7 +3,7 @@ import math
 import pytest
 
 from scoring import ScoringInputError
-from scoring.bench import load_puzzles, run_bench
+from scoring.bench import load_puzzles, run_bench, scorer_names
 
 PUZZLES = {
     "animals": {
@@ -64,3 +64,79 @@ def test_bad_puzzle_files(data, message):
 def test_limit():
     assert run_bench(PUZZLES, simulator="fake", limit=1)["n_puzzles"] == 1
     assert not math.isnan(run_bench(PUZZLES, simulator="lexical")["pairwise_accuracy"])
+
+
+# Worked by hand with the fake simulator (10 on a token named by the explanation, else 0).
+# pets: real [10, 0 | 0, 0] over " cat", " sat" | "the", " dog".
+#   cat: simulated [10, 0 | 0, 0]  -> simulation 1,    detection 1 (max 10 vs 0), fuzzing 1 (cat 10 vs sat 0)
+#   dog: simulated [0, 0 | 0, 10]  -> simulation -1/3, detection 0 (0 vs 10),     fuzzing 0.5 (0 vs 0)
+#   sat: simulated [0, 10 | 0, 0]  -> simulation -1/3, detection 1 (10 vs 0),     fuzzing 0 (cat 0 vs sat 10)
+# colors: red / blue behave as cat / dog.
+# Kendall tau-b on pets: simulation~detection 1/sqrt(2*2) = 0.5, simulation~fuzzing 2/sqrt(2*3),
+# detection~fuzzing (1 - 1)/2 = 0; on colors every pair agrees (tau 1, same top).
+TINY = {
+    "pets": {
+        "name": "pets",
+        "explanation": "cat",
+        "false_explanations": ["dog", "sat"],
+        "sentences": [[[" cat", 10], " sat"], ["the", " dog"]],
+    },
+    "colors": {
+        "name": "colors",
+        "explanation": "red",
+        "false_explanations": ["blue"],
+        "sentences": [[[" red", 10], " hat"], ["a", " blue"]],
+    },
+}
+
+
+def test_several_scorers_report_each_and_their_agreement():
+    report = run_bench(TINY, simulator="fake", scorer="simulation,detection,fuzzing")
+    scorers = report["scorers"]
+    assert list(scorers) == ["simulation", "detection", "fuzzing"]
+    assert (scorers["simulation"]["accuracy"], scorers["simulation"]["pairwise_accuracy"]) == (1.0, 1.0)
+    assert (scorers["detection"]["accuracy"], scorers["detection"]["pairwise_accuracy"]) == (0.5, pytest.approx(2 / 3))
+    assert (scorers["fuzzing"]["accuracy"], scorers["fuzzing"]["pairwise_accuracy"]) == (1.0, 1.0)
+    assert scorers["simulation"]["puzzles"]["pets"]["false_scores"] == {"dog": -0.3333, "sat": -0.3333}
+    assert scorers["detection"]["puzzles"]["pets"]["false_scores"] == {"dog": 0.0, "sat": 1.0}
+    assert scorers["fuzzing"]["puzzles"]["pets"]["false_scores"] == {"dog": 0.5, "sat": 0.0}
+    for summary in scorers.values():
+        assert summary["n_scores"] == 5 and summary["prompt_tokens_per_score"] == 4
+        assert summary["cost_usd"] is None  # the fake simulator makes requests with no price
+    pairs = {tuple(pair["scorers"]): pair for pair in report["agreement"]["pairs"]}
+    assert pairs[("simulation", "detection")]["kendall_tau"] == pytest.approx((0.5 + 1) / 2)
+    assert pairs[("simulation", "fuzzing")]["kendall_tau"] == pytest.approx((2 / math.sqrt(6) + 1) / 2)
+    assert pairs[("detection", "fuzzing")]["kendall_tau"] == pytest.approx((0 + 1) / 2)
+    # tops on pets: simulation {cat}, detection {cat, sat}, fuzzing {cat}
+    assert [pairs[key]["top_agreement"] for key in pairs] == [0.5, 1.0, 0.5]
+    assert all(pair["tau_puzzles"] == pair["top_puzzles"] == 2 for pair in pairs.values())
+    assert report["agreement"]["mean_top_agreement"] == pytest.approx(2 / 3)
+    # the top level stays the first scorer's, as with one scorer
+    assert report["scorer"] == "simulation" and report["accuracy"] == 1.0
+    assert report["puzzles"] == scorers["simulation"]["puzzles"]
+
+
+def test_one_scorer_keeps_the_single_scorer_report():
+    report = run_bench(TINY, simulator="fake", scorer=["detection"])
+    assert report["scorer"] == "detection" and "scorers" not in report and "agreement" not in report
+
+
+def test_scorer_lists_are_checked():
+    assert scorer_names(["simulation, fuzzing", "simulation"]) == ["simulation", "fuzzing"]
+    with pytest.raises(ScoringInputError, match="unknown scorer 'nope'"):
+        run_bench(TINY, simulator="fake", scorer="simulation,nope")
+    with pytest.raises(ScoringInputError, match="at least one scorer"):
+        scorer_names(" , ")
+
+
+def test_lexical_runs_several_scorers():
+    report = run_bench(PUZZLES, simulator="lexical", scorer=["simulation", "fuzzing"])
+    assert set(report["scorers"]) == {"simulation", "fuzzing"}
+    assert len(report["agreement"]["pairs"]) == 1
+
+
+def test_progress_after_each_puzzle_of_each_scorer():
+    seen = []
+    run_bench(TINY, simulator="fake", scorer="simulation,fuzzing", progress=lambda *update: seen.append(update))
+    assert [(done, total) for done, total, _ in seen] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert seen[-1][2] == "scorer fuzzing: puzzle colors done"

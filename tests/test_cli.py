@@ -70,3 +70,75 @@ def test_bench_json_has_the_contract_keys():
         assert key in summary
     assert summary["n_puzzles"] == 3
     assert set(summary["puzzles"]) == {"colors", "char2", "similes"}
+
+
+FAST_ANIMALS = ROOT / "examples" / "fast_animals.json"
+
+
+def test_explain_lists_candidates_and_failures():
+    done = run("explain", str(FAST_ANIMALS), "--simulator", "fake", "-n", "4", "--top-k", "3", "--no-cache")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[:4] == [
+        "  1. the token cheetah",
+        "  2. the token leopard",
+        "  3. the token falcon",
+        "  4. (failed: fake: only 3 distinct top-activating tokens)",
+    ]
+    assert lines[4].startswith("simulator fake:fake-match: 3 of 4 written")
+
+
+def test_explain_json_and_total_failure_exits_1():
+    done = run("explain", str(FAST_ANIMALS), "--simulator", "fake", "-n", "2", "--json", "--no-cache")
+    assert done.returncode == 0, done.stderr
+    candidates = json.loads(done.stdout)["explanations"]
+    assert [c["text"] for c in candidates] == ["the token cheetah", "the token leopard"]
+    assert candidates[0]["error"] is None and candidates[0]["usage"]["requests"] == 1
+    failed = run("explain", str(FAST_ANIMALS), "--simulator", "fake:fail", "-n", "1", "--no-cache")
+    assert failed.returncode == 1
+    assert "(failed: fake:fail always fails)" in failed.stdout
+    assert "no candidate could be written" in failed.stderr
+
+
+def test_explain_with_a_simulator_that_cannot_is_a_user_error():
+    done = run("explain", str(FAST_ANIMALS), "--simulator", "lexical")
+    assert done.returncode == 2
+    assert "cannot write explanations" in done.stderr
+
+
+def test_score_adds_generated_candidates_once(data_dir):
+    done = run("score", str(FAST_ANIMALS), "-e", "fast animals", "-e", "The token  Cheetah", "--simulator", "fake",
+               "--explain", "2", "--no-cache", "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    # the first candidate duplicates a given explanation and is scored once, as given
+    assert sorted(r["explanation"] for r in data["results"]) == [
+        "The token  Cheetah", "fast animals", "the token leopard"
+    ]
+    assert [c["text"] for c in data["generated"]] == ["the token cheetah", "the token leopard"]
+    # no -e and no explanations in the file: the generated candidates are all there is
+    table = run("score", str(data_dir / "bare_list.json"), "--simulator", "fake", "--explain", "1", "--no-cache")
+    assert table.returncode == 0, table.stderr
+    header, first = table.stdout.splitlines()[:2]
+    assert header.split()[-1] == "source" and first.split()[-1] == "generated"
+
+
+def test_bench_with_several_scorers(tmp_path):
+    puzzles = tmp_path / "tiny.json"
+    puzzles.write_text(json.dumps({
+        "pets": {"name": "pets", "explanation": "cat", "false_explanations": ["dog", "sat"],
+                 "sentences": [[[" cat", 10], " sat"], ["the", " dog"]]},
+    }))
+    done = run("bench", str(puzzles), "--simulator", "fake", "--scorer", "simulation,detection", "--scorer",
+               "fuzzing")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == ["puzzle", "simulation", "detection", "fuzzing"]
+    assert lines[1].split() == ["pets", "yes", "no", "yes"]
+    assert any(line.startswith("detection") and "0.000" in line and "0.500" in line for line in lines)
+    assert "  simulation ~ detection: tau 0.500 (1 puzzles), top 0.000 (1 puzzles)" in lines
+    as_json = json.loads(run("bench", str(puzzles), "--simulator", "fake", "--scorer", "fuzzing,simulation",
+                             "--json").stdout)
+    assert list(as_json["scorers"]) == ["fuzzing", "simulation"] and as_json["scorer"] == "fuzzing"
+    bad = run("bench", str(puzzles), "--simulator", "fake", "--scorer", "simulation,judge-of-all")
+    assert bad.returncode == 2 and "unknown scorer 'judge-of-all'" in bad.stderr

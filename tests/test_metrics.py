@@ -6,8 +6,10 @@ import pytest
 
 from scoring.metrics import (
     absolute_dev_explained,
+    best_first_ranks,
     bootstrap_interval,
     compute_metrics,
+    kendall_tau,
     pearson,
     r_squared,
     roc_auc,
@@ -167,3 +169,15 @@ def test_classification_metrics_at_a_given_threshold():
     assert metrics["roc_auc"] == pytest.approx(0.75)
     assert metrics["recall"] == 0.5 and metrics["precision"] == 0.5 and metrics["balanced_accuracy"] == 0.5
     assert metrics["threshold"] == 0.5
+
+
+def test_kendall_tau_b_with_ties_and_nan():
+    assert kendall_tau([1, -1 / 3, -1 / 3], [1, 0, 1]) == pytest.approx(0.5)  # 1 concordant, one tie on each side
+    assert kendall_tau([3, 2, 1], [1, 2, 3]) == -1.0
+    assert kendall_tau([1, math.nan], [2, 1]) == 1.0  # NaN ranks lowest
+    assert math.isnan(kendall_tau([1, 1], [2, 3]))  # one scoring ties everything: undefined
+    assert math.isnan(kendall_tau([1], [1]))
+
+
+def test_best_first_ranks_share_ties_and_skip_nan():
+    assert best_first_ranks([0.5, math.nan, 0.9, 0.5]) == [2, None, 1, 2]

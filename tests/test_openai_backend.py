@@ -498,3 +498,40 @@ def test_judge_on_a_real_server(llama_server: str) -> None:
         assert judgment.ok, judgment.error
         assert judgment.p_yes is not None and 0.0 <= judgment.p_yes <= 1.0
     assert batch.usage.requests >= 2 and batch.usage.prompt_tokens > 0
+
+
+# --- writing explanations on the real server ---------------------------------
+
+EXPLAIN_RECORDS = [
+    {"tokens": ["The", " sky", " was", " blue", " and", " red", "."], "values": [0, 0, 0, 9, 0, 8, 0]},
+    {"tokens": ["Green", " grass", " grows", "."], "values": [7, 0, 0, 0]},
+]
+
+
+@pytest.mark.model
+def test_explanations_are_written_on_a_real_server(llama_server: str) -> None:
+    from scoring import generate_explanations
+
+    simulator = _simulator(llama_server)
+    generated = generate_explanations(EXPLAIN_RECORDS, simulator=simulator, n=2, cache=False)
+    assert [candidate.attempt for candidate in generated] == [0, 1]
+    for candidate in generated:
+        # a 135M model may ramble; then the reason is given, never an empty explanation
+        assert (candidate.text is None) != (candidate.error is None)
+        if candidate.text is not None:
+            assert candidate.text.strip() and "\n" not in candidate.text
+    written = [candidate for candidate in generated if candidate.text is not None]
+    assert written, [candidate.error for candidate in generated]
+    assert written[0].usage.requests == 1 and written[0].usage.prompt_tokens > 0
+    assert written[0].usage.cost_usd is None  # a local model has no price
+
+
+@pytest.mark.model
+def test_explanation_requests_failing_beyond_the_retries_give_the_status(proxy: FaultProxy) -> None:
+    from scoring import generate_explanations
+
+    proxy.fail_with.extend([503, 503])
+    simulator = _simulator(proxy.url, retries=1)
+    generated = generate_explanations(EXPLAIN_RECORDS, simulator=simulator, n=1, cache=False)
+    assert generated[0].text is None
+    assert "HTTP 503" in (generated[0].error or "")

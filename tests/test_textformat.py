@@ -14,6 +14,7 @@ from scoring.textformat import (
     explanations_from_object,
     load_pasted,
     looks_like_token_text,
+    new_explanations,
     parse_explanation_lines,
     parse_token_text,
     records_to_token_text,
@@ -143,3 +144,9 @@ def test_context_trap_example_has_she_inside_shelled() -> None:
     assert shelled and pronoun
     assert all(r.activations[r.tokens.index("lled")] > 5 for r in shelled)
     assert all(max(r.activations) == 0 for r in pronoun)
+
+
+def test_new_explanations_skip_what_is_there_ignoring_case_and_spacing():
+    existing = ["fast animals", "The token  cheetah"]
+    candidates = ["the token cheetah", None, "  ", "Fast  Animals", " the token fox ", "the token FOX"]
+    assert new_explanations(existing, candidates) == ["the token fox"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -267,3 +268,167 @@ def test_format_number() -> None:
     assert viz.format_number(None) == "n/a"
     assert viz.format_number(3, 0) == "3"
     assert viz.format_number("text") == "text"
+
+
+# --- several scorers, generated candidates, detection and fuzzing views ------
+
+
+def styled_rows(styler: object, colour: str) -> set[int]:
+    """Rows whose cells the Styler paints with `colour` (its CSS groups the cells of one style in one rule)."""
+    page = styler.to_html()  # type: ignore[attr-defined]
+    rows: set[int] = set()
+    for rule in page.split("}"):
+        selectors, _, body = rule.partition("{")
+        if colour in body:
+            rows |= {int(number) for number in re.findall(r"_row(\d+)_col", selectors)}
+    return rows
+
+
+def scored(pairs: list[tuple[str, float]]) -> list[ScoreResult]:
+    return [result(text, score, []) for text, score in pairs]
+
+
+def test_ranking_shows_the_source_only_when_something_was_generated(results: list[ScoreResult]) -> None:
+    assert "source" not in viz.ranking_table(results).data.columns
+    frame = viz.ranking_frame(results, generated={"cats <b>"})
+    assert list(frame["source"]) == ["given", "generated"]
+    assert list(viz.ranking_table(results, generated={"cats <b>"}).data["source"]) == ["given", "generated"]
+
+
+def test_scorer_ranking_frame_ranks_per_scorer_and_flags_disagreement() -> None:
+    by_scorer = {
+        "simulation": scored([("a", 0.9), ("b", 0.5), ("c", 0.5), ("d", NAN)]),
+        "detection": scored([("b", 1.0), ("a", 0.8), ("c", 0.2), ("d", 0.1)]),
+    }
+    frame = viz.scorer_ranking_frame(by_scorer, generated={"c"})
+    assert list(frame["explanation"]) == ["a", "b", "c", "d"]  # the first scorer's order
+    assert list(frame["source"]) == ["given", "given", "generated", "given"]
+    assert list(frame["simulation"][:3]) == [0.9, 0.5, 0.5] and math.isnan(frame["simulation"][3])
+    assert list(frame["simulation rank"][:3]) == [1, 2, 2]  # ties share a rank ...
+    assert pd.isna(frame["simulation rank"][3])  # ... and a NaN score has none
+    assert list(frame["detection rank"]) == [2, 1, 3, 4]
+    assert list(frame["rank_spread"][:3]) == [1, 1, 1] and pd.isna(frame["rank_spread"][3])
+    assert list(frame["disagreement"]) == ["⚠ 1", "⚠ 1", "⚠ 1", "⚠ n/a"]
+    agreeing = viz.scorer_ranking_frame({"x": scored([("a", 2), ("b", 1)]), "y": scored([("a", 0.7), ("b", 0.1)])})
+    assert list(agreeing["disagreement"]) == ["", ""] and list(agreeing["rank_spread"]) == [0, 0]
+
+
+def test_scorer_ranking_table_formats_and_tints() -> None:
+    by_scorer = {"simulation": scored([("a", 0.9), ("b", NAN)]), "fuzzing": scored([("b", 0.75), ("a", 0.5)])}
+    styler = viz.scorer_ranking_table(by_scorer)
+    shown = styler.data
+    assert list(shown.columns) == [
+        "explanation", "simulation", "simulation rank", "fuzzing", "fuzzing rank", "disagreement"
+    ]
+    assert list(shown["simulation"]) == ["0.900", "n/a"]
+    assert list(shown["simulation rank"]) == ["#1", "n/a"] and list(shown["fuzzing rank"]) == ["#2", "#1"]
+    assert styled_rows(styler, "rgba(255,193,7,0.25)") == {0, 1}
+
+
+def test_metrics_frame_keeps_numbers_only() -> None:
+    scored_result = result("a", 0.5, [], metrics={"sequence_predictions": [1.0], "precision": 1, "flag": True})
+    frame = viz.metrics_frame([scored_result])
+    assert {"explanation", "score", "precision", "roc_auc", "error"} <= set(frame.columns)
+    assert "sequence_predictions" not in frame.columns and "flag" not in frame.columns
+    shown = viz.metrics_table([scored_result, result("b", NAN, [], metrics={"precision": 0})])
+    assert list(shown["precision"]) == ["1", "0"] and list(shown["score"]) == ["0.500", "n/a"]
+
+
+def detection_result(predictions: list[float] | None) -> ScoreResult:
+    metrics: dict[str, object] = {"threshold": 5.0}
+    if predictions is not None:
+        metrics["sequence_predictions"] = predictions
+    return result(
+        "foxes",
+        0.75,
+        [
+            sequence(0, ["a", " fox"], [0, 10], [0, 9]),  # activating, predicted high: hit
+            sequence(1, ["a", " cat"], [0, 4], [0, 2]),  # activating, predicted low: miss
+            sequence(2, ["the", " dog"], [0, 0], [6, 0]),  # silent, predicted high: false alarm
+            sequence(3, ["the", " end"], [0, 0.5], [0, 0]),  # silent (below 1), predicted low: correct rejection
+            sequence(4, ["x"], [3], None, error="failed"),
+        ],
+        metrics=metrics,
+        scorer="detection",
+    )
+
+
+def test_detection_frame_reads_the_recorded_predictions() -> None:
+    frame = viz.detection_frame(detection_result([9.0, 2.0, 6.0, 0.0, 7.0]))
+    assert list(frame["activating"]) == ["yes", "yes", "no", "no", "yes"]
+    assert list(frame["judged"]) == ["fires", "silent", "fires", "silent", "fires"]
+    assert list(frame["outcome"]) == ["hit", "miss", "false alarm", "correct rejection", "hit"]
+    assert frame["sequence"][0] == "#0 a fox"
+    derived = viz.detection_frame(detection_result(None))  # not recorded: the highest simulated value
+    assert list(derived["prediction"][:4]) == [9.0, 2.0, 6.0, 0.0]
+    assert derived["outcome"][4] == "not simulated" and math.isnan(derived["prediction"][4])
+    judged = detection_result([True, False, True, False, False])  # a judge's yes/no answers
+    assert list(viz.detection_frame(judged)["judged"]) == ["fires", "silent", "fires", "silent", "silent"]
+
+
+def test_detection_table_and_figure() -> None:
+    scored_result = detection_result(None)
+    styler = viz.detection_table(scored_result)
+    assert styled_rows(styler, "rgba(220,53,69,0.2)") == {1, 2}  # the miss and the false alarm
+    assert styled_rows(styler, "rgba(40,167,69,0.2)") == {0}
+    figure = viz.detection_figure(scored_result)
+    assert [trace.name for trace in figure.data] == ["activating", "not activating"]
+    assert list(figure.data[0].y[:2]) == [9.0, 2.0]
+    assert figure.layout.shapes[0].y0 == 5.0
+
+
+def test_fuzzing_frame_and_html_show_the_active_tokens() -> None:
+    fuzzed = result(
+        "foxes",
+        0.5,
+        [
+            sequence(0, ["a", " fox", " ran"], [0, 10, 2], [0, 8, 4]),
+            sequence(1, ["a", " cat"], [0, 5], [6, 2]),
+            sequence(2, ["the", " dog"], [0, 0], [0, 0]),  # nothing active: not judged
+            sequence(3, [" fox"], [7], [7]),  # nothing inactive: not judged
+        ],
+        scorer="fuzzing",
+    )
+    frame = viz.fuzzing_frame(fuzzed)
+    assert list(frame["sequence"]) == ["#0 a fox ran", "#1 a cat"]
+    assert list(frame["active_tokens"]) == ["fox, ran", "cat"]
+    assert list(frame["active_mean"]) == [6.0, 2.0] and list(frame["inactive_mean"]) == [0.0, 6.0]
+    assert list(frame["right_higher"]) == ["yes", "no"]
+    page = viz.fuzzing_html(fuzzed)
+    assert page.count('class="tok active"') == 3 and page.count('class="cmpseq"') == 2
+    assert "(active)" in page
+    assert "No sequence" in viz.fuzzing_html(result("x", 0.0, [sequence(0, ["a"], [0], [0])]))
+
+
+def test_generated_frame_shows_text_or_reason() -> None:
+    from scoring.results import GeneratedExplanation
+
+    frame = viz.generated_frame(
+        [
+            GeneratedExplanation("fast animals", Usage(requests=1, prompt_tokens=40, cost_usd=0.0002)),
+            GeneratedExplanation(None, Usage(), "HTTP 503", attempt=1),
+            GeneratedExplanation("cats", Usage(cache_hits=1), attempt=2, cached=True),
+        ]
+    )
+    assert list(frame["attempt"]) == [1, 2, 3]
+    assert list(frame["explanation"]) == ["fast animals", "", "cats"]
+    assert list(frame["error"]) == ["", "HTTP 503", ""]
+    assert list(frame["cached"]) == ["no", "no", "yes"]
+    assert list(frame["cost_usd"]) == ["$0.00020", "n/a", "n/a"]
+
+
+def test_bench_frames_for_one_and_several_scorers() -> None:
+    single = {"scorer": "simulation", "accuracy": 0.5, "pairwise_accuracy": 0.75, "seconds_per_score": 0.1,
+              "prompt_tokens_per_score": 10, "cost_usd": None, "n_puzzles": 2,
+              "puzzles": {"p": {"won": True}, "q": {"won": False}}}
+    frame = viz.bench_scorers_frame(single)
+    assert list(frame["scorer"]) == ["simulation"] and frame["puzzles_won"][0] == 1
+    assert math.isnan(frame["cost_usd"][0])
+    several = {**single, "scorers": {"simulation": single, "fuzzing": {**single, "accuracy": 1.0}},
+               "agreement": {"pairs": [{"scorers": ["simulation", "fuzzing"], "kendall_tau": 0.5,
+                                        "tau_puzzles": 2, "top_agreement": None, "top_puzzles": 0}]}}
+    assert list(viz.bench_scorers_frame(several)["accuracy"]) == [0.5, 1.0]
+    agreement = viz.bench_agreement_frame(several)
+    assert agreement["scorers"][0] == "simulation ~ fuzzing" and agreement["kendall_tau"][0] == 0.5
+    assert math.isnan(agreement["top_agreement"][0])
+    assert viz.bench_agreement_frame(single).empty

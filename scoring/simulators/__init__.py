@@ -12,6 +12,9 @@ from collections.abc import Callable
 from scoring.errors import ScoringInputError
 from scoring.simulators.base import (
     Capabilities,
+    Explainer,
+    ExplanationAttempt,
+    ExplanationExample,
     SequenceSimulation,
     SimulationBatch,
     Simulator,
@@ -102,6 +105,9 @@ register_simulator("local", _local)
 __all__ = [
     "SIMULATORS",
     "Capabilities",
+    "Explainer",
+    "ExplanationAttempt",
+    "ExplanationExample",
     "SequenceSimulation",
     "SimulationBatch",
     "Simulator",

@@ -119,6 +119,50 @@ class Simulator(Protocol):
     ) -> SimulationBatch: ...
 
 
+@dataclass(frozen=True)
+class ExplanationExample:
+    """One record shown to an explainer: its tokens and real activations on the 0..10 scale."""
+
+    tokens: tuple[str, ...]
+    activations: tuple[float, ...]
+
+    def as_lists(self) -> tuple[list[str], list[float]]:
+        return list(self.tokens), list(self.activations)
+
+
+@dataclass
+class ExplanationAttempt:
+    """What one `explain` call returns: a candidate explanation as the model wrote it, or why there is none."""
+
+    text: str | None
+    """The model's raw text (the runner cleans and checks it); None on failure."""
+    error: str | None = None
+    """Why no explanation was written (None on success)."""
+    usage: Usage = field(default_factory=Usage)
+
+
+@runtime_checkable
+class Explainer(Protocol):
+    """The optional capability of writing explanations from top-activating records.
+
+    Attempt 0 is the model's first choice (greedy where the model allows it);
+    later attempts are sampled, seeded by ``seed`` and the attempt number, so a
+    run is reproducible. `explain_prompt_version` and `explain_options()` enter
+    the cache key of generated explanations.
+    """
+
+    name: str
+    model: str
+    capabilities: Capabilities
+    explain_prompt_version: str
+
+    def explain_options(self) -> dict[str, Any]: ...
+
+    async def explain(
+        self, examples: Sequence[ExplanationExample], attempt: int, seed: int
+    ) -> ExplanationAttempt: ...
+
+
 class SyncSimulator:
     """Base for simulators whose work is blocking Python (in-process models).
 

@@ -8,16 +8,29 @@ one, 0.75 for two. ``fake:fail`` fails every sequence and question with a
 reason and ``fake:garbage`` returns the wrong number of values (and a P(yes) of
 1.5), to exercise error paths. It counts its calls so tests can prove the cache
 works.
+
+As an explainer it names the strongest token of each record shown: attempt
+``i`` is "the token X" for the i-th most frequent one (ties: the higher summed
+activation, then alphabetical), and an error once the distinct tokens run out.
+``fake:fail`` fails and ``fake:garbage`` writes an empty reply.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from scoring.errors import ScoringInputError
-from scoring.simulators.base import Capabilities, SequenceSimulation, SimulationBatch, Usage
+from scoring.simulators.base import (
+    Capabilities,
+    ExplanationAttempt,
+    ExplanationExample,
+    SequenceSimulation,
+    SimulationBatch,
+    Usage,
+)
 from scoring.simulators.judge import JudgeQuestion, Judgment, JudgmentBatch
 
 MODES = ("match", "fail", "garbage")
@@ -42,6 +55,7 @@ def fake_p_yes(explanation: str, content: str) -> float:
 class FakeSimulator:
     name = "fake"
     prompt_version = "fake-1"
+    explain_prompt_version = "fake-explain-1"
     capabilities = Capabilities(max_sequences_per_call=4, max_concurrency=4, can_judge=True, max_questions_per_call=4)
 
     def __init__(self, mode: str = "match") -> None:
@@ -52,12 +66,16 @@ class FakeSimulator:
         self.calls = 0
         self.sequences_simulated = 0
         self.questions_judged = 0
+        self.explain_calls = 0
 
     @classmethod
     def from_argument(cls, argument: str | None) -> FakeSimulator:
         return cls(argument or "match")
 
     def options(self) -> dict[str, Any]:
+        return {"mode": self.mode}
+
+    def explain_options(self) -> dict[str, Any]:
         return {"mode": self.mode}
 
     async def simulate(self, explanation: str, sequences: Sequence[Sequence[str]]) -> SimulationBatch:
@@ -88,3 +106,24 @@ class FakeSimulator:
             judgments = [Judgment(fake_p_yes(question.explanation, question.content)) for question in questions]
         usage = Usage(requests=1, prompt_tokens=sum(len(question.prompt.split()) for question in questions))
         return JudgmentBatch(judgments, usage)
+
+    async def explain(self, examples: Sequence[ExplanationExample], attempt: int, seed: int) -> ExplanationAttempt:
+        self.explain_calls += 1
+        usage = Usage(requests=1, prompt_tokens=sum(len(example.tokens) for example in examples))
+        if self.mode == "fail":
+            return ExplanationAttempt(None, "fake:fail always fails", usage)
+        if self.mode == "garbage":
+            return ExplanationAttempt("  ", usage=usage)
+        counts: Counter[str] = Counter()
+        strength: dict[str, float] = {}
+        for example in examples:
+            if not example.tokens:
+                continue
+            peak = max(range(len(example.tokens)), key=lambda index: example.activations[index])
+            token = example.tokens[peak].strip() or repr(example.tokens[peak])
+            counts[token] += 1
+            strength[token] = strength.get(token, 0.0) + example.activations[peak]
+        ranked = sorted(counts, key=lambda token: (-counts[token], -strength[token], token))
+        if attempt >= len(ranked):
+            return ExplanationAttempt(None, f"fake: only {len(ranked)} distinct top-activating tokens", usage)
+        return ExplanationAttempt(f"the token {ranked[attempt]}", usage=usage)

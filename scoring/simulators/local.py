@@ -25,6 +25,13 @@ examples and a placeholder in every value slot, read as the expected value of
 the digit distribution at each slot. benchmarks/LOCAL_NOTES.md has the
 measurements: every method is near chance on OpenAI's puzzles.
 
+Explaining (`LocalSimulator.explain`): the base model continues a few-shot
+prompt of "excerpts with the firing tokens marked -> Description: ..." blocks
+(`scoring.prompts.local_explain_prompt`) up to the line break. Attempt 0 is
+greedy; later attempts sample (temperature `EXPLAIN_TEMPERATURE`, top
+`EXPLAIN_TOP_K` tokens) from a generator seeded by the seed and the attempt
+number, so every run writes the same candidates.
+
 Spec: ``local`` or ``local:method=blend&model=smollm2&threads=2``.
 """
 
@@ -49,6 +56,8 @@ from scoring import prompts
 from scoring.errors import ScoringInputError
 from scoring.simulators.base import (
     Capabilities,
+    ExplanationAttempt,
+    ExplanationExample,
     SequenceSimulation,
     SimulationBatch,
     SyncSimulator,
@@ -114,6 +123,15 @@ BATCH_TOKENS = 512
 """Tokens decoded per llama.cpp call."""
 
 _GAIN_SCALE = 2.0
+
+EXPLAIN_MAX_TOKENS = 24
+"""Model tokens one explanation may take before it is cut."""
+
+EXPLAIN_TEMPERATURE = 0.8
+"""Sampling temperature of explain attempts after the first (which is greedy)."""
+
+EXPLAIN_TOP_K = 40
+"""Sampled attempts draw from this many most likely tokens only."""
 """Activation per nat of log-probability gain (the 0..10 scale saturates at a gain of 5 nats)."""
 
 
@@ -165,6 +183,15 @@ class _LoadedModel:
             if len(self._token_cache) < 200_000:
                 self._token_cache[text] = ids
         return ids
+
+    def forget(self) -> None:
+        """Empty the KV cache, so the next prompt is decoded from scratch (call with `self.lock` held).
+
+        Logits depend, in the last bits, on how a prompt was split into batches; a
+        generation that must come out the same every time starts from a clean cache.
+        """
+        self._cached = []
+        self.llm._ctx.kv_cache_seq_rm(-1, 0, -1)
 
     def logits_at(self, tokens: list[int], positions: Sequence[int]) -> dict[int, np.ndarray]:
         """Decode `tokens` from position 0 and return the next-token logits at `positions`.
@@ -243,6 +270,15 @@ def load_model(key: str = DEFAULT_MODEL, threads: int | None = None) -> _LoadedM
             loaded = _LoadedModel(MODELS[key], threads)
             _models[(key, threads)] = loaded
         return loaded
+
+
+def _sample(logits: np.ndarray, rng: np.random.Generator) -> int:
+    """A token drawn from the `EXPLAIN_TOP_K` most likely at `EXPLAIN_TEMPERATURE`."""
+    candidates = np.argsort(-logits, kind="stable")[:EXPLAIN_TOP_K]
+    scaled = logits[candidates] / EXPLAIN_TEMPERATURE
+    probabilities = np.exp(scaled - scaled.max())
+    probabilities /= probabilities.sum()
+    return int(candidates[rng.choice(len(candidates), p=probabilities)])
 
 
 def _log_softmax_at(logits: np.ndarray, token: int) -> float:
@@ -359,8 +395,48 @@ class LocalSimulator(SyncSimulator):
             threads=int(threads) if threads else None,
         )
 
+    explain_prompt_version = prompts.LOCAL_EXPLAIN_PROMPT_VERSION
+
     def options(self) -> dict[str, Any]:
         return {"method": self.method}
+
+    def explain_options(self) -> dict[str, Any]:
+        return {"max_tokens": EXPLAIN_MAX_TOKENS, "temperature": EXPLAIN_TEMPERATURE, "top_k": EXPLAIN_TOP_K}
+
+    async def explain(self, examples: Sequence[ExplanationExample], attempt: int, seed: int) -> ExplanationAttempt:
+        return await asyncio.to_thread(self.explain_sync, examples, attempt, seed)
+
+    def explain_sync(self, examples: Sequence[ExplanationExample], attempt: int, seed: int) -> ExplanationAttempt:
+        """Continue the few-shot prompt up to a line break: greedy for attempt 0, seeded sampling after."""
+        model = load_model(self.model_key, self.threads)
+        prompt = prompts.local_explain_prompt([example.as_lists() for example in examples])
+        ids = model.bos + model.tokenize(prompt)
+        if len(ids) + EXPLAIN_MAX_TOKENS > CONTEXT_TOKENS:
+            return ExplanationAttempt(
+                None,
+                f"the prompt needs {len(ids)} model tokens but the context holds {CONTEXT_TOKENS}; show fewer records",
+            )
+        rng = np.random.default_rng([seed, attempt])
+        end_of_text = int(model.llm.token_eos())
+        generated: list[int] = []
+        text = ""
+        usage = Usage(requests=1)
+        with model.lock:
+            model.forget()
+            before = model.tokens_decoded
+            for _ in range(EXPLAIN_MAX_TOKENS):
+                position = len(ids) + len(generated) - 1
+                logits = model.logits_at(ids + generated, [position])[position]
+                token = int(np.argmax(logits)) if attempt == 0 else _sample(logits, rng)
+                if token == end_of_text:
+                    break
+                generated.append(token)
+                text = model.llm.detokenize(generated).decode("utf-8", errors="replace")
+                if "\n" in text:
+                    break
+            usage.prompt_tokens = model.tokens_decoded - before
+        usage.completion_tokens = len(generated)
+        return ExplanationAttempt(text.split("\n", 1)[0], usage=usage)
 
     def simulate_sync(self, explanation: str, sequences: Sequence[Sequence[str]]) -> SimulationBatch:
         model = load_model(self.model_key, self.threads)

@@ -59,6 +59,11 @@ reply text (Yes = 1, No = 0); a reply that is neither is asked again up to
 Failures are never values: a sequence that cannot be simulated (or a question
 that cannot be answered) comes back as None with the reason, and the runner
 does not cache it.
+
+The backend also writes explanations (`OpenAISimulator.explain`): one chat
+request per candidate (`scoring.prompts.EXPLAIN_CHAT_SYSTEM`), the first at
+temperature 0, later ones at `EXPLAIN_TEMPERATURE` with a seed per attempt;
+usage and cost are counted as for simulations.
 """
 
 from __future__ import annotations
@@ -88,13 +93,18 @@ from scoring.prompts import (
     API_CHAT_RETRY,
     API_CHAT_SYSTEM,
     API_ECHO_PROMPT_VERSION,
+    EXPLAIN_CHAT_PROMPT_VERSION,
+    EXPLAIN_CHAT_SYSTEM,
     JUDGE_CHAT_RETRY,
     JUDGE_CHAT_SYSTEM,
     api_chat_user_message,
     api_echo_prompt,
+    explain_chat_user_message,
 )
 from scoring.simulators.base import (
     Capabilities,
+    ExplanationAttempt,
+    ExplanationExample,
     SequenceSimulation,
     SimulationBatch,
     Usage,
@@ -111,6 +121,12 @@ MODES = (PROMPT_LOGPROBS, GENERATED_LOGPROBS, JSON_MODE)
 """Modes in the order `mode=auto` tries them."""
 
 MAX_ACTIVATION = 10
+
+EXPLAIN_TEMPERATURE = 1.0
+"""Sampling temperature of explain attempts after the first (which asks for temperature 0)."""
+
+EXPLAIN_MAX_TOKENS = 60
+"""Completion budget of one explanation (a phrase of at most 12 words, with room to spare)."""
 
 
 @dataclass(frozen=True)
@@ -543,6 +559,8 @@ class OpenAISimulator:
         )
         self._states_lock = threading.Lock()
 
+    explain_prompt_version = EXPLAIN_CHAT_PROMPT_VERSION
+
     @property
     def mode(self) -> str | None:
         """The mode in use: the forced one, the detected one, or None before the first request."""
@@ -556,6 +574,41 @@ class OpenAISimulator:
             "top_logprobs": self.config.top_logprobs,
             "temperature": 0,
         }
+
+    def explain_options(self) -> dict[str, Any]:
+        return {
+            "base_url": self.config.base_url,
+            "temperature": EXPLAIN_TEMPERATURE,
+            "max_tokens": EXPLAIN_MAX_TOKENS,
+        }
+
+    async def explain(self, examples: Sequence[ExplanationExample], attempt: int, seed: int) -> ExplanationAttempt:
+        """One candidate explanation from a chat request; failures come back as the reason."""
+        usage = Usage()
+        params: dict[str, Any] = {
+            "model": self.model,
+            "messages": [
+                {"role": "system", "content": EXPLAIN_CHAT_SYSTEM},
+                {"role": "user", "content": explain_chat_user_message([example.as_lists() for example in examples])},
+            ],
+            "temperature": 0 if attempt == 0 else EXPLAIN_TEMPERATURE,
+            "seed": seed + attempt,
+            "max_tokens": EXPLAIN_MAX_TOKENS,
+        }
+        try:
+            response = await self._chat(self._state().client, params, None, usage)
+        except _Unsupported as exc:
+            return ExplanationAttempt(None, f"the server cannot answer the request: {exc}", usage)
+        except openai.APIError as exc:
+            return ExplanationAttempt(None, self._describe(exc), usage)
+        finally:
+            usage.cost_usd = pricing.cost_usd(self.model, usage.prompt_tokens, usage.completion_tokens)
+        choice = response.choices[0] if response.choices else None
+        text = choice.message.content if choice is not None and choice.message else None
+        if not text or not text.strip():
+            reason = getattr(choice, "finish_reason", None)
+            return ExplanationAttempt(None, f"the model returned no text (finish reason: {reason})", usage)
+        return ExplanationAttempt(text, usage=usage)
 
     def _state(self) -> _LoopState:
         # An httpx pool belongs to one event loop; each loop (asyncio.run call, thread) gets its own client.
@@ -674,7 +727,8 @@ class OpenAISimulator:
     ) -> Any:
         """One chat request; what the server rejects by name is dropped or stepped down, and remembered.
 
-        With a `schema` the reply's shape is asked for in the first form the server accepts; without, not at all.
+        With a `schema` the reply's shape is asked for in the first form the server accepts; without, it is
+        free text (no response_format is sent): judge questions and explanations.
         """
         for _ in range(len(_DROPPABLE) + len(RESPONSE_FORMATS) + 2):
             request = {key: value for key, value in params.items() if key not in self._dropped}

@@ -6,7 +6,9 @@ simulator in chunks of ``capabilities.max_sequences_per_call`` (or
 ``max_questions_per_call``), at most ``capabilities.max_concurrency`` calls at
 a time per simulator (shared by every score running on the same event loop,
 and by its simulations and judgments); results are validated; successes are
-cached, failures never; usage and cost are added up.
+cached, failures never; usage and cost are added up. Generated explanations
+(`run_explanations`) go through the same cache, concurrency limit and cost
+accounting, one attempt per call.
 """
 
 from __future__ import annotations
@@ -18,20 +20,32 @@ import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from scoring.cache import SimulationCache, judgment_key, simulation_key
-from scoring.simulators.base import SequenceSimulation, Simulator, Usage, check_simulation
+from scoring.cache import SimulationCache, explanation_key, judgment_key, simulation_key
+from scoring.results import GeneratedExplanation
+from scoring.simulators.base import (
+    Explainer,
+    ExplanationAttempt,
+    ExplanationExample,
+    SequenceSimulation,
+    Simulator,
+    Usage,
+    check_simulation,
+)
 from scoring.simulators.judge import Judge, JudgeQuestion, Judgment, check_judgment
 
 logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int, str], None]
 
-_semaphores: weakref.WeakKeyDictionary[Simulator | Judge, tuple[asyncio.AbstractEventLoop, asyncio.Semaphore]] = (
+_Caller = Simulator | Judge | Explainer
+"""Whatever the runner sends work to: a simulator, and its judge and explainer sides."""
+
+_semaphores: weakref.WeakKeyDictionary[_Caller, tuple[asyncio.AbstractEventLoop, asyncio.Semaphore]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _semaphore_for(simulator: Simulator | Judge) -> asyncio.Semaphore:
+def _semaphore_for(simulator: _Caller) -> asyncio.Semaphore:
     loop = asyncio.get_running_loop()
     entry = _semaphores.get(simulator)
     if entry is None or entry[0] is not loop:
@@ -40,7 +54,7 @@ def _semaphore_for(simulator: Simulator | Judge) -> asyncio.Semaphore:
     return entry[1]
 
 
-def price(simulator: Simulator | Judge, usage: Usage) -> float | None:
+def price(simulator: _Caller, usage: Usage) -> float | None:
     """Cost in USD of the tokens in `usage`, when the simulator's prices are known."""
     capabilities = simulator.capabilities
     if capabilities.cost_per_million_prompt_tokens is None:
@@ -56,17 +70,18 @@ Outcome = TypeVar("Outcome")
 
 
 async def _run_chunks(
-    simulator: Simulator | Judge,
+    simulator: _Caller,
     chunks: list[list[int]],
     call: Callable[[list[int]], Awaitable[tuple[list[Outcome], Usage]]],
     failure: Callable[[str], Outcome],
-    finished: Callable[[list[int], list[Outcome]], None],
+    finished: Callable[[list[int], list[Outcome], Usage], None],
     usage: Usage,
 ) -> None:
     """Run `call` on every chunk, at most ``max_concurrency`` at a time per simulator.
 
     An exception fails its chunk's items with the reason (`failure`); `finished`
-    receives each chunk's outcomes as it completes; usage and time are added up.
+    receives each chunk's outcomes and its own usage (with its seconds) as it
+    completes; usage and time are added up into `usage`.
     """
     semaphore = _semaphore_for(simulator) if chunks else None
 
@@ -82,7 +97,7 @@ async def _run_chunks(
                 outcomes, chunk_usage = [failure(message) for _ in chunk], Usage()
             chunk_usage.seconds = time.perf_counter() - started
         usage.add(chunk_usage)
-        finished(chunk, outcomes)
+        finished(chunk, outcomes, chunk_usage)
 
     await asyncio.gather(*(run_chunk(chunk) for chunk in chunks))
     if usage.cost_usd is None:
@@ -125,7 +140,7 @@ async def run_simulations(
         batch = await simulator.simulate(explanation, [list(sequences[i]) for i in chunk])
         return _check_batch(batch.sequences, [len(sequences[i]) for i in chunk]), batch.usage
 
-    def finished(chunk: list[int], outcomes: list[SequenceSimulation]) -> None:
+    def finished(chunk: list[int], outcomes: list[SequenceSimulation], _usage: Usage) -> None:
         nonlocal done
         for index, outcome in zip(chunk, outcomes, strict=True):
             results[index] = outcome
@@ -174,7 +189,7 @@ async def run_judgments(
             return [Judgment(None, reason) for _ in chunk], batch.usage
         return [check_judgment(judgment) for judgment in batch.judgments], batch.usage
 
-    def finished(chunk: list[int], outcomes: list[Judgment]) -> None:
+    def finished(chunk: list[int], outcomes: list[Judgment], _usage: Usage) -> None:
         nonlocal done
         for index, outcome in zip(chunk, outcomes, strict=True):
             results[index] = outcome
@@ -201,3 +216,87 @@ def _check_batch(outcomes: Sequence[SequenceSimulation], lengths: Sequence[int])
         else:
             checked.append(check_simulation(outcome.activations, length))
     return checked
+
+
+MAX_GENERATED_CHARS = 300
+"""A generated explanation longer than this is a rambling reply, not an explanation."""
+
+_CUE_PREFIXES = ("explanation:", "description:")
+_TRAILING = ".,;: \t"
+_QUOTES = "\"'`*“”‘’ \t"
+
+
+def clean_explanation(text: str | None) -> str:
+    """The first non-empty line of a model's reply, without a leading cue, quotes or a final full stop."""
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    if not lines:
+        return ""
+    line = lines[0]
+    for prefix in _CUE_PREFIXES:
+        if line.lower().startswith(prefix):
+            line = line[len(prefix):].strip()
+    previous = None
+    while line != previous:  # 'Explanation: "the token X".' needs quotes and full stop peeled in turn
+        previous = line
+        line = line.strip(_QUOTES).rstrip(_TRAILING)
+    return " ".join(line.split())
+
+
+def _checked(attempt: ExplanationAttempt) -> tuple[str | None, str | None]:
+    """(text, None) for a usable explanation, else (None, the reason)."""
+    if attempt.error is not None:
+        return None, attempt.error
+    text = clean_explanation(attempt.text)
+    if not text:
+        return None, "the model wrote no explanation (an empty reply)"
+    if len(text) > MAX_GENERATED_CHARS:
+        return None, f"the model wrote {len(text)} characters, not a short explanation: {text[:60]!r}..."
+    return text, None
+
+
+async def run_explanations(
+    explainer: Explainer,
+    examples: Sequence[ExplanationExample],
+    n: int,
+    seed: int = 0,
+    cache: SimulationCache | None = None,
+    progress: ProgressCallback | None = None,
+    simulator_id: str = "",
+) -> list[GeneratedExplanation]:
+    """Attempts 0..n-1 of `explainer`, in order: cached ones read back, the others generated and cached."""
+    results: list[GeneratedExplanation | None] = [None] * n
+    keys = [explanation_key(explainer, examples, attempt, seed) for attempt in range(n)]
+    missing = []
+    for attempt, key in enumerate(keys):
+        text = cache.get_text(key) if cache is not None else None
+        if text is None:
+            missing.append(attempt)
+        else:
+            results[attempt] = GeneratedExplanation(
+                text, Usage(cache_hits=1), simulator=simulator_id, attempt=attempt, cached=True
+            )
+    done = n - len(missing)
+    if progress is not None:
+        progress(done, n, f"{done} of {n} candidates from the cache")
+
+    async def call(chunk: list[int]) -> tuple[list[ExplanationAttempt], Usage]:
+        outcome = await explainer.explain(list(examples), chunk[0], seed)
+        return [outcome], outcome.usage
+
+    def finished(chunk: list[int], outcomes: list[ExplanationAttempt], usage: Usage) -> None:
+        nonlocal done
+        attempt, outcome = chunk[0], outcomes[0]
+        usage.cache_misses = 1
+        if usage.cost_usd is None:
+            usage.cost_usd = price(explainer, usage)
+        text, error = _checked(outcome)
+        if text is not None and cache is not None:
+            cache.set_text(keys[attempt], text, {"simulator": explainer.name})
+        results[attempt] = GeneratedExplanation(text, usage, error, simulator=simulator_id, attempt=attempt)
+        done += 1
+        if progress is not None:
+            progress(done, n, f"generated {done} of {n} candidates")
+
+    chunks = [[attempt] for attempt in missing]
+    await _run_chunks(explainer, chunks, call, lambda reason: ExplanationAttempt(None, reason), finished, Usage())
+    return [result for result in results if result is not None]

@@ -14,6 +14,12 @@ each request that long, as a model would; ``--capacity`` caps the requests proce
 once, as a GPU's batch does (more wait in a queue). ``GET /stats`` reports requests,
 sequences and the most requests seen in flight; ``POST /stats/reset`` zeroes them.
 Listens on 127.0.0.1 only.
+
+It also answers the explain layout (`scoring.prompts.explain_chat_user_message`):
+the tokens marked ``[[...]]`` in the excerpts are ranked by how often they occur,
+then by first appearance, and the reply is ``Explanation: "the token X".`` for the
+one at position ``seed`` (wrapping around), so each attempt's seed picks another.
+A request for the model ``fail-503`` is answered with HTTP 503.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 _SEQUENCE_LINE = re.compile(r"^(\d+) \((\d+) tokens?\): (.*)$")
+_MARKED = re.compile(r"\[\[(.+?)\]\]")
+_EXCERPT_LINE = re.compile(r"^\d+\. ")
 
 
 def predict(user_message: str) -> tuple[dict[str, list[int]], int]:
@@ -77,6 +85,19 @@ def judge_logprobs(p_yes: float, answer: str) -> dict[str, Any]:
     return {"content": [{"token": answer, "logprob": chosen, "bytes": None, "top_logprobs": alternatives}]}
 
 
+def explain(user_message: str, seed: int) -> str:
+    """The reply to an explain-layout message: the marked token at position `seed` of the ranking."""
+    counts: dict[str, int] = {}
+    for line in user_message.splitlines():
+        if _EXCERPT_LINE.match(line):
+            for token in _MARKED.findall(line):
+                counts[token] = counts.get(token, 0) + 1
+    ranked = sorted(counts, key=lambda token: -counts[token])  # stable: first appearance breaks ties
+    if not ranked:
+        return "I see no marked tokens."
+    return f'Explanation: "the token {ranked[seed % len(ranked)]}".'
+
+
 class FakeOpenAIServer:
     """State of one server: its latency, capacity and counters."""
 
@@ -108,6 +129,8 @@ class FakeOpenAIServer:
         messages = body.get("messages") or []
         user = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
         first_user = next((m.get("content", "") for m in messages if m.get("role") == "user"), user)
+        if body.get("model") == "fail-503":
+            return JSONResponse({"error": {"message": "overloaded", "type": "server_error"}}, status_code=503)
         p_yes = judge_p_yes(first_user)
         logprobs = None
         if p_yes is not None:
@@ -115,6 +138,8 @@ class FakeOpenAIServer:
             content = "Yes" if p_yes >= 0.5 else "No"
             if body.get("logprobs"):
                 logprobs = judge_logprobs(p_yes, content)
+        elif first_user.startswith("Excerpts where"):
+            content = explain(first_user, int(body.get("seed") or 0))
         else:
             reply, sequences = predict(first_user)
             self.sequences += sequences
