@@ -33,6 +33,7 @@ from scoring.results import GeneratedExplanation, ScoreResult
 from scoring.sampling import sample_records
 from scoring.scorers import (
     ATTENTION_SCORERS,
+    SCORER_OPTIONS,
     SCORERS,
     ScoringJob,
     check_scorer_options,
@@ -98,6 +99,16 @@ def check_explanation(explanation: Any) -> str:
     return text
 
 
+def refuse_attention_scorer(scorer: str) -> None:
+    """Raise ScoringInputError, saying where to go instead, when `scorer` reads attention records."""
+    if scorer in ATTENTION_SCORERS:
+        raise ScoringInputError(
+            f"the {scorer} scorer reads attention records, not activation records: call "
+            "scoring.score_attention_explanation(explanation, attention_records, simulator=...) "
+            "or run `python -m scoring attention RECORDS -e EXPLANATION`"
+        )
+
+
 async def ascore_explanation(
     explanation: str,
     records: RecordsInput,
@@ -117,12 +128,7 @@ async def ascore_explanation(
     text = check_explanation(explanation)
     if scorer not in SCORERS:
         raise ScoringInputError(f"unknown scorer {scorer!r}; choose one of: {', '.join(SCORERS)}")
-    if scorer in ATTENTION_SCORERS:
-        raise ScoringInputError(
-            f"the {scorer} scorer reads attention records, not activation records: call "
-            "scoring.score_attention_explanation(explanation, attention_records, simulator=...) "
-            "or run `python -m scoring attention RECORDS -e EXPLANATION`"
-        )
+    refuse_attention_scorer(scorer)
     options = check_scorer_options(scorer, scorer_options)
     if normalization not in NORMALIZATIONS:
         raise ScoringInputError(
@@ -370,6 +376,8 @@ async def arank_with_scorers(
     for name in names:
         if name not in SCORERS:
             raise ScoringInputError(f"unknown scorer {name!r}; choose one of: {', '.join(SCORERS)}")
+        refuse_attention_scorer(name)
+    options_by_scorer = split_scorer_options(names, options.pop("scorer_options", None))
     loaded = load_records(records, limits=options.pop("limits", None))
     cache = resolve_cache(options.pop("cache", True))
     scratch = None
@@ -393,6 +401,7 @@ async def arank_with_scorers(
                 scorer=name,
                 cache=cache,
                 progress=report,
+                scorer_options=options_by_scorer[name],
                 **options,
             )
     finally:
@@ -403,6 +412,30 @@ async def arank_with_scorers(
     return ranked
 
 
+def split_scorer_options(
+    names: Sequence[str], scorer_options: dict[str, Any] | None
+) -> dict[str, dict[str, Any] | None]:
+    """Per scorer, the options of `scorer_options` it declares (None when it takes none of them).
+
+    Raises ScoringInputError for options that none of `names` accepts.
+    """
+    if scorer_options is None:
+        return {name: None for name in names}
+    if not isinstance(scorer_options, dict):
+        raise ScoringInputError(f"scorer_options must be a dict, got {type(scorer_options).__name__}")
+    unused = sorted(set(scorer_options) - {option for name in names for option in SCORER_OPTIONS.get(name, ())})
+    if unused:
+        raise ScoringInputError(
+            f"no chosen scorer ({', '.join(names)}) has the option {', '.join(unused)}; "
+            + "; ".join(f"{name}: {', '.join(options)}" for name, options in SCORER_OPTIONS.items() if options)
+        )
+    split: dict[str, dict[str, Any] | None] = {}
+    for name in names:
+        own = {key: value for key, value in scorer_options.items() if key in SCORER_OPTIONS.get(name, ())}
+        split[name] = own or None
+    return split
+
+
 def rank_with_scorers(
     explanations: Sequence[str], records: RecordsInput, scorers: Sequence[str], **options: Any
 ) -> dict[str, list[ScoreResult]]:
@@ -410,7 +443,12 @@ def rank_with_scorers(
 
     Scorers run one after the other, so the later ones read the simulations the
     first one cached (with ``cache=False`` a temporary cache lives for this call
-    only). Options as for `rank_explanations`.
+    only); judge scorers (``detection-judge``, ``fuzzing-judge``,
+    ``binary-condition``) ask the simulator their own questions, cached the same
+    way. ``attention-head`` is refused (it reads attention records). Options as
+    for `rank_explanations`, except that ``scorer_options`` is shared: each
+    scorer gets the options it declares (``window`` goes to binary-condition
+    only), and one that no chosen scorer takes is an error.
     """
     return run_sync(arank_with_scorers(explanations, records, scorers, **options))
 
