@@ -6,6 +6,8 @@ the answers, read as P(yes), with what the real activations say:
 
 - ``detection-judge``: whole sequences, half activating (spread over the
   activation range) and half not; is what the explanation describes in the text?
+  Like ``detection``, its metrics hold ``sequence_predictions`` (here each
+  sequence's P(yes), in the order of ``result.sequences``) and ``threshold``.
 - ``fuzzing-judge``: activating sequences with their real active tokens marked
   (a correct example) or as many inactive tokens marked (a wrong one); are the
   marked tokens what the explanation describes?
@@ -152,6 +154,9 @@ async def detection_judge_scorer(job: ScoringJob) -> ScoreResult:
         ]
         if await _ask(job, result, asked):
             _classify(result)
+            # one question per sequence: its P(yes) is the sequence's prediction (as detection records them)
+            answers = {judgment.index: judgment.p_yes for judgment in result.judgments}
+            result.metrics["sequence_predictions"] = [answers[sequence.index] for sequence in result.sequences]
     result.seconds = time.perf_counter() - started
     return result
 
@@ -296,6 +301,9 @@ async def attention_head_scorer(job: ScoringJob) -> ScoreResult:
     result.seconds = time.perf_counter() - started
     return result
 
+
+JUDGE_SCORERS = ("detection-judge", "fuzzing-judge", "binary-condition", "attention-head")
+"""The scorers registered here: their results carry `judgments` and no simulated activations."""
 
 register_scorer("detection-judge", detection_judge_scorer)
 register_scorer("fuzzing-judge", fuzzing_judge_scorer)
