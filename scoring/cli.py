@@ -197,7 +197,7 @@ def _command_score(args: argparse.Namespace) -> int:
         print(json.dumps(document, indent=2))
         return 0
     if args.scorer != "simulation":
-        return _print_ranking(results)
+        return _print_ranking(results, set(added) if args.explain else None)
     width = max(len(r.explanation) for r in results)
     width = min(max(width, len("explanation")), 60)
     source_column = "  source" if args.explain else ""
@@ -264,17 +264,23 @@ def _command_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_ranking(results: Sequence[Any]) -> int:
+def _print_ranking(results: Sequence[Any], generated: set[str] | None = None) -> int:
     """The table of a scorer other than simulation: its score, Holm-corrected p-value or balanced accuracy,
-    and how many questions (or sequences) it asked about."""
+    and how many questions (or sequences) it asked about; with `generated` (score --explain), a source column."""
     width = min(max([len("explanation"), *(len(r.explanation) for r in results)]), 60)
     extra = "p (Holm)" if any("p_value_holm" in r.metrics for r in results) else "bal. acc"
-    print(f"{'rank':>4}  {'explanation':<{width}}  {'score':>7}  {extra:>8}  {'asked':>5}")
+    source_column = "  source" if generated is not None else ""
+    print(f"{'rank':>4}  {'explanation':<{width}}  {'score':>7}  {extra:>8}  {'asked':>5}" + source_column)
     for rank, result in enumerate(results, start=1):
         text = result.explanation if len(result.explanation) <= width else result.explanation[: width - 1] + "…"
         figure = result.metrics.get("p_value_holm", result.metrics.get("balanced_accuracy"))
         asked = len(result.judgments) or len(result.sequences)
-        print(f"{rank:>4}  {text:<{width}}  {_format(result.score):>7}  {_format(figure):>8}  {asked:>5}")
+        source_text = ""
+        if generated is not None:
+            source_text = "  generated" if result.explanation in generated else "  given"
+        print(
+            f"{rank:>4}  {text:<{width}}  {_format(result.score):>7}  {_format(figure):>8}  {asked:>5}" + source_text
+        )
     for result in results:
         if result.error:
             print(f"note: {result.explanation!r}: {result.error}", file=sys.stderr)
