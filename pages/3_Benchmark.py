@@ -185,3 +185,4 @@ if report and puzzles:
                 + ("" if math.isfinite(true_result.score) else f" ({true_result.error})")
             )
             ui.render_results(results, "bench", {**settings, "puzzle": chosen})
+            ui.render_judgements({viewed: results}, "bench")

@@ -36,8 +36,10 @@ from scoring import (
     viz,
 )
 from scoring.cache import SimulationCache, default_cache_directory
+from scoring.judged import JUDGE_SCORERS
 from scoring.records import NORMALIZATIONS
 from scoring.sampling import STRATEGIES
+from scoring.scorers import ATTENTION_SCORERS
 from scoring.textformat import (
     CandidateExplanation,
     describe_records,
@@ -294,17 +296,25 @@ def preview_records(
 SCORERS_HELP = (
     "How an explanation is judged. simulation: correlation of simulated and real activations. detection: "
     "does the simulation tell activating sequences from the others. fuzzing: does it put its activity on "
-    "the right tokens. With several, the ranking shows each scorer's score and rank and marks (⚠) the "
-    "explanations they rank differently; the simulations are shared, so extra scorers cost little."
+    "the right tokens. detection-judge, fuzzing-judge and binary-condition ask the simulator yes/no "
+    "questions instead (local, openai or fake can answer; lexical and embedding cannot). With several, the "
+    "ranking shows each scorer's score and rank and marks (⚠) the explanations they rank differently; the "
+    "simulations are shared, so extra simulation-based scorers cost little. attention-head is not offered "
+    "here: it reads attention records (python -m scoring attention)."
 )
 
 
+def dashboard_scorers() -> list[str]:
+    """The registered scorers that read activation records (attention-head and the like are left out)."""
+    return [name for name in SCORERS if name not in ATTENTION_SCORERS]
+
+
 def scorer_multiselect(key: str) -> list[str]:
-    """A multiselect of the registered scorers, "simulation" alone by default."""
-    names = list(SCORERS)
+    """A multiselect of the scorers that read activation records, "simulation" alone by default."""
+    names = dashboard_scorers()
     if key not in st.session_state:
         st.session_state[key] = ["simulation"] if "simulation" in names else names[:1]
-    else:  # keep only scorers that are still registered
+    else:  # keep only scorers that are still registered (and offered)
         st.session_state[key] = [name for name in st.session_state[key] if name in names]
     return list(st.multiselect("Scorers", names, key=key, help=SCORERS_HELP))
 
@@ -339,7 +349,7 @@ def scoring_settings(
         normalization = st.selectbox(
             "Normalization", list(NORMALIZATIONS), key=f"{prefix}_normalization", help=NORMALIZATION_HELP
         )
-    scorer_names = list(SCORERS)
+    scorer_names = dashboard_scorers()
     if several_scorers:
         scorers = scorer_multiselect(f"{prefix}_scorers")
     else:
@@ -552,13 +562,27 @@ def render_judgements(results_by_scorer: dict[str, list[ScoreResult]], prefix: s
             if result.error:
                 st.warning(result.error)
             if name == "detection" or "sequence_predictions" in result.metrics:
+                if name in JUDGE_SCORERS:
+                    how = "the judge is asked whether the sequence contains what the explanation describes, and "
+                    how += "its P(yes) is the prediction"
+                else:
+                    how = "the scorer predicts it from the sequence's simulation"
                 st.caption(
                     "Each sequence is activating when its real maximum is at least "
-                    f"{viz.ACTIVE_THRESHOLD:g} of 10; the scorer predicts it from the sequence's simulation and "
-                    "the ROC-AUC of those predictions is the score. Verdicts at the decision threshold."
+                    f"{viz.ACTIVE_THRESHOLD:g} of 10; {how}; the ROC-AUC of those predictions is the score. "
+                    "Verdicts at the decision threshold."
                 )
                 st.dataframe(viz.detection_table(result), hide_index=True, key=f"{prefix}_{name}_seq")
                 st.plotly_chart(viz.detection_figure(result), key=f"{prefix}_{name}_fig")
+            if name in JUDGE_SCORERS:
+                with st.expander(
+                    f"The judge's questions and answers ({len(result.judgments)})", expanded=name != "detection-judge"
+                ):
+                    st.caption(
+                        "Every yes/no question the judge was asked: the text shown (marked tokens in << >>), the "
+                        "right answer, the judge's P(yes) and its answer at the threshold."
+                    )
+                    st.dataframe(viz.judgments_table(result), hide_index=True, key=f"{prefix}_{name}_judged")
             if name == "fuzzing":
                 st.caption(
                     "Per activating sequence, the simulation on the really active tokens (outlined) against the "
@@ -616,6 +640,44 @@ def render_results(
     for result in failed:
         st.warning(f"**{result.explanation}**: {result.error}")
 
+    if first.scorer in JUDGE_SCORERS:
+        st.info(
+            f"`{first.scorer}` asks a judge yes/no questions instead of simulating activations, so there are no "
+            "simulated activations to draw; its questions and answers are under “How the scorers judged”."
+        )
+    else:
+        _render_simulations(results, prefix)
+
+    st.subheader("Download")
+    left, middle, right = st.columns(3)
+    left.download_button(
+        "Ranking (CSV)",
+        viz.results_csv(results),
+        "ranking.csv",
+        "text/csv",
+        key=f"{prefix}_dl_csv",
+        on_click="ignore",
+    )
+    middle.download_button(
+        "Every token (CSV)",
+        viz.tokens_csv(results),
+        "tokens.csv",
+        "text/csv",
+        key=f"{prefix}_dl_tokens",
+        on_click="ignore",
+    )
+    right.download_button(
+        "Everything (JSON)",
+        viz.results_json(results, {"settings": _json_safe(settings)}),
+        "results.json",
+        "application/json",
+        key=f"{prefix}_dl_json",
+        on_click="ignore",
+    )
+
+
+def _render_simulations(results: Sequence[ScoreResult], prefix: str) -> None:
+    """Heatmaps, per-sequence correlations and the scatter of real against simulated activations."""
     st.subheader("Real vs simulated, token by token")
     names = [result.explanation for result in results]
     default = names[: min(3, len(names))]
@@ -660,33 +722,6 @@ def render_results(
 
     st.subheader("Real vs simulated, all tokens")
     st.plotly_chart(viz.scatter_figure(chosen or results), key=f"{prefix}_scatter")
-
-    st.subheader("Download")
-    left, middle, right = st.columns(3)
-    left.download_button(
-        "Ranking (CSV)",
-        viz.results_csv(results),
-        "ranking.csv",
-        "text/csv",
-        key=f"{prefix}_dl_csv",
-        on_click="ignore",
-    )
-    middle.download_button(
-        "Every token (CSV)",
-        viz.tokens_csv(results),
-        "tokens.csv",
-        "text/csv",
-        key=f"{prefix}_dl_tokens",
-        on_click="ignore",
-    )
-    right.download_button(
-        "Everything (JSON)",
-        viz.results_json(results, {"settings": _json_safe(settings)}),
-        "results.json",
-        "application/json",
-        key=f"{prefix}_dl_json",
-        on_click="ignore",
-    )
 
 
 def _json_safe(settings: dict[str, Any]) -> dict[str, Any]:

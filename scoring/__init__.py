@@ -6,16 +6,18 @@
 from scoring.api import (
     agenerate_explanations,
     arank_explanations,
+    ascore_attention_explanation,
     ascore_explanation,
     default_simulator_spec,
     generate_explanations,
     rank_explanations,
     rank_with_scorers,
+    score_attention_explanation,
     score_explanation,
 )
 from scoring.cache import SimulationCache, open_cache
 from scoring.errors import ScoringInputError
-from scoring.records import ActivationRecord, Limits, load_records, normalize
+from scoring.records import ActivationRecord, AttentionRecord, Limits, load_attention_records, load_records, normalize
 from scoring.results import GeneratedExplanation, ScoreResult, SequenceResult
 from scoring.scorers import SCORERS
 from scoring.simulators import SIMULATORS, Simulator, get_simulator
@@ -24,6 +26,7 @@ __all__ = [
     "SCORERS",
     "SIMULATORS",
     "ActivationRecord",
+    "AttentionRecord",
     "GeneratedExplanation",
     "Limits",
     "ScoreResult",
@@ -33,14 +36,17 @@ __all__ = [
     "Simulator",
     "agenerate_explanations",
     "arank_explanations",
+    "ascore_attention_explanation",
     "ascore_explanation",
     "default_simulator_spec",
     "generate_explanations",
     "get_simulator",
+    "load_attention_records",
     "load_records",
     "normalize",
     "open_cache",
     "rank_explanations",
     "rank_with_scorers",
+    "score_attention_explanation",
     "score_explanation",
 ]

@@ -1,8 +1,8 @@
-"""The public functions: score and rank explanations, and generate candidate ones.
+"""The public functions: score and rank explanations (of neurons, or of attention heads), and generate candidate ones.
 
 Synchronous functions wrap the async ones (``ascore_explanation``,
-``arank_explanations``, ``agenerate_explanations``), which servers and batch
-jobs call directly.
+``arank_explanations``, ``ascore_attention_explanation``,
+``agenerate_explanations``), which servers and batch jobs call directly.
 """
 
 from __future__ import annotations
@@ -16,12 +16,29 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from scoring import judged
 from scoring.cache import SimulationCache, open_cache
 from scoring.errors import ScoringInputError
-from scoring.records import NORMALIZATIONS, ActivationRecord, Limits, load_records, normalize
+from scoring.metrics import benjamini_hochberg, holm_bonferroni
+from scoring.records import (
+    NORMALIZATIONS,
+    ActivationRecord,
+    AttentionRecord,
+    Limits,
+    load_attention_records,
+    load_records,
+    normalize,
+)
 from scoring.results import GeneratedExplanation, ScoreResult
 from scoring.sampling import sample_records
-from scoring.scorers import SCORERS, ScoringJob, simulator_id
+from scoring.scorers import (
+    ATTENTION_SCORERS,
+    SCORER_OPTIONS,
+    SCORERS,
+    ScoringJob,
+    check_scorer_options,
+    simulator_id,
+)
 from scoring.simulators import SIMULATORS, Explainer, ExplanationExample, Simulator, get_simulator
 from scoring.simulators.runner import run_explanations
 
@@ -30,6 +47,7 @@ MAX_GENERATED = 20
 """Most candidates one `generate_explanations` call may ask for."""
 
 RecordsInput = str | Path | dict[str, Any] | list[Any] | Sequence[ActivationRecord]
+AttentionInput = str | Path | dict[str, Any] | list[Any] | Sequence[AttentionRecord]
 CacheOption = SimulationCache | str | Path | bool | None
 Progress = Callable[[int, int, str], None]
 
@@ -81,6 +99,16 @@ def check_explanation(explanation: Any) -> str:
     return text
 
 
+def refuse_attention_scorer(scorer: str) -> None:
+    """Raise ScoringInputError, saying where to go instead, when `scorer` reads attention records."""
+    if scorer in ATTENTION_SCORERS:
+        raise ScoringInputError(
+            f"the {scorer} scorer reads attention records, not activation records: call "
+            "scoring.score_attention_explanation(explanation, attention_records, simulator=...) "
+            "or run `python -m scoring attention RECORDS -e EXPLANATION`"
+        )
+
+
 async def ascore_explanation(
     explanation: str,
     records: RecordsInput,
@@ -94,11 +122,14 @@ async def ascore_explanation(
     cache: CacheOption = True,
     progress: Progress | None = None,
     limits: Limits | None = None,
+    scorer_options: dict[str, Any] | None = None,
 ) -> ScoreResult:
     """Score one explanation (async). See `score_explanation`."""
     text = check_explanation(explanation)
     if scorer not in SCORERS:
         raise ScoringInputError(f"unknown scorer {scorer!r}; choose one of: {', '.join(SCORERS)}")
+    refuse_attention_scorer(scorer)
+    options = check_scorer_options(scorer, scorer_options)
     if normalization not in NORMALIZATIONS:
         raise ScoringInputError(
             f"unknown normalization {normalization!r}; choose one of: {', '.join(NORMALIZATIONS)}"
@@ -117,6 +148,7 @@ async def ascore_explanation(
         sampling={"strategy": sampling, "n": n_sequences, "seed": seed, "indices": list(indices)},
         seed=seed,
         progress=progress,
+        options=options,
     )
     return await SCORERS[scorer](job)
 
@@ -125,12 +157,16 @@ def score_explanation(explanation: str, records: RecordsInput, **options: Any) -
     """Score how well `explanation` predicts the activations in `records`.
 
     Options: simulator (spec string or instance; default ``local`` when
-    installed, else ``lexical``), scorer (``simulation``), sampling (``all``,
-    ``top``, ``top+random``, ``quantile``, ``diverse``), n_sequences, seed,
-    normalization (``global``, ``per_record``, ``none``), cache (True, False,
-    a directory or a SimulationCache), progress (callback(done, total, message)),
-    limits. The score is NaN with ``result.error`` set when it cannot be computed.
-    Raises ScoringInputError for bad input.
+    installed, else ``lexical``), scorer (``simulation``, ``detection``,
+    ``fuzzing``, or a judge scorer: ``detection-judge``, ``fuzzing-judge``,
+    ``binary-condition``), scorer_options (``{"window": W}`` for
+    binary-condition), sampling (``all``, ``top``, ``top+random``,
+    ``quantile``, ``diverse``), n_sequences, seed, normalization (``global``,
+    ``per_record``, ``none``), cache (True, False, a directory or a
+    SimulationCache), progress (callback(done, total, message)), limits. The
+    score is NaN with ``result.error`` set when it cannot be computed. Raises
+    ScoringInputError for bad input (``attention-head`` included: it takes
+    attention records, see `score_attention_explanation`).
     """
     return run_sync(ascore_explanation(explanation, records, **options))
 
@@ -161,12 +197,84 @@ async def arank_explanations(
     results = await asyncio.gather(
         *(ascore_explanation(text, loaded, progress=progress_for(i), **options) for i, text in enumerate(texts))
     )
+    correct_p_values(list(results))
     return sort_results(list(results))
 
 
 def rank_explanations(explanations: Sequence[str], records: RecordsInput, **options: Any) -> list[ScoreResult]:
-    """Score several explanations on the same records; best first, NaN scores last."""
+    """Score several explanations on the same records; best first, NaN scores last.
+
+    When the scorer reports a ``p_value`` (binary-condition), each result's
+    metrics also get it corrected for the number of explanations tested:
+    ``p_value_holm`` (Holm-Bonferroni, the default, copied to
+    ``p_value_corrected``) and ``p_value_bh`` (Benjamini-Hochberg).
+    """
     return run_sync(arank_explanations(explanations, records, **options))
+
+
+P_VALUE_CORRECTION = "holm"
+"""The correction `p_value_corrected` carries: Holm-Bonferroni, which bounds the chance of any
+false discovery among the explanations ranked, with no assumption about how their tests depend."""
+
+
+def correct_p_values(results: Sequence[ScoreResult]) -> None:
+    """Add Holm and Benjamini-Hochberg corrected p-values to results whose metrics hold ``p_value``."""
+    tested = [result for result in results if "p_value" in result.metrics]
+    if not tested:
+        return
+    pvalues = [float(result.metrics["p_value"]) for result in tested]
+    for result, holm, bh in zip(tested, holm_bonferroni(pvalues), benjamini_hochberg(pvalues), strict=True):
+        result.metrics["p_value_holm"] = holm
+        result.metrics["p_value_bh"] = bh
+        result.metrics["p_value_corrected"] = holm
+        result.metrics["p_value_correction"] = P_VALUE_CORRECTION
+        result.metrics["comparisons"] = sum(math.isfinite(value) for value in pvalues)
+
+
+async def ascore_attention_explanation(
+    explanation: str,
+    attention_records: AttentionInput,
+    *,
+    simulator: str | Simulator | None = None,
+    seed: int = 0,
+    cache: CacheOption = True,
+    progress: Progress | None = None,
+    limits: Limits | None = None,
+) -> ScoreResult:
+    """Score an explanation of an attention head (async). See `score_attention_explanation`."""
+    text = check_explanation(explanation)
+    loaded = load_attention_records(attention_records, limits=limits)
+    job = ScoringJob(
+        explanation=text,
+        records=[],
+        indices=[],
+        real=[],
+        simulator=resolve_simulator(simulator),
+        cache=resolve_cache(cache),
+        normalization="none",
+        sampling={
+            "strategy": "top+weak pairs",
+            "top_pairs": judged.ATTENTION_TOP_PAIRS,
+            "weak_pairs": judged.ATTENTION_LOW_PAIRS,
+            "seed": seed,
+        },
+        seed=seed,
+        progress=progress,
+        attention_records=loaded,
+    )
+    return await SCORERS["attention-head"](job)
+
+
+def score_attention_explanation(explanation: str, attention_records: AttentionInput, **options: Any) -> ScoreResult:
+    """Score how well `explanation` describes an attention head, with the attention-head scorer.
+
+    `attention_records`: a path, JSON text, parsed JSON or AttentionRecords (see
+    `scoring.records.load_attention_records`). Per record, the judge is asked
+    about its 5 strongest token pairs and 5 pairs drawn (seeded) below 0.1 x its
+    strongest; the score is the ROC-AUC of its P(yes) on strong against weak pairs.
+    Options: simulator (one that judges), seed, cache, progress, limits.
+    """
+    return run_sync(ascore_attention_explanation(explanation, attention_records, **options))
 
 
 def explanation_examples(records: Sequence[ActivationRecord], top_k: int) -> list[ExplanationExample]:
@@ -268,6 +376,8 @@ async def arank_with_scorers(
     for name in names:
         if name not in SCORERS:
             raise ScoringInputError(f"unknown scorer {name!r}; choose one of: {', '.join(SCORERS)}")
+        refuse_attention_scorer(name)
+    options_by_scorer = split_scorer_options(names, options.pop("scorer_options", None))
     loaded = load_records(records, limits=options.pop("limits", None))
     cache = resolve_cache(options.pop("cache", True))
     scratch = None
@@ -286,7 +396,13 @@ async def arank_with_scorers(
                     progress(position * total + done, len(names) * total, f"scorer {name}: {message}")
 
             ranked[name] = await arank_explanations(
-                explanations, loaded, scorer=name, cache=cache, progress=report, **options
+                explanations,
+                loaded,
+                scorer=name,
+                cache=cache,
+                progress=report,
+                scorer_options=options_by_scorer[name],
+                **options,
             )
     finally:
         if scratch is not None:
@@ -296,6 +412,30 @@ async def arank_with_scorers(
     return ranked
 
 
+def split_scorer_options(
+    names: Sequence[str], scorer_options: dict[str, Any] | None
+) -> dict[str, dict[str, Any] | None]:
+    """Per scorer, the options of `scorer_options` it declares (None when it takes none of them).
+
+    Raises ScoringInputError for options that none of `names` accepts.
+    """
+    if scorer_options is None:
+        return {name: None for name in names}
+    if not isinstance(scorer_options, dict):
+        raise ScoringInputError(f"scorer_options must be a dict, got {type(scorer_options).__name__}")
+    unused = sorted(set(scorer_options) - {option for name in names for option in SCORER_OPTIONS.get(name, ())})
+    if unused:
+        raise ScoringInputError(
+            f"no chosen scorer ({', '.join(names)}) has the option {', '.join(unused)}; "
+            + "; ".join(f"{name}: {', '.join(options)}" for name, options in SCORER_OPTIONS.items() if options)
+        )
+    split: dict[str, dict[str, Any] | None] = {}
+    for name in names:
+        own = {key: value for key, value in scorer_options.items() if key in SCORER_OPTIONS.get(name, ())}
+        split[name] = own or None
+    return split
+
+
 def rank_with_scorers(
     explanations: Sequence[str], records: RecordsInput, scorers: Sequence[str], **options: Any
 ) -> dict[str, list[ScoreResult]]:
@@ -303,7 +443,12 @@ def rank_with_scorers(
 
     Scorers run one after the other, so the later ones read the simulations the
     first one cached (with ``cache=False`` a temporary cache lives for this call
-    only). Options as for `rank_explanations`.
+    only); judge scorers (``detection-judge``, ``fuzzing-judge``,
+    ``binary-condition``) ask the simulator their own questions, cached the same
+    way. ``attention-head`` is refused (it reads attention records). Options as
+    for `rank_explanations`, except that ``scorer_options`` is shared: each
+    scorer gets the options it declares (``window`` goes to binary-condition
+    only), and one that no chosen scorer takes is an error.
     """
     return run_sync(arank_with_scorers(explanations, records, scorers, **options))
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scoring.api import arank_explanations, run_sync
+from scoring.api import arank_explanations, refuse_attention_scorer, run_sync
 from scoring.errors import ScoringInputError
 from scoring.metrics import best_first_ranks, kendall_tau
 from scoring.records import ActivationRecord
@@ -76,7 +76,10 @@ def load_puzzles(source: str | Path | dict[str, Any]) -> list[Puzzle]:
 
 
 def scorer_names(scorer: str | Sequence[str]) -> list[str]:
-    """Scorer names from a name, a comma list, or a list of either; each must be registered, none twice."""
+    """Scorer names from a name, a comma list, or a list of either; each must be registered, none twice.
+
+    Scorers that read attention records (attention-head) are refused: puzzles hold activation records.
+    """
     items = [scorer] if isinstance(scorer, str) else list(scorer)
     names: list[str] = []
     for item in items:
@@ -86,6 +89,7 @@ def scorer_names(scorer: str | Sequence[str]) -> list[str]:
                 continue
             if name not in SCORERS:
                 raise ScoringInputError(f"unknown scorer {name!r}; choose one of: {', '.join(SCORERS)}")
+            refuse_attention_scorer(name)  # puzzles hold activation records
             if name not in names:
                 names.append(name)
     if not names:

@@ -1,12 +1,14 @@
-"""The one on-disk cache of simulations and generated explanations (diskcache).
+"""The one on-disk cache of simulations, judgments and generated explanations (diskcache).
 
 A key is the sha256 of the canonical JSON of everything that changes a
-simulation: simulator name, model, prompt version, options, explanation and
-the sequence's tokens. A prompt edit bumps its version and so never serves a
-stale result. Generated explanations share the store under keys of their own
-kind (simulator, model, explain prompt version and options, seed, attempt and
-the records shown). Only successes are stored; an entry that cannot be read or
-does not fit is a miss, never an error.
+result: for a simulation the simulator name, model, prompt version, options,
+explanation and the sequence's tokens; for a judgment (a yes/no answer) the
+same simulator fields, the question's kind, prompt version, explanation and
+content. Generated explanations share the store under keys of their own kind
+(simulator, model, explain prompt version and options, seed, attempt and the
+records shown). A prompt edit bumps its version and so never serves a stale
+result. Only successes are stored; an entry that cannot be read or does not
+fit is a miss, never an error.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 import diskcache
 
 from scoring.simulators.base import Explainer, ExplanationExample, Simulator
+from scoring.simulators.judge import Judge, JudgeQuestion
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +39,7 @@ def _digest(payload: dict[str, Any]) -> str:
 
 
 def simulation_key(simulator: Simulator, explanation: str, tokens: Sequence[str]) -> str:
-    payload = {
+    return _digest({
         "format": CACHE_FORMAT,
         "simulator": simulator.name,
         "model": simulator.model,
@@ -44,8 +47,21 @@ def simulation_key(simulator: Simulator, explanation: str, tokens: Sequence[str]
         "options": simulator.options(),
         "explanation": explanation,
         "tokens": list(tokens),
-    }
-    return _digest(payload)
+    })
+
+
+def judgment_key(judge: Judge, question: JudgeQuestion) -> str:
+    return _digest({
+        "format": CACHE_FORMAT,
+        "entry": "judgment",
+        "simulator": judge.name,
+        "model": judge.model,
+        "options": judge.options(),
+        "kind": question.kind,
+        "prompt_version": question.prompt_version,
+        "explanation": question.explanation,
+        "content": question.content,
+    })
 
 
 def explanation_key(
@@ -95,6 +111,27 @@ class SimulationCache:
     def set(self, key: str, activations: Sequence[float], meta: dict[str, Any] | None = None) -> None:
         try:
             self._store.set(key, {"activations": [float(v) for v in activations], "meta": meta or {}})
+        except Exception as exc:  # a full or read-only disk loses the cache entry, not the score
+            logger.warning("could not write cache entry %s: %s", key[:12], exc)
+
+    def get_judgment(self, key: str) -> float | None:
+        """The cached P(yes) of a question, or None (a miss) when absent or unusable."""
+        try:
+            entry = self._store.get(key)
+        except Exception as exc:  # a corrupt entry must never stop a score
+            logger.warning("cache entry %s unreadable, judging again: %s", key[:12], exc)
+            return None
+        if entry is None:
+            return None
+        value = entry.get("p_yes") if isinstance(entry, dict) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            logger.warning("cache entry %s is not a probability, judging again", key[:12])
+            return None
+        return float(value)
+
+    def set_judgment(self, key: str, p_yes: float, meta: dict[str, Any] | None = None) -> None:
+        try:
+            self._store.set(key, {"p_yes": float(p_yes), "meta": meta or {}})
         except Exception as exc:  # a full or read-only disk loses the cache entry, not the score
             logger.warning("could not write cache entry %s: %s", key[:12], exc)
 

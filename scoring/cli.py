@@ -1,4 +1,4 @@
-"""``python -m scoring ...``: score, explain, bench, serve, batch.
+"""``python -m scoring ...``: score, explain, attention, bench, serve, batch.
 
 User errors end with exit code 2 and one line on stderr saying what to fix.
 """
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--normalization", default="global", choices=list(NORMALIZATIONS))
     score.add_argument("--no-cache", action="store_true", help="simulate again even when cached")
     score.add_argument("--cache-dir", default=None, help="cache directory (default: $SCORING_CACHE_DIR or ./cache)")
+    score.add_argument("--window", type=int, default=None, help="binary-condition: tokens per window (default: whole)")
     score.add_argument("--json", action="store_true", help="print the full results as JSON")
     score.add_argument(
         "--explain", type=int, default=0, metavar="N", help="also score N candidates the simulator writes"
@@ -55,6 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--no-cache", action="store_true", help="write again even when cached")
     explain.add_argument("--cache-dir", default=None, help="cache directory (default: $SCORING_CACHE_DIR or ./cache)")
     explain.add_argument("--json", action="store_true", help="print the candidates as JSON")
+
+    attention = commands.add_parser("attention", help="score explanations of an attention head (attention-head scorer)")
+    attention.add_argument("records", help="attention records JSON: {tokens, attention: [to][from]} or {tokens, pairs}")
+    attention.add_argument("-e", "--explanation", action="append", default=[], help="an explanation (repeat)")
+    attention.add_argument("--simulator", default=None, help="simulator spec; one that judges (default: local)")
+    attention.add_argument("--seed", type=int, default=0)
+    attention.add_argument("--no-cache", action="store_true", help="judge again even when cached")
+    attention.add_argument("--cache-dir", default=None)
+    attention.add_argument("--json", action="store_true", help="print the full results as JSON")
 
     bench = commands.add_parser("bench", help="accuracy of a scorer on a puzzle suite")
     bench.add_argument("puzzles", help="puzzle file in the schema of OpenAI's puzzles.json")
@@ -178,6 +188,7 @@ def _command_score(args: argparse.Namespace) -> int:
         seed=args.seed,
         normalization=args.normalization,
         cache=cache,
+        scorer_options={"window": args.window} if args.window is not None else None,
     )
     if args.json:
         document: dict[str, Any] = {"results": [r.to_dict() for r in results]}
@@ -185,6 +196,8 @@ def _command_score(args: argparse.Namespace) -> int:
             document["generated"] = [candidate.to_dict() for candidate in generated]
         print(json.dumps(document, indent=2))
         return 0
+    if args.scorer != "simulation":
+        return _print_ranking(results, set(added) if args.explain else None)
     width = max(len(r.explanation) for r in results)
     width = min(max(width, len("explanation")), 60)
     source_column = "  source" if args.explain else ""
@@ -249,6 +262,53 @@ def _command_explain(args: argparse.Namespace) -> int:
         print(f"error: no candidate could be written; first reason: {generated[0].error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _print_ranking(results: Sequence[Any], generated: set[str] | None = None) -> int:
+    """The table of a scorer other than simulation: its score, Holm-corrected p-value or balanced accuracy,
+    and how many questions (or sequences) it asked about; with `generated` (score --explain), a source column."""
+    width = min(max([len("explanation"), *(len(r.explanation) for r in results)]), 60)
+    extra = "p (Holm)" if any("p_value_holm" in r.metrics for r in results) else "bal. acc"
+    source_column = "  source" if generated is not None else ""
+    print(f"{'rank':>4}  {'explanation':<{width}}  {'score':>7}  {extra:>8}  {'asked':>5}" + source_column)
+    for rank, result in enumerate(results, start=1):
+        text = result.explanation if len(result.explanation) <= width else result.explanation[: width - 1] + "…"
+        figure = result.metrics.get("p_value_holm", result.metrics.get("balanced_accuracy"))
+        asked = len(result.judgments) or len(result.sequences)
+        source_text = ""
+        if generated is not None:
+            source_text = "  generated" if result.explanation in generated else "  given"
+        print(
+            f"{rank:>4}  {text:<{width}}  {_format(result.score):>7}  {_format(figure):>8}  {asked:>5}" + source_text
+        )
+    for result in results:
+        if result.error:
+            print(f"note: {result.explanation!r}: {result.error}", file=sys.stderr)
+    first = results[0]
+    print(
+        f"scorer {first.scorer}, simulator {first.simulator}; cache hits {sum(r.usage.cache_hits for r in results)}, "
+        f"requests {sum(r.usage.requests for r in results)}, "
+        f"prompt tokens {sum(r.usage.prompt_tokens for r in results)}"
+    )
+    return 0
+
+
+def _command_attention(args: argparse.Namespace) -> int:
+    from scoring.api import score_attention_explanation, sort_results
+
+    if not args.explanation:
+        raise ScoringInputError("give at least one explanation with -e \"...\"")
+    cache: Any = False if args.no_cache else (args.cache_dir or True)
+    results = sort_results(
+        [
+            score_attention_explanation(text, args.records, simulator=args.simulator, seed=args.seed, cache=cache)
+            for text in args.explanation
+        ]
+    )
+    if args.json:
+        print(json.dumps({"results": [r.to_dict() for r in results]}, indent=2))
+        return 0
+    return _print_ranking(results)
 
 
 def _command_bench(args: argparse.Namespace) -> int:
@@ -438,6 +498,7 @@ def _command_records(args: argparse.Namespace) -> int:
 COMMANDS = {
     "score": _command_score,
     "explain": _command_explain,
+    "attention": _command_attention,
     "bench": _command_bench,
     "serve": _command_serve,
     "batch": _command_batch,

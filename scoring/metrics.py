@@ -275,3 +275,116 @@ def calibrated_metrics(
 def _nanmean(values: Sequence[float]) -> float:
     finite = [value for value in values if math.isfinite(value)]
     return float(sum(finite) / len(finite)) if finite else math.nan
+
+
+def classification_metrics(labels: Sequence[bool], predicted: Sequence[float], threshold: float) -> dict[str, Any]:
+    """ROC-AUC of `predicted` for `labels`, plus balanced accuracy, precision, recall and F1
+    counting a prediction >= `threshold` as a "yes". Undefined figures are NaN."""
+    positives = [p for p, label in zip(predicted, labels, strict=True) if label]
+    negatives = [p for p, label in zip(predicted, labels, strict=True) if not label]
+    true_positive = sum(p >= threshold for p in positives)
+    false_positive = sum(p >= threshold for p in negatives)
+    recall = true_positive / len(positives) if positives else math.nan
+    specificity = 1 - false_positive / len(negatives) if negatives else math.nan
+    precision = true_positive / (true_positive + false_positive) if true_positive + false_positive else math.nan
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else math.nan
+    return {
+        "roc_auc": roc_auc(labels, predicted),
+        "balanced_accuracy": (recall + specificity) / 2,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "positives": len(positives),
+        "negatives": len(negatives),
+        "threshold": threshold,
+    }
+
+
+def regularized_incomplete_beta(a: float, b: float, x: float) -> float:
+    """I_x(a, b), the regularized incomplete beta function, for a, b > 0 and 0 <= x <= 1.
+
+    Evaluated by its continued fraction (modified Lentz), on the side of the
+    symmetry I_x(a, b) = 1 - I_(1-x)(b, a) where the fraction converges fast.
+    """
+    if not 0.0 <= x <= 1.0 or a <= 0.0 or b <= 0.0:
+        return math.nan
+    if x in (0.0, 1.0):
+        return x
+    if x > (a + 1.0) / (a + b + 2.0):
+        return 1.0 - regularized_incomplete_beta(b, a, 1.0 - x)
+    log_front = a * math.log(x) + b * math.log1p(-x) + math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+    return math.exp(log_front) * _beta_fraction(a, b, x) / a
+
+
+def _beta_fraction(a: float, b: float, x: float, tiny: float = 1e-300, tolerance: float = 1e-15) -> float:
+    """The continued fraction 1 / (1 + d1 / (1 + d2 / (1 + ...))) of I_x(a, b)."""
+    c = 1.0
+    d = 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    value = d
+    for m in range(1, 10_000):
+        for numerator in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
+            d = 1.0 + numerator * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            step = c * d
+            value *= step
+        if abs(step - 1.0) < tolerance:
+            break
+    return value
+
+
+def pearson_p_value(r: float, n: int) -> float:
+    """Two-sided p-value of a Pearson correlation `r` over `n` pairs under no correlation.
+
+    t = r * sqrt((n - 2) / (1 - r^2)) has Student's t distribution with n - 2
+    degrees of freedom, and P(|T| >= |t|) = I_(df / (df + t^2))(df / 2, 1 / 2).
+    NaN when r is NaN or n < 3.
+    """
+    if math.isnan(r) or n < 3:
+        return math.nan
+    if abs(r) >= 1.0:
+        return 0.0
+    freedom = n - 2
+    t_squared = r * r * freedom / (1.0 - r * r)
+    return regularized_incomplete_beta(freedom / 2.0, 0.5, freedom / (freedom + t_squared))
+
+
+def holm_bonferroni(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (family-wise error rate), in the input order.
+
+    With the m finite p-values sorted ascending, the i-th (from 1) becomes
+    max over j <= i of min(1, (m - j + 1) * p_(j)). NaN stays NaN and does not count in m.
+    """
+    order, values = _finite_sorted(pvalues)
+    adjusted = [math.nan] * len(pvalues)
+    running = 0.0
+    for rank, (index, value) in enumerate(zip(order, values, strict=True)):
+        running = max(running, min(1.0, (len(values) - rank) * value))
+        adjusted[index] = running
+    return adjusted
+
+
+def benjamini_hochberg(pvalues: Sequence[float]) -> list[float]:
+    """Benjamini-Hochberg adjusted p-values (false discovery rate), in the input order.
+
+    With the m finite p-values sorted ascending, the i-th (from 1) becomes
+    min over j >= i of min(1, m * p_(j) / j). NaN stays NaN and does not count in m.
+    """
+    order, values = _finite_sorted(pvalues)
+    adjusted = [math.nan] * len(pvalues)
+    running = 1.0
+    for rank in range(len(values) - 1, -1, -1):
+        running = min(running, len(values) * values[rank] / (rank + 1))
+        adjusted[order[rank]] = running
+    return adjusted
+
+
+def _finite_sorted(pvalues: Sequence[float]) -> tuple[list[int], list[float]]:
+    finite = [(float(value), index) for index, value in enumerate(pvalues) if math.isfinite(value)]
+    finite.sort()
+    return [index for _, index in finite], [value for value, _ in finite]

@@ -5,6 +5,11 @@ Each section is headed by the simulator that uses it. Editing a prompt means bum
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+
+from scoring.simulators.judge import JudgeQuestion
+
 # ---------------------------------------------------------------------------
 # API simulators (scoring/simulators/openai_backend.py)
 #
@@ -275,6 +280,212 @@ def local_pointer_text(tokens: list[str]) -> str:
     """The sequence as one line after "Text:" (a leading space added when its first token has none)."""
     text = "".join(tokens).replace("\r", " ").replace("\n", " ")
     return text if text[:1].isspace() else " " + text
+
+
+# ---------------------------------------------------------------------------
+# Judge questions (scoring/judged.py asks them; every judging simulator answers)
+#
+# Written for this project. Every question has one layout, so a judge sees the
+# explanation first (shared by all questions about it, which keeps a prompt
+# prefix cacheable) and the per-question text last:
+#
+#     <intro of the kind>
+#     Explanation: <explanation>
+#     Text: <content>
+#     Question: <question of the kind>
+#
+# Marked tokens are wrapped in << >>. Chat models get this layout after a
+# system message; base models get the plainer form further down. Editing any
+# text of this section means bumping JUDGE_PROMPT_VERSION.
+# ---------------------------------------------------------------------------
+
+JUDGE_PROMPT_VERSION = "judge-1"
+"""Version of every judge prompt text below (intros, questions, framing)."""
+
+JUDGE_MARK_OPEN = "<<"
+JUDGE_MARK_CLOSE = ">>"
+"""Wrap the marked tokens of a text (leading and trailing spaces stay outside)."""
+
+JUDGE_INTROS = {
+    "detection": "An explanation says what makes a neuron of a language model fire.",
+    "fuzzing": "An explanation says on which tokens a neuron of a language model fires; "
+    "some tokens of the text are marked with << >>.",
+    "binary-condition": "An explanation states a condition under which a neuron of a language model fires.",
+    "attention-head": "An explanation says which token an attention head of a language model attends from "
+    "and which token it attends to; two tokens of the text are marked with << >>.",
+}
+"""First line of each kind of question."""
+
+JUDGE_QUESTIONS = {
+    "detection": "Does the text contain what the explanation describes?",
+    "fuzzing": "Are the marked tokens what the explanation describes?",
+    "binary-condition": "Does the condition of the explanation hold in this text?",
+    "attention-head": "Does the explanation describe attention from the from-token to the to-token?",
+}
+"""Last line of each kind of question (after "Question: ")."""
+
+JUDGE_CHAT_SYSTEM = (
+    "You check explanations of what a part of a language model (a neuron, a feature or an attention head) "
+    "responds to. Each message gives an explanation, a text and one question about them. "
+    "Answer with one word: Yes or No."
+)
+"""System message of chat judges; identical for every question."""
+
+JUDGE_CHAT_RETRY = "Answer with one word only: Yes or No."
+"""Follow-up user message after a reply that was neither Yes nor No."""
+
+JUDGE_YES = " Yes"
+JUDGE_NO = " No"
+"""The two answers a base-model judge chooses between, after "Answer:"."""
+
+# A small base model (the local judge) does better when the explanation sits
+# inside a plain question and a few worked examples come first than with the
+# chat layout above; these are its questions and examples. The examples are
+# invented and share no topic with any benchmark.
+
+JUDGE_BASE_QUESTIONS = {
+    "detection": "Does the text mention {explanation}?",
+    "fuzzing": "Are the words between << and >> {explanation}?",
+    "binary-condition": "Does the text mention {explanation}?",
+    "attention-head": "Does the attention from the from-token to the to-token match: {explanation}?",
+}
+"""The question of each kind for base models; `{explanation}` is filled in."""
+
+_DETECTION_EXAMPLES = (
+    ("musical instruments", "He tuned the guitar before the concert.", "Yes"),
+    ("musical instruments", "The bus was late again this morning.", "No"),
+    ("kitchen utensils", "The river flooded the valley in spring.", "No"),
+    ("kitchen utensils", "Stir the soup with a wooden spoon.", "Yes"),
+    ("sports", "They played football in the park.", "Yes"),
+    ("sports", "The soup needs more salt.", "No"),
+)
+
+JUDGE_BASE_EXAMPLES: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "detection": _DETECTION_EXAMPLES,
+    "fuzzing": (
+        ("musical instruments", "He tuned the <<guitar>> before the concert.", "Yes"),
+        ("musical instruments", "He <<tuned>> the guitar before the concert.", "No"),
+        ("kitchen utensils", "Stir the soup <<with>> a wooden spoon.", "No"),
+        ("kitchen utensils", "Stir the soup with a wooden <<spoon>>.", "Yes"),
+        ("sports", "They played <<football>> in the park.", "Yes"),
+        ("sports", "They played football in the <<park>>.", "No"),
+    ),
+    "binary-condition": _DETECTION_EXAMPLES,
+    "attention-head": (
+        (
+            "each token attends to the token just before it",
+            'The <<quick>> <<brown>> fox\nFrom-token: "brown" (token 3)\nTo-token: "quick" (token 2)',
+            "Yes",
+        ),
+        (
+            "each token attends to the token just before it",
+            '<<The>> quick <<brown>> fox\nFrom-token: "brown" (token 3)\nTo-token: "The" (token 1)',
+            "No",
+        ),
+        (
+            "pronouns attend to the name they refer to",
+            '<<Anna>> said that <<she>> was tired\nFrom-token: "she" (token 4)\nTo-token: "Anna" (token 1)',
+            "Yes",
+        ),
+        (
+            "pronouns attend to the name they refer to",
+            'Anna <<said>> that <<she>> was tired\nFrom-token: "she" (token 4)\nTo-token: "said" (token 2)',
+            "No",
+        ),
+    ),
+}
+"""Worked examples per kind for base models: (explanation, content, answer)."""
+
+
+def _base_block(kind: str, explanation: str, content: str) -> str:
+    cleaned = " ".join(explanation.split()).rstrip(".")
+    return f"Text: {content}\nQuestion: {JUDGE_BASE_QUESTIONS[kind].format(explanation=cleaned)}\nAnswer:"
+
+
+def judge_completion_prompt(question: JudgeQuestion) -> str:
+    """The text a base-model judge continues: worked examples of the question's kind, then the
+    question, ending in "Answer:" (the next token is compared between JUDGE_YES and JUDGE_NO)."""
+    examples = "".join(
+        f"{_base_block(question.kind, explanation, content)} {answer}\n\n"
+        for explanation, content, answer in JUDGE_BASE_EXAMPLES[question.kind]
+    )
+    return examples + _base_block(question.kind, question.explanation, question.content)
+
+
+def judge_text(tokens: Sequence[str], marked: Sequence[tuple[int, int]] = ()) -> str:
+    """The tokens as one line of text, each (start, end) token span wrapped in << >>.
+
+    Spans must not overlap. Line breaks become spaces and the ends are stripped,
+    so a text fits the one-line "Text:" slot.
+    """
+    opening = {start for start, _ in marked}
+    closing = {end - 1 for _, end in marked}
+    parts: list[str] = []
+    for index, token in enumerate(tokens):
+        token = token.replace("\r", " ").replace("\n", " ")
+        if index in opening:
+            stripped = token.lstrip()
+            parts.append(token[: len(token) - len(stripped)] + JUDGE_MARK_OPEN)
+            token = stripped
+        if index in closing:
+            stripped = token.rstrip()
+            parts.append(stripped + JUDGE_MARK_CLOSE + token[len(stripped):])
+        else:
+            parts.append(token)
+    return "".join(parts).strip()
+
+
+def token_runs(indices: Sequence[int]) -> list[tuple[int, int]]:
+    """Sorted token indices grouped into (start, end) runs of consecutive tokens."""
+    runs: list[tuple[int, int]] = []
+    for index in sorted(indices):
+        if runs and runs[-1][1] == index:
+            runs[-1] = (runs[-1][0], index + 1)
+        else:
+            runs.append((index, index + 1))
+    return runs
+
+
+def judge_question(kind: str, explanation: str, content: str) -> JudgeQuestion:
+    """A question of one kind (a key of JUDGE_QUESTIONS) about `content`."""
+    cleaned = " ".join(explanation.split())
+    prompt = (
+        f"{JUDGE_INTROS[kind]}\nExplanation: {cleaned}\nText: {content}\nQuestion: {JUDGE_QUESTIONS[kind]}"
+    )
+    return JudgeQuestion(kind, explanation, content, prompt, JUDGE_PROMPT_VERSION)
+
+
+def detection_question(explanation: str, tokens: Sequence[str]) -> JudgeQuestion:
+    """Does a whole text contain what the explanation describes?"""
+    return judge_question("detection", explanation, judge_text(tokens))
+
+
+def fuzzing_question(explanation: str, tokens: Sequence[str], marked: Sequence[int]) -> JudgeQuestion:
+    """Are the marked tokens (runs of consecutive ones marked together) what the explanation describes?"""
+    return judge_question("fuzzing", explanation, judge_text(tokens, token_runs(marked)))
+
+
+def condition_question(explanation: str, tokens: Sequence[str]) -> JudgeQuestion:
+    """Does the explanation's condition hold in a window of text?"""
+    return judge_question("binary-condition", explanation, judge_text(tokens))
+
+
+def attention_question(explanation: str, tokens: Sequence[str], from_index: int, to_index: int) -> JudgeQuestion:
+    """Does the explanation describe attention from token `from_index` to token `to_index`?
+
+    Both tokens are marked in the text, and named with their positions (from 1) on two more lines.
+    """
+    marked = sorted({(from_index, from_index + 1), (to_index, to_index + 1)})
+    content = (
+        f"{judge_text(tokens, marked)}\n"
+        f"From-token: {_quoted(tokens[from_index])} (token {from_index + 1})\n"
+        f"To-token: {_quoted(tokens[to_index])} (token {to_index + 1})"
+    )
+    return judge_question("attention-head", explanation, content)
+
+
+def _quoted(token: str) -> str:
+    return json.dumps(token.strip() or token, ensure_ascii=False)
 
 
 # ---------------------------------------------------------------------------

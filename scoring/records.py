@@ -329,3 +329,191 @@ def _scale(value: float, top: float) -> float:
 def to_int_scale(values: Sequence[float]) -> list[int]:
     """Round 0..10 floats to the integers shown in prompts and tables."""
     return [int(min(10, max(0, math.floor(value + 0.5)))) for value in values]
+
+
+# ---------------------------------------------------------------------------
+# Attention records (the attention-head scorer)
+# ---------------------------------------------------------------------------
+
+AttentionPair = tuple[int, int, float]
+"""(from_index, to_index, value): the attention the token at from_index pays to the token at to_index."""
+
+
+@dataclass
+class AttentionRecord:
+    """One sequence of tokens and an attention head's weights between its tokens."""
+
+    tokens: list[str]
+    """Token strings as the model saw them (leading spaces kept)."""
+    pairs: list[AttentionPair]
+    """Every (from_index, to_index, value) given. A full matrix gives all its cells, except that a
+    causal one (every cell with to > from zero) gives only the cells with to <= from."""
+    source: str = ""
+    """Where the record came from in its input, for error messages."""
+
+    @property
+    def max_value(self) -> float:
+        return max((value for _, _, value in self.pairs), default=0.0)
+
+    @classmethod
+    def from_matrix(cls, tokens: Sequence[str], matrix: Any, source: str = "attention record") -> AttentionRecord:
+        """From ``matrix[to][from]``: row = the token attended to, column = the token attending."""
+        checked_tokens = _attention_tokens(tokens, source)
+        return cls(checked_tokens, _pairs_from_matrix(matrix, len(checked_tokens), source), source)
+
+    @classmethod
+    def from_pairs(cls, tokens: Sequence[str], pairs: Any, source: str = "attention record") -> AttentionRecord:
+        """From a list of (from_index, to_index, value) triples or {"from", "to", "value"} objects."""
+        checked_tokens = _attention_tokens(tokens, source)
+        return cls(checked_tokens, _pairs_from_list(pairs, len(checked_tokens), source), source)
+
+
+def load_attention_records(source: Any, *, limits: Limits | None = None) -> list[AttentionRecord]:
+    """Read attention records from a path, a JSON string, a parsed object or AttentionRecords.
+
+    A record is ``{"tokens": [...], "attention": matrix}`` with ``matrix[to][from]``
+    (one row per token attended to, one column per attending token), or
+    ``{"tokens": [...], "pairs": [[from_index, to_index, value], ...]}`` (or
+    objects with keys from, to, value). Several records come as a list or under
+    ``"records"``. Values are attention weights: finite and >= 0. Raises
+    ScoringInputError saying what to fix when the input is unusable.
+    """
+    limits = limits or DEFAULT_LIMITS
+    if isinstance(source, AttentionRecord):
+        source = [source]
+    if isinstance(source, (list, tuple)) and source and all(isinstance(r, AttentionRecord) for r in source):
+        records = [_recheck(record, f"attention record {index}") for index, record in enumerate(source)]
+    else:
+        parsed = _parse_source(source)
+        if isinstance(parsed, dict) and "records" in parsed:
+            parsed = parsed["records"]
+        elif isinstance(parsed, dict):
+            parsed = [parsed]
+        if not isinstance(parsed, (list, tuple)) or (parsed and isinstance(parsed[0], ActivationRecord)):
+            raise ScoringInputError(
+                "attention records must be JSON: a list of {'tokens': [...], 'attention': [[...]]} or "
+                "{'tokens': [...], 'pairs': [[from, to, value], ...]} objects"
+            )
+        records = [_attention_record_from_item(item, f"attention record {index}") for index, item in enumerate(parsed)]
+    if not records:
+        raise ScoringInputError("no attention records found: give at least one record of tokens and attention")
+    if len(records) > limits.max_sequences:
+        raise ScoringInputError(
+            f"{len(records)} attention records is more than the limit of {limits.max_sequences}; send fewer"
+        )
+    for record in records:
+        if len(record.tokens) > limits.max_tokens_per_sequence:
+            raise ScoringInputError(
+                f"{record.source} has {len(record.tokens)} tokens, more than the limit of "
+                f"{limits.max_tokens_per_sequence}; shorten it or raise Limits.max_tokens_per_sequence"
+            )
+    return records
+
+
+def _recheck(record: AttentionRecord, where: str) -> AttentionRecord:
+    source = record.source or where
+    return AttentionRecord.from_pairs(record.tokens, record.pairs, source)
+
+
+def _attention_record_from_item(item: Any, where: str) -> AttentionRecord:
+    if not isinstance(item, dict):
+        raise ScoringInputError(
+            f"{where} must be an object with 'tokens' and 'attention' (or 'pairs'), got {type(item).__name__}"
+        )
+    if "tokens" not in item:
+        raise ScoringInputError(f"{where} has no 'tokens' list")
+    if "attention" in item:
+        return AttentionRecord.from_matrix(item["tokens"], item["attention"], where)
+    if "pairs" in item:
+        return AttentionRecord.from_pairs(item["tokens"], item["pairs"], where)
+    raise ScoringInputError(
+        f"{where} has neither 'attention' (a matrix [to][from]) nor 'pairs' ([[from, to, value], ...])"
+    )
+
+
+def _attention_tokens(tokens: Any, where: str) -> list[str]:
+    if not isinstance(tokens, (list, tuple)):
+        raise ScoringInputError(f"{where}: 'tokens' must be a list of strings, got {type(tokens).__name__}")
+    if not tokens:
+        raise ScoringInputError(f"{where} has no tokens; give its tokens and the attention between them")
+    for position, token in enumerate(tokens):
+        if not isinstance(token, str):
+            raise ScoringInputError(
+                f"{where} token {position} is {type(token).__name__} {token!r}; tokens must be strings"
+            )
+    return list(tokens)
+
+
+def _attention_value(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ScoringInputError(f"{where} is {type(value).__name__} {value!r}; attention values must be numbers")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ScoringInputError(f"{where} is {value!r}; replace NaN/inf attention values with finite numbers")
+    if number < 0:
+        raise ScoringInputError(f"{where} is {value!r}; attention weights must be >= 0 (give weights, not logits)")
+    return number
+
+
+def _pairs_from_matrix(matrix: Any, n_tokens: int, where: str) -> list[AttentionPair]:
+    if hasattr(matrix, "tolist"):
+        matrix = matrix.tolist()
+    if not isinstance(matrix, (list, tuple)):
+        raise ScoringInputError(f"{where}: 'attention' must be a list of rows, got {type(matrix).__name__}")
+    if len(matrix) != n_tokens:
+        raise ScoringInputError(
+            f"{where}: the attention matrix has {len(matrix)} rows for {n_tokens} tokens; "
+            "give one row per token (matrix[to][from])"
+        )
+    values = [[0.0] * n_tokens for _ in range(n_tokens)]
+    for to_index, row in enumerate(matrix):
+        if not isinstance(row, (list, tuple)):
+            raise ScoringInputError(f"{where}: attention row {to_index} is {type(row).__name__}, not a list")
+        if len(row) != n_tokens:
+            raise ScoringInputError(
+                f"{where}: attention row {to_index} has {len(row)} values for {n_tokens} tokens; "
+                "the matrix must be square, one value per token in every row"
+            )
+        for from_index, value in enumerate(row):
+            values[to_index][from_index] = _attention_value(value, f"{where} attention[{to_index}][{from_index}]")
+    causal = all(values[to][frm] == 0.0 for to in range(n_tokens) for frm in range(to))
+    return [
+        (frm, to, values[to][frm])
+        for frm in range(n_tokens)
+        for to in range(n_tokens)
+        if not causal or to <= frm
+    ]
+
+
+def _pairs_from_list(pairs: Any, n_tokens: int, where: str) -> list[AttentionPair]:
+    if not isinstance(pairs, (list, tuple)):
+        raise ScoringInputError(f"{where}: 'pairs' must be a list of [from, to, value], got {type(pairs).__name__}")
+    if not pairs:
+        raise ScoringInputError(f"{where} has no attention pairs; give at least one [from, to, value]")
+    checked: list[AttentionPair] = []
+    seen: set[tuple[int, int]] = set()
+    for position, pair in enumerate(pairs):
+        label = f"{where} pair {position}"
+        if isinstance(pair, dict):
+            missing = [key for key in ("from", "to", "value") if key not in pair]
+            if missing:
+                raise ScoringInputError(f"{label} has no {', '.join(missing)}; give from, to and value")
+            items = (pair["from"], pair["to"], pair["value"])
+        elif isinstance(pair, (list, tuple)) and len(pair) == 3:
+            items = tuple(pair)
+        else:
+            raise ScoringInputError(f"{label} is {pair!r}; give [from_index, to_index, value]")
+        indices = []
+        for name, index in zip(("from", "to"), items[:2], strict=True):
+            if isinstance(index, bool) or not isinstance(index, int):
+                raise ScoringInputError(f"{label}: the {name} index {index!r} must be a whole number")
+            if not 0 <= index < n_tokens:
+                raise ScoringInputError(
+                    f"{label}: the {name} index {index} is out of range for {n_tokens} tokens (0..{n_tokens - 1})"
+                )
+            indices.append(index)
+        if (indices[0], indices[1]) in seen:
+            raise ScoringInputError(f"{label} repeats the pair from {indices[0]} to {indices[1]}; give each pair once")
+        seen.add((indices[0], indices[1]))
+        checked.append((indices[0], indices[1], _attention_value(items[2], f"{label} value")))
+    return checked

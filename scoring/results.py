@@ -63,6 +63,39 @@ class SequenceResult:
 
 
 @dataclass
+class JudgmentResult:
+    """One yes/no question a judge scorer asked, and the answer."""
+
+    index: int
+    """Position of the record the question is about in the loaded records."""
+    content: str
+    """The text the judge was shown (marked tokens in << >>)."""
+    target: float
+    """What a perfect judge's P(yes) follows: 1 for a correct example and 0 for a wrong one, or
+    (binary-condition) the window's highest real activation on the 0..10 scale."""
+    p_yes: float | None
+    """The judge's probability of "yes"; None when it could not answer."""
+    error: str | None = None
+    """Why there is no answer."""
+    cached: bool = False
+    """True when the answer came from the cache."""
+    position: dict[str, int] = field(default_factory=dict)
+    """Where in the record: marked token indices count ("marked"), a window ("start", "end"), or the
+    attention pair ("from", "to")."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "content": self.content,
+            "target": self.target,
+            "p_yes": self.p_yes,
+            "error": self.error,
+            "cached": self.cached,
+            "position": self.position,
+        }
+
+
+@dataclass
 class ScoreResult:
     """The score of one explanation on a set of records."""
 
@@ -82,10 +115,14 @@ class ScoreResult:
     sampling: dict[str, Any] = field(default_factory=dict)
     """How the sequences were chosen (strategy, n, seed, chosen indices)."""
     seconds: float = 0.0
+    judgments: list[JudgmentResult] = field(default_factory=list)
+    """The questions a judge scorer asked and their answers (empty for simulation-based scorers)."""
 
     @property
     def cached(self) -> bool:
-        """True when every simulation came from the cache."""
+        """True when every simulation (or, for a judge scorer, every answer) came from the cache."""
+        if self.judgments:
+            return all(judgment.cached for judgment in self.judgments)
         return bool(self.sequences) and all(seq.cached for seq in self.sequences)
 
     @property
@@ -112,6 +149,8 @@ class ScoreResult:
         }
         if include_sequences:
             data["sequences"] = [seq.to_dict() for seq in self.sequences]
+            if self.judgments:
+                data["judgments"] = [jsonable(judgment.to_dict()) for judgment in self.judgments]
         return data
 
 

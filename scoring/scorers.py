@@ -5,6 +5,8 @@ returns a ScoreResult. ``simulation`` is the method of OpenAI's paper and the
 Neuronpedia scorer: simulate every token, correlate with the real activations.
 ``detection`` and ``fuzzing`` reuse the same (cached) simulations and ask
 classification questions of them: which sequences fire, which tokens fire.
+The scorers that ask a judge yes/no questions instead live in `scoring.judged`
+and register here when it is imported (`scoring.api` does).
 """
 
 from __future__ import annotations
@@ -12,14 +14,15 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from scoring.cache import SimulationCache
-from scoring.metrics import compute_metrics, pearson, roc_auc
-from scoring.records import ActivationRecord
+from scoring.errors import ScoringInputError
+from scoring.metrics import classification_metrics, compute_metrics, pearson
+from scoring.records import ActivationRecord, AttentionRecord
 from scoring.results import ScoreResult, SequenceResult
 from scoring.simulators.base import Simulator
 from scoring.simulators.runner import ProgressCallback, run_simulations
@@ -42,6 +45,10 @@ class ScoringJob:
     sampling: dict[str, object]
     seed: int = 0
     progress: ProgressCallback | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    """Options of the chosen scorer (checked against the names it registered)."""
+    attention_records: Sequence[AttentionRecord] = ()
+    """The records of an attention-head score (its `records` are then empty)."""
 
 
 Scorer = Callable[[ScoringJob], Awaitable[ScoreResult]]
@@ -49,23 +56,43 @@ Scorer = Callable[[ScoringJob], Awaitable[ScoreResult]]
 SCORERS: dict[str, Scorer] = {}
 """Registered scorer names (`scoring.SCORERS`)."""
 
+SCORER_OPTIONS: dict[str, tuple[str, ...]] = {}
+"""The option names each scorer accepts (`scorer_options=` of the API)."""
 
-def register_scorer(name: str, scorer: Scorer) -> None:
+ATTENTION_SCORERS: set[str] = set()
+"""Scorers that read attention records (`score_attention_explanation`) instead of activation records."""
+
+
+def register_scorer(
+    name: str, scorer: Scorer, options: Sequence[str] = (), reads_attention: bool = False
+) -> None:
     if name in SCORERS:
         raise ValueError(f"a scorer named {name!r} is already registered")
     SCORERS[name] = scorer
+    SCORER_OPTIONS[name] = tuple(options)
+    if reads_attention:
+        ATTENTION_SCORERS.add(name)
+
+
+def check_scorer_options(name: str, options: dict[str, Any] | None) -> dict[str, Any]:
+    """A copy of `options` when `name` accepts every key; raises ScoringInputError otherwise."""
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise ScoringInputError(f"scorer_options must be a dict, got {type(options).__name__}")
+    unknown = sorted(set(options) - set(SCORER_OPTIONS.get(name, ())))
+    if unknown:
+        accepted = ", ".join(SCORER_OPTIONS.get(name, ())) or "none"
+        raise ScoringInputError(f"the {name} scorer has no option {', '.join(unknown)}; its options: {accepted}")
+    return dict(options)
 
 
 def simulator_id(simulator: Simulator) -> str:
     return f"{simulator.name}:{simulator.model}" if simulator.model else simulator.name
 
 
-async def _simulate(job: ScoringJob, scorer: str) -> ScoreResult:
-    """Simulate every chosen sequence; the result carries the error when any fails.
-
-    Shared by every simulation-based scorer: they differ only in how they
-    compare the simulated with the real activations afterwards.
-    """
+def new_result(job: ScoringJob, scorer: str, positions: Sequence[int] | None = None) -> ScoreResult:
+    """A NaN result of `scorer` holding the job's chosen sequences (or those at `positions` of them)."""
     result = ScoreResult(
         explanation=job.explanation,
         score=math.nan,
@@ -74,11 +101,27 @@ async def _simulate(job: ScoringJob, scorer: str) -> ScoreResult:
         normalization=job.normalization,
         sampling=dict(job.sampling),
     )
+    chosen = range(len(job.records)) if positions is None else positions
     result.sequences = [
-        SequenceResult(tokens=list(record.tokens), raw=list(record.activations), real=list(real), simulated=None,
-                       index=index)
-        for record, real, index in zip(job.records, job.real, job.indices, strict=True)
+        SequenceResult(
+            tokens=list(job.records[i].tokens),
+            raw=list(job.records[i].activations),
+            real=list(job.real[i]),
+            simulated=None,
+            index=job.indices[i],
+        )
+        for i in chosen
     ]
+    return result
+
+
+async def _simulate(job: ScoringJob, scorer: str) -> ScoreResult:
+    """Simulate every chosen sequence; the result carries the error when any fails.
+
+    Shared by every simulation-based scorer: they differ only in how they
+    compare the simulated with the real activations afterwards.
+    """
+    result = new_result(job, scorer)
     if all(value == 0 for real in job.real for value in real):
         result.error = (
             "every real activation is zero (after normalisation), so the score is undefined; "
@@ -134,28 +177,6 @@ DECISION_THRESHOLD = 5.0
 """A simulated value >= 5 of 10 counts as a "yes" for accuracy, precision, recall and F1."""
 
 
-def classification_metrics(labels: Sequence[bool], predicted: Sequence[float]) -> dict[str, Any]:
-    """ROC-AUC of `predicted` (0..10) plus accuracy figures at DECISION_THRESHOLD."""
-    positives = [p for p, label in zip(predicted, labels, strict=True) if label]
-    negatives = [p for p, label in zip(predicted, labels, strict=True) if not label]
-    true_positive = sum(p >= DECISION_THRESHOLD for p in positives)
-    false_positive = sum(p >= DECISION_THRESHOLD for p in negatives)
-    recall = true_positive / len(positives) if positives else math.nan
-    specificity = 1 - false_positive / len(negatives) if negatives else math.nan
-    precision = true_positive / (true_positive + false_positive) if true_positive + false_positive else math.nan
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else math.nan
-    return {
-        "roc_auc": roc_auc(labels, predicted),
-        "balanced_accuracy": (recall + specificity) / 2,
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "positives": len(positives),
-        "negatives": len(negatives),
-        "threshold": DECISION_THRESHOLD,
-    }
-
-
 async def detection_scorer(job: ScoringJob) -> ScoreResult:
     """Does the simulation tell activating sequences from non-activating ones?
 
@@ -170,7 +191,7 @@ async def detection_scorer(job: ScoringJob) -> ScoreResult:
     if result.error is None:
         labels = [max(seq.real) >= ACTIVE_THRESHOLD for seq in result.sequences]
         predicted = [max(seq.simulated or [0.0]) for seq in result.sequences]
-        result.metrics = classification_metrics(labels, predicted)
+        result.metrics = classification_metrics(labels, predicted, DECISION_THRESHOLD)
         result.metrics["sequence_predictions"] = predicted
         result.score = float(result.metrics["roc_auc"])
         if math.isnan(result.score):
@@ -181,6 +202,21 @@ async def detection_scorer(job: ScoringJob) -> ScoreResult:
             )
     result.seconds = time.perf_counter() - started
     return result
+
+
+def fuzzing_markings(real: Sequence[Sequence[float]], seed: int) -> list[tuple[int, list[int], list[int]]]:
+    """The correct and wrong markings of fuzzing: per sequence with active and inactive tokens,
+    (its position, its active token indices, as many of its inactive token indices drawn at random, seeded)."""
+    rng = np.random.default_rng(seed)
+    markings = []
+    for position, values in enumerate(real):
+        active = [i for i, value in enumerate(values) if value >= ACTIVE_THRESHOLD]
+        inactive = [i for i, value in enumerate(values) if value < ACTIVE_THRESHOLD]
+        if not active or not inactive:
+            continue
+        wrong = rng.choice(inactive, size=min(len(active), len(inactive)), replace=False)
+        markings.append((position, active, sorted(int(i) for i in wrong)))
+    return markings
 
 
 async def fuzzing_scorer(job: ScoringJob) -> ScoreResult:
@@ -196,20 +232,13 @@ async def fuzzing_scorer(job: ScoringJob) -> ScoreResult:
     started = time.perf_counter()
     result = await _simulate(job, "fuzzing")
     if result.error is None:
-        rng = np.random.default_rng(job.seed)
         labels: list[bool] = []
         predicted: list[float] = []
-        for sequence in result.sequences:
-            simulated = sequence.simulated or []
-            active = [i for i, value in enumerate(sequence.real) if value >= ACTIVE_THRESHOLD]
-            inactive = [i for i, value in enumerate(sequence.real) if value < ACTIVE_THRESHOLD]
-            if not active or not inactive:
-                continue
-            wrong = rng.choice(inactive, size=min(len(active), len(inactive)), replace=False)
+        for position, active, wrong in fuzzing_markings(job.real, job.seed):
+            simulated = result.sequences[position].simulated or []
             labels += [True, False]
-            predicted += [float(np.mean([simulated[i] for i in active])),
-                          float(np.mean([simulated[int(i)] for i in wrong]))]
-        result.metrics = classification_metrics(labels, predicted)
+            predicted += [float(np.mean([simulated[i] for i in active])), float(np.mean([simulated[i] for i in wrong]))]
+        result.metrics = classification_metrics(labels, predicted, DECISION_THRESHOLD)
         result.score = float(result.metrics["roc_auc"])
         if math.isnan(result.score):
             result.error = "fuzzing needs activating sequences that also have inactive tokens"

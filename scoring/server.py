@@ -10,8 +10,11 @@ shape of neuron-explainer's ``ScoredSequenceSimulation`` (``simulation.tokens``,
 ``simulation.expected_activations``, ``true_activations``, ``ev_correlation_score``), so
 the existing Neuronpedia caller works as before. Everything else is additive and opt-in:
 request fields ``simulator``, ``sampling``, ``n_sequences``, ``seed``, ``normalization``,
-``scorer`` and ``metrics: true``; ``POST /score/many`` scores several explanations on the
-same activations; ``GET /health``.
+``scorer`` (judge scorers add ``judgments``, their questions and answers, to the answer),
+``window`` (binary-condition) and ``metrics: true``; ``POST /score/many`` scores several
+explanations on the same activations (binary-condition p-values then come corrected for
+the number of explanations); ``GET /health``. The attention-head scorer takes attention
+records, which this Neuronpedia-shaped route does not: asking for it is a 422 that says so.
 
 Status codes:
 
@@ -225,6 +228,9 @@ class ScoringOptions(BaseModel):
     n_sequences: StrictInt | None = Field(default=None, ge=1, description="how many sequences sampling keeps")
     seed: StrictInt | None = Field(default=None, description="seed of random sampling and bootstrap")
     normalization: StrictStr | None = Field(default=None, description="global (default), per_record or none")
+    window: StrictInt | None = Field(
+        default=None, ge=1, description="binary-condition scorer: tokens per window (default: whole sequences)"
+    )
     metrics: StrictBool = Field(
         default=False,
         description="add every metric (r², rank correlation, ROC-AUC, interval...) to the answer",
@@ -252,6 +258,7 @@ class ScoringOptions(BaseModel):
             "n_sequences": self.n_sequences,
             "seed": self.seed,
             "normalization": self.normalization,
+            "scorer_options": {"window": self.window} if self.window is not None else None,
         }
         return {name: value for name, value in chosen.items() if value is not None}
 
@@ -321,6 +328,8 @@ def score_payload(result: ScoreResult, include_metrics: bool) -> dict[str, Any]:
         "usage": result.usage.to_dict(),
         "seconds": round(result.seconds, 4),
     }
+    if result.judgments:
+        payload["judgments"] = [judgment.to_dict() for judgment in result.judgments]
     if include_metrics:
         payload["metrics"] = result.metrics
         payload["sampling"] = result.sampling

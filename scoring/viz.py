@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
+from scoring.judged import JUDGE_THRESHOLD
 from scoring.metrics import best_first_ranks
 from scoring.results import GeneratedExplanation, ScoreResult, SequenceResult, jsonable
 from scoring.scorers import ACTIVE_THRESHOLD, DECISION_THRESHOLD
@@ -748,7 +749,8 @@ def detection_frame(result: ScoreResult) -> pd.DataFrame:
     recorded it (one per sequence, in order), else the sequence's highest
     simulated activation; "fires" means at or above ``metrics["threshold"]``
     (default DECISION_THRESHOLD). Outcomes: hit, miss, false alarm, correct
-    rejection, or "not simulated".
+    rejection, or "not simulated" ("not judged" for a judge scorer). For
+    detection-judge the prediction is the judge's P(yes) and the threshold 0.5.
     """
     threshold = float(result.metrics.get("threshold", DECISION_THRESHOLD))
     recorded = result.metrics.get("sequence_predictions")
@@ -766,7 +768,7 @@ def detection_frame(result: ScoreResult) -> pd.DataFrame:
         else:
             prediction = None
         if prediction is None:
-            judged, outcome = "n/a", "not simulated"
+            judged, outcome = "n/a", "not judged" if result.judgments else "not simulated"
         else:
             fires = _is_positive(prediction, threshold)
             judged = "fires" if fires else "silent"
@@ -831,7 +833,7 @@ def detection_figure(result: ScoreResult) -> go.Figure:
     figure.add_hline(y=threshold, line_dash="dash", line_color="#444", annotation_text=f"fires at {threshold:g}")
     figure.update_layout(
         title=f"Detection: {shorten(result.explanation, 60)}",
-        yaxis_title="prediction (highest simulated activation)",
+        yaxis_title="the judge's P(yes)" if result.judgments else "prediction (highest simulated activation)",
         xaxis={"showticklabels": False, "title": "sequences"},
         height=340,
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
@@ -908,6 +910,71 @@ def fuzzing_html(result: ScoreResult, *, max_sequences: int | None = None) -> st
     if shown == 0:
         blocks.append('<div class="tokviz">No sequence has both active and inactive tokens.</div>')
     return "".join(blocks)
+
+
+# ---------------------------------------------------------------------------
+# How a judge scorer judged: its questions and the answers
+# ---------------------------------------------------------------------------
+
+JUDGMENT_COLUMNS = ("sequence", "text", "target", "expected", "p_yes", "answer", "outcome")
+
+
+def judgments_frame(result: ScoreResult) -> pd.DataFrame:
+    """One row per question a judge scorer asked (`result.judgments`), in the order asked.
+
+    ``text`` is what the judge was shown (marked tokens in << >>); ``target``
+    what a perfect judge follows (1 or 0, or for binary-condition the window's
+    highest real activation); ``expected`` the right answer ("yes" for target 1,
+    or for binary-condition a window with an active token); ``answer`` the
+    judge's, "yes" at P(yes) >= ``metrics["threshold"]`` (0.5); ``outcome``
+    "right", "wrong", or the reason there is no answer. Empty (with these
+    columns) for a scorer that asked nothing.
+    """
+    threshold = float(result.metrics.get("threshold", JUDGE_THRESHOLD))
+    graded = result.scorer == "binary-condition"
+    tokens_at = {sequence.index: sequence.tokens for sequence in result.sequences}
+    rows = []
+    for judgment in result.judgments:
+        tokens = tokens_at.get(judgment.index)
+        label = sequence_label(tokens, judgment.index) if tokens is not None else f"#{judgment.index}"
+        expected = judgment.target >= (ACTIVE_THRESHOLD if graded else 0.5)
+        if judgment.p_yes is None:
+            answer, outcome = "n/a", f"no answer: {judgment.error or 'not judged'}"
+        else:
+            said_yes = judgment.p_yes >= threshold
+            answer = "yes" if said_yes else "no"
+            outcome = "right" if said_yes == expected else "wrong"
+        rows.append(
+            {
+                "sequence": label,
+                "text": judgment.content,
+                "target": judgment.target,
+                "expected": "yes" if expected else "no",
+                "p_yes": math.nan if judgment.p_yes is None else judgment.p_yes,
+                "answer": answer,
+                "outcome": outcome,
+            }
+        )
+    return pd.DataFrame(rows, columns=list(JUDGMENT_COLUMNS))
+
+
+_JUDGMENT_STYLES = {
+    "right": "background-color: rgba(40,167,69,0.15)",
+    "wrong": "background-color: rgba(220,53,69,0.2)",
+}
+
+
+def judgments_table(result: ScoreResult) -> Any:
+    """`judgments_frame` for display: numbers as text, right answers green, wrong ones red."""
+    frame = judgments_frame(result)
+    shown = frame.copy()
+    shown["target"] = [format_number(value, 2) for value in frame["target"]]
+    shown["p_yes"] = [format_number(value, 3) for value in frame["p_yes"]]
+
+    def tint(row: pd.Series) -> list[str]:
+        return [_JUDGMENT_STYLES.get(str(row.get("outcome")), "")] * len(row)
+
+    return shown.style.apply(tint, axis=1)
 
 
 # ---------------------------------------------------------------------------

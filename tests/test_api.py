@@ -224,6 +224,48 @@ def test_rank_with_scorers_simulates_once_for_all_scorers(seed_records):
     assert simulator.sequences_simulated == 6 and not again["fuzzing"][0].cached  # no cache across calls
 
 
+JUDGED_RECORDS = [
+    ActivationRecord(["the", " fox", " ran"], [0.0, 8.0, 0.0]),
+    ActivationRecord(["a", " dog", " sat"], [0.0, 0.0, 0.0]),
+    ActivationRecord(["one", " fox", " here"], [0.0, 0.0, 0.0]),
+    ActivationRecord(["big", " cat"], [0.0, 6.0]),
+]
+
+
+def test_rank_with_scorers_runs_judge_scorers_and_gives_each_its_options():
+    from scoring import rank_with_scorers
+
+    simulator = FakeSimulator()
+    ranked = rank_with_scorers(
+        ["fox cat", "dog"], JUDGED_RECORDS, ["simulation", "detection-judge", "binary-condition"],
+        simulator=simulator, cache=False, scorer_options={"window": 2},
+    )
+    assert list(ranked) == ["simulation", "detection-judge", "binary-condition"]
+    best = {name: results[0] for name, results in ranked.items()}
+    assert all(result.explanation == "fox cat" for result in best.values())
+    assert best["simulation"].judgments == [] and best["detection-judge"].judgments
+    # the window went to binary-condition only (detection-judge takes no options and would refuse it)
+    assert best["binary-condition"].metrics["window_tokens"] == 2
+    assert len(best["binary-condition"].judgments) == 7  # windows of 2 tokens: 2 + 2 + 2 + 1
+    # detection-judge records each sequence's P(yes) as its prediction, as detection does with simulations
+    detection = best["detection-judge"]
+    assert detection.metrics["sequence_predictions"] == [0.5, 0.0, 0.5, 0.5]
+    assert detection.metrics["threshold"] == 0.5
+    assert all("p_value_holm" in result.metrics for result in ranked["binary-condition"])  # corrected as ranked
+
+
+def test_rank_with_scorers_refuses_attention_head_and_options_no_chosen_scorer_takes():
+    from scoring import rank_with_scorers
+
+    simulator = FakeSimulator()
+    with pytest.raises(ScoringInputError, match="attention-head scorer reads attention records"):
+        rank_with_scorers(["fox"], JUDGED_RECORDS, ["simulation", "attention-head"], simulator=simulator)
+    assert simulator.calls == 0  # refused before the first scorer ran
+    with pytest.raises(ScoringInputError, match="no chosen scorer .* has the option window"):
+        rank_with_scorers(["fox"], JUDGED_RECORDS, ["simulation", "detection"], simulator=simulator,
+                          scorer_options={"window": 2})
+
+
 def test_rank_with_scorers_rejects_unknown_or_no_scorers(seed_records):
     from scoring import rank_with_scorers
 

@@ -316,6 +316,56 @@ def test_several_scorers_rank_side_by_side_and_show_how_they_judged() -> None:
     assert all(result.cached for name in ("detection", "fuzzing") for result in later[name])
 
 
+def test_judge_scorers_rank_beside_simulation_and_show_their_questions() -> None:
+    app = run_page(APP)
+    offered = app.multiselect(key="score_scorers").options
+    assert {"detection-judge", "fuzzing-judge", "binary-condition"} <= set(offered)
+    assert "attention-head" not in offered  # it reads attention records, not these
+    app.selectbox(key="score_simulator").select("fake").run()
+    app.multiselect(key="score_scorers").select("detection-judge").select("fuzzing-judge")
+    app.button(key="FormSubmitter:score_form-Score").click().run()
+    assert_clean(app)
+    assert not app.error, texts(app.error)
+    by_scorer = table(app, "disagreement")
+    assert {"detection-judge rank", "fuzzing-judge rank"} <= set(by_scorer.columns)
+    assert [tab.label for tab in app.tabs] == ["detection-judge", "fuzzing-judge"]
+    # detection-judge: one row per sequence asked about, the judge's P(yes) as the prediction, fires at 0.5
+    detection = table(app, "judged")
+    assert len(detection) == 8 and set(detection["outcome"]) <= {"hit", "miss", "false alarm", "correct rejection"}
+    assert set(detection["prediction"]) <= {"0.00", "0.50", "0.75", "0.88"}
+    # every question of each judge scorer, with the text it was shown
+    detection_questions = table(app, "p_yes")
+    assert len(detection_questions) == 8
+    fuzzing_questions = table(app, "p_yes", index=1)
+    assert any("<<" in text for text in fuzzing_questions["text"])
+    assert set(fuzzing_questions["outcome"]) <= {"right", "wrong"}
+    results = app.session_state["score_results_by_scorer"]
+    assert all(result.judgments for name in ("detection-judge", "fuzzing-judge") for result in results[name])
+
+
+def test_a_judge_scorer_alone_draws_no_simulations_and_points_to_its_questions() -> None:
+    app = run_page(APP)
+    app.selectbox(key="score_simulator").select("fake").run()
+    app.multiselect(key="score_scorers").unselect("simulation").select("binary-condition")
+    app.button(key="FormSubmitter:score_form-Score").click().run()
+    assert_clean(app)
+    assert not app.error, texts(app.error)
+    assert app.session_state["score_results"][0].scorer == "binary-condition"
+    assert any("asks a judge yes/no questions" in text for text in texts(app.info))
+    assert not [chart for chart in app.get("plotly_chart")]  # no per-sequence correlation or scatter
+    assert [tab.label for tab in app.tabs] == ["binary-condition"]
+    assert len(table(app, "p_yes")) == 10  # one question per sequence (no window)
+
+
+def test_a_simulator_that_cannot_judge_says_so_per_explanation() -> None:
+    app = run_page(APP)
+    app.selectbox(key="score_simulator").select("lexical").run()
+    app.multiselect(key="score_scorers").select("detection-judge")
+    app.button(key="FormSubmitter:score_form-Score").click().run()
+    assert_clean(app)
+    assert any("cannot answer them" in text for text in texts(app.warning))
+
+
 def test_one_scorer_has_no_comparison_table() -> None:
     app = score_with(run_page(APP))
     assert not [frame for frame in app.dataframe if "disagreement" in frame.value.columns]
@@ -389,6 +439,27 @@ def test_benchmark_compares_several_scorers(tmp_path: Path, monkeypatch: pytest.
     assert list(table(app, "won")["won"]) == [False, True]
     assert any("detection gets wrong (1)" in header.value for header in app.header)
     assert table(app, "rank").shape[0] == 3  # the wrong puzzle re-scored with detection
+
+
+def test_benchmark_with_a_judge_scorer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    puzzles = tmp_path / "puzzles.json"
+    puzzles.write_text(json.dumps(TINY_PUZZLES), encoding="utf-8")
+    monkeypatch.setattr(ui, "BUNDLED_PUZZLES", puzzles)
+    app = run_page(BENCHMARK)
+    assert "attention-head" not in app.multiselect(key="bench_scorers").options
+    app.selectbox(key="bench_simulator").select("fake").run()
+    app.multiselect(key="bench_scorers").select("detection-judge")
+    app.button(key="FormSubmitter:bench_form-Run benchmark").click().run()
+    assert_clean(app)
+    assert not app.error, texts(app.error)
+    scorers = table(app, "pairwise_accuracy")
+    assert list(scorers["scorer"]) == ["simulation", "detection-judge"]
+    assert list(scorers["accuracy"]) == ["1.000", "0.500"]  # the fake judge ties cat with sat (test_bench.py)
+    app.selectbox(key="bench_view_scorer").select("detection-judge").run()
+    assert_clean(app)
+    assert any("detection-judge gets wrong (1)" in header.value for header in app.header)
+    assert table(app, "rank").shape[0] == 3  # the wrong puzzle re-scored with the judge
+    assert len(table(app, "p_yes")) == 2  # and the judge's two questions about it
 
 
 def test_benchmark_without_a_scorer_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

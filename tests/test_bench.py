@@ -140,3 +140,20 @@ def test_progress_after_each_puzzle_of_each_scorer():
     run_bench(TINY, simulator="fake", scorer="simulation,fuzzing", progress=lambda *update: seen.append(update))
     assert [(done, total) for done, total, _ in seen] == [(1, 4), (2, 4), (3, 4), (4, 4)]
     assert seen[-1][2] == "scorer fuzzing: puzzle colors done"
+
+
+def test_judge_scorers_run_beside_simulation_and_are_compared():
+    report = run_bench(TINY, simulator="fake", scorer="simulation,detection-judge")
+    judge = report["scorers"]["detection-judge"]
+    # the fake judge: P(yes) 0.5 for a text holding the explanation's word, else 0; one activating and one
+    # silent sentence per puzzle, so 'cat' and 'sat' both separate them perfectly (a tie loses the puzzle)
+    assert judge["puzzles"]["pets"]["false_scores"] == {"dog": 0.0, "sat": 1.0}
+    assert (judge["accuracy"], judge["pairwise_accuracy"]) == (0.5, pytest.approx(2 / 3))
+    assert judge["n_scores"] == 5 and judge["prompt_tokens_per_score"] > 0
+    (pair,) = report["agreement"]["pairs"]
+    assert pair["scorers"] == ["simulation", "detection-judge"] and pair["tau_puzzles"] == 2
+
+
+def test_attention_head_is_refused_before_anything_runs():
+    with pytest.raises(ScoringInputError, match="attention-head scorer reads attention records"):
+        scorer_names("simulation,attention-head")

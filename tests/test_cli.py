@@ -142,3 +142,29 @@ def test_bench_with_several_scorers(tmp_path):
     assert list(as_json["scorers"]) == ["fuzzing", "simulation"] and as_json["scorer"] == "fuzzing"
     bad = run("bench", str(puzzles), "--simulator", "fake", "--scorer", "simulation,judge-of-all")
     assert bad.returncode == 2 and "unknown scorer 'judge-of-all'" in bad.stderr
+
+
+def test_bench_with_a_judge_scorer_and_attention_head_refused(tmp_path):
+    puzzles = tmp_path / "tiny.json"
+    puzzles.write_text(json.dumps({
+        "pets": {"name": "pets", "explanation": "cat", "false_explanations": ["dog", "sat"],
+                 "sentences": [[[" cat", 10], " sat"], ["the", " dog"]]},
+    }))
+    done = run("bench", str(puzzles), "--simulator", "fake", "--scorer", "simulation,detection-judge")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == ["puzzle", "simulation", "detection-judge"]
+    assert lines[1].split() == ["pets", "yes", "no"]  # the fake judge ties cat with sat
+    assert any(line.startswith("  simulation ~ detection-judge: tau") for line in lines)
+    refused = run("bench", str(puzzles), "--simulator", "fake", "--scorer", "simulation,attention-head")
+    assert refused.returncode == 2 and "python -m scoring attention" in refused.stderr
+
+
+def test_score_with_a_judge_scorer_marks_generated_candidates():
+    done = run("score", str(FAST_ANIMALS), "-e", "fast animals", "--simulator", "fake", "--scorer",
+               "detection-judge", "--explain", "1", "--no-cache")
+    assert done.returncode == 0, done.stderr
+    header, *rows = done.stdout.splitlines()
+    assert header.split()[-2:] == ["asked", "source"]
+    sources = {row.split()[-1] for row in rows[:2]}
+    assert sources == {"given", "generated"}

@@ -121,6 +121,56 @@ def test_rankdata_averages_ties():
     assert list(rankdata([2.0, 2.0, 2.0])) == [2.0, 2.0, 2.0]
 
 
+def test_pearson_p_value_by_hand():
+    from scoring.metrics import pearson_p_value
+
+    # r = 0.5, n = 12: t^2 = r^2 (n - 2) / (1 - r^2) = 10 / 3 with 10 degrees of freedom. With
+    # cos^2 = 10 / (10 + t^2) = 0.75 and sin = 0.5, an even df gives P(|T| < t) = sin * (1 + c/2 + 3c^2/8
+    # + 15c^3/48 + 105c^4/384), c = cos^2, so p = 1 - 0.5 * 1.804290771484375.
+    assert pearson_p_value(0.5, 12) == pytest.approx(0.0978546142578125, rel=1e-12)
+    assert pearson_p_value(-0.5, 12) == pytest.approx(0.0978546142578125, rel=1e-12)
+    # n = 3, one degree of freedom (Cauchy): p = 1 - (2 / pi) atan(|t|); r = 0.5 gives t = 1 / sqrt(3), p = 2/3
+    assert pearson_p_value(0.5, 3) == pytest.approx(2 / 3, rel=1e-12)
+    assert pearson_p_value(0.0, 50) == pytest.approx(1.0)
+    assert pearson_p_value(1.0, 10) == 0.0
+    assert math.isnan(pearson_p_value(0.5, 2)) and math.isnan(pearson_p_value(math.nan, 10))
+
+
+def test_regularized_incomplete_beta_closed_forms():
+    from scoring.metrics import regularized_incomplete_beta
+
+    for x in (0.0, 0.1, 0.5, 0.93, 1.0):
+        assert regularized_incomplete_beta(1, 1, x) == pytest.approx(x)
+        assert regularized_incomplete_beta(3, 1, x) == pytest.approx(x**3)
+        assert regularized_incomplete_beta(1, 4, x) == pytest.approx(1 - (1 - x) ** 4)
+    assert regularized_incomplete_beta(0.5, 0.5, 0.5) == pytest.approx(0.5)
+    assert math.isnan(regularized_incomplete_beta(1, 1, 1.5))
+
+
+def test_holm_and_benjamini_hochberg_by_hand():
+    from scoring.metrics import benjamini_hochberg, holm_bonferroni
+
+    pvalues = [0.01, 0.04, 0.03, 0.005, math.nan]
+    # sorted: 0.005, 0.01, 0.03, 0.04 (m = 4; NaN left out)
+    # Holm: 4 x 0.005 = 0.02, 3 x 0.01 = 0.03, 2 x 0.03 = 0.06, max(0.06, 1 x 0.04) = 0.06
+    holm = holm_bonferroni(pvalues)
+    assert holm[:4] == pytest.approx([0.03, 0.06, 0.06, 0.02]) and math.isnan(holm[4])
+    # BH from the largest: 4/4 x 0.04 = 0.04, min(0.04, 4/3 x 0.03) = 0.04, 4/2 x 0.01 = 0.02, min(0.02, 4 x 0.005)
+    bh = benjamini_hochberg(pvalues)
+    assert bh[:4] == pytest.approx([0.02, 0.04, 0.04, 0.02]) and math.isnan(bh[4])
+    assert holm_bonferroni([0.5, 0.9]) == [1.0, 1.0]
+    assert benjamini_hochberg([]) == [] and holm_bonferroni([]) == []
+
+
+def test_classification_metrics_at_a_given_threshold():
+    from scoring.metrics import classification_metrics
+
+    metrics = classification_metrics([True, True, False, False], [0.9, 0.4, 0.6, 0.1], threshold=0.5)
+    assert metrics["roc_auc"] == pytest.approx(0.75)
+    assert metrics["recall"] == 0.5 and metrics["precision"] == 0.5 and metrics["balanced_accuracy"] == 0.5
+    assert metrics["threshold"] == 0.5
+
+
 def test_kendall_tau_b_with_ties_and_nan():
     assert kendall_tau([1, -1 / 3, -1 / 3], [1, 0, 1]) == pytest.approx(0.5)  # 1 concordant, one tie on each side
     assert kendall_tau([3, 2, 1], [1, 2, 3]) == -1.0

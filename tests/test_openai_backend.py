@@ -487,6 +487,19 @@ def test_concurrent_requests_step_down_the_response_format_once(llama_server: st
     assert RESPONSE_FORMATS[simulator._format_level] == "json_object+schema"
 
 
+@pytest.mark.model
+def test_judge_on_a_real_server(llama_server: str) -> None:
+    from scoring.prompts import detection_question
+
+    simulator = _simulator(llama_server)
+    question = detection_question(EXPLANATION, SEQUENCES[0])
+    batch = asyncio.run(simulator.judge([question, detection_question(EXPLANATION, SEQUENCES[1])]))
+    for judgment in batch.judgments:
+        assert judgment.ok, judgment.error
+        assert judgment.p_yes is not None and 0.0 <= judgment.p_yes <= 1.0
+    assert batch.usage.requests >= 2 and batch.usage.prompt_tokens > 0
+
+
 # --- writing explanations on the real server ---------------------------------
 
 EXPLAIN_RECORDS = [

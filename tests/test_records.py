@@ -1,9 +1,18 @@
 import json
 import math
+import re
 
 import pytest
 
-from scoring import ActivationRecord, Limits, ScoringInputError, load_records, normalize
+from scoring import (
+    ActivationRecord,
+    AttentionRecord,
+    Limits,
+    ScoringInputError,
+    load_attention_records,
+    load_records,
+    normalize,
+)
 from scoring.records import to_int_scale
 
 SEED_TOKENS = [["the", " quick", " brown", " fox"], ["spotted", " leopard", " sprints", " at"]]
@@ -141,3 +150,75 @@ def test_all_zero_normalises_to_zero_and_unknown_mode_is_an_error():
 def test_integer_scale_rounds_half_up_and_clips():
     assert to_int_scale([0.0, 0.49, 0.5, 9.6, 10.0, 12.0]) == [0, 0, 1, 10, 10, 10]
     assert not math.isnan(sum(to_int_scale([1.2])))
+
+
+# --- attention records --------------------------------------------------------
+
+def test_attention_matrix_is_to_by_from_and_a_causal_one_keeps_its_lower_half():
+    tokens = ["a", "b", "c"]
+    matrix = [[1.0, 0.5, 0.2], [0.0, 0.5, 0.3], [0.0, 0.0, 0.5]]  # matrix[to][from]
+    (record,) = load_attention_records({"tokens": tokens, "attention": matrix})
+    assert record.pairs == [(0, 0, 1.0), (1, 0, 0.5), (1, 1, 0.5), (2, 0, 0.2), (2, 1, 0.3), (2, 2, 0.5)]
+    assert record.max_value == 1.0 and record.source == "attention record 0"
+    full = AttentionRecord.from_matrix(["a", "b"], [[0.5, 0.5], [0.5, 0.5]])
+    assert len(full.pairs) == 4
+
+
+def test_attention_pairs_in_every_form(tmp_path):
+    import numpy as np
+
+    expected = [(1, 0, 0.9), (1, 1, 0.1)]
+    as_lists = {"tokens": ["a", "b"], "pairs": [[1, 0, 0.9], [1, 1, 0.1]]}
+    objects = [{"from": 1, "to": 0, "value": 0.9}, {"from": 1, "to": 1, "value": 0.1}]
+    as_objects = {"tokens": ["a", "b"], "pairs": objects}
+    path = tmp_path / "attention.json"
+    path.write_text(json.dumps({"records": [as_lists]}))
+    for source in (as_lists, [as_objects], json.dumps([as_lists]), path, str(path)):
+        assert load_attention_records(source)[0].pairs == expected
+    assert load_attention_records(AttentionRecord(["a", "b"], expected))[0].pairs == expected
+    matrix = np.array([[0.0, 0.9], [0.0, 0.1]])
+    assert AttentionRecord.from_matrix(["a", "b"], matrix).pairs == [(0, 0, 0.0), (1, 0, 0.9), (1, 1, 0.1)]
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ({"tokens": ["a", "b"], "attention": [[1.0, 0.5], [0.2]]}, "attention row 1 has 1 values for 2 tokens"),
+        ({"tokens": ["a", "b"], "attention": [[1.0, 0.5]]}, "1 rows for 2 tokens"),
+        ({"tokens": ["a", "b"], "attention": [[1.0, 0.5], 0.2]}, "attention row 1 is float, not a list"),
+        ({"tokens": ["a", "b"], "attention": [[1.0, float("nan")], [0, 1]]}, "replace NaN/inf"),
+        ({"tokens": ["a", "b"], "attention": [[1.0, float("inf")], [0, 1]]}, "replace NaN/inf"),
+        ({"tokens": ["a", "b"], "attention": [[1.0, -0.5], [0, 1]]}, "must be >= 0"),
+        ({"tokens": ["a", "b"], "attention": [[1.0, "x"], [0, 1]]}, "attention[0][1] is str"),
+        ({"tokens": ["a", "b"], "attention": [[True, 0], [0, 1]]}, "attention values must be numbers"),
+        ({"tokens": ["a", "b"], "attention": "[[1]]"}, "must be a list of rows"),
+        ({"tokens": ["a"], "pairs": [[0, 1, 0.5]]}, "to index 1 is out of range for 1 tokens"),
+        ({"tokens": ["a"], "pairs": [[-1, 0, 0.5]]}, "from index -1 is out of range"),
+        ({"tokens": ["a"], "pairs": [[0.0, 0, 0.5]]}, "from index 0.0 must be a whole number"),
+        ({"tokens": ["a"], "pairs": [[0, 0, 0.5], [0, 0, 0.2]]}, "repeats the pair"),
+        ({"tokens": ["a"], "pairs": [[0, 0]]}, "give [from_index, to_index, value]"),
+        ({"tokens": ["a"], "pairs": [{"from": 0, "value": 1}]}, "has no to"),
+        ({"tokens": ["a"], "pairs": []}, "has no attention pairs"),
+        ({"tokens": ["a"], "pairs": [[0, 0, None]]}, "attention values must be numbers"),
+        ({"tokens": [], "pairs": [[0, 0, 1]]}, "has no tokens"),
+        ({"tokens": "ab", "pairs": [[0, 0, 1]]}, "'tokens' must be a list"),
+        ({"tokens": ["a", 3], "attention": [[1, 0], [0, 1]]}, "token 1 is int"),
+        ({"tokens": ["a"]}, "neither 'attention'"),
+        ({"attention": [[1]]}, "has no 'tokens'"),
+        ([["a", [[1]]]], "must be an object"),
+        ([], "no attention records found"),
+        ("sequence,token,activation\n0,a,1\n", "attention records must be JSON"),
+        (42, "records must be a path"),
+    ],
+)
+def test_bad_attention_records_say_what_to_fix(source, message):
+    with pytest.raises(ScoringInputError, match=re.escape(message)):
+        load_attention_records(source)
+
+
+def test_attention_records_respect_limits():
+    records = [{"tokens": ["a", "b", "c"], "pairs": [[0, 0, 1.0]]}] * 3
+    with pytest.raises(ScoringInputError, match="more than the limit of 2"):
+        load_attention_records(records, limits=Limits(max_sequences=2))
+    with pytest.raises(ScoringInputError, match="3 tokens, more than the limit of 2"):
+        load_attention_records(records[:1], limits=Limits(max_tokens_per_sequence=2))

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from scoring import SCORERS, ActivationRecord, score_explanation
-from scoring.scorers import classification_metrics
+from scoring.metrics import classification_metrics
 
 RECORDS = [
     ActivationRecord(["the", " fox", " ran"], [0.0, 8.0, 0.0]),  # activating, on fox
@@ -67,6 +67,6 @@ def test_failed_simulation_is_nan_for_every_scorer():
 
 
 def test_classification_metrics_edge_cases():
-    metrics = classification_metrics([True, False], [0.0, 0.0])
+    metrics = classification_metrics([True, False], [0.0, 0.0], threshold=5.0)
     assert math.isnan(metrics["precision"]) and math.isnan(metrics["f1"])
     assert metrics["balanced_accuracy"] == pytest.approx(0.5)

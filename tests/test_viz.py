@@ -377,6 +377,60 @@ def test_detection_table_and_figure() -> None:
     assert figure.layout.shapes[0].y0 == 5.0
 
 
+def test_detection_view_of_a_judge_scorer_from_a_real_score() -> None:
+    from scoring import score_explanation
+    from scoring.records import ActivationRecord
+
+    records = [
+        ActivationRecord(["the", " fox", " ran"], [0.0, 8.0, 0.0]),
+        ActivationRecord(["a", " dog", " sat"], [0.0, 0.0, 0.0]),
+        ActivationRecord(["one", " fox", " here"], [0.0, 0.0, 0.0]),
+        ActivationRecord(["big", " cat"], [0.0, 6.0]),
+    ]
+    judged = score_explanation("fox", records, simulator="fake", scorer="detection-judge", cache=False)
+    frame = viz.detection_frame(judged)  # the judge's P(yes) per sequence, "fires" at 0.5
+    assert list(frame["prediction"]) == [0.5, 0.0, 0.5, 0.0]
+    assert list(frame["outcome"]) == ["hit", "correct rejection", "false alarm", "miss"]
+    figure = viz.detection_figure(judged)
+    assert figure.layout.shapes[0].y0 == 0.5 and figure.layout.yaxis.title.text == "the judge's P(yes)"
+    failed = score_explanation("fox", records, simulator="fake:fail", scorer="detection-judge", cache=False)
+    assert set(viz.detection_frame(failed)["outcome"]) == {"not judged"}
+
+
+def test_judgments_frame_lists_the_questions_with_the_right_answer() -> None:
+    from scoring.results import JudgmentResult
+
+    sequences = [sequence(0, ["the", " fox"], [0, 10], None), sequence(2, ["a", " dog"], [0, 0], None)]
+    fuzzing = result(
+        "fox",
+        1.0,
+        sequences,
+        metrics={"threshold": 0.5},
+        scorer="fuzzing-judge",
+        judgments=[
+            JudgmentResult(0, "the <<fox>>", 1.0, 0.75),
+            JudgmentResult(0, "<<the>> fox", 0.0, 0.5),
+            JudgmentResult(2, "a <<dog>>", 0.0, None, error="timed out"),
+        ],
+    )
+    frame = viz.judgments_frame(fuzzing)
+    assert list(frame.columns) == list(viz.JUDGMENT_COLUMNS)
+    assert list(frame["sequence"]) == ["#0 the fox", "#0 the fox", "#2 a dog"]
+    assert list(frame["expected"]) == ["yes", "no", "no"]
+    assert list(frame["answer"]) == ["yes", "yes", "n/a"]
+    assert list(frame["outcome"]) == ["right", "wrong", "no answer: timed out"]
+    styler = viz.judgments_table(fuzzing)
+    assert styled_rows(styler, "rgba(220,53,69,0.2)") == {1}
+    # binary-condition: the target is the window's highest real activation; active (>= 1) means "yes"
+    graded = result(
+        "fox", 0.9, sequences, scorer="binary-condition",
+        judgments=[JudgmentResult(0, "the fox", 10.0, 0.75), JudgmentResult(2, "a dog", 0.5, 0.0)],
+    )
+    assert list(viz.judgments_frame(graded)["expected"]) == ["yes", "no"]
+    assert list(viz.judgments_frame(graded)["outcome"]) == ["right", "right"]
+    assert viz.judgments_frame(result("x", NAN, [])).empty
+
+
 def test_fuzzing_frame_and_html_show_the_active_tokens() -> None:
     fuzzed = result(
         "foxes",

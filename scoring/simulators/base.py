@@ -92,6 +92,10 @@ class Capabilities:
     """Talks to a server (API backends)."""
     cost_per_million_prompt_tokens: float | None = None
     cost_per_million_completion_tokens: float | None = None
+    can_judge: bool = False
+    """Answers yes/no questions (`Judge.judge`), as the judge scorers need."""
+    max_questions_per_call: int = 1
+    """How many questions one `judge` call may take (the runner chunks to this)."""
 
 
 @runtime_checkable

@@ -1,9 +1,13 @@
-"""`fake`: a deterministic simulator for tests and demos of the plumbing.
+"""`fake`: a deterministic simulator (and judge) for tests and demos of the plumbing.
 
 A token scores 10 when its lowercased, stripped text is a word of the
-explanation, else 0. ``fake:fail`` fails every sequence with a reason and
-``fake:garbage`` returns the wrong number of values, to exercise error paths.
-It counts its calls so tests can prove the cache works.
+explanation, else 0. As a judge it answers P(yes) = 1 - 0.5**k, where k counts
+the words inside the question's << >> marks (or of its whole content when
+nothing is marked) that are words of the explanation: 0 when none is, 0.5 for
+one, 0.75 for two. ``fake:fail`` fails every sequence and question with a
+reason and ``fake:garbage`` returns the wrong number of values (and a P(yes) of
+1.5), to exercise error paths. It counts its calls so tests can prove the cache
+works.
 
 As an explainer it names the strongest token of each record shown: attempt
 ``i`` is "the token X" for the i-th most frequent one (ties: the higher summed
@@ -27,15 +31,32 @@ from scoring.simulators.base import (
     SimulationBatch,
     Usage,
 )
+from scoring.simulators.judge import JudgeQuestion, Judgment, JudgmentBatch
 
 MODES = ("match", "fail", "garbage")
+
+_MARKED = re.compile(r"<<(.*?)>>", re.DOTALL)
+
+
+def words(text: str) -> list[str]:
+    """Lowercased runs of letters and digits: what the fake rules compare."""
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def fake_p_yes(explanation: str, content: str) -> float:
+    """The fake judge's answer (see the module docstring)."""
+    wanted = set(words(explanation))
+    marked = _MARKED.findall(content)
+    focus = " ".join(marked) if marked else content
+    matches = sum(word in wanted for word in words(focus))
+    return 1.0 - 0.5**matches
 
 
 class FakeSimulator:
     name = "fake"
     prompt_version = "fake-1"
     explain_prompt_version = "fake-explain-1"
-    capabilities = Capabilities(max_sequences_per_call=4, max_concurrency=4)
+    capabilities = Capabilities(max_sequences_per_call=4, max_concurrency=4, can_judge=True, max_questions_per_call=4)
 
     def __init__(self, mode: str = "match") -> None:
         if mode not in MODES:
@@ -44,6 +65,7 @@ class FakeSimulator:
         self.model = f"fake-{mode}"
         self.calls = 0
         self.sequences_simulated = 0
+        self.questions_judged = 0
         self.explain_calls = 0
 
     @classmethod
@@ -59,7 +81,7 @@ class FakeSimulator:
     async def simulate(self, explanation: str, sequences: Sequence[Sequence[str]]) -> SimulationBatch:
         self.calls += 1
         self.sequences_simulated += len(sequences)
-        words = set(re.findall(r"[a-z0-9]+", explanation.lower()))
+        wanted = set(words(explanation))
         results = []
         for tokens in sequences:
             if self.mode == "fail":
@@ -68,10 +90,22 @@ class FakeSimulator:
                 results.append(SequenceSimulation([5.0] * (len(tokens) + 1)))
             else:
                 results.append(
-                    SequenceSimulation([10.0 if token.strip().lower() in words else 0.0 for token in tokens])
+                    SequenceSimulation([10.0 if token.strip().lower() in wanted else 0.0 for token in tokens])
                 )
         usage = Usage(requests=1, prompt_tokens=sum(len(tokens) for tokens in sequences))
         return SimulationBatch(results, usage)
+
+    async def judge(self, questions: Sequence[JudgeQuestion]) -> JudgmentBatch:
+        self.calls += 1
+        self.questions_judged += len(questions)
+        if self.mode == "fail":
+            judgments = [Judgment(None, "fake:fail always fails") for _ in questions]
+        elif self.mode == "garbage":
+            judgments = [Judgment(1.5) for _ in questions]
+        else:
+            judgments = [Judgment(fake_p_yes(question.explanation, question.content)) for question in questions]
+        usage = Usage(requests=1, prompt_tokens=sum(len(question.prompt.split()) for question in questions))
+        return JudgmentBatch(judgments, usage)
 
     async def explain(self, examples: Sequence[ExplanationExample], attempt: int, seed: int) -> ExplanationAttempt:
         self.explain_calls += 1

@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
+import math
 import os
 import threading
 from collections import OrderedDict
@@ -64,6 +65,7 @@ from scoring.simulators.base import (
     Usage,
     check_simulation,
 )
+from scoring.simulators.judge import JudgeQuestion, Judgment, JudgmentBatch
 
 logger = logging.getLogger(__name__)
 
@@ -383,7 +385,9 @@ class LocalSimulator(SyncSimulator):
             self.prompt_version = prompts.LOCAL_POINTER_PROMPT_VERSION
         else:
             self.prompt_version = prompts.LOCAL_CONTRASTIVE_PROMPT_VERSION
-        self.capabilities = Capabilities(max_sequences_per_call=64, max_concurrency=1, deterministic=True)
+        self.capabilities = Capabilities(
+            max_sequences_per_call=64, max_concurrency=1, deterministic=True, can_judge=True, max_questions_per_call=32
+        )
 
     @classmethod
     def from_argument(cls, argument: str | None) -> LocalSimulator:
@@ -463,6 +467,32 @@ class LocalSimulator(SyncSimulator):
                 results.append(check_simulation(values, len(tokens)))
             usage.prompt_tokens = model.tokens_decoded - before
         return SimulationBatch(results, usage)
+
+    async def judge(self, questions: Sequence[JudgeQuestion]) -> JudgmentBatch:
+        return await asyncio.to_thread(self.judge_sync, questions)
+
+    def judge_sync(self, questions: Sequence[JudgeQuestion]) -> JudgmentBatch:
+        """P(yes) of each question: softmax over the next-token logits of " Yes" and " No" after the answer cue.
+
+        Questions about one explanation share their opening, which the KV cache keeps between them.
+        """
+        model = load_model(self.model_key, self.threads)
+        usage = Usage(requests=1)
+        yes_id, no_id = model.tokenize(prompts.JUDGE_YES)[0], model.tokenize(prompts.JUDGE_NO)[0]
+        judgments: list[Judgment] = []
+        with model.lock:
+            before = model.tokens_decoded
+            for question in questions:
+                ids = model.bos + model.tokenize(prompts.judge_completion_prompt(question))
+                try:
+                    logits = model.logits_at(ids, [len(ids) - 1])[len(ids) - 1]
+                except ValueError as exc:
+                    judgments.append(Judgment(None, str(exc)))
+                    continue
+                margin = float(logits[yes_id] - logits[no_id])
+                judgments.append(Judgment(1.0 / (1.0 + math.exp(-margin))))
+            usage.prompt_tokens = model.tokens_decoded - before
+        return JudgmentBatch(judgments, usage)
 
     def _simulate_one(self, model: _LoadedModel, explanation: str, tokens: list[str]) -> list[float]:
         if self.method == "contrastive":

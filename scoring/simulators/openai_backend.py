@@ -49,8 +49,16 @@ and remembers the first that works:
     The same chat layout without logprobs: the integers as written, checked
     for count and range.
 
-Failures are never values: a sequence that cannot be simulated comes back as
-``activations=None`` with the reason, and the runner does not cache it.
+Judging (the judge scorers' yes/no questions) always uses chat: the question
+after `scoring.prompts.JUDGE_CHAT_SYSTEM`, ``max_tokens=1``, and, unless
+``mode=json``, ``top_logprobs``, so that P(yes) = p(Yes) / (p(Yes) + p(No)) at
+the first generated token. A server that gives no logprobs is read from the
+reply text (Yes = 1, No = 0); a reply that is neither is asked again up to
+``json_retries`` times, then fails with the reason.
+
+Failures are never values: a sequence that cannot be simulated (or a question
+that cannot be answered) comes back as None with the reason, and the runner
+does not cache it.
 
 The backend also writes explanations (`OpenAISimulator.explain`): one chat
 request per candidate (`scoring.prompts.EXPLAIN_CHAT_SYSTEM`), the first at
@@ -87,6 +95,8 @@ from scoring.prompts import (
     API_ECHO_PROMPT_VERSION,
     EXPLAIN_CHAT_PROMPT_VERSION,
     EXPLAIN_CHAT_SYSTEM,
+    JUDGE_CHAT_RETRY,
+    JUDGE_CHAT_SYSTEM,
     api_chat_user_message,
     api_echo_prompt,
     explain_chat_user_message,
@@ -100,6 +110,7 @@ from scoring.simulators.base import (
     Usage,
     check_simulation,
 )
+from scoring.simulators.judge import JudgeQuestion, Judgment, JudgmentBatch
 
 logger = logging.getLogger(__name__)
 
@@ -425,6 +436,34 @@ def refine_with_logprobs(
     return refined
 
 
+_ANSWER = re.compile(r"^\W*(yes|no)\b", re.IGNORECASE)
+
+
+def read_yes_no(text: str | None, alternatives: dict[str, float] | None) -> tuple[float | None, str | None]:
+    """P(yes) of a judge's reply, or None and what was wrong.
+
+    `alternatives` maps each token the server offered at the first generated
+    position to its logprob. When "Yes" or "No" (any case or spacing) is among
+    them, P(yes) = p(yes) / (p(yes) + p(no)). Otherwise the text must start
+    with Yes or No, read as 1 or 0.
+    """
+    yes_mass = no_mass = 0.0
+    for token, logprob in (alternatives or {}).items():
+        if logprob is None or not math.isfinite(logprob):
+            continue
+        word = token.strip().strip(".,!*:\"'").lower()
+        if word == "yes":
+            yes_mass += math.exp(logprob)
+        elif word == "no":
+            no_mass += math.exp(logprob)
+    if yes_mass + no_mass > 0.0:
+        return yes_mass / (yes_mass + no_mass), None
+    match = _ANSWER.match(text or "")
+    if match:
+        return (1.0 if match[1].lower() == "yes" else 0.0), None
+    return None, f"the reply is neither Yes nor No: {(text or '').strip()[:80]!r}"
+
+
 # ---------------------------------------------------------------------------
 # The backend
 # ---------------------------------------------------------------------------
@@ -501,6 +540,8 @@ class OpenAISimulator:
             needs_network=True,
             cost_per_million_prompt_tokens=prices[0] if prices else None,
             cost_per_million_completion_tokens=prices[1] if prices else None,
+            can_judge=True,
+            max_questions_per_call=1,
         )
         if config.mode == PROMPT_LOGPROBS:
             self.prompt_version = API_ECHO_PROMPT_VERSION
@@ -512,6 +553,7 @@ class OpenAISimulator:
         self._dropped: set[str] = set()
         self._token_limit_name = "max_tokens"
         self._format_level = 0
+        self._judge_logprobs = config.mode != JSON_MODE
         self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
             weakref.WeakKeyDictionary()
         )
@@ -685,7 +727,8 @@ class OpenAISimulator:
     ) -> Any:
         """One chat request; what the server rejects by name is dropped or stepped down, and remembered.
 
-        With no `schema` the reply is free text (no response_format is sent).
+        With a `schema` the reply's shape is asked for in the first form the server accepts; without, it is
+        free text (no response_format is sent): judge questions and explanations.
         """
         for _ in range(len(_DROPPABLE) + len(RESPONSE_FORMATS) + 2):
             request = {key: value for key, value in params.items() if key not in self._dropped}
@@ -797,6 +840,65 @@ class OpenAISimulator:
             else SequenceSimulation(None, f"no usable reply after {tries} attempts: {problems[i]}")
             for i, result in enumerate(final)
         ]
+
+
+    async def judge(self, questions: Sequence[JudgeQuestion]) -> JudgmentBatch:
+        """Answer each question with one chat request (max_tokens=1), read through logprobs when served."""
+        started = time.perf_counter()
+        usage = Usage()
+        state = self._state()
+        judgments: list[Judgment] = []
+        for question in questions:
+            try:
+                judgments.append(await self._judge_one(state.client, question, usage))
+            except _Unsupported as exc:
+                judgments.append(Judgment(None, f"the server cannot answer: {exc}"))
+            except openai.APIError as exc:
+                judgments.append(Judgment(None, self._describe(exc)))
+        usage.cost_usd = pricing.cost_usd(self.model, usage.prompt_tokens, usage.completion_tokens)
+        usage.seconds = time.perf_counter() - started
+        return JudgmentBatch(judgments, usage)
+
+    async def _judge_one(self, client: openai.AsyncOpenAI, question: JudgeQuestion, usage: Usage) -> Judgment:
+        messages: list[dict[str, str]] = [
+            {"role": "system", "content": JUDGE_CHAT_SYSTEM},
+            {"role": "user", "content": question.prompt},
+        ]
+        params: dict[str, Any] = {"model": self.model, "temperature": 0, "seed": 0, "max_tokens": 1}
+        problem = "no reply"
+        attempt = 0
+        while attempt <= self.config.json_retries:
+            if self._judge_logprobs:
+                params.update(logprobs=True, top_logprobs=self.config.top_logprobs)
+            else:
+                params.pop("logprobs", None)
+                params.pop("top_logprobs", None)
+            try:
+                response = await self._chat(client, {**params, "messages": messages}, None, usage)
+            except _Unsupported:
+                if not self._judge_logprobs:
+                    raise
+                logger.info("%s rejects logprobs; judging from the reply text", self.model)
+                self._judge_logprobs = False
+                continue
+            choice = response.choices[0] if response.choices else None
+            text = choice.message.content if choice is not None and choice.message else None
+            content_logprobs = getattr(getattr(choice, "logprobs", None), "content", None)
+            first = content_logprobs[0] if content_logprobs else None
+            alternatives = {item.token: item.logprob for item in (first.top_logprobs or [])} if first else None
+            p_yes, problem_found = read_yes_no(text, alternatives)
+            if p_yes is not None:
+                return Judgment(p_yes)
+            problem = problem_found or problem
+            attempt += 1
+            if attempt <= self.config.json_retries:
+                logger.info("unusable judge reply (attempt %d): %s", attempt, problem)
+                messages = [
+                    *messages,
+                    {"role": "assistant", "content": text or ""},
+                    {"role": "user", "content": JUDGE_CHAT_RETRY},
+                ]
+        return Judgment(None, f"no usable answer after {self.config.json_retries + 1} attempts: {problem}")
 
 
 def _rejected_parameter(exc: openai.APIStatusError) -> str | None:

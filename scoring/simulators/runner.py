@@ -1,12 +1,14 @@
 """The one wrapper around every simulator: cache, chunking, concurrency, usage, cost.
 
-Simulators only predict. Here, once for all of them: each sequence is looked
-up in the cache; the misses go to the simulator in chunks of
-``capabilities.max_sequences_per_call``, at most ``capabilities.max_concurrency``
-calls at a time per simulator (shared by every score running on the same event
-loop); results are validated; successes are cached, failures never; usage and
-cost are added up. Generated explanations (`run_explanations`) go through the
-same cache, concurrency limit and cost accounting.
+Simulators only predict (and judges only answer). Here, once for all of them:
+each sequence (or question) is looked up in the cache; the misses go to the
+simulator in chunks of ``capabilities.max_sequences_per_call`` (or
+``max_questions_per_call``), at most ``capabilities.max_concurrency`` calls at
+a time per simulator (shared by every score running on the same event loop,
+and by its simulations and judgments); results are validated; successes are
+cached, failures never; usage and cost are added up. Generated explanations
+(`run_explanations`) go through the same cache, concurrency limit and cost
+accounting, one attempt per call.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
-from scoring.cache import SimulationCache, explanation_key, simulation_key
+from scoring.cache import SimulationCache, explanation_key, judgment_key, simulation_key
 from scoring.results import GeneratedExplanation
 from scoring.simulators.base import (
     Explainer,
@@ -28,17 +31,21 @@ from scoring.simulators.base import (
     Usage,
     check_simulation,
 )
+from scoring.simulators.judge import Judge, JudgeQuestion, Judgment, check_judgment
 
 logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int, str], None]
 
-_semaphores: weakref.WeakKeyDictionary[Simulator | Explainer, tuple[asyncio.AbstractEventLoop, asyncio.Semaphore]] = (
+_Caller = Simulator | Judge | Explainer
+"""Whatever the runner sends work to: a simulator, and its judge and explainer sides."""
+
+_semaphores: weakref.WeakKeyDictionary[_Caller, tuple[asyncio.AbstractEventLoop, asyncio.Semaphore]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _semaphore_for(simulator: Simulator | Explainer) -> asyncio.Semaphore:
+def _semaphore_for(simulator: _Caller) -> asyncio.Semaphore:
     loop = asyncio.get_running_loop()
     entry = _semaphores.get(simulator)
     if entry is None or entry[0] is not loop:
@@ -47,7 +54,7 @@ def _semaphore_for(simulator: Simulator | Explainer) -> asyncio.Semaphore:
     return entry[1]
 
 
-def price(simulator: Simulator | Explainer, usage: Usage) -> float | None:
+def price(simulator: _Caller, usage: Usage) -> float | None:
     """Cost in USD of the tokens in `usage`, when the simulator's prices are known."""
     capabilities = simulator.capabilities
     if capabilities.cost_per_million_prompt_tokens is None:
@@ -57,6 +64,49 @@ def price(simulator: Simulator | Explainer, usage: Usage) -> float | None:
         usage.prompt_tokens * capabilities.cost_per_million_prompt_tokens
         + usage.completion_tokens * completion_price
     ) / 1e6
+
+
+Outcome = TypeVar("Outcome")
+
+
+async def _run_chunks(
+    simulator: _Caller,
+    chunks: list[list[int]],
+    call: Callable[[list[int]], Awaitable[tuple[list[Outcome], Usage]]],
+    failure: Callable[[str], Outcome],
+    finished: Callable[[list[int], list[Outcome], Usage], None],
+    usage: Usage,
+) -> None:
+    """Run `call` on every chunk, at most ``max_concurrency`` at a time per simulator.
+
+    An exception fails its chunk's items with the reason (`failure`); `finished`
+    receives each chunk's outcomes and its own usage (with its seconds) as it
+    completes; usage and time are added up into `usage`.
+    """
+    semaphore = _semaphore_for(simulator) if chunks else None
+
+    async def run_chunk(chunk: list[int]) -> None:
+        assert semaphore is not None
+        async with semaphore:
+            started = time.perf_counter()
+            try:
+                outcomes, chunk_usage = await call(chunk)
+            except Exception as exc:  # a backend failure is this chunk's NaN, with the reason
+                logger.warning("simulator %s failed: %s", simulator.name, exc, exc_info=True)
+                message = f"{type(exc).__name__}: {exc}".strip()
+                outcomes, chunk_usage = [failure(message) for _ in chunk], Usage()
+            chunk_usage.seconds = time.perf_counter() - started
+        usage.add(chunk_usage)
+        finished(chunk, outcomes, chunk_usage)
+
+    await asyncio.gather(*(run_chunk(chunk) for chunk in chunks))
+    if usage.cost_usd is None:
+        usage.cost_usd = price(simulator, usage)
+
+
+def _chunked(indices: list[int], size: int) -> list[list[int]]:
+    size = max(1, size)
+    return [indices[start : start + size] for start in range(0, len(indices), size)]
 
 
 async def run_simulations(
@@ -86,38 +136,72 @@ async def run_simulations(
     if progress is not None:
         progress(done, total, f"{done} of {total} sequences from the cache")
 
-    chunk_size = max(1, simulator.capabilities.max_sequences_per_call)
-    chunks = [misses[start : start + chunk_size] for start in range(0, len(misses), chunk_size)]
-    semaphore = _semaphore_for(simulator) if chunks else None
+    async def call(chunk: list[int]) -> tuple[list[SequenceSimulation], Usage]:
+        batch = await simulator.simulate(explanation, [list(sequences[i]) for i in chunk])
+        return _check_batch(batch.sequences, [len(sequences[i]) for i in chunk]), batch.usage
 
-    async def run_chunk(chunk: list[int]) -> None:
+    def finished(chunk: list[int], outcomes: list[SequenceSimulation], _usage: Usage) -> None:
         nonlocal done
-        assert semaphore is not None
-        async with semaphore:
-            started = time.perf_counter()
-            try:
-                batch = await simulator.simulate(explanation, [list(sequences[i]) for i in chunk])
-                outcomes = _check_batch(batch.sequences, [len(sequences[i]) for i in chunk])
-                chunk_usage = batch.usage
-            except Exception as exc:  # a backend failure is this chunk's NaN, with the reason
-                logger.warning("simulator %s failed: %s", simulator.name, exc, exc_info=True)
-                message = f"{type(exc).__name__}: {exc}".strip()
-                outcomes = [SequenceSimulation(None, message) for _ in chunk]
-                chunk_usage = Usage()
-            chunk_usage.seconds = time.perf_counter() - started
         for index, outcome in zip(chunk, outcomes, strict=True):
             results[index] = outcome
             if outcome.ok and cache is not None and outcome.activations is not None:
                 cache.set(keys[index], outcome.activations, {"simulator": simulator.name})
-        usage.add(chunk_usage)
         done += len(chunk)
         if progress is not None:
             progress(done, total, f"simulated {done} of {total} sequences")
 
-    await asyncio.gather(*(run_chunk(chunk) for chunk in chunks))
-    if usage.cost_usd is None:
-        usage.cost_usd = price(simulator, usage)
+    chunks = _chunked(misses, simulator.capabilities.max_sequences_per_call)
+    await _run_chunks(simulator, chunks, call, lambda reason: SequenceSimulation(None, reason), finished, usage)
     final = [result if result is not None else SequenceSimulation(None, "not simulated") for result in results]
+    return final, usage, from_cache
+
+
+async def run_judgments(
+    judge: Judge,
+    questions: Sequence[JudgeQuestion],
+    cache: SimulationCache | None = None,
+    progress: ProgressCallback | None = None,
+) -> tuple[list[Judgment], Usage, list[bool]]:
+    """Answer every question; returns judgments in order, total usage, and which came from the cache."""
+    total = len(questions)
+    results: list[Judgment | None] = [None] * total
+    from_cache = [False] * total
+    usage = Usage()
+    keys = [judgment_key(judge, question) for question in questions]
+    misses: list[int] = []
+    for index, key in enumerate(keys):
+        hit = cache.get_judgment(key) if cache is not None else None
+        if hit is not None:
+            results[index] = Judgment(hit)
+            from_cache[index] = True
+        else:
+            misses.append(index)
+    usage.cache_hits = total - len(misses)
+    usage.cache_misses = len(misses)
+    done = total - len(misses)
+    if progress is not None:
+        progress(done, total, f"{done} of {total} questions from the cache")
+
+    async def call(chunk: list[int]) -> tuple[list[Judgment], Usage]:
+        batch = await judge.judge([questions[i] for i in chunk])
+        if len(batch.judgments) != len(chunk):
+            reason = f"the judge returned {len(batch.judgments)} answers for {len(chunk)} questions"
+            return [Judgment(None, reason) for _ in chunk], batch.usage
+        return [check_judgment(judgment) for judgment in batch.judgments], batch.usage
+
+    def finished(chunk: list[int], outcomes: list[Judgment], _usage: Usage) -> None:
+        nonlocal done
+        for index, outcome in zip(chunk, outcomes, strict=True):
+            results[index] = outcome
+            if outcome.ok and cache is not None and outcome.p_yes is not None:
+                cache.set_judgment(keys[index], outcome.p_yes, {"simulator": judge.name})
+        done += len(chunk)
+        if progress is not None:
+            progress(done, total, f"judged {done} of {total} questions")
+
+    chunks = _chunked(misses, judge.capabilities.max_questions_per_call)
+    await _run_chunks(judge, chunks, call, lambda reason: Judgment(None, reason), finished, usage)
+    final = [result if result is not None else Judgment(None, "not judged") for result in results]
     return final, usage, from_cache
 
 
@@ -194,20 +278,14 @@ async def run_explanations(
     done = n - len(missing)
     if progress is not None:
         progress(done, n, f"{done} of {n} candidates from the cache")
-    semaphore = _semaphore_for(explainer) if missing else None
 
-    async def generate(attempt: int) -> None:
+    async def call(chunk: list[int]) -> tuple[list[ExplanationAttempt], Usage]:
+        outcome = await explainer.explain(list(examples), chunk[0], seed)
+        return [outcome], outcome.usage
+
+    def finished(chunk: list[int], outcomes: list[ExplanationAttempt], usage: Usage) -> None:
         nonlocal done
-        assert semaphore is not None
-        async with semaphore:
-            started = time.perf_counter()
-            try:
-                outcome = await explainer.explain(list(examples), attempt, seed)
-            except Exception as exc:  # a backend failure is this candidate's error, with the reason
-                logger.warning("explainer %s failed: %s", explainer.name, exc, exc_info=True)
-                outcome = ExplanationAttempt(None, f"{type(exc).__name__}: {exc}".strip())
-            usage = outcome.usage
-            usage.seconds = time.perf_counter() - started
+        attempt, outcome = chunk[0], outcomes[0]
         usage.cache_misses = 1
         if usage.cost_usd is None:
             usage.cost_usd = price(explainer, usage)
@@ -219,5 +297,6 @@ async def run_explanations(
         if progress is not None:
             progress(done, n, f"generated {done} of {n} candidates")
 
-    await asyncio.gather(*(generate(attempt) for attempt in missing))
+    chunks = [[attempt] for attempt in missing]
+    await _run_chunks(explainer, chunks, call, lambda reason: ExplanationAttempt(None, reason), finished, Usage())
     return [result for result in results if result is not None]

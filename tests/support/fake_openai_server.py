@@ -6,7 +6,10 @@ It answers ``POST /v1/chat/completions`` in the chat layout of
 `scoring.prompts.api_chat_user_message`: it reads the explanation and the numbered
 token lists from the user message and replies ``{"1": [...], "2": [...]}`` with 10 for
 every token whose lowercased, stripped text is a word of the explanation, else 0 (the
-rule of the ``fake`` simulator, so scores can be compared exactly). ``--latency`` holds
+rule of the ``fake`` simulator, so scores can be compared exactly). A judge question (the
+layout of `scoring.prompts.judge_question`) is answered "Yes" or "No" by the fake judge's rule,
+P(yes) = 1 - 0.5**k for k explanation words inside the << >> marks (or the whole text when nothing
+is marked), with that probability in ``top_logprobs`` when the request asks for logprobs. ``--latency`` holds
 each request that long, as a model would; ``--capacity`` caps the requests processed at
 once, as a GPU's batch does (more wait in a queue). ``GET /stats`` reports requests,
 sequences and the most requests seen in flight; ``POST /stats/reset`` zeroes them.
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import re
 import time
 from typing import Any
@@ -57,6 +61,30 @@ def predict(user_message: str) -> tuple[dict[str, list[int]], int]:
     return reply, len(reply)
 
 
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def judge_p_yes(user_message: str) -> float | None:
+    """The fake judge's P(yes) for a judge question, or None when the message is not one."""
+    explanation = re.search(r"^Explanation: (.*)$", user_message, re.MULTILINE)
+    content = re.search(r"\nText: (.*)\nQuestion: ", user_message, re.DOTALL)
+    if not explanation or not content:
+        return None
+    wanted = set(_words(explanation[1]))
+    marked = re.findall(r"<<(.*?)>>", content[1], re.DOTALL)
+    focus = " ".join(marked) if marked else content[1]
+    return 1.0 - 0.5 ** sum(word in wanted for word in _words(focus))
+
+
+def judge_logprobs(p_yes: float, answer: str) -> dict[str, Any]:
+    """Chat logprobs of a one-token answer whose alternatives are Yes (p_yes) and No (1 - p_yes)."""
+    alternatives = [{"token": token, "logprob": math.log(p), "bytes": None}
+                    for token, p in (("Yes", p_yes), ("No", 1.0 - p_yes)) if p > 0.0]
+    chosen = next(item["logprob"] for item in alternatives if item["token"] == answer)
+    return {"content": [{"token": answer, "logprob": chosen, "bytes": None, "top_logprobs": alternatives}]}
+
+
 def explain(user_message: str, seed: int) -> str:
     """The reply to an explain-layout message: the marked token at position `seed` of the ranking."""
     counts: dict[str, int] = {}
@@ -78,6 +106,7 @@ class FakeOpenAIServer:
         self.capacity = asyncio.Semaphore(capacity) if capacity > 0 else None
         self.requests = 0
         self.sequences = 0
+        self.questions = 0
         self.in_flight = 0
         self.most_in_flight = 0
 
@@ -102,7 +131,14 @@ class FakeOpenAIServer:
         first_user = next((m.get("content", "") for m in messages if m.get("role") == "user"), user)
         if body.get("model") == "fail-503":
             return JSONResponse({"error": {"message": "overloaded", "type": "server_error"}}, status_code=503)
-        if first_user.startswith("Excerpts where"):
+        p_yes = judge_p_yes(first_user)
+        logprobs = None
+        if p_yes is not None:
+            self.questions += 1
+            content = "Yes" if p_yes >= 0.5 else "No"
+            if body.get("logprobs"):
+                logprobs = judge_logprobs(p_yes, content)
+        elif first_user.startswith("Excerpts where"):
             content = explain(first_user, int(body.get("seed") or 0))
         else:
             reply, sequences = predict(first_user)
@@ -120,7 +156,7 @@ class FakeOpenAIServer:
                         "index": 0,
                         "message": {"role": "assistant", "content": content},
                         "finish_reason": "stop",
-                        "logprobs": None,
+                        "logprobs": logprobs,
                     }
                 ],
                 "usage": {
@@ -133,9 +169,14 @@ class FakeOpenAIServer:
 
     async def stats(self, request: Request) -> JSONResponse:
         if request.method == "POST":
-            self.requests = self.sequences = self.most_in_flight = 0
+            self.requests = self.sequences = self.questions = self.most_in_flight = 0
         return JSONResponse(
-            {"requests": self.requests, "sequences": self.sequences, "most_in_flight": self.most_in_flight}
+            {
+                "requests": self.requests,
+                "sequences": self.sequences,
+                "questions": self.questions,
+                "most_in_flight": self.most_in_flight,
+            }
         )
 
     async def models(self, request: Request) -> JSONResponse:
