@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import streamlit as st
@@ -49,6 +49,8 @@ from scoring.textformat import (
 )
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES_DIR = REPO_ROOT / "examples"
@@ -433,9 +435,9 @@ def run_scorers(
     simulator = _simulator_or_error(spec)
     if simulator is None:
         return None
-    bar = st.progress(0.0, text=f"Scoring {len(explanations)} explanations with {spec}…")
-    try:
-        ranked = rank_with_scorers(
+    return _with_progress_bar(
+        f"Scoring {len(explanations)} explanations with {spec}…",
+        lambda progress: rank_with_scorers(
             list(explanations),
             list(records),
             scorers,
@@ -444,19 +446,11 @@ def run_scorers(
             n_sequences=settings["n_sequences"],
             normalization=settings["normalization"],
             cache=simulation_cache() if settings["use_cache"] else False,
-            progress=_progress_reporter(bar),
-        )
-    except ScoringInputError as exc:
-        bar.empty()
-        st.error(f"Cannot score: {exc}")
-        return None
-    except Exception as exc:  # noqa: BLE001
-        bar.empty()
-        logger.exception("scoring failed")
-        st.error(f"Scoring failed ({type(exc).__name__}: {exc}). The server log has the details.")
-        return None
-    bar.progress(1.0, text="Done")
-    return ranked
+            progress=progress,
+        ),
+        action="score",
+        activity="Scoring",
+    )
 
 
 def run_ranking(
@@ -482,26 +476,18 @@ def generate_candidates(
     simulator = _simulator_or_error(spec)
     if simulator is None:
         return None
-    bar = st.progress(0.0, text=f"Writing {n} candidate explanations with {spec}…")
-    try:
-        generated = generate_explanations(
+    return _with_progress_bar(
+        f"Writing {n} candidate explanations with {spec}…",
+        lambda progress: generate_explanations(
             list(records),
             simulator=simulator,
             n=n,
             cache=simulation_cache() if use_cache else False,
-            progress=_progress_reporter(bar),
-        )
-    except ScoringInputError as exc:
-        bar.empty()
-        st.error(f"Cannot generate explanations: {exc}")
-        return None
-    except Exception as exc:  # noqa: BLE001
-        bar.empty()
-        logger.exception("generating explanations failed")
-        st.error(f"Generating explanations failed ({type(exc).__name__}: {exc}). The server log has the details.")
-        return None
-    bar.progress(1.0, text="Done")
-    return generated
+            progress=progress,
+        ),
+        action="generate explanations",
+        activity="Generating explanations",
+    )
 
 
 def show_generated(generated: Sequence[GeneratedExplanation], added: Sequence[str], key: str) -> None:
@@ -515,6 +501,30 @@ def show_generated(generated: Sequence[GeneratedExplanation], added: Sequence[st
         st.warning(f"Candidate {candidate.attempt + 1} could not be written: {candidate.error}")
     with st.expander(f"Generated candidates ({len(generated)})"):
         st.dataframe(viz.generated_frame(generated), hide_index=True, key=key)
+
+
+def _with_progress_bar(
+    text: str, work: Callable[[Callable[[int, int, str], None]], T], *, action: str, activity: str
+) -> T | None:
+    """`work(progress)` under a progress bar; None after an error, shown on the page.
+
+    Bad input reads "Cannot <action>: ..."; anything else is logged with its
+    traceback and reads "<activity> failed (...)".
+    """
+    bar = st.progress(0.0, text=text)
+    try:
+        result = work(_progress_reporter(bar))
+    except ScoringInputError as exc:
+        bar.empty()
+        st.error(f"Cannot {action}: {exc}")
+        return None
+    except Exception as exc:  # noqa: BLE001
+        bar.empty()
+        logger.exception("%s failed", activity.lower())
+        st.error(f"{activity} failed ({type(exc).__name__}: {exc}). The server log has the details.")
+        return None
+    bar.progress(1.0, text="Done")
+    return result
 
 
 def _progress_reporter(bar: Any) -> Callable[[int, int, str], None]:

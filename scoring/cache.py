@@ -90,12 +90,22 @@ class SimulationCache:
         self.directory = Path(directory)
         self._store = diskcache.Cache(str(self.directory))
 
-    def get(self, key: str, n_tokens: int) -> list[float] | None:
+    def _read(self, key: str, again: str) -> Any:
+        """The stored entry, or None when absent or unreadable (logged: "unreadable, <again> again")."""
         try:
-            entry = self._store.get(key)
-        except Exception as exc:  # a corrupt entry must never stop a score
-            logger.warning("cache entry %s unreadable, simulating again: %s", key[:12], exc)
+            return self._store.get(key)
+        except Exception as exc:  # a corrupt entry must never stop a score or a generation
+            logger.warning("cache entry %s unreadable, %s again: %s", key[:12], again, exc)
             return None
+
+    def _write(self, key: str, entry: dict[str, Any]) -> None:
+        try:
+            self._store.set(key, entry)
+        except Exception as exc:  # a full or read-only disk loses the cache entry, not the result
+            logger.warning("could not write cache entry %s: %s", key[:12], exc)
+
+    def get(self, key: str, n_tokens: int) -> list[float] | None:
+        entry = self._read(key, "simulating")
         if entry is None:
             return None
         values = entry.get("activations") if isinstance(entry, dict) else None
@@ -109,18 +119,11 @@ class SimulationCache:
         return [float(v) for v in values]
 
     def set(self, key: str, activations: Sequence[float], meta: dict[str, Any] | None = None) -> None:
-        try:
-            self._store.set(key, {"activations": [float(v) for v in activations], "meta": meta or {}})
-        except Exception as exc:  # a full or read-only disk loses the cache entry, not the score
-            logger.warning("could not write cache entry %s: %s", key[:12], exc)
+        self._write(key, {"activations": [float(v) for v in activations], "meta": meta or {}})
 
     def get_judgment(self, key: str) -> float | None:
         """The cached P(yes) of a question, or None (a miss) when absent or unusable."""
-        try:
-            entry = self._store.get(key)
-        except Exception as exc:  # a corrupt entry must never stop a score
-            logger.warning("cache entry %s unreadable, judging again: %s", key[:12], exc)
-            return None
+        entry = self._read(key, "judging")
         if entry is None:
             return None
         value = entry.get("p_yes") if isinstance(entry, dict) else None
@@ -130,26 +133,16 @@ class SimulationCache:
         return float(value)
 
     def set_judgment(self, key: str, p_yes: float, meta: dict[str, Any] | None = None) -> None:
-        try:
-            self._store.set(key, {"p_yes": float(p_yes), "meta": meta or {}})
-        except Exception as exc:  # a full or read-only disk loses the cache entry, not the score
-            logger.warning("could not write cache entry %s: %s", key[:12], exc)
+        self._write(key, {"p_yes": float(p_yes), "meta": meta or {}})
 
     def get_text(self, key: str) -> str | None:
         """A stored generated explanation, or None (a miss) when absent or unreadable."""
-        try:
-            entry = self._store.get(key)
-        except Exception as exc:  # a corrupt entry must never stop generation
-            logger.warning("cache entry %s unreadable, generating again: %s", key[:12], exc)
-            return None
+        entry = self._read(key, "generating")
         text = entry.get("text") if isinstance(entry, dict) else None
         return text if isinstance(text, str) and text.strip() else None
 
     def set_text(self, key: str, text: str, meta: dict[str, Any] | None = None) -> None:
-        try:
-            self._store.set(key, {"text": text, "meta": meta or {}})
-        except Exception as exc:  # a full or read-only disk loses the cache entry, not the explanation
-            logger.warning("could not write cache entry %s: %s", key[:12], exc)
+        self._write(key, {"text": text, "meta": meta or {}})
 
     def clear(self) -> None:
         self._store.clear()

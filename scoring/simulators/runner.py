@@ -109,6 +109,56 @@ def _chunked(indices: list[int], size: int) -> list[list[int]]:
     return [indices[start : start + size] for start in range(0, len(indices), size)]
 
 
+async def _run_cached(
+    caller: _Caller,
+    total: int,
+    *,
+    lookup: Callable[[int], Outcome | None],
+    call: Callable[[list[int]], Awaitable[tuple[list[Outcome], Usage]]],
+    store: Callable[[int, Outcome], None],
+    failure: Callable[[str], Outcome],
+    chunk_size: int,
+    progress: ProgressCallback | None,
+    noun: str,
+    verb: str,
+) -> tuple[list[Outcome], Usage, list[bool]]:
+    """Items 0..total-1: cache hits (`lookup`) read back, the misses sent to `call` in chunks and `store`d.
+
+    Returns the outcomes in order, the total usage and which came from the cache.
+    Progress reads "<done> of <total> <noun> from the cache", then "<verb> <done>
+    of <total> <noun>"; an item left without an outcome fails as "not <verb>".
+    """
+    results: list[Outcome | None] = [None] * total
+    from_cache = [False] * total
+    usage = Usage()
+    misses: list[int] = []
+    for index in range(total):
+        hit = lookup(index)
+        if hit is not None:
+            results[index] = hit
+            from_cache[index] = True
+        else:
+            misses.append(index)
+    usage.cache_hits = total - len(misses)
+    usage.cache_misses = len(misses)
+    done = total - len(misses)
+    if progress is not None:
+        progress(done, total, f"{done} of {total} {noun} from the cache")
+
+    def finished(chunk: list[int], outcomes: list[Outcome], _usage: Usage) -> None:
+        nonlocal done
+        for index, outcome in zip(chunk, outcomes, strict=True):
+            results[index] = outcome
+            store(index, outcome)
+        done += len(chunk)
+        if progress is not None:
+            progress(done, total, f"{verb} {done} of {total} {noun}")
+
+    await _run_chunks(caller, _chunked(misses, chunk_size), call, failure, finished, usage)
+    final = [result if result is not None else failure(f"not {verb}") for result in results]
+    return final, usage, from_cache
+
+
 async def run_simulations(
     simulator: Simulator,
     explanation: str,
@@ -117,43 +167,32 @@ async def run_simulations(
     progress: ProgressCallback | None = None,
 ) -> tuple[list[SequenceSimulation], Usage, list[bool]]:
     """Simulate every sequence; returns results in order, total usage, and which came from the cache."""
-    total = len(sequences)
-    results: list[SequenceSimulation | None] = [None] * total
-    from_cache = [False] * total
-    usage = Usage()
     keys = [simulation_key(simulator, explanation, tokens) for tokens in sequences]
-    misses: list[int] = []
-    for index, (key, tokens) in enumerate(zip(keys, sequences, strict=True)):
-        hit = cache.get(key, len(tokens)) if cache is not None else None
-        if hit is not None:
-            results[index] = SequenceSimulation(hit)
-            from_cache[index] = True
-        else:
-            misses.append(index)
-    usage.cache_hits = total - len(misses)
-    usage.cache_misses = len(misses)
-    done = total - len(misses)
-    if progress is not None:
-        progress(done, total, f"{done} of {total} sequences from the cache")
+
+    def lookup(index: int) -> SequenceSimulation | None:
+        hit = cache.get(keys[index], len(sequences[index])) if cache is not None else None
+        return SequenceSimulation(hit) if hit is not None else None
 
     async def call(chunk: list[int]) -> tuple[list[SequenceSimulation], Usage]:
         batch = await simulator.simulate(explanation, [list(sequences[i]) for i in chunk])
         return _check_batch(batch.sequences, [len(sequences[i]) for i in chunk]), batch.usage
 
-    def finished(chunk: list[int], outcomes: list[SequenceSimulation], _usage: Usage) -> None:
-        nonlocal done
-        for index, outcome in zip(chunk, outcomes, strict=True):
-            results[index] = outcome
-            if outcome.ok and cache is not None and outcome.activations is not None:
-                cache.set(keys[index], outcome.activations, {"simulator": simulator.name})
-        done += len(chunk)
-        if progress is not None:
-            progress(done, total, f"simulated {done} of {total} sequences")
+    def store(index: int, outcome: SequenceSimulation) -> None:
+        if outcome.ok and cache is not None and outcome.activations is not None:
+            cache.set(keys[index], outcome.activations, {"simulator": simulator.name})
 
-    chunks = _chunked(misses, simulator.capabilities.max_sequences_per_call)
-    await _run_chunks(simulator, chunks, call, lambda reason: SequenceSimulation(None, reason), finished, usage)
-    final = [result if result is not None else SequenceSimulation(None, "not simulated") for result in results]
-    return final, usage, from_cache
+    return await _run_cached(
+        simulator,
+        len(sequences),
+        lookup=lookup,
+        call=call,
+        store=store,
+        failure=lambda reason: SequenceSimulation(None, reason),
+        chunk_size=simulator.capabilities.max_sequences_per_call,
+        progress=progress,
+        noun="sequences",
+        verb="simulated",
+    )
 
 
 async def run_judgments(
@@ -163,24 +202,11 @@ async def run_judgments(
     progress: ProgressCallback | None = None,
 ) -> tuple[list[Judgment], Usage, list[bool]]:
     """Answer every question; returns judgments in order, total usage, and which came from the cache."""
-    total = len(questions)
-    results: list[Judgment | None] = [None] * total
-    from_cache = [False] * total
-    usage = Usage()
     keys = [judgment_key(judge, question) for question in questions]
-    misses: list[int] = []
-    for index, key in enumerate(keys):
-        hit = cache.get_judgment(key) if cache is not None else None
-        if hit is not None:
-            results[index] = Judgment(hit)
-            from_cache[index] = True
-        else:
-            misses.append(index)
-    usage.cache_hits = total - len(misses)
-    usage.cache_misses = len(misses)
-    done = total - len(misses)
-    if progress is not None:
-        progress(done, total, f"{done} of {total} questions from the cache")
+
+    def lookup(index: int) -> Judgment | None:
+        hit = cache.get_judgment(keys[index]) if cache is not None else None
+        return Judgment(hit) if hit is not None else None
 
     async def call(chunk: list[int]) -> tuple[list[Judgment], Usage]:
         batch = await judge.judge([questions[i] for i in chunk])
@@ -189,20 +215,22 @@ async def run_judgments(
             return [Judgment(None, reason) for _ in chunk], batch.usage
         return [check_judgment(judgment) for judgment in batch.judgments], batch.usage
 
-    def finished(chunk: list[int], outcomes: list[Judgment], _usage: Usage) -> None:
-        nonlocal done
-        for index, outcome in zip(chunk, outcomes, strict=True):
-            results[index] = outcome
-            if outcome.ok and cache is not None and outcome.p_yes is not None:
-                cache.set_judgment(keys[index], outcome.p_yes, {"simulator": judge.name})
-        done += len(chunk)
-        if progress is not None:
-            progress(done, total, f"judged {done} of {total} questions")
+    def store(index: int, outcome: Judgment) -> None:
+        if outcome.ok and cache is not None and outcome.p_yes is not None:
+            cache.set_judgment(keys[index], outcome.p_yes, {"simulator": judge.name})
 
-    chunks = _chunked(misses, judge.capabilities.max_questions_per_call)
-    await _run_chunks(judge, chunks, call, lambda reason: Judgment(None, reason), finished, usage)
-    final = [result if result is not None else Judgment(None, "not judged") for result in results]
-    return final, usage, from_cache
+    return await _run_cached(
+        judge,
+        len(questions),
+        lookup=lookup,
+        call=call,
+        store=store,
+        failure=lambda reason: Judgment(None, reason),
+        chunk_size=judge.capabilities.max_questions_per_call,
+        progress=progress,
+        noun="questions",
+        verb="judged",
+    )
 
 
 def _check_batch(outcomes: Sequence[SequenceSimulation], lengths: Sequence[int]) -> list[SequenceSimulation]:
