@@ -34,6 +34,9 @@ sys.path.insert(0, str(ROOT))
 from scoring import prompts  # noqa: E402
 from scoring.simulators import local  # noqa: E402
 
+MODEL = os.environ.get("LOCAL_MODEL", "gemma-3-270m")
+"""The packaged model the experiments run (session 1 and 2 figures: Gemma; LOCAL_MODEL=smollm2 for the other)."""
+
 SETS = {
     "dev": ROOT / "benchmarks" / "dev_puzzles.json",
     "dev2": ROOT / "benchmarks" / "dev_puzzles_2.json",
@@ -297,10 +300,10 @@ def time_20x64(methods: list[str]) -> None:
     """
     pool = [t for p in load_puzzles(SETS["dev"]).values() for tokens, _ in p["sequences"] for t in tokens]
     sequences = [[pool[(s * 64 + i) % len(pool)] for i in range(64)] for s in range(20)]
-    local.load_model()
+    local.load_model(MODEL)
     for method in methods:
-        simulator = local.LocalSimulator(method=method)
-        local.load_model().neutral_cache.clear()
+        simulator = local.LocalSimulator(model=MODEL, method=method)
+        local.load_model(MODEL).neutral_cache.clear()
         timings = []
         for explanation in ("words about food and cooking", "verbs in the past tense"):
             started = time.perf_counter()
@@ -346,7 +349,7 @@ def main() -> None:
                 continue
             needs_model = name.startswith(("contrastive", "slots", "membership"))
             if needs_model and model is None:
-                model = local.load_model()
+                model = local.load_model(MODEL)
             print(f"  collecting {name} on {set_name}", flush=True)
             raws[name] = collections[name](model, puzzles)
             path.write_bytes(pickle.dumps(raws[name]))

@@ -167,7 +167,7 @@ def main() -> None:
     if args.words:
         run_words(args.sets, raw_dir, args.words, {"w1": pointer_prefix, "w3": pointer3_prefix}[args.words])
         return
-    model = local.load_model()
+    model = local.load_model("gemma-3-270m")
     for set_name in args.sets.split(","):
         puzzles = load_puzzles(SETS[set_name])
         for variant in args.variants.split(","):
@@ -277,7 +277,7 @@ def evaluate_pointer(puzzles, raw, mode: str) -> float:
 
 
 def run_pointer(sets: str, raw_dir: Path) -> None:
-    model = local.load_model()
+    model = local.load_model("gemma-3-270m")
     for set_name in sets.split(","):
         puzzles = load_puzzles(SETS[set_name])
         path = raw_dir / f"{set_name}-pointer.pkl"
@@ -381,7 +381,7 @@ def evaluate_pointer2(puzzles, raw, mode: str) -> float:
 
 
 def run_pointer2(sets: str, raw_dir: Path, name: str = "pointer2", prefix_fn=None) -> None:
-    model = local.load_model()
+    model = local.load_model("gemma-3-270m")
     for set_name in sets.split(","):
         puzzles = load_puzzles(SETS[set_name])
         path = raw_dir / f"{set_name}-{name}.pkl"
@@ -493,7 +493,7 @@ def evaluate_words(puzzles, raw, how: str, floor: float) -> float:
 
 
 def run_words(sets: str, raw_dir: Path, name: str, prefix_fn) -> None:
-    model = local.load_model()
+    model = local.load_model("gemma-3-270m")
     for set_name in sets.split(","):
         puzzles = load_puzzles(SETS[set_name])
         path = raw_dir / f"{set_name}-{name}.pkl"

@@ -97,9 +97,14 @@ def test_same_input_same_output(simulator: LocalSimulator) -> None:
     assert third == first
 
 
-def test_default_method_is_pointer(simulator: LocalSimulator) -> None:
+def test_defaults_pointer_on_smollm2_and_gemma_to_judge(simulator: LocalSimulator) -> None:
     assert simulator.method == "pointer"
     assert simulator.prompt_version == "local-pointer-1"
+    assert simulator.model_key == "smollm2" and simulator.text_model_key == "gemma-3-270m"
+    chosen = get_simulator("local:model=gemma-3-270m")
+    assert isinstance(chosen, LocalSimulator)
+    assert chosen.model_key == chosen.text_model_key == "gemma-3-270m"
+    assert chosen.model != simulator.model  # the simulation model enters the cache key
 
 
 def test_pointer_gives_a_word_the_same_value_on_all_its_pieces(simulator: LocalSimulator) -> None:
