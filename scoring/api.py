@@ -322,7 +322,7 @@ async def agenerate_explanations(
         seed=seed,
         cache=resolve_cache(cache),
         progress=progress,
-        simulator_id=simulator_id(resolved),
+        simulator_id=simulator_id(resolved, writing=True),
     )
 
 

@@ -35,7 +35,7 @@ from scoring.errors import ScoringInputError
 from scoring.metrics import classification_metrics, pearson, pearson_p_value
 from scoring.records import AttentionPair, AttentionRecord
 from scoring.results import JudgmentResult, ScoreResult
-from scoring.scorers import ACTIVE_THRESHOLD, ScoringJob, fuzzing_markings, new_result, register_scorer
+from scoring.scorers import ACTIVE_THRESHOLD, ScoringJob, fuzzing_markings, new_result, register_scorer, simulator_id
 from scoring.simulators.judge import Judge, JudgeQuestion, can_judge
 from scoring.simulators.runner import run_judgments
 
@@ -63,6 +63,7 @@ class _Asked:
 
 async def _ask(job: ScoringJob, result: ScoreResult, asked: Sequence[_Asked]) -> bool:
     """Have every question answered into `result.judgments`; False (with `result.error`) when any is not."""
+    result.simulator = simulator_id(job.simulator, writing=True)
     if not can_judge(job.simulator):
         result.error = (
             f"the {result.scorer} scorer asks a judge yes/no questions, and the simulator {result.simulator} "

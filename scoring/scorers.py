@@ -87,8 +87,10 @@ def check_scorer_options(name: str, options: dict[str, Any] | None) -> dict[str,
     return dict(options)
 
 
-def simulator_id(simulator: Simulator) -> str:
-    return f"{simulator.name}:{simulator.model}" if simulator.model else simulator.name
+def simulator_id(simulator: Simulator, writing: bool = False) -> str:
+    """``name:model``; with `writing`, the model that judges and explains when it differs (``local``)."""
+    model = (getattr(simulator, "text_model", None) if writing else None) or simulator.model
+    return f"{simulator.name}:{model}" if model else simulator.name
 
 
 def new_result(job: ScoringJob, scorer: str, positions: Sequence[int] | None = None) -> ScoreResult:

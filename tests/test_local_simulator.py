@@ -12,6 +12,7 @@ import pytest
 
 from scoring.errors import ScoringInputError
 from scoring.metrics import pearson
+from scoring.scorers import simulator_id
 from scoring.simulators import get_simulator
 from scoring.simulators.base import Simulator
 from scoring.simulators.local import CONTEXT_TOKENS, LocalSimulator
@@ -105,6 +106,9 @@ def test_defaults_pointer_on_smollm2_and_gemma_to_judge(simulator: LocalSimulato
     assert isinstance(chosen, LocalSimulator)
     assert chosen.model_key == chosen.text_model_key == "gemma-3-270m"
     assert chosen.model != simulator.model  # the simulation model enters the cache key
+    # Judged scores and written explanations name the model that wrote them.
+    assert simulator_id(simulator) == "local:smollm2-135m-instruct-q4_1"
+    assert simulator_id(simulator, writing=True) == "local:gemma-3-270m-q4_k_m"
 
 
 def test_pointer_gives_a_word_the_same_value_on_all_its_pieces(simulator: LocalSimulator) -> None:

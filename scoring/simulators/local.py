@@ -386,6 +386,7 @@ class LocalSimulator(SyncSimulator):
         self.text_model_key = model or DEFAULT_TEXT_MODEL
         """Judges and explains: the spec's model, else DEFAULT_TEXT_MODEL."""
         self.model = MODELS[self.model_key].model_id
+        self.text_model = MODELS[self.text_model_key].model_id
         self.method = method
         self.threads = threads
         if method == "slots":
@@ -421,7 +422,7 @@ class LocalSimulator(SyncSimulator):
     explain_prompt_version = prompts.LOCAL_EXPLAIN_PROMPT_VERSION
 
     def options(self) -> dict[str, Any]:
-        return {"method": self.method, "text_model": MODELS[self.text_model_key].model_id}
+        return {"method": self.method, "text_model": self.text_model}
 
     def explain_options(self) -> dict[str, Any]:
         return {"max_tokens": EXPLAIN_MAX_TOKENS, "temperature": EXPLAIN_TEMPERATURE, "top_k": EXPLAIN_TOP_K}
