@@ -1,16 +1,21 @@
 """Prices of API models, for the cost figures in `Usage`.
 
 USD per million tokens, (input, output), standard (non-batch, uncached) tier.
-Figures taken on 2025-08-15 from OpenAI's public API pricing page
-(platform.openai.com/docs/pricing). Prices change: update the table and this
-date together. A model not listed gets cost None (tokens are still counted).
+Figures first written on 2025-08-15 from OpenAI's public API pricing page
+(platform.openai.com/docs/pricing); checked on 2026-11-23 (no access to that
+page from here) against third-party copies of it dated March-June 2026, which
+agree with every figure below and add gpt-5.1 and gpt-5.4. Prices change:
+update the table and this date together. A model not listed gets cost None
+(tokens are still counted).
 """
 
 from __future__ import annotations
 
-PRICES_TAKEN_ON = "2025-08-15"
+PRICES_TAKEN_ON = "2026-11-23"
 
 PRICES_PER_MILLION: dict[str, tuple[float, float]] = {
+    "gpt-5.4": (2.50, 15.00),
+    "gpt-5.1": (1.25, 10.00),
     "gpt-5": (1.25, 10.00),
     "gpt-5-mini": (0.25, 2.00),
     "gpt-5-nano": (0.05, 0.40),
