@@ -155,21 +155,7 @@ def unique_words(sequences: list[list[str]]) -> list[str]:
 
 def list_logprobs(model: local._LoadedModel, prefix: list[int], words: list[str]) -> dict[str, float]:
     """Sum of log p of each word's tokens when the words follow `prefix` as a comma-separated list."""
-    ids = list(prefix)
-    spans = []
-    comma = model.tokenize(",")
-    for index, word in enumerate(words):
-        if index:
-            ids.extend(comma)
-        piece = model.tokenize(" " + word)
-        spans.append((len(ids), len(piece)))
-        ids.extend(piece)
-    wanted = [start - 1 + j for start, length in spans for j in range(length)]
-    logits = model.logits_at(ids, wanted)
-    out = {}
-    for word, (start, length) in zip(words, spans, strict=True):
-        out[word] = sum(local._log_softmax_at(logits[start - 1 + j], ids[start + j]) for j in range(length))
-    return out
+    return dict(zip(words, local._list_logprobs(model, prefix, words), strict=True))
 
 
 def collect_membership(model: local._LoadedModel, puzzles: dict, variant: str) -> dict:

@@ -34,8 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from local_experiments import load_puzzles, pairwise, pearson  # noqa: E402
+from local_experiments import evaluate, load_puzzles  # noqa: E402
 
+from scoring import prompts  # noqa: E402
 from scoring.simulators import local  # noqa: E402
 
 SETS = {
@@ -132,15 +133,27 @@ def values_from(lp: np.ndarray, neutral: np.ndarray, mode: str) -> np.ndarray:
     return v
 
 
-def evaluate(puzzles, raw, mode: str) -> float:
-    scores = {}
-    for key, puzzle in puzzles.items():
-        real = np.concatenate([v for _, v in puzzle["sequences"]])
-        scores[key] = []
-        for per_seq in raw[key]:
-            sim = np.concatenate([values_from(lp, n, mode) for lp, n in per_seq])
-            scores[key].append(pearson(list(real), list(sim)))
-    return pairwise(scores)
+def score_raw(puzzles: dict, raw: dict, values) -> float:
+    """Pairwise accuracy when each sequence's saved raw output becomes activations through `values`."""
+    return evaluate(puzzles, lambda key, index, tokens: [values(item) for item in raw[key][index]])
+
+
+def load_or_collect(raw_dir: Path, set_name: str, name: str, collect) -> tuple[dict, dict]:
+    """The set's puzzles and the raw outputs of `collect(model, puzzles)`, saved once under raw_dir."""
+    puzzles = load_puzzles(SETS[set_name])
+    path = raw_dir / f"{set_name}-{name}.pkl"
+    if path.exists():
+        return puzzles, pickle.loads(path.read_bytes())
+    model = local.load_model("gemma-3-270m")
+    with model.lock:
+        raw = collect(model, puzzles)
+    path.write_bytes(pickle.dumps(raw))
+    return puzzles, raw
+
+
+def report(set_name: str, name: str, raw: dict, scores: dict[str, float]) -> None:
+    line = " ".join(f"{mode}={score:.3f}" for mode, score in scores.items())
+    print(f"{set_name:7s} {name} {line}  s/score={np.mean(raw['seconds']):.2f}", flush=True)
 
 
 def main() -> None:
@@ -165,76 +178,61 @@ def main() -> None:
         run_pointer2(args.sets, raw_dir, "pointer3", pointer3_prefix)
         return
     if args.words:
-        run_words(args.sets, raw_dir, args.words, {"w1": pointer_prefix, "w3": pointer3_prefix}[args.words])
+        examples = {"w1": prompts.LOCAL_POINTER_EXAMPLES, "w3": POINTER3_EXAMPLES}[args.words]
+        run_words(args.sets, raw_dir, args.words, examples)
         return
-    model = local.load_model("gemma-3-270m")
     for set_name in args.sets.split(","):
-        puzzles = load_puzzles(SETS[set_name])
         for variant in args.variants.split(","):
-            path = raw_dir / f"{set_name}-{variant}.pkl"
-            if path.exists():
-                raw = pickle.loads(path.read_bytes())
-            else:
-                with model.lock:
-                    raw = collect(model, puzzles, variant)
-                path.write_bytes(pickle.dumps(raw))
-            secs = float(np.mean(raw["seconds"]))
-            line = " ".join(f"{mode}={evaluate(puzzles, raw, mode):.3f}"
-                            for mode in ("prob", "logodds", "gain", "gainprob"))
-            print(f"{set_name:7s} {variant:8s} {line}  s/score={secs:.2f}", flush=True)
-
-
+            puzzles, raw = load_or_collect(raw_dir, set_name, variant, lambda m, p, v=variant: collect(m, p, v))
+            report(set_name, variant, raw, {
+                mode: score_raw(puzzles, raw, lambda item, mode=mode: values_from(*item, mode))
+                for mode in ("prob", "logodds", "gain", "gainprob")
+            })
 
 
 # ----------------------------------------------------------------------------- pointer method
 # The model reads the rule and the whole text, then names the words of the text that fit:
 # one next-token distribution per sequence gives every word's probability of being named.
 
-POINTER_EXAMPLES = [
-    ("names of vegetables",
-     "We bought carrots and a cabbage at the market, then a lamp.", "carrots, cabbage"),
-    ("the word \"light\" when it means not heavy",
-     "Turn on the light, please; this box is light enough to carry.", "light"),
-    ("numbers larger than one hundred",
-     "She paid 40 dollars for 250 stickers and gave 3 of them away.", "250"),
-    ("names of vegetables",
-     "The train left the station at noon and nobody waved.", "none"),
-    ("the word right after \"the\"",
-     "Then the cat sat on a mat while a dog watched.", "cat"),
-    ("instances of the words \"blue\" and \"cold\"",
-     "The blue car was cold inside, and the red one was warm.", "blue, cold"),
-]
-
-POINTER_HEADER = "For each text, list the words of the text that fit the rule, or none.\n\n"
+def pointer_prefix(explanation: str, examples=prompts.LOCAL_POINTER_EXAMPLES) -> str:
+    return prompts.local_pointer_examples(examples) + prompts.local_pointer_rule(explanation)
 
 
-def pointer_prefix(explanation: str, examples=POINTER_EXAMPLES) -> str:
-    parts = [POINTER_HEADER]
-    for rule, text, answer in examples:
-        parts.append(f"Rule: {rule}\nText: {text}\nWords that fit: {answer}\n\n")
-    cleaned = " ".join(explanation.split()).rstrip(".")
-    parts.append(f"Rule: {cleaned}\nText:")
-    return "".join(parts)
+def pointer_ids(model, prefix_text: str, tokens: list[str]) -> list[int]:
+    """Prompt ids up to the answer cue (one pass, no fixed segments: how the first experiments ran)."""
+    return (model.bos + model.tokenize(prefix_text) + model.tokenize(prompts.local_pointer_text(tokens))
+            + model.tokenize(prompts.LOCAL_POINTER_ANSWER))
+
+
+def word_index(tokens: list[str]) -> tuple[list[str], list[int]]:
+    """The distinct words of a text and each token's word index (-1 for blanks)."""
+    words: list[str] = []
+    owner = [-1] * len(tokens)
+    for word, indices in local.word_groups(tokens):
+        if not word:
+            continue
+        if word not in words:
+            words.append(word)
+        for i in indices:
+            owner[i] = words.index(word)
+    return words, owner
+
+
+def answer_logprobs(model, ids: list[int]) -> np.ndarray:
+    """log-softmax of the next-token logits after `ids`."""
+    logits = model.logits_at(ids, [len(ids) - 1])[len(ids) - 1]
+    top = logits.max()
+    return logits - (top + np.log(np.exp(logits - top).sum()))
 
 
 def pointer_logprobs(model, explanation: str, tokens: list[str]) -> tuple[np.ndarray, float]:
     """Per input token: log p(the model names the word it belongs to first); plus log p(none)."""
-    ids = model.bos + model.tokenize(pointer_prefix(explanation))
-    text = "".join(tokens)
-    if not text[:1].isspace():
-        text = " " + text
-    ids += model.tokenize(text.replace("\n", " ")) + model.tokenize("\nWords that fit:")
-    logits = model.logits_at(ids, [len(ids) - 1])[len(ids) - 1]
-    top = logits.max()
-    logz = top + np.log(np.exp(logits - top).sum())
+    row = answer_logprobs(model, pointer_ids(model, pointer_prefix(explanation), tokens))
     out = np.full(len(tokens), -np.inf)
     for word, indices in local.word_groups(tokens):
-        if not any(c.isalnum() for c in word):
-            continue
-        first = model.tokenize(" " + word)[0]
-        out[indices] = logits[first] - logz
-    none = float(logits[model.tokenize(" none")[0]] - logz)
-    return out, none
+        if any(c.isalnum() for c in word):
+            out[indices] = row[model.tokenize(" " + word)[0]]
+    return out, float(row[model.tokenize(" none")[0]])
 
 
 def collect_pointer(model, puzzles) -> dict:
@@ -266,29 +264,11 @@ def pointer_values(lp, none, neutral, mode):
     raise ValueError(mode)
 
 
-def evaluate_pointer(puzzles, raw, mode: str) -> float:
-    scores = {}
-    for key, puzzle in puzzles.items():
-        real = np.concatenate([v for _, v in puzzle["sequences"]])
-        scores[key] = [pearson(list(real), list(np.concatenate([pointer_values(lp, none, n, mode)
-                                                                 for lp, none, n in per_seq])))
-                       for per_seq in raw[key]]
-    return pairwise(scores)
-
-
 def run_pointer(sets: str, raw_dir: Path) -> None:
-    model = local.load_model("gemma-3-270m")
     for set_name in sets.split(","):
-        puzzles = load_puzzles(SETS[set_name])
-        path = raw_dir / f"{set_name}-pointer.pkl"
-        if path.exists():
-            raw = pickle.loads(path.read_bytes())
-        else:
-            with model.lock:
-                raw = collect_pointer(model, puzzles)
-            path.write_bytes(pickle.dumps(raw))
-        line = " ".join(f"{m}={evaluate_pointer(puzzles, raw, m):.3f}" for m in ("prob", "log", "gain", "share"))
-        print(f"{set_name:7s} pointer {line}  s/score={np.mean(raw['seconds']):.2f}", flush=True)
+        puzzles, raw = load_or_collect(raw_dir, set_name, "pointer", collect_pointer)
+        report(set_name, "pointer", raw, {m: score_raw(puzzles, raw, lambda item, m=m: pointer_values(*item, m))
+                                          for m in ("prob", "log", "gain", "share")})
 
 
 def pointer_slots(model, explanation: str, tokens: list[str], slots: int = int(os.environ.get("SLOTS", "4")),
@@ -297,32 +277,17 @@ def pointer_slots(model, explanation: str, tokens: list[str], slots: int = int(o
 
     Returns the words, each input token's word index (-1 for blanks), and per slot {word: logp, "<none>": logp}.
     """
-    ids = model.bos + model.tokenize(prefix_text if prefix_text is not None else pointer_prefix(explanation))
-    text = "".join(tokens)
-    if not text[:1].isspace():
-        text = " " + text
-    ids += model.tokenize(text.replace("\n", " ")) + model.tokenize("\nWords that fit:")
-    groups = local.word_groups(tokens)
-    words: list[str] = []
-    owner = [-1] * len(tokens)
-    for word, indices in groups:
-        if not word:
-            continue
-        if word not in words:
-            words.append(word)
-        for i in indices:
-            owner[i] = words.index(word)
+    ids = pointer_ids(model, prefix_text if prefix_text is not None else pointer_prefix(explanation), tokens)
+    words, owner = word_index(tokens)
     first = [model.tokenize(" " + w)[0] for w in words]
     none_id = model.tokenize(" none")[0]
     comma = model.tokenize(",")
     per_slot: list[dict[str, float]] = []
     named: set[int] = set()
     for slot in range(slots):
-        logits = model.logits_at(ids, [len(ids) - 1])[len(ids) - 1]
-        top = logits.max()
-        logz = top + np.log(np.exp(logits - top).sum())
-        row = {w: float(logits[f] - logz) for w, f in zip(words, first, strict=False)}
-        row["<none>"] = float(logits[none_id] - logz)
+        logprobs = answer_logprobs(model, ids)
+        row = {w: float(logprobs[f]) for w, f in zip(words, first, strict=True)}
+        row["<none>"] = float(logprobs[none_id])
         per_slot.append(row)
         if slot == slots - 1:
             break
@@ -371,28 +336,11 @@ def pointer2_values(words, owner, per_slot, mode: str) -> np.ndarray:
 POINTER2_MODES = ("s1-maxp", "s1-maxlog", "s2-maxp", "s4-maxp", "s4-sump", "s4-maxlog", "s4-share")
 
 
-def evaluate_pointer2(puzzles, raw, mode: str) -> float:
-    scores = {}
-    for key, puzzle in puzzles.items():
-        real = np.concatenate([v for _, v in puzzle["sequences"]])
-        scores[key] = [pearson(list(real), list(np.concatenate([pointer2_values(*s, mode) for s in per_seq])))
-                       for per_seq in raw[key]]
-    return pairwise(scores)
-
-
 def run_pointer2(sets: str, raw_dir: Path, name: str = "pointer2", prefix_fn=None) -> None:
-    model = local.load_model("gemma-3-270m")
     for set_name in sets.split(","):
-        puzzles = load_puzzles(SETS[set_name])
-        path = raw_dir / f"{set_name}-{name}.pkl"
-        if path.exists():
-            raw = pickle.loads(path.read_bytes())
-        else:
-            with model.lock:
-                raw = collect_pointer2(model, puzzles, prefix_fn)
-            path.write_bytes(pickle.dumps(raw))
-        line = " ".join(f"{m}={evaluate_pointer2(puzzles, raw, m):.3f}" for m in POINTER2_MODES)
-        print(f"{set_name:7s} {name} {line}  s/score={np.mean(raw['seconds']):.2f}", flush=True)
+        puzzles, raw = load_or_collect(raw_dir, set_name, name, lambda m, p: collect_pointer2(m, p, prefix_fn))
+        report(set_name, name, raw, {m: score_raw(puzzles, raw, lambda item, m=m: pointer2_values(*item, m))
+                                     for m in POINTER2_MODES})
 
 
 POINTER3_EXAMPLES = [
@@ -423,47 +371,28 @@ def pointer3_prefix(explanation: str) -> str:
     return pointer_prefix(explanation, POINTER3_EXAMPLES)
 
 
+def pointer_words(model, explanation: str, tokens: list[str], examples):
+    """Whole-word log-probs as the shipped simulator computes them: (words, owner, pieces, none).
 
-def pointer_words(model, tokens: list[str], prefix_text: str):
-    """Slot-1 log-probs of every word of the text, each word's model tokens teacher-forced in turn."""
-    ids = model.bos + model.tokenize(prefix_text)
-    text = "".join(tokens)
-    if not text[:1].isspace():
-        text = " " + text
-    ids += model.tokenize(text.replace("\n", " ")) + model.tokenize("\nWords that fit:")
-    words: list[str] = []
+    `none` (log p of answering "none") is not computed here: nan. Pickles saved before the shipped
+    function existed hold it, and come from one unsegmented pass (numbers differ in the 3rd decimal).
+    """
+    found = local.pointer_logprobs(model, explanation, tokens, examples)
+    words = list(found)
     owner = [-1] * len(tokens)
-    for word, indices in local.word_groups(tokens):
-        if not word:
-            continue
-        if word not in words:
-            words.append(word)
-        for i in indices:
-            owner[i] = words.index(word)
-    last = len(ids) - 1
-    first_row = model.logits_at(ids, [last])[last]
-    top = first_row.max()
-    logz = top + np.log(np.exp(first_row - top).sum())
-    pieces: dict[str, list[float]] = {}
-    for w in words:
-        wid = model.tokenize(" " + w)
-        lps = [float(first_row[wid[0]] - logz)]
-        if len(wid) > 1:
-            rows = model.logits_at(ids + wid[:-1], range(len(ids), len(ids) + len(wid) - 1))
-            lps += [local._log_softmax_at(rows[len(ids) + j], wid[j + 1]) for j in range(len(wid) - 1)]
-        pieces[w] = lps
-    none = float(first_row[model.tokenize(" none")[0]] - logz)
-    return words, owner, pieces, none
+    for position, (indices, _) in enumerate(found.values()):
+        for index in indices:
+            owner[index] = position
+    return words, owner, {word: pieces for word, (_, pieces) in found.items()}, math.nan
 
 
-def collect_words(model, puzzles, prefix_fn) -> dict:
+def collect_words(model, puzzles, examples) -> dict:
     raw: dict = {"seconds": []}
     for key, puzzle in puzzles.items():
         per = []
         for explanation in puzzle["explanations"]:
             started = time.perf_counter()
-            pre = prefix_fn(explanation)
-            per.append([pointer_words(model, list(t), pre) for t, _ in puzzle["sequences"]])
+            per.append([pointer_words(model, explanation, list(t), examples) for t, _ in puzzle["sequences"]])
             raw["seconds"].append(time.perf_counter() - started)
         raw[key] = per
     return raw
@@ -483,29 +412,13 @@ def words_values(words, owner, pieces, none, how: str, floor: float) -> np.ndarr
     return np.array([value[o] if o >= 0 else 0.0 for o in owner])
 
 
-def evaluate_words(puzzles, raw, how: str, floor: float) -> float:
-    scores = {}
-    for key, puzzle in puzzles.items():
-        real = np.concatenate([v for _, v in puzzle["sequences"]])
-        scores[key] = [pearson(list(real), list(np.concatenate([words_values(*s, how, floor) for s in per_seq])))
-                       for per_seq in raw[key]]
-    return pairwise(scores)
-
-
-def run_words(sets: str, raw_dir: Path, name: str, prefix_fn) -> None:
-    model = local.load_model("gemma-3-270m")
+def run_words(sets: str, raw_dir: Path, name: str, examples) -> None:
     for set_name in sets.split(","):
-        puzzles = load_puzzles(SETS[set_name])
-        path = raw_dir / f"{set_name}-{name}.pkl"
-        if path.exists():
-            raw = pickle.loads(path.read_bytes())
-        else:
-            with model.lock:
-                raw = collect_words(model, puzzles, prefix_fn)
-            path.write_bytes(pickle.dumps(raw))
-        line = " ".join(f"{how}{floor:g}={evaluate_words(puzzles, raw, how, floor):.3f}"
-                        for how in ("first", "sum", "mean") for floor in (-10.0, -15.0, -20.0))
-        print(f"{set_name:7s} {name} {line}  s/score={np.mean(raw['seconds']):.2f}", flush=True)
+        puzzles, raw = load_or_collect(raw_dir, set_name, name, lambda m, p: collect_words(m, p, examples))
+        report(set_name, name, raw, {
+            f"{how}{floor:g}": score_raw(puzzles, raw, lambda item, h=how, f=floor: words_values(*item, h, f))
+            for how in ("first", "sum", "mean") for floor in (-10.0, -15.0, -20.0)
+        })
 
 
 if __name__ == "__main__":

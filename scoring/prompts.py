@@ -257,10 +257,10 @@ LOCAL_POINTER_ANSWER = "\nWords that fit:"
 """Written after the text; the model's next words are read from here."""
 
 
-def local_pointer_examples() -> str:
-    """The part of every pointer prompt that does not depend on the explanation."""
+def local_pointer_examples(examples: Sequence[tuple[str, str, str]] = LOCAL_POINTER_EXAMPLES) -> str:
+    """The part of every pointer prompt that does not depend on the explanation (other examples: experiments)."""
     parts = [LOCAL_POINTER_HEADER]
-    for rule, text, answer in LOCAL_POINTER_EXAMPLES:
+    for rule, text, answer in examples:
         parts.append(f"Rule: {rule}\nText: {text}{LOCAL_POINTER_ANSWER} {answer}\n\n")
     return "".join(parts)
 

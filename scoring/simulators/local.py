@@ -585,38 +585,52 @@ class LocalSimulator(SyncSimulator):
     def _pointer(self, model: _LoadedModel, explanation: str, tokens: list[str]) -> list[float]:
         """How likely the model is to name each word when asked which words of the text fit the rule.
 
-        One pass reads the rule and the whole text; the words are then scored
-        from the answer position, each word's model tokens in turn (the prefix's
-        KV cache is reused, so a word of k tokens costs k - 1 more). Every
-        occurrence of a word gets its value; spaces get 0.
+        Each word's log-probability (see `pointer_logprobs`) maps linearly from
+        _POINTER_FLOOR (0) to 0 nats (10); every occurrence of a word gets its
+        value; spaces get 0.
         """
-        if not tokens:
-            return []
-        words: dict[str, list[int]] = {}
-        for word, indices in word_groups(tokens):
-            if word:
-                words.setdefault(word, []).extend(indices)
         values = [0.0] * len(tokens)
-        if not words:
-            return values
-        # Segments decoded separately, always from the same positions: the worked
-        # examples, the rule, the text with the answer cue, each answered word.
-        examples = model.bos + model.tokenize(prompts.local_pointer_examples())
-        ids = examples + model.tokenize(prompts.local_pointer_rule(explanation))
-        rule_end = len(ids)
-        ids += model.tokenize(prompts.local_pointer_text(tokens)) + model.tokenize(prompts.LOCAL_POINTER_ANSWER)
-        answer = len(ids) - 1
-        boundaries = (len(examples), rule_end, len(ids))
-        first = model.logits_at(ids, [answer], boundaries)[answer]
-        top = float(first.max())
-        log_norm = top + float(np.log(np.exp(first - top).sum()))
-        for word, indices in words.items():
-            piece = model.tokenize(" " + word)
-            logprob = float(first[piece[0]]) - log_norm
-            if len(piece) > 1:
-                rows = model.logits_at(ids + piece[:-1], range(len(ids), len(ids) + len(piece) - 1), boundaries)
-                logprob += sum(_log_softmax_at(rows[len(ids) + j], piece[j + 1]) for j in range(len(piece) - 1))
-            value = min(10.0, max(0.0, 10.0 * (1.0 - logprob / _POINTER_FLOOR)))
+        for indices, pieces in pointer_logprobs(model, explanation, tokens).values():
+            value = min(10.0, max(0.0, 10.0 * (1.0 - sum(pieces) / _POINTER_FLOOR)))
             for index in indices:
                 values[index] = value
         return values
+
+
+def pointer_logprobs(
+    model: _LoadedModel,
+    explanation: str,
+    tokens: Sequence[str],
+    examples: Sequence[tuple[str, str, str]] = prompts.LOCAL_POINTER_EXAMPLES,
+) -> dict[str, tuple[list[int], list[float]]]:
+    """Per word of the text: its token indices and the log p of each of its model tokens as the first answer.
+
+    One pass reads the worked examples, the rule and the whole text up to the
+    answer cue; each word's model tokens are then teacher-forced in turn from
+    there (the KV cache up to the cue is reused, so a word of k tokens costs
+    k - 1 more decoded tokens). Call with `model.lock` held.
+    """
+    words: dict[str, tuple[list[int], list[float]]] = {}
+    for word, indices in word_groups(tokens):
+        if word:
+            words.setdefault(word, ([], []))[0].extend(indices)
+    if not words:
+        return words
+    # Segments decoded separately, always from the same positions: the worked
+    # examples, the rule, the text with the answer cue, each answered word.
+    prefix = model.bos + model.tokenize(prompts.local_pointer_examples(examples))
+    ids = prefix + model.tokenize(prompts.local_pointer_rule(explanation))
+    rule_end = len(ids)
+    ids += model.tokenize(prompts.local_pointer_text(tokens)) + model.tokenize(prompts.LOCAL_POINTER_ANSWER)
+    answer = len(ids) - 1
+    boundaries = (len(prefix), rule_end, len(ids))
+    first = model.logits_at(ids, [answer], boundaries)[answer]
+    top = float(first.max())
+    log_norm = top + float(np.log(np.exp(first - top).sum()))
+    for word, (_, pieces) in words.items():
+        piece = model.tokenize(" " + word)
+        pieces.append(float(first[piece[0]]) - log_norm)
+        if len(piece) > 1:
+            rows = model.logits_at(ids + piece[:-1], range(len(ids), len(ids) + len(piece) - 1), boundaries)
+            pieces.extend(_log_softmax_at(rows[len(ids) + j], piece[j + 1]) for j in range(len(piece) - 1))
+    return words
