@@ -154,11 +154,12 @@ if not (subjects.index_directory(subject, corpus) / "meta.json").exists():
     )
     if st.button("Index the corpus"):
         bar = st.progress(0.0, text="indexing…")
-        subjects.open_index(
-            subject,
-            corpus,
-            progress=lambda done, total, message: bar.progress(done / max(total, 1), text=message),
-        )
+
+        def show_progress(done: int, total: int, message: str) -> None:
+            # open_index wants a callback returning None; bar.progress returns the element.
+            bar.progress(done / max(total, 1), text=message)
+
+        subjects.open_index(subject, corpus, progress=show_progress)
         st.rerun()
     st.stop()
 

@@ -217,18 +217,45 @@ P_VALUE_CORRECTION = "holm"
 false discovery among the explanations ranked, with no assumption about how their tests depend."""
 
 
+P_VALUE_CORRECTIONS: dict[str, Callable[[Sequence[float]], list[float]]] = {
+    "holm": holm_bonferroni,
+    "bh": benjamini_hochberg,
+}
+"""Corrections for testing several explanations, by the name that ends their metric (``p_value_holm``)."""
+
+
+def corrected_p_values(
+    pvalues: Sequence[float], corrections: Sequence[str] = (P_VALUE_CORRECTION, "bh")
+) -> list[dict[str, Any]]:
+    """For each of `pvalues`, the metrics that correct it for all of them, in the input order.
+
+    ``p_value_<name>`` for each of `corrections`, the first one again as ``p_value_corrected``
+    (its name in ``p_value_correction``), and ``comparisons``: how many p-values are finite
+    (NaN ones stay NaN and are not counted).
+    """
+    if not corrections or any(name not in P_VALUE_CORRECTIONS for name in corrections):
+        raise ScoringInputError(
+            f"unknown p-value correction in {list(corrections)!r}; choose from: {', '.join(P_VALUE_CORRECTIONS)}"
+        )
+    adjusted = {name: P_VALUE_CORRECTIONS[name](pvalues) for name in corrections}
+    comparisons = sum(math.isfinite(value) for value in pvalues)
+    return [
+        {
+            **{f"p_value_{name}": values[position] for name, values in adjusted.items()},
+            "p_value_corrected": adjusted[corrections[0]][position],
+            "p_value_correction": corrections[0],
+            "comparisons": comparisons,
+        }
+        for position in range(len(pvalues))
+    ]
+
+
 def correct_p_values(results: Sequence[ScoreResult]) -> None:
     """Add Holm and Benjamini-Hochberg corrected p-values to results whose metrics hold ``p_value``."""
     tested = [result for result in results if "p_value" in result.metrics]
-    if not tested:
-        return
     pvalues = [float(result.metrics["p_value"]) for result in tested]
-    for result, holm, bh in zip(tested, holm_bonferroni(pvalues), benjamini_hochberg(pvalues), strict=True):
-        result.metrics["p_value_holm"] = holm
-        result.metrics["p_value_bh"] = bh
-        result.metrics["p_value_corrected"] = holm
-        result.metrics["p_value_correction"] = P_VALUE_CORRECTION
-        result.metrics["comparisons"] = sum(math.isfinite(value) for value in pvalues)
+    for result, fields in zip(tested, corrected_p_values(pvalues), strict=True):
+        result.metrics.update(fields)
 
 
 async def ascore_attention_explanation(

@@ -27,6 +27,16 @@ simulated again or, when its simulations reached the cache, read from it. A reru
 with other scoring settings (simulator, sampling, ...) than the output was made with
 is refused, so one file never mixes them; a retried ``failed`` pair gets a new line,
 and the last line of a pair is its result.
+
+With a scorer that reports a p-value (``binary-condition``), the p-values of the
+explanations of one input line (one feature) are corrected for their number, Holm by
+default (``correction``: ``holm``, ``bh`` for Benjamini-Hochberg, or ``none``), into the
+metrics `rank_explanations` names: ``p_value_holm`` or ``p_value_bh``, again as
+``p_value_corrected`` with ``p_value_correction``, and ``comparisons``. The lines of such a
+feature are written together once all its explanations are scored (an interrupted one is
+read back from the cache on the rerun). When a rerun scores some of a feature's pairs
+(retried failures), their correction counts the p-values already in the output, and the
+earlier lines of the feature whose corrected values change are written again.
 """
 
 from __future__ import annotations
@@ -43,11 +53,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from scoring.api import ascore_explanation, default_simulator_spec, resolve_cache, resolve_simulator
+from scoring import judged
+from scoring.api import (
+    P_VALUE_CORRECTIONS,
+    ascore_explanation,
+    corrected_p_values,
+    default_simulator_spec,
+    refuse_attention_scorer,
+    resolve_cache,
+    resolve_simulator,
+)
 from scoring.errors import ScoringInputError
 from scoring.records import ActivationRecord, load_records
 from scoring.results import ScoreResult, jsonable
-from scoring.scorers import simulator_id
+from scoring.scorers import SCORERS, check_scorer_options, simulator_id
 from scoring.simulators import Simulator
 from scoring.simulators.base import Usage
 
@@ -59,11 +78,16 @@ SCORING_DEFAULTS: dict[str, Any] = {
     "n_sequences": None,
     "seed": 0,
     "normalization": "global",
+    "scorer_options": None,
 }
 """Options passed on to `ascore_explanation` and their defaults there; they, with the simulator, define a run."""
 SCORING_OPTIONS = tuple(SCORING_DEFAULTS)
 
 BATCH_OPTIONS = ("cache", "progress", "include_sequences", "retry_failed", "limits")
+
+CORRECTIONS = (*P_VALUE_CORRECTIONS, "none")
+"""Values of ``correction``: how the p-values of one feature's explanations are corrected."""
+DEFAULT_CORRECTION = "holm"
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
@@ -88,8 +112,34 @@ class Tally:
     failed: int = 0
     input_errors: int = 0
     skipped: int = 0
+    recorrected: int = 0
+    """Lines of earlier runs written again because their corrected p-values changed."""
     scores: list[float] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
+
+
+@dataclass
+class Finished:
+    """What an existing output already holds."""
+
+    keys: set[tuple[str, ...]] = field(default_factory=set)
+    """Work not to do again: ``("pair", feature_id, explanation)`` and, for unusable input lines,
+    ``("line", number, digest)``."""
+    p_values: dict[tuple[str, str], tuple[float, int]] = field(default_factory=dict)
+    """Per (feature_id, explanation) whose last line is ``ok`` with a ``p_value`` in its metrics:
+    that p-value (NaN for null) and the byte offset of the line."""
+
+
+@dataclass
+class Family:
+    """The pairs of one feature that this run scores, held until all are done so their p-values are corrected
+    together."""
+
+    feature: Feature
+    waiting: int
+    """Pairs not scored yet."""
+    results: dict[int, ScoreResult] = field(default_factory=dict)
+    """Scored pairs by explanation position (a pair that was an input error is not here)."""
 
 
 def feature_id_of(data: dict[str, Any], line: int) -> str:
@@ -157,6 +207,14 @@ def _line_digest(text: str) -> str:
     return hashlib.sha256(text.strip().encode("utf-8")).hexdigest()[:16]
 
 
+def _line_at(path: Path, offset: int) -> dict[str, Any]:
+    """The JSON line of `path` that starts at byte `offset`."""
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        entry: dict[str, Any] = json.loads(handle.readline().decode("utf-8", errors="replace"))
+    return entry
+
+
 def _input_lines(path: Path) -> Iterator[tuple[int, str]]:
     with path.open(encoding="utf-8") as handle:
         for number, text in enumerate(handle, start=1):
@@ -164,12 +222,12 @@ def _input_lines(path: Path) -> Iterator[tuple[int, str]]:
                 yield number, text
 
 
-def read_finished(output: Path, run_settings: dict[str, Any], retry_failed: bool) -> set[tuple[str, ...]]:
-    """Keys of the work an existing output already holds; repairs a torn last line.
+def read_finished(output: Path, run_settings: dict[str, Any], retry_failed: bool) -> Finished:
+    """What an existing output already holds; repairs a torn last line.
 
     Raises ScoringInputError when the output was made with other settings.
     """
-    finished: set[tuple[str, ...]] = set()
+    finished = Finished()
     if not output.exists():
         return finished
     with output.open("rb+") as handle:
@@ -180,11 +238,14 @@ def read_finished(output: Path, run_settings: dict[str, Any], retry_failed: bool
             logger.warning("%s ends with an incomplete line; removing it and scoring that pair again", output)
             handle.truncate(keep)
             content = content[:keep]
-    for number, raw in enumerate(content.decode("utf-8", errors="replace").splitlines(), start=1):
+    offset = 0
+    # Split on the newline we write only: a token may hold a character str.splitlines breaks at (U+2028).
+    for number, raw in enumerate(content.split(b"\n"), start=1):
+        start, offset = offset, offset + len(raw) + 1
         if not raw.strip():
             continue
         try:
-            entry = json.loads(raw)
+            entry = json.loads(raw.decode("utf-8", errors="replace"))
         except json.JSONDecodeError:
             logger.warning("%s line %d is not JSON; ignoring it", output, number)
             continue
@@ -198,14 +259,19 @@ def read_finished(output: Path, run_settings: dict[str, Any], retry_failed: bool
                 "or delete this one to start over"
             )
         status = entry.get("status")
+        pair = (str(entry.get("feature_id")), str(entry.get("explanation")))
         if status == STATUS_INPUT_ERROR and entry.get("line_digest"):
-            finished.add(("line", str(entry.get("line")), str(entry["line_digest"])))
+            finished.keys.add(("line", str(entry.get("line")), str(entry["line_digest"])))
         if (
             status == STATUS_OK
             or (status == STATUS_FAILED and not retry_failed)
             or (status == STATUS_INPUT_ERROR and entry.get("explanation") is not None)
         ):
-            finished.add(("pair", str(entry.get("feature_id")), str(entry.get("explanation"))))
+            finished.keys.add(("pair", *pair))
+        metrics = entry.get("metrics")
+        if status == STATUS_OK and isinstance(metrics, dict) and "p_value" in metrics:
+            p_value = metrics["p_value"]
+            finished.p_values[pair] = (float(p_value) if isinstance(p_value, int | float) else math.nan, start)
     return finished
 
 
@@ -276,8 +342,10 @@ async def _run(
     concurrency: int,
     scoring_options: dict[str, Any],
     batch_options: dict[str, Any],
+    correction: str | None,
     tally: Tally,
 ) -> None:
+    """`correction`: the p-value correction across each feature's explanations, None for none."""
     cache = resolve_cache(batch_options.get("cache", True))
     retry_failed = bool(batch_options.get("retry_failed", True))
     limits = batch_options.get("limits")
@@ -304,29 +372,63 @@ async def _run(
     with output_path.open("a", encoding="utf-8") as handle:
         writer = BatchWriter(handle, run_settings, bool(batch_options.get("include_sequences", False)))
 
-        async def score_pair(feature: Feature, position: int) -> None:
+        def record(feature: Feature, position: int, result: ScoreResult) -> None:
+            if writer.result(feature, position, result) == STATUS_OK:
+                tally.ok += 1
+                if math.isfinite(result.score):
+                    tally.scores.append(result.score)
+            else:
+                tally.failed += 1
+
+        def record_family(family: Family, correction: str) -> None:
+            feature = family.feature
+            tested: dict[int, float] = {}
+            for position, explanation in enumerate(feature.explanations):
+                result = family.results.get(position)
+                if result is not None and "p_value" in result.metrics:
+                    tested[position] = float(result.metrics["p_value"])
+                elif result is None and (feature.feature_id, explanation) in finished.p_values:
+                    tested[position] = finished.p_values[feature.feature_id, explanation][0]
+            fields = dict(zip(tested, corrected_p_values(list(tested.values()), (correction,)), strict=True))
+            for position in sorted(family.results):
+                family.results[position].metrics.update(fields.get(position, {}))
+                record(feature, position, family.results[position])
+            for position in sorted(set(fields) - set(family.results)):
+                # A line of an earlier run, corrected then over other p-values: write it again when that changed.
+                _, offset = finished.p_values[feature.feature_id, feature.explanations[position]]
+                earlier = _line_at(output_path, offset)
+                metrics = earlier.get("metrics") or {}
+                now = jsonable(fields[position])
+                if any(metrics.get(name) != value for name, value in now.items()):
+                    earlier["metrics"] = {**metrics, **now}
+                    writer.write(earlier)
+                    tally.recorrected += 1
+
+        async def score_pair(feature: Feature, position: int, family: Family | None) -> None:
             explanation = feature.explanations[position]
             try:
-                result = await ascore_explanation(
-                    explanation,
-                    feature.records,
-                    simulator=simulator,
-                    cache=cache,
-                    limits=limits,
-                    **scoring_options,
-                )
-            except ScoringInputError as exc:
-                tally.input_errors += 1
-                writer.input_error(feature.line, str(exc), "", feature.feature_id, explanation)
-            else:
-                tally.usage.add(result.usage)
-                status = writer.result(feature, position, result)
-                if status == STATUS_OK:
-                    tally.ok += 1
-                    if math.isfinite(result.score):
-                        tally.scores.append(result.score)
+                try:
+                    result = await ascore_explanation(
+                        explanation,
+                        feature.records,
+                        simulator=simulator,
+                        cache=cache,
+                        limits=limits,
+                        **scoring_options,
+                    )
+                except ScoringInputError as exc:
+                    tally.input_errors += 1
+                    writer.input_error(feature.line, str(exc), "", feature.feature_id, explanation)
                 else:
-                    tally.failed += 1
+                    tally.usage.add(result.usage)
+                    if family is None:
+                        record(feature, position, result)
+                    else:
+                        family.results[position] = result
+                if family is not None and correction is not None:
+                    family.waiting -= 1
+                    if family.waiting == 0:
+                        record_family(family, correction)
             finally:
                 semaphore.release()
                 advance()
@@ -337,15 +439,21 @@ async def _run(
                 try:
                     feature = parse_line(text, number, limits)
                 except ScoringInputError as exc:
-                    if ("line", str(number), digest) in finished:
+                    if ("line", str(number), digest) in finished.keys:
                         tally.skipped += 1
                     else:
                         tally.input_errors += 1
                         writer.input_error(number, str(exc), digest)
                     advance()
                     continue
-                for position, explanation in enumerate(feature.explanations):
-                    if ("pair", feature.feature_id, explanation) in finished:
+                to_score = {
+                    position
+                    for position, explanation in enumerate(feature.explanations)
+                    if ("pair", feature.feature_id, explanation) not in finished.keys
+                }
+                family = Family(feature, len(to_score)) if correction is not None and to_score else None
+                for position in range(len(feature.explanations)):
+                    if position not in to_score:
                         tally.skipped += 1
                         advance()
                         continue
@@ -354,7 +462,7 @@ async def _run(
                     if crashes:
                         semaphore.release()
                         raise crashes[0]
-                    task = asyncio.create_task(score_pair(feature, position))
+                    task = asyncio.create_task(score_pair(feature, position, family))
                     running.add(task)
                     task.add_done_callback(finish)
             if running:
@@ -375,12 +483,16 @@ def run_batch(
     output_path: str | Path,
     simulator: str | Simulator | None = None,
     concurrency: int = 4,
+    correction: str = DEFAULT_CORRECTION,
     **options: Any,
 ) -> dict[str, Any]:
     """Score every (feature, explanation) pair of a JSONL file into an output JSONL.
 
-    ``options``: the scoring settings of `score_explanation` (``scorer``, ``sampling``,
-    ``n_sequences``, ``seed``, ``normalization``), ``cache`` (as there; default True),
+    ``correction``: how a scorer's p-values (binary-condition) are corrected across the
+    explanations of each input line: ``holm`` (default), ``bh`` or ``none``.
+    ``options``: the scoring settings of `score_explanation` (``scorer``, ``scorer_options``
+    such as ``{"window": 16}``, ``sampling``, ``n_sequences``, ``seed``, ``normalization``),
+    ``cache`` (as there; default True),
     ``limits`` (records.Limits), ``progress`` (tqdm bar on stderr, default True),
     ``include_sequences`` (per-sequence results in each line, default False) and
     ``retry_failed`` (score pairs whose simulation failed again, default True).
@@ -392,6 +504,16 @@ def run_batch(
         raise ScoringInputError(f"unknown batch option(s): {', '.join(sorted(unknown))}")
     if not isinstance(concurrency, int) or concurrency < 1:
         raise ScoringInputError(f"concurrency must be a positive integer, got {concurrency!r}")
+    if correction not in CORRECTIONS:
+        raise ScoringInputError(f"unknown correction {correction!r}; choose one of: {', '.join(CORRECTIONS)}")
+    # Settings every pair shares are checked here, or each pair would be written as an input error.
+    scorer = options.get("scorer") or SCORING_DEFAULTS["scorer"]
+    if scorer not in SCORERS:
+        raise ScoringInputError(f"unknown scorer {scorer!r}; choose one of: {', '.join(SCORERS)}")
+    refuse_attention_scorer(scorer)
+    options["scorer_options"] = check_scorer_options(scorer, options.get("scorer_options")) or None
+    if options["scorer_options"] is not None:
+        judged.window_option(options["scorer_options"])
     source = Path(input_path)
     if not source.is_file():
         raise ScoringInputError(f"input file not found: {source}")
@@ -416,6 +538,9 @@ def run_batch(
         "simulator_options": instance.options(),
         **scoring_options,
     }
+    corrects = scorer in judged.P_VALUE_SCORERS
+    if corrects:
+        identity["correction"] = correction
     run_settings = json.loads(json.dumps(identity, sort_keys=True, default=str))
     tally = Tally()
     started = time.perf_counter()
@@ -429,6 +554,7 @@ def run_batch(
                 concurrency,
                 scoring_options,
                 batch_options,
+                correction if corrects and correction != "none" else None,
                 tally,
             )
         )
@@ -452,6 +578,7 @@ def run_batch(
         "failed": tally.failed,
         "input_errors": tally.input_errors,
         "skipped": tally.skipped,
+        "recorrected": tally.recorrected,
         "seconds": round(seconds, 3),
         "scores_per_second": round(written / seconds, 3) if seconds > 0 else None,
         "mean_score": sum(tally.scores) / len(tally.scores) if tally.scores else None,

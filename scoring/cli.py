@@ -24,6 +24,17 @@ def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scorer", default="simulation", help="scoring method (default: simulation)")
 
 
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (argparse reports the error, exit code 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m scoring", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and warnings")
@@ -93,6 +104,20 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("-n", "--n-sequences", type=int, default=None)
     batch.add_argument("--seed", type=int, default=0)
     batch.add_argument("--normalization", default="global", choices=list(NORMALIZATIONS))
+    batch.add_argument(
+        "--window",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="binary-condition: tokens per window (default: whole sequences)",
+    )
+    batch.add_argument(
+        "--correction",
+        default="holm",
+        choices=["holm", "bh", "none"],
+        help="binary-condition: correct the p-values of the explanations of each input line (one feature, "
+        "named by its id) for their number: holm (Holm-Bonferroni, default), bh (Benjamini-Hochberg) or none",
+    )
     batch.add_argument("--no-cache", action="store_true", help="simulate again even when cached (no resume help)")
     batch.add_argument("--cache-dir", default=None)
     batch.add_argument("--include-sequences", action="store_true", help="per-sequence results in every line")
@@ -398,6 +423,8 @@ def _command_batch(args: argparse.Namespace) -> int:
         n_sequences=args.n_sequences,
         seed=args.seed,
         normalization=args.normalization,
+        scorer_options={"window": args.window} if args.window is not None else None,
+        correction=args.correction,
         cache=False if args.no_cache else (args.cache_dir or True),
         include_sequences=args.include_sequences,
         retry_failed=not args.no_retry_failed,

@@ -191,7 +191,8 @@ def context_windows(n_tokens: int, window: int | None) -> list[tuple[int, int]]:
     return [(start, min(start + window, n_tokens)) for start in range(0, n_tokens, window)]
 
 
-def _window_option(options: dict[str, object]) -> int | None:
+def window_option(options: dict[str, object]) -> int | None:
+    """binary-condition's ``window`` option: None (whole sequences) or a positive whole number of tokens."""
     window = options.get("window")
     if window is None:
         return None
@@ -209,7 +210,7 @@ async def binary_condition_scorer(job: ScoringJob) -> ScoreResult:
     figures of P(yes) for windows with an active token.
     """
     started = time.perf_counter()
-    window = _window_option(job.options)
+    window = window_option(job.options)
     result = new_result(job, "binary-condition")
     asked = [
         _Asked(
@@ -305,6 +306,8 @@ async def attention_head_scorer(job: ScoringJob) -> ScoreResult:
 
 JUDGE_SCORERS = ("detection-judge", "fuzzing-judge", "binary-condition", "attention-head")
 """The scorers registered here: their results carry `judgments` and no simulated activations."""
+P_VALUE_SCORERS = ("binary-condition",)
+"""Scorers whose metrics hold a ``p_value``, to be corrected when several explanations are tested."""
 
 register_scorer("detection-judge", detection_judge_scorer)
 register_scorer("fuzzing-judge", fuzzing_judge_scorer)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -15,10 +16,12 @@ from typing import Any
 import httpx
 import pytest
 
+from scoring.api import rank_explanations
 from scoring.batch import run_batch
 from scoring.errors import ScoringInputError
 from scoring.simulators.base import Capabilities, SimulationBatch
 from scoring.simulators.fake import FakeSimulator
+from scoring.simulators.judge import JudgeQuestion, Judgment, JudgmentBatch
 from tests.support.scoring_server import fake_openai_server
 
 REPO = Path(__file__).resolve().parents[1]
@@ -336,3 +339,199 @@ def test_cli_defaults_and_api_defaults_are_the_same_run(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["skipped"] == 2
+
+
+# --- binary-condition: --window and p-values corrected per feature ----------------------------------
+
+WINDOW_FEATURE = {
+    "id": "fox-neuron",
+    "activations": [
+        {"tokens": ["the", " fox", " ran", " home"], "values": [0, 8, 0, 0]},
+        {"tokens": ["a", " dog", " saw", " fox"], "values": [0, 0, 0, 0]},
+        {"tokens": ["big", " cat", " sat", " down"], "values": [0, 0, 0, 0]},
+    ],
+    "explanations": ["fox"],
+}
+
+CORRECTION_FEATURE = {
+    "id": "animals",
+    "activations": [
+        {"tokens": tokens, "values": values}
+        for tokens, values in [
+            (["the", " fox", " ran"], [0, 8, 0]),
+            (["a", " fox", " sat"], [0, 7, 0]),
+            (["big", " cat", " ran"], [0, 6, 0]),
+            (["one", " dog", " here"], [0, 0, 0]),
+            (["my", " cat", " slept"], [0, 5, 0]),
+            (["the", " dog", " barked"], [0, 1, 0]),
+            (["rain", " fell", " down"], [0, 0, 0]),
+            (["old", " fox", " den"], [0, 0, 0]),
+        ]
+    ],
+    "explanations": ["fox cat", "fox", "cat", "dog", "zebra"],
+}
+"""Four finite binary-condition p-values whose Holm and BH adjustments both need their monotone step; zebra's is
+NaN (the fake judge says no everywhere)."""
+
+
+def _write_lines(path: Path, *features: dict[str, Any]) -> Path:
+    path.write_text("".join(json.dumps(feature) + "\n" for feature in features), encoding="utf-8")
+    return path
+
+
+def last_lines(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The result of each explanation: its last line."""
+    return {entry["explanation"]: entry for entry in entries}
+
+
+def test_window_splits_each_sequence_for_binary_condition(tmp_path: Path) -> None:
+    source = _write_lines(tmp_path / "in.jsonl", WINDOW_FEATURE)
+    run_batch(source, tmp_path / "whole.jsonl", simulator="fake", scorer="binary-condition", progress=False)
+    run_batch(
+        source, tmp_path / "windows.jsonl", simulator="fake", scorer="binary-condition",
+        scorer_options={"window": 2}, progress=False,
+    )
+    [whole] = read_output(tmp_path / "whole.jsonl")
+    [windows] = read_output(tmp_path / "windows.jsonl")
+    # Whole sequences: P(yes) 0.5, 0.5, 0 against highest real activations 10, 0, 0, so r = 0.5.
+    assert whole["metrics"]["windows"] == 3 and whole["metrics"]["window_tokens"] is None
+    assert whole["score"] == pytest.approx(0.5)
+    # Windows of 2 tokens: "the fox" (0.5, 10), "ran home", "a dog", "saw fox" (0.5, 0), "big cat", "sat down":
+    # the fox outside the active window counts once in six, so r = (10/3) / sqrt(1/3 * 250/3) = sqrt(0.4).
+    assert windows["metrics"]["windows"] == 6 and windows["metrics"]["window_tokens"] == 2
+    assert windows["score"] == pytest.approx(math.sqrt(0.4))
+    assert windows["settings"]["scorer_options"] == {"window": 2}
+    assert "scorer_options" not in whole["settings"]
+    with pytest.raises(ScoringInputError, match="other settings"):
+        run_batch(
+            source, tmp_path / "windows.jsonl", simulator="fake", scorer="binary-condition",
+            scorer_options={"window": 3}, progress=False,
+        )
+
+
+def test_p_values_are_corrected_across_one_features_explanations(tmp_path: Path) -> None:
+    other = {**WINDOW_FEATURE, "explanations": ["fox", "dog"]}
+    source = _write_lines(tmp_path / "in.jsonl", CORRECTION_FEATURE, other)
+    holm_output, bh_output, none_output = (tmp_path / f"{name}.jsonl" for name in ("holm", "bh", "none"))
+    run_batch(source, holm_output, simulator="fake", scorer="binary-condition", concurrency=3, progress=False)
+    run_batch(source, bh_output, simulator="fake", scorer="binary-condition", correction="bh", progress=False)
+    run_batch(source, none_output, simulator="fake", scorer="binary-condition", correction="none", progress=False)
+
+    holm_entries = read_output(holm_output)
+    holm = last_lines([e for e in holm_entries if e["feature_id"] == "animals"])
+    p = {text: entry["metrics"]["p_value"] for text, entry in holm.items()}
+    assert p["zebra"] is None
+    # The order the hand computation below relies on.
+    assert p["fox cat"] < p["dog"] < p["fox"] < p["cat"] and 4 * p["fox cat"] < 3 * p["dog"] < 2 * p["fox"]
+    # Holm over m = 4 finite p-values: (m - rank + 1) * p, never below the step before; fox gives cat its value.
+    expected_holm = {"fox cat": 4 * p["fox cat"], "dog": 3 * p["dog"], "fox": 2 * p["fox"], "cat": 2 * p["fox"]}
+    assert 2 * p["fox"] < 1
+    for text, value in expected_holm.items():
+        metrics = holm[text]["metrics"]
+        assert metrics["p_value_holm"] == pytest.approx(value)
+        assert metrics["p_value_corrected"] == pytest.approx(value)
+        assert metrics["p_value_correction"] == "holm" and metrics["comparisons"] == 4
+        assert "p_value_bh" not in metrics
+    assert holm["zebra"]["metrics"]["p_value_holm"] is None and holm["zebra"]["metrics"]["comparisons"] == 4
+    # The other feature is its own family: two p-values.
+    assert {e["metrics"]["comparisons"] for e in holm_entries if e["feature_id"] == "fox-neuron"} == {2}
+
+    bh = last_lines([e for e in read_output(bh_output) if e["feature_id"] == "animals"])
+    # Benjamini-Hochberg: m * p / rank, never above the step after; cat's 4 * p / 4 caps dog and fox.
+    assert 4 * p["cat"] / 4 < 4 * p["fox"] / 3 and 4 * p["cat"] / 4 < 4 * p["dog"] / 2
+    expected_bh = {"fox cat": 4 * p["fox cat"] / 1, "dog": p["cat"], "fox": p["cat"], "cat": p["cat"]}
+    for text, value in expected_bh.items():
+        metrics = bh[text]["metrics"]
+        assert metrics["p_value_bh"] == pytest.approx(value) and metrics["p_value_corrected"] == pytest.approx(value)
+        assert metrics["p_value_correction"] == "bh" and "p_value_holm" not in metrics
+    assert bh["fox cat"]["settings"]["correction"] == "bh"
+
+    # The same numbers as ranking the explanations through the API.
+    ranked = rank_explanations(
+        CORRECTION_FEATURE["explanations"], CORRECTION_FEATURE["activations"], simulator="fake",
+        scorer="binary-condition",
+    )
+    for result in ranked:
+        if result.explanation != "zebra":
+            assert holm[result.explanation]["metrics"]["p_value_holm"] == pytest.approx(result.metrics["p_value_holm"])
+            assert bh[result.explanation]["metrics"]["p_value_bh"] == pytest.approx(result.metrics["p_value_bh"])
+
+    uncorrected = read_output(none_output)
+    assert all("p_value" in e["metrics"] and "p_value_corrected" not in e["metrics"] for e in uncorrected)
+    # Scorers without p-values are not touched, and their settings do not name a correction.
+    run_batch(source, tmp_path / "simulation.jsonl", simulator="fake", progress=False)
+    simulation = read_output(tmp_path / "simulation.jsonl")
+    assert all("p_value_corrected" not in e["metrics"] and "correction" not in e["settings"] for e in simulation)
+
+
+class CatJudgeFails(FakeSimulator):
+    """The fake judge, failing every question about the explanation "cat" (failures are not cached)."""
+
+    async def judge(self, questions: Sequence[JudgeQuestion]) -> JudgmentBatch:
+        answered = await super().judge(questions)
+        answered.judgments = [
+            Judgment(None, "judge unavailable") if question.explanation == "cat" else judgment
+            for question, judgment in zip(questions, answered.judgments, strict=True)
+        ]
+        return answered
+
+
+def test_a_retried_pair_is_corrected_with_the_earlier_ones_which_are_written_again(tmp_path: Path) -> None:
+    source = _write_lines(tmp_path / "in.jsonl", CORRECTION_FEATURE)
+    output = tmp_path / "out.jsonl"
+    first = run_batch(source, output, simulator=CatJudgeFails(), scorer="binary-condition", progress=False)
+    assert first["failed"] == 1 and first["ok"] == 4
+    before = last_lines(read_output(output))
+    assert before["cat"]["status"] == "failed" and "p_value" not in before["cat"]["metrics"]
+    assert before["fox cat"]["metrics"]["comparisons"] == 3
+
+    second = run_batch(source, output, simulator="fake", scorer="binary-condition", progress=False)
+    assert second["ok"] == 1 and second["skipped"] == 4
+    # fox cat, dog and fox change with m = 4; zebra's NaN stays NaN but its count of comparisons changes.
+    assert second["recorrected"] == 4
+    resumed = last_lines(read_output(output))
+    reference = tmp_path / "reference.jsonl"
+    run_batch(source, reference, simulator="fake", scorer="binary-condition", progress=False)
+    fresh = last_lines(read_output(reference))
+    for text in CORRECTION_FEATURE["explanations"]:
+        for name in ("p_value", "p_value_holm", "p_value_corrected", "comparisons"):
+            assert resumed[text]["metrics"][name] == pytest.approx(fresh[text]["metrics"][name]), (text, name)
+
+    third = run_batch(source, output, simulator="fake", scorer="binary-condition", progress=False)
+    assert third["written"] == 0 and third["recorrected"] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--scorer", "binary-condition", "--window", "0"], "argument --window: must be a positive whole number"),
+        (["--scorer", "binary-condition", "--window", "abc"], "argument --window: must be a positive whole number"),
+        (["--scorer", "binary-condition", "--correction", "xyz"], "argument --correction: invalid choice: 'xyz'"),
+        (["--window", "2"], "error: the simulation scorer has no option window"),
+        (["--scorer", "binary"], "error: unknown scorer 'binary'"),
+    ],
+)
+def test_bad_window_correction_or_scorer_exit_2_and_write_nothing(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    source = _write_lines(tmp_path / "in.jsonl", WINDOW_FEATURE)
+    output = tmp_path / "out.jsonl"
+    command = [sys.executable, "-m", "scoring", "batch", str(source), "-o", str(output), "--simulator", "fake", *args]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert not output.exists()
+
+
+def test_the_cli_passes_window_and_correction_on(tmp_path: Path) -> None:
+    source = _write_lines(tmp_path / "in.jsonl", CORRECTION_FEATURE)
+    output = tmp_path / "out.jsonl"
+    command = [sys.executable, "-m", "scoring", "batch", str(source), "-o", str(output), "--simulator", "fake"]
+    command += ["--scorer", "binary-condition", "--window", "2", "--correction", "bh", "--no-progress"]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["settings"]["correction"] == "bh"
+    entries = read_output(output)
+    assert {e["metrics"]["window_tokens"] for e in entries} == {2}
+    assert {e["metrics"]["p_value_correction"] for e in entries} == {"bh"}
+    assert all("p_value_bh" in e["metrics"] for e in entries)
