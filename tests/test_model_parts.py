@@ -61,7 +61,19 @@ def test_missing_large_model_tells_how_to_install(monkeypatch: pytest.MonkeyPatc
 
     spec = local.MODELS["qwen2.5-coder-1.5b"]
     monkeypatch.setitem(local.MODELS, "qwen2.5-coder-1.5b", local.PackagedModel(
-        spec.key, spec.model_id, spec.pip_package, absent, bos_token=False
+        spec.key, spec.model_id, spec.pip_package, absent, import_names=spec.import_names, bos_token=False
     ))
     with pytest.raises(RuntimeError, match="requirements-large.txt"):
         local._LoadedModel(local.MODELS["qwen2.5-coder-1.5b"], 1)
+
+
+def test_installed_models_are_found_without_importing_them(pieces: tuple[list[str], bytes]) -> None:
+    names, _ = pieces
+    model = local.PackagedModel("fake", "fake-model", "fake", lambda: Path("x"), import_names=tuple(names))
+    missing = local.PackagedModel("gone", "gone-model", "gone", lambda: Path("x"), import_names=("no_such_part9",))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(local.MODELS, "fake", model)
+        patch.setitem(local.MODELS, "gone", missing)
+        assert local.model_installed("fake") and not local.model_installed("gone")
+    assert not any(name in sys.modules for name in names)
+    assert local.model_installed("smollm2")

