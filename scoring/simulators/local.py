@@ -192,6 +192,19 @@ class PackagedModel:
     """Whether the model was trained on ChatML turns (``<|im_start|>``), which ``pointer-chat`` writes."""
 
 
+def _qwen_coder_model(size: str) -> PackagedModel:
+    """Qwen2.5-Coder-<size>-Instruct, from its PyPI pieces (requirements-large.txt)."""
+    return PackagedModel(
+        f"qwen2.5-coder-{size}",
+        f"qwen2.5-coder-{size}-instruct-q4_k_m",
+        "-r requirements-large.txt",
+        lambda: _qwen_coder_path(size),
+        import_names=_QWEN_CODER[size][1],
+        bos_token=False,
+        chatml=True,
+    )
+
+
 MODELS: dict[str, PackagedModel] = {
     "gemma-3-270m": PackagedModel(
         "gemma-3-270m",
@@ -209,24 +222,7 @@ MODELS: dict[str, PackagedModel] = {
         bos_token=False,
         chatml=True,
     ),
-    "qwen2.5-coder-1.5b": PackagedModel(
-        "qwen2.5-coder-1.5b",
-        "qwen2.5-coder-1.5b-instruct-q4_k_m",
-        "-r requirements-large.txt",
-        lambda: _qwen_coder_path("1.5b"),
-        import_names=_QWEN_CODER["1.5b"][1],
-        bos_token=False,
-        chatml=True,
-    ),
-    "qwen2.5-coder-0.5b": PackagedModel(
-        "qwen2.5-coder-0.5b",
-        "qwen2.5-coder-0.5b-instruct-q4_k_m",
-        "-r requirements-large.txt",
-        lambda: _qwen_coder_path("0.5b"),
-        import_names=_QWEN_CODER["0.5b"][1],
-        bos_token=False,
-        chatml=True,
-    ),
+    **{f"qwen2.5-coder-{size}": _qwen_coder_model(size) for size in _QWEN_CODER},
 }
 """Packaged models the local simulator can run, by spec key."""
 
