@@ -90,22 +90,23 @@ def load_records(
             records = _records_from_object(parsed)
     if not records:
         raise ScoringInputError("no activation sequences found: give at least one sequence of tokens and values")
+    _check_limits(records, limits, "sequences")
+    return records
+
+
+def _check_limits(records: Sequence[ActivationRecord | AttentionRecord], limits: Limits, noun: str) -> None:
+    """Raise ScoringInputError when there are more records, or longer ones, than `limits` allow."""
     if len(records) > limits.max_sequences:
         raise ScoringInputError(
-            f"{len(records)} sequences is more than the limit of {limits.max_sequences}; "
-            "send fewer sequences or raise Limits.max_sequences"
+            f"{len(records)} {noun} is more than the limit of {limits.max_sequences}; "
+            f"send fewer {noun} or raise Limits.max_sequences"
         )
     for index, record in enumerate(records):
         if len(record.tokens) > limits.max_tokens_per_sequence:
             raise ScoringInputError(
-                f"{_where(record, index)} has {len(record.tokens)} tokens, more than the limit of "
+                f"{record.source or f'sequence {index}'} has {len(record.tokens)} tokens, more than the limit of "
                 f"{limits.max_tokens_per_sequence}; split it or raise Limits.max_tokens_per_sequence"
             )
-    return records
-
-
-def _where(record: ActivationRecord, index: int) -> str:
-    return record.source or f"sequence {index}"
 
 
 def _parse_source(source: Any) -> Any:
@@ -397,16 +398,7 @@ def load_attention_records(source: Any, *, limits: Limits | None = None) -> list
         records = [_attention_record_from_item(item, f"attention record {index}") for index, item in enumerate(parsed)]
     if not records:
         raise ScoringInputError("no attention records found: give at least one record of tokens and attention")
-    if len(records) > limits.max_sequences:
-        raise ScoringInputError(
-            f"{len(records)} attention records is more than the limit of {limits.max_sequences}; send fewer"
-        )
-    for record in records:
-        if len(record.tokens) > limits.max_tokens_per_sequence:
-            raise ScoringInputError(
-                f"{record.source} has {len(record.tokens)} tokens, more than the limit of "
-                f"{limits.max_tokens_per_sequence}; shorten it or raise Limits.max_tokens_per_sequence"
-            )
+    _check_limits(records, limits, "attention records")
     return records
 
 
