@@ -417,11 +417,16 @@ TINY_PUZZLES = {
 }
 
 
-def test_benchmark_compares_several_scorers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def tiny_benchmark_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    """The benchmark page with TINY_PUZZLES as its bundled puzzle file."""
     puzzles = tmp_path / "puzzles.json"
     puzzles.write_text(json.dumps(TINY_PUZZLES), encoding="utf-8")
     monkeypatch.setattr(ui, "BUNDLED_PUZZLES", puzzles)
-    app = run_page(BENCHMARK)
+    return run_page(BENCHMARK)
+
+
+def test_benchmark_compares_several_scorers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = tiny_benchmark_page(tmp_path, monkeypatch)
     app.selectbox(key="bench_simulator").select("fake").run()
     app.multiselect(key="bench_scorers").select("detection")
     app.button(key="FormSubmitter:bench_form-Run benchmark").click().run()
@@ -442,10 +447,7 @@ def test_benchmark_compares_several_scorers(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_benchmark_with_a_judge_scorer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    puzzles = tmp_path / "puzzles.json"
-    puzzles.write_text(json.dumps(TINY_PUZZLES), encoding="utf-8")
-    monkeypatch.setattr(ui, "BUNDLED_PUZZLES", puzzles)
-    app = run_page(BENCHMARK)
+    app = tiny_benchmark_page(tmp_path, monkeypatch)
     assert "attention-head" not in app.multiselect(key="bench_scorers").options
     app.selectbox(key="bench_simulator").select("fake").run()
     app.multiselect(key="bench_scorers").select("detection-judge")
@@ -463,10 +465,7 @@ def test_benchmark_with_a_judge_scorer(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 def test_benchmark_without_a_scorer_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    puzzles = tmp_path / "puzzles.json"
-    puzzles.write_text(json.dumps(TINY_PUZZLES), encoding="utf-8")
-    monkeypatch.setattr(ui, "BUNDLED_PUZZLES", puzzles)
-    app = run_page(BENCHMARK)
+    app = tiny_benchmark_page(tmp_path, monkeypatch)
     app.multiselect(key="bench_scorers").unselect("simulation")
     app.button(key="FormSubmitter:bench_form-Run benchmark").click().run()
     assert_clean(app)
