@@ -186,7 +186,7 @@ def simulator_select(key: str) -> str:
     options = simulator_options()
     if st.session_state.get(key) not in options:
         st.session_state.pop(key, None)
-    return str(
+    spec = str(
         st.selectbox(
             "Simulator",
             options,
@@ -196,6 +196,17 @@ def simulator_select(key: str) -> str:
             "API models are faster and stronger but cost money.",
         )
     )
+    if spec.split(":", 1)[0] in ("local", "local-large"):
+        st.caption(LOCAL_CAVEAT)
+    return spec
+
+
+LOCAL_CAVEAT = (
+    "The offline model is a rough first pass: it tells category explanations apart (\"colors\" vs "
+    "\"smells\") but is near chance on structural or conditional ones (\"the word after *of*\", "
+    "\"wrong sums\"), where a decoy naming the firing words often wins. For scores you rely on, use an "
+    "API model; the measurements are in the README (Local simulator)."
+)
 
 
 @st.cache_resource(show_spinner="Loading the simulator…")

@@ -78,6 +78,14 @@ def test_score_page_loads_with_the_bundled_example() -> None:
     )
 
 
+def test_the_local_simulator_carries_its_caveat_and_others_do_not() -> None:
+    app = run_page(APP)
+    assert app.selectbox(key="score_simulator").value == "local"
+    assert ui.LOCAL_CAVEAT in texts(app.caption)
+    app.selectbox(key="score_simulator").select("fake").run()
+    assert ui.LOCAL_CAVEAT not in texts(app.caption)
+
+
 def test_scoring_with_fake_fills_ranking_heatmaps_and_charts() -> None:
     app = score_with(run_page(APP))
     assert not app.error, texts(app.error)
