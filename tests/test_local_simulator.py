@@ -119,6 +119,21 @@ def test_pointer_gives_a_word_the_same_value_on_all_its_pieces(simulator: LocalS
     assert values[3] > values[4], values  # peas (a vegetable) above cost
 
 
+def test_floor_sets_where_the_pointer_values_reach_zero(simulator: LocalSimulator) -> None:
+    tokens = CASES[0][0]
+    steep = get_simulator("local:floor=-5")
+    assert isinstance(steep, LocalSimulator)
+    assert simulator.floor == -15.0 and steep.floor == -5.0
+    assert steep.options()["floor"] == -5.0 != simulator.options()["floor"]  # part of the cache key
+    default = simulator.simulate_sync("farm animals", [tokens]).sequences[0].activations
+    values = steep.simulate_sync("farm animals", [tokens]).sequences[0].activations
+    assert default is not None and values is not None
+    # Both map the same log-probability linearly: 10 at 0 nats, 0 at the floor.
+    for wide, narrow in zip(default, values, strict=True):
+        assert narrow == pytest.approx(max(0.0, 3.0 * wide - 20.0), abs=1e-9)
+    assert sum(value == 0.0 for value in values) > sum(value == 0.0 for value in default)
+
+
 @pytest.mark.parametrize("method", ["contrastive", "slots"])
 def test_other_methods_run(simulator: LocalSimulator, method: str) -> None:
     other = get_simulator(f"local:method={method}")
@@ -154,10 +169,11 @@ def test_score_of_a_failed_sequence_is_nan_with_the_reason() -> None:
 @pytest.mark.parametrize(
     "spec",
     ["local:method=guess", "local:model=nothing", "local:speed=fast", "local:threads=two", "local-large:speed=fast",
-     "local:model=gemma-3-270m&method=pointer-chat"],
+     "local:model=gemma-3-270m&method=pointer-chat", "local:floor=five", "local:floor=5", "local:floor=nan",
+     "local:floor=-500", "local:method=contrastive&floor=-5"],
 )
 def test_bad_specs_say_what_to_fix(spec: str) -> None:
-    with pytest.raises(ScoringInputError):
+    with pytest.raises(ScoringInputError, match="floor" if "floor" in spec else None):
         get_simulator(spec)
 
 

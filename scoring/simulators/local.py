@@ -15,7 +15,8 @@ worked examples of "Rule: ... / Text: ... / Words that fit: a, b", then the
 explanation as the rule, the whole sequence, and "Words that fit:". A word's
 activation is the log-probability that the model names it there (its model
 tokens teacher-forced in turn), mapped linearly from -15 nats (0) to 0 nats
-(10); every occurrence of the word gets it, blanks get 0. The model has read
+(10; ``floor=-N`` in the spec sets another floor); every occurrence of the word
+gets it, blanks get 0. The model has read
 the whole text before it judges a word, the worked examples' KV cache is shared
 by every sequence, and no numbers are generated.
 
@@ -41,7 +42,7 @@ number, so every run writes the same candidates.
 ``pointer-chat`` is the same prompt written as ChatML turns, for the
 instruction models (SmolLM2, Qwen).
 
-Spec: ``local`` or ``local:method=blend&model=smollm2&threads=2``;
+Spec: ``local`` or ``local:method=blend&model=smollm2&threads=2`` (``&floor=-5`` for pointer);
 ``local-large`` is ``local:model=qwen2.5-coder-1.5b&method=pointer``.
 """
 
@@ -250,8 +251,12 @@ CONTEXT_TOKENS = 4096
 BATCH_TOKENS = 512
 """Tokens decoded per llama.cpp call."""
 
-_POINTER_FLOOR = -15.0
-"""Log-probability (nats) at which a word named by the pointer method maps to 0; 0 nats maps to 10."""
+POINTER_FLOOR = -15.0
+"""Log-probability (nats) at which a word named by the pointer methods maps to 0; 0 nats maps to 10.
+
+``floor=-N`` in the spec sets another. A steeper floor (-5) won more dev pairs with Qwen 1.5B but
+gives 0 to every fitting word after the first one a text names, and lost on the test set
+(benchmarks/LOCAL_NOTES.md, session 5)."""
 
 _GAIN_SCALE = 2.0
 
@@ -502,7 +507,13 @@ class LocalSimulator(SyncSimulator):
 
     name = "local"
 
-    def __init__(self, model: str | None = None, method: str = DEFAULT_METHOD, threads: int | None = None):
+    def __init__(
+        self,
+        model: str | None = None,
+        method: str = DEFAULT_METHOD,
+        threads: int | None = None,
+        floor: float | None = None,
+    ):
         if model is not None and model not in MODELS:
             raise ScoringInputError(f"unknown local model {model!r}; choose one of: {', '.join(MODELS)}")
         if method not in METHODS:
@@ -516,6 +527,13 @@ class LocalSimulator(SyncSimulator):
                 f"method pointer-chat writes ChatML turns, which {self.model_key} was not trained on; "
                 f"use it with model={chat_models.replace(', ', ' or model=')}"
             )
+        if floor is not None and (method not in ("pointer", "pointer-chat") or not -100.0 <= floor < 0.0):
+            raise ScoringInputError(
+                f"local simulator floor={floor!r}: a floor (log-probability in nats, e.g. -5, between -100 and 0) "
+                "applies to method=pointer or pointer-chat only"
+            )
+        self.floor = POINTER_FLOOR if floor is None else float(floor)
+        """Pointer methods: the log-probability (nats) that maps to 0 (`POINTER_FLOOR` unless the spec sets it)."""
         self.model = MODELS[self.model_key].model_id
         self.text_model = MODELS[self.text_model_key].model_id
         self.method = method
@@ -534,28 +552,41 @@ class LocalSimulator(SyncSimulator):
 
     @classmethod
     def from_argument(cls, argument: str | None) -> LocalSimulator:
-        """Build from the part of a spec after ``local:`` (``model=...&method=...&threads=N``)."""
+        """Build from the part of a spec after ``local:`` (``model=...&method=...&threads=N&floor=-5``)."""
         if not argument:
             return cls()
         options = dict(parse_qsl(argument, keep_blank_values=True))
-        unknown = set(options) - {"model", "method", "threads"}
+        unknown = set(options) - {"model", "method", "threads", "floor"}
         if unknown:
             raise ScoringInputError(
-                f"unknown local simulator option(s) {sorted(unknown)}; use model=..., method=..., threads=N"
+                f"unknown local simulator option(s) {sorted(unknown)}; use model=..., method=..., threads=N, floor=-N"
             )
         threads = options.get("threads")
         if threads is not None and not threads.isdigit():
             raise ScoringInputError(f"local simulator threads must be a positive integer, got {threads!r}")
+        floor = options.get("floor")
+        try:
+            floor_value = float(floor) if floor is not None else None
+        except ValueError:
+            raise ScoringInputError(
+                f"local simulator floor must be a negative number of nats (e.g. floor=-5), got {floor!r}"
+            ) from None
+        if floor_value is not None and not math.isfinite(floor_value):
+            raise ScoringInputError(f"local simulator floor must be a finite negative number, got {floor!r}")
         return cls(
             model=options.get("model"),
             method=options.get("method", DEFAULT_METHOD),
             threads=int(threads) if threads else None,
+            floor=floor_value,
         )
 
     explain_prompt_version = prompts.LOCAL_EXPLAIN_PROMPT_VERSION
 
     def options(self) -> dict[str, Any]:
-        return {"method": self.method, "text_model": self.text_model}
+        options: dict[str, Any] = {"method": self.method, "text_model": self.text_model}
+        if self.method in ("pointer", "pointer-chat"):
+            options["floor"] = self.floor
+        return options
 
     def explain_options(self) -> dict[str, Any]:
         return {"max_tokens": EXPLAIN_MAX_TOKENS, "temperature": EXPLAIN_TEMPERATURE, "top_k": EXPLAIN_TOP_K}
@@ -719,13 +750,13 @@ class LocalSimulator(SyncSimulator):
         """How likely the model is to name each word when asked which words of the text fit the rule.
 
         Each word's log-probability (see `pointer_logprobs`) maps linearly from
-        _POINTER_FLOOR (0) to 0 nats (10); every occurrence of a word gets its
+        `self.floor` (0) to 0 nats (10); every occurrence of a word gets its
         value; spaces get 0.
         """
         values = [0.0] * len(tokens)
         chat = self.method == "pointer-chat"
         for indices, pieces in pointer_logprobs(model, explanation, tokens, chat=chat).values():
-            value = min(10.0, max(0.0, 10.0 * (1.0 - sum(pieces) / _POINTER_FLOOR)))
+            value = min(10.0, max(0.0, 10.0 * (1.0 - sum(pieces) / self.floor)))
             for index in indices:
                 values[index] = value
         return values

@@ -1,0 +1,204 @@
+"""How the pointer method's word log-probabilities become activations (see LOCAL_NOTES.md, session 5).
+
+The shipped mapping is linear in log p from a floor of -15 nats (0) to 0 nats (10). Under a broad
+rule a small model spreads probability over many words, and words that do not fit still land
+at -6..-10 nats, i.e. at values of 3..6: noise that a literal "instances of the words ..." decoy
+does not have. This script collects the raw numbers once per model and set (cached under
+cache/pointer_calibration/) and scores other mappings on them without the model:
+
+  log-floor-F   linear in log p from F nats (0) to 0 (10): the shipped one is log-floor-15
+  prob          10 * p (p = product of the word's model-token probabilities)
+  power-A       10 * p**A, between the two
+  none-ratio-F  log p(word) - log p("none") mapped from F (0) to 0 (10): relative to answering none
+  seq-max-F     log p(word) - the sequence's best word, mapped from F (0) to 0 (10)
+  gated-F       log-floor-F times 1 - p("none"): the text as a whole gates its words
+
+    python benchmarks/pointer_calibration.py --model smollm2 --sets dev,dev2
+    python benchmarks/pointer_calibration.py --model qwen2.5-coder-1.5b --sets dev,dev2
+    python benchmarks/pointer_calibration.py --model qwen2.5-coder-1.5b --sets openai --only prob
+    python benchmarks/pointer_calibration.py --sets dev,dev2 --ensemble smollm2,qwen2.5-coder-1.5b,embedding
+
+--ensemble adds the shipped mapping's values of several models' collections (and of the embedding
+baseline, from benchmarks/local_experiments.py's cache), each on its own 0..10 scale.
+
+Choose on dev and dev2 only; the OpenAI puzzles are the test set (--only restricts what is
+scored there, so the choice is made before any test number is seen).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import pickle
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from local_experiments import SETS, load_puzzles, pearson  # noqa: E402
+
+from scoring import prompts  # noqa: E402
+from scoring.simulators import local  # noqa: E402
+
+CACHE = ROOT / "cache" / "pointer_calibration"
+
+Raw = dict[tuple[str, int, int], tuple[dict[str, tuple[list[int], list[float]]], float]]
+
+
+def collect(model_key: str, puzzles: dict, chat: bool) -> Raw:
+    """Per (puzzle, explanation, sequence): each word's indices and piece log-probs, and log p(" none")."""
+    model = local.load_model(model_key)
+    none_id = model.tokenize(" none")[0]
+    raw: Raw = {}
+    started = time.perf_counter()
+    with model.lock:
+        for key, puzzle in puzzles.items():
+            for e, explanation in enumerate(puzzle["explanations"]):
+                for s, (tokens, _) in enumerate(puzzle["sequences"]):
+                    words = local.pointer_logprobs(model, explanation, tokens, chat=chat)
+                    ids, answer, boundaries = _answer_position(model, explanation, tokens, chat)
+                    row = model.logits_at(ids, [answer], boundaries)[answer]
+                    raw[(key, e, s)] = (words, local._log_softmax_at(row, none_id))
+            print(f"  {key}: {time.perf_counter() - started:.0f} s", flush=True)
+    return raw
+
+
+def _answer_position(model: local._LoadedModel, explanation: str, tokens: list[str], chat: bool):
+    # The same prompt as local.pointer_logprobs builds, up to the answer cue.
+    if chat:
+        prefix = model.bos + model.tokenize(prompts.local_pointer_chat_examples(), special=True)
+        ids = prefix + model.tokenize(prompts.local_pointer_chat_rule(explanation), special=True)
+        cue = model.tokenize(prompts.LOCAL_POINTER_CHAT_ANSWER, special=True)
+    else:
+        prefix = model.bos + model.tokenize(prompts.local_pointer_examples())
+        ids = prefix + model.tokenize(prompts.local_pointer_rule(explanation))
+        cue = model.tokenize(prompts.LOCAL_POINTER_ANSWER)
+    rule_end = len(ids)
+    ids += model.tokenize(prompts.local_pointer_text(tokens)) + cue
+    return ids, len(ids) - 1, (len(prefix), rule_end, len(ids))
+
+
+def _linear(gap: float, floor: float) -> float:
+    return min(10.0, max(0.0, 10.0 * (1.0 - gap / floor)))
+
+
+def mappings() -> dict[str, Callable[[float, float, float], float]]:
+    """name -> f(log p of the word, log p of "none", best log p of a word in the sequence)."""
+    table: dict[str, Callable[[float, float, float], float]] = {}
+    for floor in (-5.0, -8.0, -10.0, -15.0, -20.0):
+        table[f"log-floor-{-floor:g}"] = lambda lp, none, best, f=floor: _linear(lp, f)
+        table[f"none-ratio-{-floor:g}"] = lambda lp, none, best, f=floor: _linear(min(0.0, lp - none), f)
+        table[f"seq-max-{-floor:g}"] = lambda lp, none, best, f=floor: _linear(lp - best, f)
+        table[f"gated-{-floor:g}"] = lambda lp, none, best, f=floor: _linear(lp, f) * (1.0 - math.exp(none))
+    table["prob"] = lambda lp, none, best: 10.0 * math.exp(lp)
+    for power in (0.25, 0.5):
+        table[f"power-{power:g}"] = lambda lp, none, best, a=power: 10.0 * math.exp(a * lp)
+    return table
+
+
+def values_for(entry: tuple[dict, float], n_tokens: int, mapping: Callable) -> np.ndarray:
+    words, none = entry
+    values = np.zeros(n_tokens)
+    totals = {word: sum(pieces) for word, (_, pieces) in words.items()}
+    best = max(totals.values(), default=0.0)
+    for word, (indices, _) in words.items():
+        values[indices] = mapping(totals[word], none, best)
+    return values
+
+
+def score(puzzles: dict, raw: Raw, mapping: Callable) -> tuple[int, int]:
+    wins = total = 0
+    for key, puzzle in puzzles.items():
+        real = [v for _, values in puzzle["sequences"] for v in values]
+        correlations = []
+        for e in range(len(puzzle["explanations"])):
+            simulated = [
+                values_for(raw[(key, e, s)], len(tokens), mapping)
+                for s, (tokens, _) in enumerate(puzzle["sequences"])
+            ]
+            correlations.append(pearson(real, [float(v) for seq in simulated for v in seq]))
+        true = correlations[0]
+        for false in correlations[1:]:
+            total += 1
+            wins += int(not math.isnan(true) and (math.isnan(false) or true > false))
+    return wins, total
+
+
+def ensemble_score(name: str, puzzles: dict, sources: list[str]) -> tuple[int, int]:
+    """Pairwise wins when the sources' values are added (each a collection's log-floor-15, or embedding)."""
+    shipped = mappings()["log-floor-15"]
+    loaded = []
+    for source in sources:
+        if source == "embedding":
+            path = ROOT / "cache" / "local_experiments" / f"{name}-embedding.pkl"
+            loaded.append(("embedding", pickle.loads(path.read_bytes())))
+        else:
+            loaded.append(("pointer", pickle.loads((CACHE / f"{source}-{name}.pkl").read_bytes())))
+    wins = total = 0
+    for key, puzzle in puzzles.items():
+        real = [v for _, values in puzzle["sequences"] for v in values]
+        correlations = []
+        for e in range(len(puzzle["explanations"])):
+            flat = np.zeros(len(real))
+            for kind, raw in loaded:
+                parts = [
+                    raw[key][e][s] if kind == "embedding" else values_for(raw[(key, e, s)], len(tokens), shipped)
+                    for s, (tokens, _) in enumerate(puzzle["sequences"])
+                ]
+                flat += np.concatenate(parts)
+            correlations.append(pearson(real, flat.tolist()))
+        for false in correlations[1:]:
+            total += 1
+            wins += int(not math.isnan(correlations[0]) and (math.isnan(false) or correlations[0] > false))
+    return wins, total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=local.DEFAULT_MODEL, choices=sorted(local.MODELS))
+    parser.add_argument("--sets", default="dev,dev2")
+    parser.add_argument("--chat", action="store_true", help="the pointer-chat prompt")
+    parser.add_argument("--only", default="", help="comma-separated mappings to score (default: all)")
+    parser.add_argument("--ensemble", default="", help="comma-separated collections (and 'embedding') to add")
+    args = parser.parse_args()
+    if args.ensemble:
+        sources = args.ensemble.split(",")
+        pooled_wins = pooled_total = 0
+        for name in args.sets.split(","):
+            wins, total = ensemble_score(name, load_puzzles(SETS[name]), sources)
+            pooled_wins, pooled_total = pooled_wins + wins, pooled_total + total
+            print(f"{name:6s} {'+'.join(sources)} {wins:3d}/{total:3d} = {wins / total:.3f}")
+        print(f"pooled {'+'.join(sources)} {pooled_wins:3d}/{pooled_total:3d} = {pooled_wins / pooled_total:.3f}")
+        return
+    table = mappings()
+    names = [n for n in args.only.split(",") if n] or list(table)
+    pooled = dict.fromkeys(names, (0, 0))
+    CACHE.mkdir(parents=True, exist_ok=True)
+    for name in args.sets.split(","):
+        puzzles = load_puzzles(SETS[name])
+        path = CACHE / f"{args.model}-{'chat-' if args.chat else ''}{name}.pkl"
+        if path.exists():
+            raw = pickle.loads(path.read_bytes())
+        else:
+            print(f"collecting {name} with {args.model}", flush=True)
+            raw = collect(args.model, puzzles, args.chat)
+            path.write_bytes(pickle.dumps(raw))
+        for mapping_name in names:
+            wins, total = score(puzzles, raw, table[mapping_name])
+            print(f"{name:6s} {mapping_name:15s} {wins:3d}/{total:3d} = {wins / total:.3f}", flush=True)
+            pooled[mapping_name] = (pooled[mapping_name][0] + wins, pooled[mapping_name][1] + total)
+    if len(args.sets.split(",")) > 1:
+        for mapping_name, (wins, total) in sorted(pooled.items(), key=lambda item: -item[1][0]):
+            print(f"pooled {mapping_name:15s} {wins:3d}/{total:3d} = {wins / total:.3f}")
+
+
+if __name__ == "__main__":
+    main()
