@@ -45,7 +45,6 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from local_experiments import SETS, load_puzzles, pearson  # noqa: E402
 
-from scoring import prompts  # noqa: E402
 from scoring.simulators import local  # noqa: E402
 
 CACHE = ROOT / "cache" / "pointer_calibration"
@@ -64,26 +63,12 @@ def collect(model_key: str, puzzles: dict, chat: bool) -> Raw:
             for e, explanation in enumerate(puzzle["explanations"]):
                 for s, (tokens, _) in enumerate(puzzle["sequences"]):
                     words = local.pointer_logprobs(model, explanation, tokens, chat=chat)
-                    ids, answer, boundaries = _answer_position(model, explanation, tokens, chat)
+                    ids, boundaries = local.pointer_prompt(model, explanation, tokens, chat=chat)
+                    answer = len(ids) - 1
                     row = model.logits_at(ids, [answer], boundaries)[answer]
                     raw[(key, e, s)] = (words, local._log_softmax_at(row, none_id))
             print(f"  {key}: {time.perf_counter() - started:.0f} s", flush=True)
     return raw
-
-
-def _answer_position(model: local._LoadedModel, explanation: str, tokens: list[str], chat: bool):
-    # The same prompt as local.pointer_logprobs builds, up to the answer cue.
-    if chat:
-        prefix = model.bos + model.tokenize(prompts.local_pointer_chat_examples(), special=True)
-        ids = prefix + model.tokenize(prompts.local_pointer_chat_rule(explanation), special=True)
-        cue = model.tokenize(prompts.LOCAL_POINTER_CHAT_ANSWER, special=True)
-    else:
-        prefix = model.bos + model.tokenize(prompts.local_pointer_examples())
-        ids = prefix + model.tokenize(prompts.local_pointer_rule(explanation))
-        cue = model.tokenize(prompts.LOCAL_POINTER_ANSWER)
-    rule_end = len(ids)
-    ids += model.tokenize(prompts.local_pointer_text(tokens)) + cue
-    return ids, len(ids) - 1, (len(prefix), rule_end, len(ids))
 
 
 def _linear(gap: float, floor: float) -> float:

@@ -762,6 +762,32 @@ class LocalSimulator(SyncSimulator):
         return values
 
 
+def pointer_prompt(
+    model: _LoadedModel,
+    explanation: str,
+    tokens: Sequence[str],
+    examples: Sequence[tuple[str, str, str]] = prompts.LOCAL_POINTER_EXAMPLES,
+    chat: bool = False,
+) -> tuple[list[int], tuple[int, int, int]]:
+    """Model token ids of the pointer prompt up to the answer cue, and where its segments end.
+
+    Segments are decoded separately, always from the same positions (see
+    `_LoadedModel.logits_at`): the worked examples, the rule, the text with the
+    answer cue; each answered word after them.
+    """
+    if chat:
+        prefix = model.bos + model.tokenize(prompts.local_pointer_chat_examples(examples), special=True)
+        ids = prefix + model.tokenize(prompts.local_pointer_chat_rule(explanation), special=True)
+        cue = model.tokenize(prompts.LOCAL_POINTER_CHAT_ANSWER, special=True)
+    else:
+        prefix = model.bos + model.tokenize(prompts.local_pointer_examples(examples))
+        ids = prefix + model.tokenize(prompts.local_pointer_rule(explanation))
+        cue = model.tokenize(prompts.LOCAL_POINTER_ANSWER)
+    rule_end = len(ids)
+    ids += model.tokenize(prompts.local_pointer_text(tokens)) + cue
+    return ids, (len(prefix), rule_end, len(ids))
+
+
 def pointer_logprobs(
     model: _LoadedModel,
     explanation: str,
@@ -782,20 +808,8 @@ def pointer_logprobs(
             words.setdefault(word, ([], []))[0].extend(indices)
     if not words:
         return words
-    # Segments decoded separately, always from the same positions: the worked
-    # examples, the rule, the text with the answer cue, each answered word.
-    if chat:
-        prefix = model.bos + model.tokenize(prompts.local_pointer_chat_examples(examples), special=True)
-        ids = prefix + model.tokenize(prompts.local_pointer_chat_rule(explanation), special=True)
-        cue = model.tokenize(prompts.LOCAL_POINTER_CHAT_ANSWER, special=True)
-    else:
-        prefix = model.bos + model.tokenize(prompts.local_pointer_examples(examples))
-        ids = prefix + model.tokenize(prompts.local_pointer_rule(explanation))
-        cue = model.tokenize(prompts.LOCAL_POINTER_ANSWER)
-    rule_end = len(ids)
-    ids += model.tokenize(prompts.local_pointer_text(tokens)) + cue
+    ids, boundaries = pointer_prompt(model, explanation, tokens, examples, chat)
     answer = len(ids) - 1
-    boundaries = (len(prefix), rule_end, len(ids))
     first = model.logits_at(ids, [answer], boundaries)[answer]
     top = float(first.max())
     log_norm = top + float(np.log(np.exp(first - top).sum()))
