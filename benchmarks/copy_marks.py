@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import pickle
 import sys
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from local_experiments import SETS, load_puzzles, pearson  # noqa: E402
+from pointer_calibration import cached, report  # noqa: E402
 
 from scoring import prompts  # noqa: E402
 from scoring.simulators import local  # noqa: E402
@@ -156,24 +156,15 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated mappings to score (default: all)")
     args = parser.parse_args()
     names = [n for n in args.only.split(",") if n] or list(MAPPINGS)
-    pooled = dict.fromkeys(names, (0, 0))
-    CACHE.mkdir(parents=True, exist_ok=True)
-    for name in args.sets.split(","):
+
+    def results_of(name: str) -> dict[str, tuple[int, int]]:
         puzzles = load_puzzles(SETS[name])
         path = CACHE / f"{args.model}-{name}.pkl"
-        if path.exists():
-            raw = pickle.loads(path.read_bytes())
-        else:
-            print(f"collecting {name} with {args.model}", flush=True)
-            raw = collect(args.model, puzzles)
-            path.write_bytes(pickle.dumps(raw))
+        raw = cached(path, f"{name} with {args.model}", lambda: collect(args.model, puzzles))
         print(f"{name}: {np.mean(raw['seconds']):.2f} s per sequence")
-        for mapping_name in names:
-            wins, total = score(puzzles, raw, MAPPINGS[mapping_name])
-            print(f"{name:6s} {mapping_name:13s} {wins:3d}/{total:3d} = {wins / total:.3f}", flush=True)
-            pooled[mapping_name] = (pooled[mapping_name][0] + wins, pooled[mapping_name][1] + total)
-    for mapping_name, (wins, total) in sorted(pooled.items(), key=lambda item: -item[1][0]):
-        print(f"pooled {mapping_name:13s} {wins:3d}/{total:3d} = {wins / total:.3f}")
+        return {mapping_name: score(puzzles, raw, MAPPINGS[mapping_name]) for mapping_name in names}
+
+    report(args.sets.split(","), results_of)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -203,6 +204,30 @@ def ensemble_score(name: str, puzzles: dict, sources: list[str]) -> tuple[int, i
     return wins, total
 
 
+def cached(path: Path, what: str, build: Callable[[], Any]) -> Any:
+    """The pickled result at `path`, built (and saved) first if it is missing."""
+    if path.exists():
+        return pickle.loads(path.read_bytes())
+    print(f"collecting {what}", flush=True)
+    value = build()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(value))
+    return value
+
+
+def report(set_names: list[str], results_of: Callable[[str], dict[str, tuple[int, int]]]) -> None:
+    """Print each set's (wins, pairs) per variant as they come, then the variants pooled over the sets, best first."""
+    pooled: dict[str, tuple[int, int]] = {}
+    for set_name in set_names:
+        for variant, (wins, total) in results_of(set_name).items():
+            print(f"{set_name:6s} {variant:15s} {wins:3d}/{total:3d} = {wins / total:.3f}", flush=True)
+            before = pooled.get(variant, (0, 0))
+            pooled[variant] = (before[0] + wins, before[1] + total)
+    if len(set_names) > 1:
+        for variant, (wins, total) in sorted(pooled.items(), key=lambda item: -item[1][0]):
+            print(f"pooled {variant:15s} {wins:3d}/{total:3d} = {wins / total:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=local.DEFAULT_MODEL, choices=sorted(local.MODELS))
@@ -212,44 +237,28 @@ def main() -> None:
     parser.add_argument("--slot2", action="store_true", help="add the second answer slot (one more short decode)")
     parser.add_argument("--ensemble", default="", help="comma-separated collections (and 'embedding') to add")
     args = parser.parse_args()
+    set_names = args.sets.split(",")
     if args.ensemble:
         sources = args.ensemble.split(",")
-        pooled_wins = pooled_total = 0
-        for name in args.sets.split(","):
-            wins, total = ensemble_score(name, load_puzzles(SETS[name]), sources)
-            pooled_wins, pooled_total = pooled_wins + wins, pooled_total + total
-            print(f"{name:6s} {'+'.join(sources)} {wins:3d}/{total:3d} = {wins / total:.3f}")
-        print(f"pooled {'+'.join(sources)} {pooled_wins:3d}/{pooled_total:3d} = {pooled_wins / pooled_total:.3f}")
+        report(set_names, lambda name: {"+".join(sources): ensemble_score(name, load_puzzles(SETS[name]), sources)})
         return
     table = mappings()
     names = [n for n in args.only.split(",") if n] or list(table)
-    pooled = dict.fromkeys(names, (0, 0))
-    CACHE.mkdir(parents=True, exist_ok=True)
-    for name in args.sets.split(","):
+
+    def results_of(name: str) -> dict[str, tuple[int, int]]:
         puzzles = load_puzzles(SETS[name])
         path = CACHE / f"{args.model}-{'chat-' if args.chat else ''}{name}.pkl"
-        if path.exists():
-            raw = pickle.loads(path.read_bytes())
-        else:
-            print(f"collecting {name} with {args.model}", flush=True)
-            raw = collect(args.model, puzzles, args.chat)
-            path.write_bytes(pickle.dumps(raw))
+        raw = cached(path, f"{name} with {args.model}", lambda: collect(args.model, puzzles, args.chat))
         if args.slot2:
-            path2 = path.with_name(path.stem + "-slot2.pkl")
-            if path2.exists():
-                second = pickle.loads(path2.read_bytes())
-            else:
-                print(f"collecting the second slot of {name} with {args.model}", flush=True)
-                second = collect_slot2(args.model, puzzles, raw, args.chat)
-                path2.write_bytes(pickle.dumps(second))
+            second = cached(
+                path.with_name(path.stem + "-slot2.pkl"),
+                f"the second slot of {name} with {args.model}",
+                lambda: collect_slot2(args.model, puzzles, raw, args.chat),
+            )
             raw = with_second_slot(raw, second)
-        for mapping_name in names:
-            wins, total = score(puzzles, raw, table[mapping_name])
-            print(f"{name:6s} {mapping_name:15s} {wins:3d}/{total:3d} = {wins / total:.3f}", flush=True)
-            pooled[mapping_name] = (pooled[mapping_name][0] + wins, pooled[mapping_name][1] + total)
-    if len(args.sets.split(",")) > 1:
-        for mapping_name, (wins, total) in sorted(pooled.items(), key=lambda item: -item[1][0]):
-            print(f"pooled {mapping_name:15s} {wins:3d}/{total:3d} = {wins / total:.3f}")
+        return {mapping_name: score(puzzles, raw, table[mapping_name]) for mapping_name in names}
+
+    report(set_names, results_of)
 
 
 if __name__ == "__main__":
