@@ -245,6 +245,9 @@ def model_installed(key: str) -> bool:
 
 METHODS = ("blend", "contrastive", "membership", "pointer", "pointer-chat", "slots")
 
+POINTER_METHODS = ("pointer", "pointer-chat")
+"""The methods whose values come from `pointer_logprobs` (and so take a ``floor``)."""
+
 CONTEXT_TOKENS = 4096
 """Context window allocated per model; a prompt longer than this fails its sequence with a reason."""
 
@@ -527,7 +530,7 @@ class LocalSimulator(SyncSimulator):
                 f"method pointer-chat writes ChatML turns, which {self.model_key} was not trained on; "
                 f"use it with model={chat_models.replace(', ', ' or model=')}"
             )
-        if floor is not None and (method not in ("pointer", "pointer-chat") or not -100.0 <= floor < 0.0):
+        if floor is not None and (method not in POINTER_METHODS or not -100.0 <= floor < 0.0):
             raise ScoringInputError(
                 f"local simulator floor={floor!r}: a floor (log-probability in nats, e.g. -5, between -100 and 0) "
                 "applies to method=pointer or pointer-chat only"
@@ -571,8 +574,6 @@ class LocalSimulator(SyncSimulator):
             raise ScoringInputError(
                 f"local simulator floor must be a negative number of nats (e.g. floor=-5), got {floor!r}"
             ) from None
-        if floor_value is not None and not math.isfinite(floor_value):
-            raise ScoringInputError(f"local simulator floor must be a finite negative number, got {floor!r}")
         return cls(
             model=options.get("model"),
             method=options.get("method", DEFAULT_METHOD),
@@ -584,7 +585,7 @@ class LocalSimulator(SyncSimulator):
 
     def options(self) -> dict[str, Any]:
         options: dict[str, Any] = {"method": self.method, "text_model": self.text_model}
-        if self.method in ("pointer", "pointer-chat"):
+        if self.method in POINTER_METHODS:
             options["floor"] = self.floor
         return options
 
@@ -675,7 +676,7 @@ class LocalSimulator(SyncSimulator):
             return self._membership(model, explanation, tokens)
         if self.method == "slots":
             return self._slots(model, explanation, tokens)
-        if self.method in ("pointer", "pointer-chat"):
+        if self.method in POINTER_METHODS:
             return self._pointer(model, explanation, tokens)
         in_context = np.asarray(self._contrastive(model, explanation, tokens))
         word_level = np.asarray(self._membership(model, explanation, tokens))
