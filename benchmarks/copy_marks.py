@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from local_experiments import SETS, load_puzzles, pearson  # noqa: E402
-from pointer_calibration import cached, report  # noqa: E402
+from local_experiments import SETS, load_puzzles  # noqa: E402
+from pointer_calibration import _linear, cached, cases, pairwise_wins, report  # noqa: E402
 
 from scoring import prompts  # noqa: E402
 from scoring.simulators import local  # noqa: E402
@@ -58,15 +58,11 @@ EXAMPLES = (
 )
 
 
-def chatml(role: str, content: str) -> str:
-    return f"<|im_start|>{role}\n{content}<|im_end|>\n"
-
-
 def header() -> str:
-    parts = [chatml("system", SYSTEM)]
+    parts = [prompts._chatml("system", SYSTEM)]
     for rule, text, answer in EXAMPLES:
-        parts.append(chatml("user", f"Rule: {rule}\nText: {text}"))
-        parts.append(chatml("assistant", answer))
+        parts.append(prompts._chatml("user", f"Rule: {rule}\nText: {text}"))
+        parts.append(prompts._chatml("assistant", answer))
     return "".join(parts)
 
 
@@ -77,49 +73,36 @@ def collect(model_key: str, puzzles: dict) -> dict:
     brackets = {True: model.tokenize(" ["), False: model.tokenize("[")}
     assert all(len(ids) == 1 for ids in brackets.values()), brackets
     raw: dict = {"seconds": []}
-    started = time.perf_counter()
     with model.lock:
-        for key, puzzle in puzzles.items():
-            for e, explanation in enumerate(puzzle["explanations"]):
-                rule = " ".join(explanation.split()).rstrip(".")
-                head = prefix + model.tokenize(f"<|im_start|>user\nRule: {rule}\nText:", special=True)
-                for s, (tokens, _) in enumerate(puzzle["sequences"]):
-                    t0 = time.perf_counter()
-                    text = prompts.local_pointer_text(tokens)
-                    ids = head + model.tokenize(text) + model.tokenize(
-                        "<|im_end|>\n<|im_start|>assistant\n", special=True
-                    )
-                    body = len(ids)
-                    starts: list[tuple[list[int], int, bool]] = []
-                    for word, indices in local.word_groups(tokens):
-                        pieces = [p for i in indices for p in model.tokenize(tokens[i].replace("\n", " "))]
-                        if not pieces:
-                            continue
-                        spaced = tokens[indices[0]][:1].isspace()
-                        if len(ids) == body:  # the copy's first word: no leading space
-                            first = tokens[indices[0]].lstrip() + "".join(tokens[i] for i in indices[1:])
-                            pieces = model.tokenize(first.replace("\n", " "))
-                            spaced = False
-                            if not pieces:
-                                continue
-                        if any(c.isalnum() for c in word):
-                            starts.append((indices, len(ids), spaced))
-                        ids.extend(pieces)
-                    positions = [at - 1 for _, at, _ in starts]
-                    logits = model.logits_at(ids, positions, (len(prefix), len(head)))
-                    rows = []
-                    for indices, at, spaced in starts:
-                        row = logits[at - 1]
-                        rows.append((indices, local._log_softmax_at(row, brackets[spaced][0]),
-                                     local._log_softmax_at(row, ids[at])))
-                    raw[(key, e, s)] = rows
-                    raw["seconds"].append(time.perf_counter() - t0)
-            print(f"  {key}: {time.perf_counter() - started:.0f} s", flush=True)
+        for index, explanation, tokens in cases(puzzles):
+            started = time.perf_counter()
+            head = prefix + model.tokenize(prompts.local_pointer_chat_rule(explanation), special=True)
+            turn = model.tokenize("<|im_end|>\n<|im_start|>assistant\n", special=True)
+            ids = head + model.tokenize(prompts.local_pointer_text(tokens)) + turn
+            body = len(ids)
+            starts: list[tuple[list[int], int, bool]] = []
+            for word, indices in local.word_groups(tokens):
+                pieces = [p for i in indices for p in model.tokenize(tokens[i].replace("\n", " "))]
+                if not pieces:
+                    continue
+                spaced = tokens[indices[0]][:1].isspace()
+                if len(ids) == body:  # the copy's first word: no leading space
+                    first = tokens[indices[0]].lstrip() + "".join(tokens[i] for i in indices[1:])
+                    pieces = model.tokenize(first.replace("\n", " "))
+                    spaced = False
+                    if not pieces:
+                        continue
+                if any(c.isalnum() for c in word):
+                    starts.append((indices, len(ids), spaced))
+                ids.extend(pieces)
+            logits = model.logits_at(ids, [at - 1 for _, at, _ in starts], (len(prefix), len(head)))
+            raw[index] = [
+                (indices, local._log_softmax_at(logits[at - 1], brackets[spaced][0]),
+                 local._log_softmax_at(logits[at - 1], ids[at]))
+                for indices, at, spaced in starts
+            ]
+            raw["seconds"].append(time.perf_counter() - started)
     return raw
-
-
-def _linear(gap: float, floor: float) -> float:
-    return min(10.0, max(0.0, 10.0 * (1.0 - gap / floor)))
 
 
 MAPPINGS = {
@@ -131,22 +114,13 @@ MAPPINGS = {
 
 
 def score(puzzles: dict, raw: dict, mapping) -> tuple[int, int]:
-    wins = total = 0
-    for key, puzzle in puzzles.items():
-        real = [v for _, values in puzzle["sequences"] for v in values]
-        correlations = []
-        for e in range(len(puzzle["explanations"])):
-            flat = []
-            for s, (tokens, _) in enumerate(puzzle["sequences"]):
-                values = np.zeros(len(tokens))
-                for indices, bracket, word in raw[(key, e, s)]:
-                    values[indices] = mapping(bracket, word)
-                flat.extend(values.tolist())
-            correlations.append(pearson(real, flat))
-        for false in correlations[1:]:
-            total += 1
-            wins += int(not math.isnan(correlations[0]) and (math.isnan(false) or correlations[0] > false))
-    return wins, total
+    def values_of(index: tuple[str, int, int], tokens: list[str]) -> np.ndarray:
+        values = np.zeros(len(tokens))
+        for indices, bracket, word in raw[index]:
+            values[indices] = mapping(bracket, word)
+        return values
+
+    return pairwise_wins(puzzles, values_of)
 
 
 def main() -> None:

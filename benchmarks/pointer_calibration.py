@@ -36,7 +36,7 @@ import os
 import pickle
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,22 +57,28 @@ CACHE = ROOT / "cache" / "pointer_calibration"
 Raw = dict[tuple[str, int, int], tuple[dict[str, tuple[list[int], list[float]]], float]]
 
 
+def cases(puzzles: dict) -> Iterator[tuple[tuple[str, int, int], str, list[str]]]:
+    """Every ((puzzle, explanation, sequence), explanation, tokens), with the seconds so far after each puzzle."""
+    started = time.perf_counter()
+    for key, puzzle in puzzles.items():
+        for e, explanation in enumerate(puzzle["explanations"]):
+            for s, (tokens, _) in enumerate(puzzle["sequences"]):
+                yield (key, e, s), explanation, tokens
+        print(f"  {key}: {time.perf_counter() - started:.0f} s", flush=True)
+
+
 def collect(model_key: str, puzzles: dict, chat: bool) -> Raw:
     """Per (puzzle, explanation, sequence): each word's indices and piece log-probs, and log p(" none")."""
     model = local.load_model(model_key)
     none_id = model.tokenize(" none")[0]
     raw: Raw = {}
-    started = time.perf_counter()
     with model.lock:
-        for key, puzzle in puzzles.items():
-            for e, explanation in enumerate(puzzle["explanations"]):
-                for s, (tokens, _) in enumerate(puzzle["sequences"]):
-                    words = local.pointer_logprobs(model, explanation, tokens, chat=chat)
-                    ids, boundaries = local.pointer_prompt(model, explanation, tokens, chat=chat)
-                    answer = len(ids) - 1
-                    row = model.logits_at(ids, [answer], boundaries)[answer]
-                    raw[(key, e, s)] = (words, local._log_softmax_at(row, none_id))
-            print(f"  {key}: {time.perf_counter() - started:.0f} s", flush=True)
+        for index, explanation, tokens in cases(puzzles):
+            words = local.pointer_logprobs(model, explanation, tokens, chat=chat)
+            ids, boundaries = local.pointer_prompt(model, explanation, tokens, chat=chat)
+            answer = len(ids) - 1
+            row = model.logits_at(ids, [answer], boundaries)[answer]
+            raw[index] = (words, local._log_softmax_at(row, none_id))
     return raw
 
 
@@ -85,24 +91,17 @@ def collect_slot2(model_key: str, puzzles: dict, raw: Raw, chat: bool) -> dict:
     model = local.load_model(model_key)
     separator = model.tokenize(prompts.LOCAL_LIST_SEPARATOR)
     second: dict = {}
-    started = time.perf_counter()
     with model.lock:
-        for key, puzzle in puzzles.items():
-            for e, explanation in enumerate(puzzle["explanations"]):
-                for s, (tokens, _) in enumerate(puzzle["sequences"]):
-                    words, _ = raw[(key, e, s)]
-                    if not words:
-                        second[(key, e, s)] = (None, {})
-                        continue
-                    best = max(words, key=lambda word: sum(words[word][1]))
-                    ids, boundaries = local.pointer_prompt(model, explanation, tokens, chat=chat)
-                    ids = ids + model.tokenize(" " + best) + separator
-                    row = model.logits_at(ids, [len(ids) - 1], boundaries)[len(ids) - 1]
-                    second[(key, e, s)] = (
-                        best,
-                        {word: local._log_softmax_at(row, model.tokenize(" " + word)[0]) for word in words},
-                    )
-            print(f"  {key}: {time.perf_counter() - started:.0f} s", flush=True)
+        for index, explanation, tokens in cases(puzzles):
+            words, _ = raw[index]
+            if not words:
+                second[index] = (None, {})
+                continue
+            best = max(words, key=lambda word: sum(words[word][1]))
+            ids, boundaries = local.pointer_prompt(model, explanation, tokens, chat=chat)
+            ids = ids + model.tokenize(" " + best) + separator
+            row = model.logits_at(ids, [len(ids) - 1], boundaries)[len(ids) - 1]
+            second[index] = (best, {word: local._log_softmax_at(row, model.tokenize(" " + word)[0]) for word in words})
     return second
 
 
@@ -157,22 +156,27 @@ def values_for(entry: tuple[dict, float], n_tokens: int, mapping: Callable) -> n
     return values
 
 
-def score(puzzles: dict, raw: Raw, mapping: Callable) -> tuple[int, int]:
+def pairwise_wins(puzzles: dict, values_of: Callable[[tuple[str, int, int], list[str]], np.ndarray]) -> tuple[int, int]:
+    """(pairs won by the true explanation, pairs): Pearson over all of a puzzle's tokens, a NaN loses.
+
+    `values_of((puzzle, explanation, sequence), tokens)` gives one simulated sequence.
+    """
     wins = total = 0
     for key, puzzle in puzzles.items():
         real = [v for _, values in puzzle["sequences"] for v in values]
         correlations = []
         for e in range(len(puzzle["explanations"])):
-            simulated = [
-                values_for(raw[(key, e, s)], len(tokens), mapping)
-                for s, (tokens, _) in enumerate(puzzle["sequences"])
-            ]
-            correlations.append(pearson(real, [float(v) for seq in simulated for v in seq]))
+            parts = [values_of((key, e, s), tokens) for s, (tokens, _) in enumerate(puzzle["sequences"])]
+            correlations.append(pearson(real, np.concatenate(parts).tolist()))
         true = correlations[0]
         for false in correlations[1:]:
             total += 1
             wins += int(not math.isnan(true) and (math.isnan(false) or true > false))
     return wins, total
+
+
+def score(puzzles: dict, raw: Raw, mapping: Callable) -> tuple[int, int]:
+    return pairwise_wins(puzzles, lambda index, tokens: values_for(raw[index], len(tokens), mapping))
 
 
 def ensemble_score(name: str, puzzles: dict, sources: list[str]) -> tuple[int, int]:
@@ -185,23 +189,18 @@ def ensemble_score(name: str, puzzles: dict, sources: list[str]) -> tuple[int, i
             loaded.append(("embedding", pickle.loads(path.read_bytes())))
         else:
             loaded.append(("pointer", pickle.loads((CACHE / f"{source}-{name}.pkl").read_bytes())))
-    wins = total = 0
-    for key, puzzle in puzzles.items():
-        real = [v for _, values in puzzle["sequences"] for v in values]
-        correlations = []
-        for e in range(len(puzzle["explanations"])):
-            flat = np.zeros(len(real))
-            for kind, raw in loaded:
-                parts = [
-                    raw[key][e][s] if kind == "embedding" else values_for(raw[(key, e, s)], len(tokens), shipped)
-                    for s, (tokens, _) in enumerate(puzzle["sequences"])
-                ]
-                flat += np.concatenate(parts)
-            correlations.append(pearson(real, flat.tolist()))
-        for false in correlations[1:]:
-            total += 1
-            wins += int(not math.isnan(correlations[0]) and (math.isnan(false) or correlations[0] > false))
-    return wins, total
+
+    def added(index: tuple[str, int, int], tokens: list[str]) -> np.ndarray:
+        key, e, s = index
+        total = np.zeros(len(tokens))
+        for kind, raw in loaded:
+            if kind == "embedding":
+                total += np.asarray(raw[key][e][s], float)
+            else:
+                total += values_for(raw[index], len(tokens), shipped)
+        return total
+
+    return pairwise_wins(puzzles, added)
 
 
 def cached(path: Path, what: str, build: Callable[[], Any]) -> Any:
