@@ -253,6 +253,9 @@ LOCAL_POINTER_EXAMPLES: tuple[tuple[str, str, str], ...] = (
 )
 """Worked examples: (rule, text, the words of the text that fit it). Invented; no benchmark topic."""
 
+LOCAL_LIST_DECODE_VERSION = "list-1"
+"""Version of how the list methods decode the pointer prompt's whole answer (local.answer_list)."""
+
 LOCAL_POINTER_ANSWER = "\nWords that fit:"
 """Written after the text; the model's next words are read from here."""
 

