@@ -28,12 +28,8 @@ scored there, so the choice is made before any test number is seen).
 
 from __future__ import annotations
 
-import argparse
 import os
-import pickle
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -43,12 +39,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from local_experiments import SETS, load_puzzles  # noqa: E402
-from pointer_calibration import _linear, cases, pairwise_wins  # noqa: E402
+from pointer_calibration import _linear, cases  # noqa: E402
+from raw_runs import Mapping, run  # noqa: E402
 
 from scoring.simulators import local  # noqa: E402
 
 CACHE = ROOT / "cache" / "list_decode"
+
 
 def collect(model_key: str, puzzles: dict, chat: bool) -> dict:
     model = local.load_model(model_key)
@@ -61,9 +58,12 @@ def collect(model_key: str, puzzles: dict, chat: bool) -> dict:
     return raw
 
 
-def mappings() -> dict[str, Callable[[list[tuple[str, float]], dict, int], np.ndarray]]:
-    def binary(weight: float) -> Callable:
-        def values(listed: list, pointer: dict, n_tokens: int) -> np.ndarray:
+def mappings() -> dict[str, Mapping]:
+    """Each raw entry is (the answer list [(word, log p at its slot)], {word: (indices, first-slot log p)})."""
+
+    def binary(weight: float) -> Mapping:
+        def values(entry: tuple[list, dict], n_tokens: int) -> np.ndarray:
+            listed, pointer = entry
             out = np.zeros(n_tokens)
             for indices, lp in pointer.values():
                 out[indices] = weight * _linear(lp, -15.0)
@@ -75,8 +75,9 @@ def mappings() -> dict[str, Callable[[list[tuple[str, float]], dict, int], np.nd
 
         return values
 
-    def slot(floor: float) -> Callable:
-        def values(listed: list, pointer: dict, n_tokens: int) -> np.ndarray:
+    def slot(floor: float) -> Mapping:
+        def values(entry: tuple[list, dict], n_tokens: int) -> np.ndarray:
+            listed, pointer = entry
             out = np.zeros(n_tokens)
             for word, lp in listed:
                 if word in pointer:
@@ -85,8 +86,8 @@ def mappings() -> dict[str, Callable[[list[tuple[str, float]], dict, int], np.nd
 
         return values
 
-    table: dict[str, Callable] = {"binary": binary(0.0)}
-    table["pointer"] = lambda listed, pointer, n: binary(1.0)([], pointer, n)
+    table: dict[str, Mapping] = {"binary": binary(0.0)}
+    table["pointer"] = lambda entry, n: binary(1.0)(([], entry[1]), n)
     for weight in (0.1, 0.3, 0.5):
         table[f"binary+pointer-{weight:g}"] = binary(weight)
     for floor in (-5.0, -10.0, -15.0):
@@ -95,33 +96,7 @@ def mappings() -> dict[str, Callable[[list[tuple[str, float]], dict, int], np.nd
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="smollm2", choices=list(local.MODELS))
-    parser.add_argument("--sets", default="dev,dev2")
-    parser.add_argument("--chat", action="store_true", help="the pointer prompt as ChatML turns")
-    parser.add_argument("--only", help="comma list of mappings to score (default: all)")
-    parser.add_argument("--show", type=int, default=0, help="print the first N answer lists per set")
-    args = parser.parse_args()
-    table = mappings()
-    chosen = args.only.split(",") if args.only else list(table)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    for name in args.sets.split(","):
-        puzzles = load_puzzles(SETS[name])
-        path = CACHE / f"{args.model}{'-chat' if args.chat else ''}-{name}.pkl"
-        if path.exists():
-            raw = pickle.loads(path.read_bytes())
-        else:
-            started = time.perf_counter()
-            raw = collect(args.model, puzzles, args.chat)
-            path.write_bytes(pickle.dumps(raw))
-            print(f"{name}: collected in {time.perf_counter() - started:.0f} s", flush=True)
-        for index in list(raw)[: args.show]:
-            print(index, [word for word, _ in raw[index][0]])
-        for mapping in chosen:
-            wins, total = pairwise_wins(
-                puzzles, lambda index, tokens, values=table[mapping], raw=raw: values(*raw[index], len(tokens))
-            )
-            print(f"{name:6s} {mapping:22s} {wins:3d}/{total} = {wins / total:.3f}")
+    run(__doc__, CACHE, collect, mappings(), lambda entry: [word for word, _ in entry[0]])
 
 
 if __name__ == "__main__":
