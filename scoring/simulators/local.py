@@ -258,6 +258,15 @@ POINTER_METHODS = ("pointer", "pointer-chat", *LIST_METHODS)
 CHAT_METHODS = ("pointer-chat", "list-chat")
 """The methods that write the pointer prompt as ChatML turns."""
 
+_PROMPT_VERSIONS = {
+    "slots": prompts.LOCAL_SLOTS_PROMPT_VERSION,
+    "pointer": prompts.LOCAL_POINTER_PROMPT_VERSION,
+    "pointer-chat": prompts.LOCAL_POINTER_CHAT_PROMPT_VERSION,
+    "list": f"{prompts.LOCAL_POINTER_PROMPT_VERSION}+{prompts.LOCAL_LIST_DECODE_VERSION}",
+    "list-chat": f"{prompts.LOCAL_POINTER_CHAT_PROMPT_VERSION}+{prompts.LOCAL_LIST_DECODE_VERSION}",
+}
+"""Prompt version of each method (in the cache key); contrastive, membership and blend share the contrastive one."""
+
 CONTEXT_TOKENS = 4096
 """Context window allocated per model; a prompt longer than this fails its sequence with a reason."""
 
@@ -562,18 +571,7 @@ class LocalSimulator(SyncSimulator):
         self.text_model = MODELS[self.text_model_key].model_id
         self.method = method
         self.threads = threads
-        if method == "slots":
-            self.prompt_version = prompts.LOCAL_SLOTS_PROMPT_VERSION
-        elif method == "pointer":
-            self.prompt_version = prompts.LOCAL_POINTER_PROMPT_VERSION
-        elif method == "pointer-chat":
-            self.prompt_version = prompts.LOCAL_POINTER_CHAT_PROMPT_VERSION
-        elif method == "list":
-            self.prompt_version = f"{prompts.LOCAL_POINTER_PROMPT_VERSION}+{prompts.LOCAL_LIST_DECODE_VERSION}"
-        elif method == "list-chat":
-            self.prompt_version = f"{prompts.LOCAL_POINTER_CHAT_PROMPT_VERSION}+{prompts.LOCAL_LIST_DECODE_VERSION}"
-        else:
-            self.prompt_version = prompts.LOCAL_CONTRASTIVE_PROMPT_VERSION
+        self.prompt_version = _PROMPT_VERSIONS.get(method, prompts.LOCAL_CONTRASTIVE_PROMPT_VERSION)
         self.capabilities = Capabilities(
             max_sequences_per_call=64, max_concurrency=1, deterministic=True, can_judge=True, max_questions_per_call=32
         )
