@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from pointer_calibration import _linear, cases  # noqa: E402
+from pointer_calibration import _linear  # noqa: E402
 from raw_runs import Mapping, run  # noqa: E402
 
 from scoring.simulators import local  # noqa: E402
@@ -47,15 +47,11 @@ from scoring.simulators import local  # noqa: E402
 CACHE = ROOT / "cache" / "list_decode"
 
 
-def collect(model_key: str, puzzles: dict, chat: bool) -> dict:
-    model = local.load_model(model_key)
-    raw: dict = {}
-    with model.lock:
-        for index, explanation, tokens in cases(puzzles):
-            listed = local.answer_list(model, explanation, tokens, chat)
-            pointer = local.pointer_logprobs(model, explanation, tokens, chat=chat)
-            raw[index] = (listed, {word: (indices, sum(p)) for word, (indices, p) in pointer.items()})
-    return raw
+def entry(model: local._LoadedModel, explanation: str, tokens: list[str], chat: bool) -> tuple[list, dict]:
+    """The answer list, and per word its indices and first-slot log p (the shipped pointer numbers)."""
+    listed = local.answer_list(model, explanation, tokens, chat)
+    pointer = local.pointer_logprobs(model, explanation, tokens, chat=chat)
+    return listed, {word: (indices, sum(p)) for word, (indices, p) in pointer.items()}
 
 
 def mappings() -> dict[str, Mapping]:
@@ -96,7 +92,7 @@ def mappings() -> dict[str, Mapping]:
 
 
 def main() -> None:
-    run(__doc__, CACHE, collect, mappings(), lambda entry: [word for word, _ in entry[0]])
+    run(__doc__, CACHE, entry, mappings(), lambda entry: [word for word, _ in entry[0]])
 
 
 if __name__ == "__main__":

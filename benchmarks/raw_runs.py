@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from local_experiments import SETS, load_puzzles
-from pointer_calibration import pairwise_wins
+from pointer_calibration import cases, pairwise_wins
 
 from scoring.simulators import local
 
@@ -24,13 +24,21 @@ Mapping = Callable[[Any, int], np.ndarray]
 """(one sequence's raw entry, number of tokens) -> simulated activations."""
 
 
-def run(
-    doc: str,
-    cache: Path,
-    collect: Callable[[str, dict, bool], dict],
-    table: dict[str, Mapping],
-    shown: Callable[[Any], Any],
-) -> None:
+Entry = Callable[[local._LoadedModel, str, list[str], bool], Any]
+"""(loaded model, explanation, tokens, chat) -> one sequence's raw entry; called with the model's lock held."""
+
+
+def collect(model_key: str, puzzles: dict, chat: bool, entry: Entry) -> dict:
+    """`entry` for every (puzzle, explanation, sequence) of `puzzles`, with the model loaded once."""
+    model = local.load_model(model_key)
+    raw: dict = {}
+    with model.lock:
+        for index, explanation, tokens in cases(puzzles):
+            raw[index] = entry(model, explanation, tokens, chat)
+    return raw
+
+
+def run(doc: str, cache: Path, entry: Entry, table: dict[str, Mapping], shown: Callable[[Any], Any]) -> None:
     """Parse --model/--sets/--chat/--only/--show, collect (or load) each set's raw outputs and print the wins."""
     parser = argparse.ArgumentParser(description=doc.split("\n")[0])
     parser.add_argument("--model", default="smollm2", choices=list(local.MODELS))
@@ -51,7 +59,7 @@ def run(
             raw = pickle.loads(path.read_bytes())
         else:
             started = time.perf_counter()
-            raw = collect(args.model, puzzles, args.chat)
+            raw = collect(args.model, puzzles, args.chat, entry)
             path.write_bytes(pickle.dumps(raw))
             print(f"{name}: collected in {time.perf_counter() - started:.0f} s", flush=True)
         for index in list(raw)[: args.show]:

@@ -38,7 +38,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from pointer_calibration import cases  # noqa: E402
 from raw_runs import run  # noqa: E402
 
 from scoring import prompts  # noqa: E402
@@ -105,15 +104,6 @@ def word_margins(model: local._LoadedModel, explanation: str, tokens: list[str],
     return out
 
 
-def collect(model_key: str, puzzles: dict, chat: bool) -> dict:
-    model = local.load_model(model_key)
-    raw: dict = {}
-    with model.lock:
-        for index, explanation, tokens in cases(puzzles):
-            raw[index] = word_margins(model, explanation, tokens, chat)
-    return raw
-
-
 def mappings() -> dict[str, Callable[[dict, int], np.ndarray]]:
     def p_yes(margins: dict, n_tokens: int) -> np.ndarray:
         out = np.zeros(n_tokens)
@@ -145,7 +135,7 @@ def mappings() -> dict[str, Callable[[dict, int], np.ndarray]]:
 
 
 def main() -> None:
-    run(__doc__, CACHE, collect, mappings(), lambda entry: {word: round(m, 2) for word, (_, m) in entry.items()})
+    run(__doc__, CACHE, word_margins, mappings(), lambda entry: {word: round(m, 2) for word, (_, m) in entry.items()})
 
 
 if __name__ == "__main__":
