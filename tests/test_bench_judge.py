@@ -7,17 +7,23 @@ hand-made case where the true explanation names the marked tokens must be ranked
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import math
+import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from scoring import prompts
 from scoring.bench import load_puzzles
 from scoring.errors import ScoringInputError
 from scoring.records import load_attention_records
+from scoring.simulators.fake import FakeSimulator
+from scoring.simulators.judge import JudgeQuestion, Judgment, JudgmentBatch
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "benchmarks"
@@ -34,6 +40,8 @@ def _load(name: str) -> ModuleType:
 
 bench_judge = _load("bench_judge")
 dev_check = _load("dev_check")
+attention_build = _load("attention_build")
+PATTERNS = {text: name for name, text in attention_build.DESCRIPTIONS.items()}
 
 
 def _barking_record() -> dict:
@@ -174,3 +182,41 @@ def test_dev_check_reads_a_literal_decoy() -> None:
     assert dev_check.literal_words("animals of any kind") is None
     # "catfish" is one word, so it is not an occurrence of "cat"
     assert dev_check.literal_simulation(tokens, ["cat"]) == [0, 10, 0, 0, 0, 0, 0, 0, 0]
+
+
+class _PatternOracle(FakeSimulator):
+    """A judge that knows the positional and bracket patterns exactly: yes when the pair follows the one named."""
+
+    def __init__(self, records: list[list[str]]) -> None:
+        super().__init__()
+        self.model = "pattern-oracle"
+        self.records = records
+
+    def _targets(self, pattern: str, tokens: list[str]) -> list[int | None]:
+        if pattern == "bracket_opener":
+            ends = list(itertools.accumulate(len(token) for token in tokens))
+            spans = [(end - len(token), end) for token, end in zip(tokens, ends, strict=True)]
+            return attention_build._bracket_opener(tokens, spans, "".join(tokens))
+        return attention_build.POSITIONAL[pattern](tokens)
+
+    async def judge(self, questions: Sequence[JudgeQuestion]) -> JudgmentBatch:
+        judgments = []
+        for question in questions:
+            frm, to = (int(n) - 1 for n in re.findall(r"\(token (\d+)\)", question.content))
+            marked = sorted({(frm, frm + 1), (to, to + 1)})
+            tokens = next(t for t in self.records if question.content.startswith(prompts.judge_text(t, marked)))
+            pattern = PATTERNS.get(question.explanation)
+            known = pattern in attention_build.POSITIONAL or pattern == "bracket_opener"
+            follows = known and self._targets(pattern, tokens)[frm] == to
+            judgments.append(Judgment(1.0 if follows else 0.0))
+        return JudgmentBatch(judgments)
+
+
+def test_an_oracle_of_the_patterns_ranks_every_shipped_head_right() -> None:
+    """The heads are solvable: a judge that applies each named pattern exactly wins every pair it can judge."""
+    heads = bench_judge.load_heads(bench_judge.HEADS)
+    judged = {key: head for key, head in heads.items() if key in attention_build.POSITIONAL or key == "bracket_opener"}
+    oracle = _PatternOracle([record["tokens"] for head in judged.values() for record in head["records"]])
+    report = bench_judge.bench_attention(judged, oracle, cache=False)
+    assert report["mean_true_roc_auc"] == 1.0
+    assert report["pairwise_accuracy"] == 1.0, {k: h["false_scores"] for k, h in report["per_head"].items()}
