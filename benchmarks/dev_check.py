@@ -15,6 +15,8 @@ inactive.
 
     python benchmarks/dev_check.py                        # benchmarks/dev_puzzles_3.json
     python benchmarks/dev_check.py benchmarks/dev_puzzles_2.json --json
+    python -m scoring bench benchmarks/dev_puzzles_3.json --simulator embedding --json > run.json
+    python benchmarks/dev_check.py --results run.json     # + pairs that run won against literal decoys and others
 """
 
 from __future__ import annotations
@@ -166,12 +168,34 @@ def check_file(path: Path) -> dict[str, Any]:
     }
 
 
+def _won(true_score: float | None, false_score: float | None) -> bool:
+    """As `scoring.bench` counts a pair: a missing (NaN) true score loses, a missing false score loses."""
+    return true_score is not None and (false_score is None or true_score > false_score)
+
+
+def split_results(path: Path, saved: dict[str, Any]) -> dict[str, Any]:
+    """Pairs a saved `bench --json` run won against literal decoys and against the other false explanations."""
+    puzzles = json.loads(path.read_text(encoding="utf-8"))
+    counts = {"literal_pairs_won": 0, "literal_pairs": 0, "other_pairs_won": 0, "other_pairs": 0}
+    for key, entry in saved["puzzles"].items():
+        if key not in puzzles:
+            raise SystemExit(f"the saved run has puzzle {key!r}, which {path} does not: give a run on the same file")
+        for text, false_score in entry["false_scores"].items():
+            kind = "literal" if literal_words(text) is not None else "other"
+            counts[f"{kind}_pairs"] += 1
+            counts[f"{kind}_pairs_won"] += _won(entry["true_score"], false_score)
+    return {"simulator": saved.get("simulator"), "scorer": saved.get("scorer"), **counts}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("puzzles", type=Path, nargs="?", default=DEFAULT)
+    parser.add_argument("--results", type=Path, help="a saved `python -m scoring bench FILE --json` run on this file")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args()
     report = check_file(args.puzzles)
+    if args.results:
+        report["results"] = split_results(args.puzzles, json.loads(args.results.read_text(encoding="utf-8")))
     if args.json:
         print(json.dumps(report, indent=2))
         return
@@ -194,6 +218,13 @@ def main() -> None:
         f"median correlation {'-' if median is None else f'{median:.2f}'}, "
         f"{report['literal_in_target']} in {TARGET[0]}-{TARGET[1]}; {report['problems']} shape problems"
     )
+    if "results" in report:
+        run = report["results"]
+        print(
+            f"saved run ({run['simulator']}, {run['scorer']}): won {run['literal_pairs_won']} of "
+            f"{run['literal_pairs']} pairs against literal decoys, {run['other_pairs_won']} of {run['other_pairs']} "
+            "against the other false explanations"
+        )
     if report["problems"]:
         sys.exit(1)
 

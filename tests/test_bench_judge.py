@@ -220,3 +220,26 @@ def test_an_oracle_of_the_patterns_ranks_every_shipped_head_right() -> None:
     report = bench_judge.bench_attention(judged, oracle, cache=False)
     assert report["mean_true_roc_auc"] == 1.0
     assert report["pairwise_accuracy"] == 1.0, {k: h["false_scores"] for k, h in report["per_head"].items()}
+
+
+def test_dev_check_splits_a_saved_run_by_decoy_kind(tmp_path: Path) -> None:
+    puzzles = tmp_path / "puzzles.json"
+    puzzles.write_text(json.dumps({"p": {"explanation": "t", "false_explanations": [], "sentences": []}}))
+    saved = {
+        "simulator": "x",
+        "scorer": "simulation",
+        "puzzles": {
+            "p": {
+                "true_score": 0.4,
+                "false_scores": {'instances of the words "a" and "b"': 0.6, "animals": 0.1, "colors": None},
+            }
+        },
+    }
+    split = dev_check.split_results(puzzles, saved)
+    assert (split["literal_pairs_won"], split["literal_pairs"]) == (0, 1)
+    assert (split["other_pairs_won"], split["other_pairs"]) == (2, 2)
+    saved["puzzles"]["p"]["true_score"] = None  # a NaN true score loses every pair
+    assert dev_check.split_results(puzzles, saved)["other_pairs_won"] == 0
+    saved["puzzles"]["q"] = saved["puzzles"].pop("p")
+    with pytest.raises(SystemExit, match="same file"):
+        dev_check.split_results(puzzles, saved)
