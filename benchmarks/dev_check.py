@@ -2,7 +2,7 @@
 
 A literal decoy names the surface words a neuron fires on ("instances of the words "X", "Y" and
 "Z""). A simulator that follows it perfectly puts 10 on every token of every occurrence of a
-named word (tokens joined into words as `benchmarks/ceiling.py` joins them, compared without
+named word (tokens joined into words as `scoring.words` joins them, compared without
 case) and 0 elsewhere. This script prints, per puzzle, the Pearson correlation of that literal
 simulation with the real activations over all the puzzle's tokens (the best of its literal decoys
 when it has several), and the median over the puzzles that have one. A puzzle is hard in the
@@ -34,6 +34,10 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scoring.words import word_groups  # noqa: E402
+
 DEFAULT = ROOT / "benchmarks" / "dev_puzzles_3.json"
 
 LITERAL = re.compile(r'^(instances of )?the (words?|numbers|years|names|tokens|letters) "')
@@ -41,24 +45,6 @@ TARGET = (0.5, 0.7)
 SENTENCES = (6, 12)
 TOKENS = (10, 40)
 FALSE_EXPLANATIONS = (3, 4)
-
-
-def word_groups(tokens: Sequence[str]) -> list[tuple[str, list[int]]]:
-    """Tokens joined into words: (word without outer spaces, token indices).
-
-    A token that starts with a space or a non-alphanumeric character, or that follows one ending
-    in a non-alphanumeric character, starts a new word (as the local simulator and ceiling.py join them).
-    """
-    groups: list[tuple[str, list[int]]] = []
-    for index, token in enumerate(tokens):
-        previous = tokens[index - 1] if index else ""
-        starts = not groups or token[:1].isspace() or not token[:1].isalnum() or not previous[-1:].isalnum()
-        if starts:
-            groups.append((token, [index]))
-        else:
-            word, indices = groups[-1]
-            groups[-1] = (word + token, [*indices, index])
-    return [(word.strip(), indices) for word, indices in groups]
 
 
 def literal_words(explanation: str) -> list[str] | None:

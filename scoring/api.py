@@ -39,7 +39,7 @@ from scoring.scorers import (
     check_scorer_options,
     simulator_id,
 )
-from scoring.simulators import SIMULATORS, Explainer, ExplanationExample, Simulator, get_simulator
+from scoring.simulators import DEFAULT_SIMULATOR, Explainer, ExplanationExample, Simulator, get_simulator
 from scoring.simulators.runner import run_explanations
 
 MAX_EXPLANATION_CHARS = 2000
@@ -58,8 +58,8 @@ _simulators_lock = threading.Lock()
 
 
 def default_simulator_spec() -> str:
-    """``local`` (the embedded model) when installed and registered, else ``lexical``."""
-    return "local" if "local" in SIMULATORS else "lexical"
+    """The spec used when none is given: `scoring.simulators.DEFAULT_SIMULATOR`, chosen by benchmark."""
+    return DEFAULT_SIMULATOR
 
 
 def resolve_simulator(simulator: str | Simulator | None) -> Simulator:

@@ -130,110 +130,14 @@ def api_echo_prompt(explanation: str, sequences: list[list[str]]) -> tuple[str, 
 # ---------------------------------------------------------------------------
 # Local simulator (scoring/simulators/local.py)
 #
-# Written for this project, for a small *base* model (Gemma 3 270M) that
-# continues text rather than follows instructions. The contrastive layout
-# states the explanation as what a text is about and compares each token's
-# log-probability with a neutral framing; the slots layout shows worked
-# examples of "token<TAB>activation" lines (0..9, one digit per slot).
-# The worked examples are invented and share no topic with any benchmark.
+# Written for this project. The pointer prompt shows invented worked examples of
+# "Rule / Text / Words that fit", then the explanation as the rule and the
+# sequence; the model's answer names the words that fit. The worked examples
+# share no topic with any benchmark.
 # ---------------------------------------------------------------------------
 
-LOCAL_CONTRASTIVE_PROMPT_VERSION = "local-contrastive-1"
-"""Version of the topic/neutral prefixes of the contrastive method."""
-
-LOCAL_TOPIC_PREFIX = "The following text is about {explanation}.\n\n"
-"""Prefix that states the explanation as the text's topic; `{explanation}` is filled in."""
-
-LOCAL_NEUTRAL_PREFIX = "The following text is about everyday life.\n\n"
-"""The same framing with no explanation: the baseline each token's log-probability is compared with."""
-
-
-def local_topic_prefix(explanation: str) -> str:
-    """The topic prefix for one explanation (whitespace collapsed, trailing full stop dropped)."""
-    cleaned = " ".join(explanation.split()).rstrip(".")
-    return LOCAL_TOPIC_PREFIX.format(explanation=cleaned)
-
-
-LOCAL_LIST_PREFIX = "Examples of {explanation}:"
-"""Prefix of the word-list form: the sequence's distinct words follow as a comma-separated list."""
-
-LOCAL_LIST_NEUTRAL_PREFIX = "Examples of words:"
-"""The same list framing with no explanation (the baseline)."""
-
 LOCAL_LIST_SEPARATOR = ","
-"""Separates the words of the list (each word is written after a space)."""
-
-
-def local_list_prefix(explanation: str) -> str:
-    """The word-list prefix for one explanation (whitespace collapsed, trailing full stop dropped)."""
-    cleaned = " ".join(explanation.split()).rstrip(".")
-    return LOCAL_LIST_PREFIX.format(explanation=cleaned)
-
-
-LOCAL_SLOTS_PROMPT_VERSION = "local-slots-1"
-"""Version of the worked-example layout of the slots method."""
-
-LOCAL_SLOTS_HEADER = (
-    "Below, a neuron of a language model is described in one line, then a text is shown one token per "
-    "line with the neuron's activation after a tab. Activations run from 0 (no response) to 9 "
-    "(strongest response); most tokens are 0.\n\n"
-)
-"""Opening of every slots prompt."""
-
-LOCAL_SLOTS_EXAMPLES: tuple[tuple[str, tuple[tuple[str, int], ...]], ...] = (
-    (
-        "vehicles such as cars, buses and bicycles",
-        (("He", 0), (" rode", 0), (" his", 0), (" bike", 8), (" past", 0), (" a", 0), (" parked", 0),
-         (" truck", 9), (" and", 0), (" a", 0), (" bus", 7), (" stop", 1), (".", 0)),
-    ),
-    (
-        "the word light when it means not heavy",
-        (("Turn", 0), (" on", 0), (" the", 0), (" light", 0), (";", 0), (" the", 0), (" box", 0), (" is", 0),
-         (" light", 8), (" enough", 1), (" to", 0), (" carry", 0), (".", 0)),
-    ),
-    (
-        "days of the week",
-        (("See", 0), (" you", 0), (" on", 0), (" Monday", 9), (",", 0), (" or", 0), (" maybe", 0),
-         (" Friday", 9), (" if", 0), (" it", 0), (" rains", 0), (".", 0)),
-    ),
-)
-"""Worked examples: (description, ((token, activation 0..9), ...))."""
-
-LOCAL_SLOTS_PLACEHOLDER = "unknown"
-"""Written in every value slot of the sequence being simulated."""
-
-
-def _local_token_line_text(token: str) -> str:
-    shown = token.strip().replace("\t", " ").replace("\n", " ")
-    return shown or "(space)"
-
-
-def local_slots_prompt(explanation: str, tokens: list[str]) -> list[tuple[str, str]]:
-    """The slots prompt as ("text", piece) and ("slot", placeholder) parts, in order.
-
-    The model's next-token distribution just before each "slot" part is the
-    prediction for that token; pieces are tokenized one by one by the caller.
-    """
-    parts: list[tuple[str, str]] = [("text", LOCAL_SLOTS_HEADER)]
-
-    def block(description: str, pairs: list[tuple[str, int | None]]) -> None:
-        text = "".join(token for token, _ in pairs).replace("\n", " ").strip()
-        parts.append(("text", f"Neuron description: {description}\nText: {text}\nToken\tActivation\n"))
-        for token, activation in pairs:
-            parts.append(("text", _local_token_line_text(token)))
-            parts.append(("text", "\t"))
-            if activation is None:
-                parts.append(("slot", LOCAL_SLOTS_PLACEHOLDER))
-            else:
-                parts.append(("text", str(activation)))
-            parts.append(("text", "\n"))
-        parts.append(("text", "\n"))
-
-    for description, example in LOCAL_SLOTS_EXAMPLES:
-        block(description, [(token, activation) for token, activation in example])
-    block(" ".join(explanation.split()), [(token, None) for token in tokens])
-    return parts
-
+"""Separator between the words of an answer list."""
 
 LOCAL_POINTER_PROMPT_VERSION = "local-pointer-1"
 """Version of the worked examples and layout of the pointer method (the local default)."""
@@ -274,11 +178,6 @@ def local_pointer_rule(explanation: str) -> str:
     return f"Rule: {cleaned}\nText:"
 
 
-def local_pointer_prefix(explanation: str) -> str:
-    """Everything before the text: header, worked examples, the explanation as the rule, "Text:"."""
-    return local_pointer_examples() + local_pointer_rule(explanation)
-
-
 LOCAL_POINTER_CHAT_PROMPT_VERSION = "local-pointer-chat-1"
 """Version of the chat form of the pointer prompt (same worked examples, as ChatML turns)."""
 
@@ -286,16 +185,16 @@ LOCAL_POINTER_CHAT_SYSTEM = "You list the words of a text that fit a rule, or an
 """System turn of the pointer prompt in chat form (``method=pointer-chat``, for ChatML instruction models)."""
 
 
-def _chatml(role: str, content: str) -> str:
+def chatml(role: str, content: str) -> str:
     return f"<|im_start|>{role}\n{content}<|im_end|>\n"
 
 
 def local_pointer_chat_examples(examples: Sequence[tuple[str, str, str]] = LOCAL_POINTER_EXAMPLES) -> str:
     """The explanation-independent part of the chat-form pointer prompt: system turn and worked examples as turns."""
-    parts = [_chatml("system", LOCAL_POINTER_CHAT_SYSTEM)]
+    parts = [chatml("system", LOCAL_POINTER_CHAT_SYSTEM)]
     for rule, text, answer in examples:
-        parts.append(_chatml("user", f"Rule: {rule}\nText: {text}"))
-        parts.append(_chatml("assistant", f"{LOCAL_POINTER_ANSWER.strip()} {answer}"))
+        parts.append(chatml("user", f"Rule: {rule}\nText: {text}"))
+        parts.append(chatml("assistant", f"{LOCAL_POINTER_ANSWER.strip()} {answer}"))
     return "".join(parts)
 
 

@@ -10,13 +10,14 @@ import pytest
 
 from scoring.errors import ScoringInputError
 from scoring.simulators import get_simulator
-from scoring.simulators.embedding import EmbeddingConfig, EmbeddingSimulator, group_words, load_model
+from scoring.simulators.embedding import EmbeddingConfig, EmbeddingSimulator, load_model
+from scoring.words import word_of_token
 
 
 def test_group_words_joins_pieces_and_splits_punctuation() -> None:
-    assert group_words(["She", " sh", "elled", " peas", ",", " she", " said", "."]) == [0, 1, 1, 2, 3, 4, 5, 6]
-    assert group_words(["wine", "-dark", " sea"]) == [0, 1, 2]
-    assert group_words([]) == []
+    assert word_of_token(["She", " sh", "elled", " peas", ",", " she", " said", "."]) == [0, 1, 1, 2, 3, 4, 5, 6]
+    assert word_of_token(["wine", "-dark", " sea"]) == [0, 1, 2]
+    assert word_of_token([]) == []
 
 
 def test_spec_options_are_parsed_and_checked() -> None:

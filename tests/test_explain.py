@@ -1,7 +1,7 @@
 """Generating candidate explanations: prompts, cleaning, the fake explainer, the API backend, errors.
 
 The API backend runs against tests/support/fake_openai_server.py on loopback;
-the local model's test carries the `model` marker. The real llama.cpp server
+the local model's test carries the `model` marker. The real loopback server
 tests sit in tests/test_openai_backend.py, beside the server they share.
 """
 

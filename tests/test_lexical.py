@@ -2,7 +2,8 @@ import pytest
 
 from scoring import score_explanation
 from scoring.records import ActivationRecord
-from scoring.simulators.lexical import explanation_terms, group_words, stem
+from scoring.simulators.lexical import explanation_terms, stem
+from scoring.words import word_groups
 
 
 @pytest.mark.parametrize(
@@ -15,7 +16,7 @@ def test_stem(word, expected):
 
 
 def test_tokens_join_into_words():
-    assert group_words([" she", "lled", " eggs", ",", " she", " said"]) == [
+    assert word_groups([" she", "lled", " eggs", ",", " she", " said"]) == [
         ("shelled", [0, 1]), ("eggs", [2]), (",", [3]), ("she", [4]), ("said", [5])
     ]
 

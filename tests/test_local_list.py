@@ -1,4 +1,4 @@
-"""The list methods' constrained decoding (`local.answer_list`), on a stand-in model with fixed preferences.
+"""The list methods' constrained decoding (`local.ListDecoder`), on a stand-in model with fixed preferences.
 
 No model is loaded: the stand-in tokenizes text into short pieces and prefers
 tokens by a fixed table, so what the decoder may and may not write is checked
@@ -14,47 +14,50 @@ import numpy as np
 import pytest
 
 from scoring.simulators import local
+from scoring.words import word_groups
 
 PIECE = re.compile(r" ?[A-Za-z]{1,4}|\n\n|\n|<\|im_end\|>|[^A-Za-z\s]| ")
 VOCABULARY = 4096
 
 
-class _Llm:
-    def token_eos(self) -> int:
-        return 0
+class _Tokenizer:
+    eos_token_id = 0
 
 
 class StandIn:
-    """What `answer_list` uses of a loaded model: tokenize, logits_at, bos, llm.token_eos."""
+    """What `ListDecoder` uses of a loaded model: encode and the tokenizer's end-of-text id."""
 
-    bos: list[int] = []
-
-    def __init__(self, preferences: dict[str, float]) -> None:
-        self.llm = _Llm()
+    def __init__(self) -> None:
+        self.tokenizer = _Tokenizer()
         self.ids: dict[str, int] = {"</s>": 0}
-        self.preferences = preferences
-        self.calls: list[list[int]] = []
 
-    def tokenize(self, text: str, special: bool = False) -> list[int]:
+    def encode(self, text: str) -> list[int]:
         return [self.ids.setdefault(piece, len(self.ids)) for piece in PIECE.findall(text)]
 
-    def logits_at(
-        self, tokens: list[int], positions: Sequence[int], boundaries: Sequence[int] | None = None
-    ) -> dict[int, np.ndarray]:
-        self.calls.append(list(tokens))
-        row = np.full(VOCABULARY, -20.0)
-        for text, logit in self.preferences.items():
-            for token in self.tokenize(text):
-                row[token] = logit
-        return {position: row for position in positions}
+    def row(self, preferences: dict[str, float]) -> np.ndarray:
+        """Fixed next-token logits: the preferred pieces at their logit, everything else at -20."""
+        logits = np.full(VOCABULARY, -20.0)
+        for text, logit in preferences.items():
+            for token in self.encode(text):
+                logits[token] = logit
+        return logits
 
 
 TEXT = ["Buy", " apples", ",", " watermelon", " and", " a", " lamp", "."]
 
 
 def _listed(preferences: dict[str, float], tokens: Sequence[str] = TEXT, chat: bool = False) -> list[str]:
-    model = StandIn(preferences)
-    return [word for word, _ in local.answer_list(model, "fruit", tokens, chat=chat)]  # type: ignore[arg-type]
+    model = StandIn()
+    # The text's words get their ids first, so on equal logits a word wins over " none" (lower id).
+    pieces = {word: model.encode(" " + word) for word, _ in word_groups(tokens) if word}
+    decoder = local.ListDecoder(model, chat)  # type: ignore[arg-type]
+    state = local._ListState(pieces)
+    row = model.row(preferences)
+    written: list[int] = []
+    while (token := decoder.choose(state, row)) is not None:
+        written.append(token)
+    assert len(written) <= local.LIST_MAX_STEPS
+    return state.listed
 
 
 def test_only_words_of_the_text_are_listed_each_once() -> None:
@@ -89,21 +92,12 @@ def test_the_list_stops_at_the_word_limit(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_every_word_listed_ends_the_answer() -> None:
     # Separators preferred over the end: the decoder lists every word once and stops by itself.
-    words = {word for word, _ in local.word_groups(TEXT) if word}
+    words = {word for word, _ in word_groups(TEXT) if word}
     assert set(_listed({",": 9.0})) == words
 
 
 def test_the_chat_form_ends_at_the_end_of_turn() -> None:
     assert _listed({" lamp": 9.0, "<|im_end|>": 8.0, ",": 1.0, "\n": 0.0}, chat=True) == ["lamp"]
-
-
-def test_answer_tokens_follow_the_prompt_without_changing_it() -> None:
-    model = StandIn({" appl": 9.0, "es": 9.0, ",": 8.0, " lamp": 7.0, "\n": 1.0})
-    local.answer_list(model, "fruit", TEXT)  # type: ignore[arg-type]
-    prompt, _ = local.pointer_prompt(model, "fruit", TEXT)  # type: ignore[arg-type]
-    assert all(call[: len(prompt)] == prompt for call in model.calls)
-    expected = model.tokenize(" apples, lamp,")
-    assert model.calls[-1][len(prompt) : len(prompt) + len(expected)] == expected
 
 
 def test_no_words_no_list() -> None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from scoring import prompts
-from scoring.simulators.local import word_groups
+from scoring.words import word_groups
 
 
 def test_pointer_prefix_exact_text() -> None:
-    prefix = prompts.local_pointer_prefix("  names of  birds. ")
+    prefix = prompts.local_pointer_examples() + prompts.local_pointer_rule("  names of  birds. ")
     assert prefix.startswith("For each text, list the words of the text that fit the rule, or none.\n\n"
                              "Rule: names of vegetables\n"
                              "Text: We bought carrots and a cabbage at the market, then a lamp.\n"

@@ -28,6 +28,12 @@ SimulatorFactory = Callable[[str | None], Simulator]
 SIMULATORS: dict[str, SimulatorFactory] = {}
 """Registered simulator names and their factories (argument after the colon, or None)."""
 
+DEFAULT_SIMULATOR = "local"
+"""The spec used when none is given (library, CLI, server, batch, dashboard)."""
+
+DEFAULT_SIMULATOR_REASON = ""
+"""Why the default is what it is, for the dashboard to show (empty when it needs no saying)."""
+
 
 def register_simulator(name: str, factory: SimulatorFactory) -> None:
     """Add a simulator kind; a name can be registered once."""
@@ -95,22 +101,16 @@ def _local(argument: str | None) -> Simulator:
     return LocalSimulator.from_argument(argument)
 
 
-def _local_large(argument: str | None) -> Simulator:
-    from scoring.simulators.local import LARGE_METHOD, LARGE_MODEL, LocalSimulator
-
-    defaults = f"model={LARGE_MODEL}&method={LARGE_METHOD}"
-    return LocalSimulator.from_argument(f"{defaults}&{argument}" if argument else defaults)
-
-
 register_simulator("fake", _fake)
 register_simulator("lexical", _lexical)
 register_simulator("openai", _openai)
 register_simulator("openai-compatible", _openai_compatible)
 register_simulator("embedding", _embedding)
 register_simulator("local", _local)
-register_simulator("local-large", _local_large)
 
 __all__ = [
+    "DEFAULT_SIMULATOR",
+    "DEFAULT_SIMULATOR_REASON",
     "SIMULATORS",
     "Capabilities",
     "Explainer",

@@ -45,6 +45,7 @@ import numpy as np
 
 from scoring.errors import ScoringInputError
 from scoring.simulators.base import Capabilities, SimulationBatch, SyncSimulator, Usage, check_simulation
+from scoring.words import word_of_token
 
 logger = logging.getLogger(__name__)
 
@@ -78,28 +79,6 @@ def load_model() -> Any:
             logger.info("loading %s from %s", MODEL_NAME, path)
             _model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
     return _model
-
-
-def group_words(tokens: Sequence[str]) -> list[int]:
-    """For each token, the index of the word it belongs to.
-
-    A token starts a new word when it begins with whitespace, when it or the
-    previous token is punctuation at the joint, or when it is the first token.
-    """
-    word_of: list[int] = []
-    word = -1
-    previous = ""
-    for token in tokens:
-        continues = (
-            word >= 0
-            and token[:1].isalnum()
-            and previous[-1:].isalnum()
-        )
-        if not continues:
-            word += 1
-        word_of.append(word)
-        previous = token
-    return word_of
 
 
 @dataclass(frozen=True)
@@ -193,7 +172,7 @@ class EmbeddingSimulator(SyncSimulator):
 
     def _texts(self, tokens: Sequence[str]) -> tuple[list[int], list[str], list[str]]:
         """Word index per token, then the text of each word and of each word's context window."""
-        word_of = group_words(tokens)
+        word_of = word_of_token(tokens)
         count = (word_of[-1] + 1) if word_of else 0
         pieces: list[list[str]] = [[] for _ in range(count)]
         for token, word in zip(tokens, word_of, strict=True):

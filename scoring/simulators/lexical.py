@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from scoring.simulators.base import Capabilities, SequenceSimulation, SimulationBatch, Usage
+from scoring.words import word_groups
 
 # Generic English function words and words that describe explanations
 # themselves rather than what a neuron responds to.
@@ -61,27 +62,6 @@ def explanation_terms(explanation: str) -> tuple[set[str], set[str]]:
     return stems, quoted
 
 
-def group_words(tokens: Sequence[str]) -> list[tuple[str, list[int]]]:
-    """Join tokens into words: (lowercased word, token indices) in order.
-
-    A token that starts with a space, or that follows a token ending in a
-    non-letter, starts a new word; punctuation tokens are words of their own.
-    """
-    groups: list[tuple[str, list[int]]] = []
-    for index, token in enumerate(tokens):
-        text = token.lower()
-        starts_word = not groups or text[:1].isspace() or not text[:1].isalnum()
-        previous = tokens[index - 1] if index else ""
-        if not starts_word and previous and not previous[-1:].isalnum():
-            starts_word = True
-        if starts_word:
-            groups.append((text.strip(), [index]))
-        else:
-            word, indices = groups[-1]
-            groups[-1] = (word + text.strip(), indices + [index])
-    return groups
-
-
 def _word_strength(word: str, stems: set[str], quoted: set[str]) -> float:
     if not word:
         return 0.0
@@ -116,8 +96,8 @@ class LexicalSimulator:
         results = []
         for tokens in sequences:
             values = [0.0] * len(tokens)
-            for word, indices in group_words(tokens):
-                strength = _word_strength(word, stems, quoted)
+            for word, indices in word_groups(tokens):
+                strength = _word_strength(word.lower(), stems, quoted)
                 for index in indices:
                     values[index] = strength
             results.append(SequenceSimulation(values))

