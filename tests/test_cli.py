@@ -168,3 +168,17 @@ def test_score_with_a_judge_scorer_marks_generated_candidates():
     assert header.split()[-2:] == ["asked", "source"]
     sources = {row.split()[-1] for row in rows[:2]}
     assert sources == {"given", "generated"}
+
+
+def test_progress_bar_draws_only_once_work_starts(capsys):
+    from scoring.cli import _progress_bar
+
+    with _progress_bar("indexing the corpus", "window"):
+        pass  # an index that is already built reports nothing
+    assert capsys.readouterr().err == ""
+    with _progress_bar("indexing the corpus", "window") as report:
+        report(0, 16, "indexing the corpus")
+        report(8, 16, "indexed 8/16 windows")
+        report(16, 16, "indexed 16/16 windows")
+    drawn = capsys.readouterr().err
+    assert "indexing the corpus" in drawn and "16/16" in drawn and "window" in drawn
