@@ -36,10 +36,9 @@ from scoring import (
     viz,
 )
 from scoring.cache import SimulationCache, default_cache_directory
-from scoring.judged import JUDGE_SCORERS
 from scoring.records import NORMALIZATIONS
 from scoring.sampling import STRATEGIES
-from scoring.scorers import ATTENTION_SCORERS
+from scoring.scorers import ATTENTION_SCORERS, JUDGE_SCORERS
 from scoring.textformat import (
     CandidateExplanation,
     describe_records,

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from scoring import judged
 from scoring.cache import SimulationCache, open_cache
 from scoring.errors import ScoringInputError
+from scoring.job import ScoringJob, simulator_id
 from scoring.metrics import benjamini_hochberg, holm_bonferroni
 from scoring.records import (
     NORMALIZATIONS,
@@ -31,14 +32,7 @@ from scoring.records import (
 )
 from scoring.results import GeneratedExplanation, ScoreResult
 from scoring.sampling import sample_records
-from scoring.scorers import (
-    ATTENTION_SCORERS,
-    SCORER_OPTIONS,
-    SCORERS,
-    ScoringJob,
-    check_scorer_options,
-    simulator_id,
-)
+from scoring.scorers import ATTENTION_SCORERS, SCORER_OPTIONS, SCORERS, check_scorer_options
 from scoring.simulators import SIMULATORS, Explainer, ExplanationExample, Simulator, get_simulator
 from scoring.simulators.runner import run_explanations
 

@@ -11,8 +11,8 @@ import math
 import pytest
 
 from scoring.errors import ScoringInputError
+from scoring.job import simulator_id
 from scoring.metrics import pearson
-from scoring.scorers import simulator_id
 from scoring.simulators import get_simulator
 from scoring.simulators.base import Simulator
 from scoring.simulators.local import CONTEXT_TOKENS, LocalSimulator
