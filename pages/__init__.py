@@ -53,7 +53,7 @@ T = TypeVar("T")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES_DIR = REPO_ROOT / "examples"
-BUNDLED_PUZZLES = REPO_ROOT.parent / "shared" / "benchmarks" / "openai-puzzles" / "puzzles.json"
+BUNDLED_PUZZLES = REPO_ROOT / "benchmarks" / "openai-puzzles" / "puzzles.json"
 
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 API_KEY_STATE = "sidebar_api_key"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PUZZLES = ROOT.parent / "shared" / "benchmarks" / "openai-puzzles" / "puzzles.json"
+PUZZLES = ROOT / "benchmarks" / "openai-puzzles" / "puzzles.json"
 
 
 def run(*args, stdin=None):
@@ -61,7 +61,6 @@ def test_user_errors_exit_2_with_one_line(args, message):
     assert "Traceback" not in done.stderr
 
 
-@pytest.mark.skipif(not PUZZLES.exists(), reason="../shared/benchmarks is not beside the checkout")
 def test_bench_json_has_the_contract_keys():
     done = run("bench", str(PUZZLES), "--simulator", "lexical", "--json", "--limit", "3")
     assert done.returncode == 0, done.stderr

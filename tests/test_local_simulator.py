@@ -10,7 +10,6 @@ import math
 
 import pytest
 
-from scoring.errors import ScoringInputError
 from scoring.job import simulator_id
 from scoring.metrics import pearson
 from scoring.simulators import get_simulator
@@ -164,17 +163,6 @@ def test_score_of_a_failed_sequence_is_nan_with_the_reason() -> None:
     result = score_explanation("farm animals", records, simulator="local", cache=False)
     assert math.isnan(result.score)
     assert result.error
-
-
-@pytest.mark.parametrize(
-    "spec",
-    ["local:method=guess", "local:model=nothing", "local:speed=fast", "local:threads=two", "local-large:speed=fast",
-     "local:model=gemma-3-270m&method=pointer-chat", "local:floor=five", "local:floor=5", "local:floor=nan",
-     "local:floor=-500", "local:method=contrastive&floor=-5", "local:model=gemma-3-270m&method=list-chat"],
-)
-def test_bad_specs_say_what_to_fix(spec: str) -> None:
-    with pytest.raises(ScoringInputError, match="floor" if "floor" in spec else None):
-        get_simulator(spec)
 
 
 @pytest.mark.parametrize("method", ["pointer-chat", "list-chat"])
