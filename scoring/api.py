@@ -347,17 +347,7 @@ async def agenerate_explanations(
     )
 
 
-def generate_explanations(
-    records: RecordsInput,
-    *,
-    simulator: str | Simulator | None = None,
-    n: int = 3,
-    top_k: int = 10,
-    seed: int = 0,
-    cache: CacheOption = True,
-    progress: Progress | None = None,
-    limits: Limits | None = None,
-) -> list[GeneratedExplanation]:
+def generate_explanations(records: RecordsInput, **options: Any) -> list[GeneratedExplanation]:
     """Write `n` candidate explanations from the `top_k` most strongly activating records.
 
     The simulator must have the explain capability (``local``, ``openai:...``,
@@ -367,19 +357,10 @@ def generate_explanations(
     ``error``. Duplicates are kept (callers merge them). Candidates are cached
     like simulations. Raises ScoringInputError for bad input or a simulator
     that cannot explain.
+    Options (those of `agenerate_explanations`): simulator, n (default 3), top_k (default 10), seed,
+    cache, progress, limits.
     """
-    return run_sync(
-        agenerate_explanations(
-            records,
-            simulator=simulator,
-            n=n,
-            top_k=top_k,
-            seed=seed,
-            cache=cache,
-            progress=progress,
-            limits=limits,
-        )
-    )
+    return run_sync(agenerate_explanations(records, **options))
 
 
 async def arank_with_scorers(

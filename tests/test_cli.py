@@ -181,3 +181,12 @@ def test_progress_bar_draws_only_once_work_starts(capsys):
         report(16, 16, "indexed 16/16 windows")
     drawn = capsys.readouterr().err
     assert "indexing the corpus" in drawn and "16/16" in drawn and "window" in drawn
+
+
+@pytest.mark.parametrize("command", ["score", "batch"])
+def test_window_must_be_a_positive_whole_number(command, data_dir, tmp_path):
+    target = [str(data_dir / "neuronpedia_request.json"), "-e", "fox"] if command == "score" else [
+        str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "out.jsonl")]
+    done = run(command, *target, "--simulator", "fake", "--scorer", "binary-condition", "--window", "0")
+    assert done.returncode == 2
+    assert "--window: must be a positive whole number, got '0'" in done.stderr
