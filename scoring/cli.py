@@ -179,7 +179,7 @@ def _format(value: float | None, digits: int = 3) -> str:
 
 
 @contextlib.contextmanager
-def _progress_bar(description: str, unit: str) -> Iterator[Callable[[int, int, str], None]]:
+def progress_bar(description: str, unit: str) -> Iterator[Callable[[int, int, str], None]]:
     """A ``progress(done, total, message)`` callback drawing a tqdm bar on stderr.
 
     The bar starts at the first call, so work that is skipped (an index already
@@ -519,7 +519,7 @@ def _command_records(args: argparse.Namespace) -> int:
     subject.check_unit(args.layer, args.neuron, args.kind)
     corpus = subjects.load_corpus(args.corpus)
 
-    with _progress_bar("indexing the corpus", "window") as report:
+    with progress_bar("indexing the corpus", "window") as report:
         index = subjects.open_index(
             subject, corpus, window_tokens=args.window_tokens, max_windows=args.max_windows, progress=report
         )

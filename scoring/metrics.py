@@ -328,13 +328,12 @@ def benjamini_hochberg(pvalues: Sequence[float]) -> list[float]:
     With the m finite p-values sorted ascending, the i-th (from 1) becomes
     min over j >= i of min(1, m * p_(j) / j). NaN stays NaN and does not count in m.
     """
-    order, values = _finite_sorted(pvalues)
-    adjusted = [math.nan] * len(pvalues)
-    running = 1.0
-    for rank in range(len(values) - 1, -1, -1):
-        running = min(running, len(values) * values[rank] / (rank + 1))
-        adjusted[order[rank]] = running
-    return adjusted
+    values = np.asarray(pvalues, dtype=float)
+    adjusted = np.full(values.size, math.nan)
+    finite = np.isfinite(values)
+    if finite.any():
+        adjusted[finite] = _stats().false_discovery_control(values[finite], method="bh")
+    return [float(value) for value in adjusted]
 
 
 def _finite_sorted(pvalues: Sequence[float]) -> tuple[list[int], list[float]]:

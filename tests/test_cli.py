@@ -170,12 +170,12 @@ def test_score_with_a_judge_scorer_marks_generated_candidates():
 
 
 def test_progress_bar_draws_only_once_work_starts(capsys):
-    from scoring.cli import _progress_bar
+    from scoring.cli import progress_bar
 
-    with _progress_bar("indexing the corpus", "window"):
+    with progress_bar("indexing the corpus", "window"):
         pass  # an index that is already built reports nothing
     assert capsys.readouterr().err == ""
-    with _progress_bar("indexing the corpus", "window") as report:
+    with progress_bar("indexing the corpus", "window") as report:
         report(0, 16, "indexing the corpus")
         report(8, 16, "indexed 8/16 windows")
         report(16, 16, "indexed 16/16 windows")
