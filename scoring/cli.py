@@ -6,15 +6,15 @@ User errors end with exit code 2 and one line on stderr saying what to fix.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import math
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from scoring.errors import ScoringInputError
+from scoring.progress import progress_bar
 from scoring.records import NORMALIZATIONS
 from scoring.sampling import STRATEGIES
 from scoring.textformat import new_explanations
@@ -176,30 +176,6 @@ def _format(value: float | None, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "nan"
     return f"{value:.{digits}f}"
-
-
-@contextlib.contextmanager
-def progress_bar(description: str, unit: str) -> Iterator[Callable[[int, int, str], None]]:
-    """A ``progress(done, total, message)`` callback drawing a tqdm bar on stderr.
-
-    The bar starts at the first call, so work that is skipped (an index already
-    built) prints nothing.
-    """
-    from tqdm import tqdm
-
-    bar: Any = None
-
-    def report(done: int, total: int, _message: str) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=total, desc=description, unit=unit, file=sys.stderr, dynamic_ncols=True)
-        bar.update(done - bar.n)
-
-    try:
-        yield report
-    finally:
-        if bar is not None:
-            bar.close()
 
 
 def _explanations_from_records(path: str) -> list[str]:

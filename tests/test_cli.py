@@ -170,7 +170,7 @@ def test_score_with_a_judge_scorer_marks_generated_candidates():
 
 
 def test_progress_bar_draws_only_once_work_starts(capsys):
-    from scoring.cli import progress_bar
+    from scoring.progress import progress_bar
 
     with progress_bar("indexing the corpus", "window"):
         pass  # an index that is already built reports nothing
