@@ -36,10 +36,9 @@ from scoring import (
     viz,
 )
 from scoring.cache import SimulationCache, default_cache_directory
-from scoring.judged import JUDGE_SCORERS
 from scoring.records import NORMALIZATIONS
 from scoring.sampling import STRATEGIES
-from scoring.scorers import ATTENTION_SCORERS
+from scoring.scorers import ATTENTION_SCORERS, JUDGE_SCORERS
 from scoring.textformat import (
     CandidateExplanation,
     describe_records,
@@ -54,7 +53,7 @@ T = TypeVar("T")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES_DIR = REPO_ROOT / "examples"
-BUNDLED_PUZZLES = REPO_ROOT.parent / "shared" / "benchmarks" / "openai-puzzles" / "puzzles.json"
+BUNDLED_PUZZLES = REPO_ROOT / "benchmarks" / "openai-puzzles" / "puzzles.json"
 
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 API_KEY_STATE = "sidebar_api_key"

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from scoring import judged
 from scoring.cache import SimulationCache, open_cache
 from scoring.errors import ScoringInputError
+from scoring.job import ScoringJob, simulator_id
 from scoring.metrics import benjamini_hochberg, holm_bonferroni
 from scoring.records import (
     NORMALIZATIONS,
@@ -31,14 +32,7 @@ from scoring.records import (
 )
 from scoring.results import GeneratedExplanation, ScoreResult
 from scoring.sampling import sample_records
-from scoring.scorers import (
-    ATTENTION_SCORERS,
-    SCORER_OPTIONS,
-    SCORERS,
-    ScoringJob,
-    check_scorer_options,
-    simulator_id,
-)
+from scoring.scorers import ATTENTION_SCORERS, SCORER_OPTIONS, SCORERS, check_scorer_options
 from scoring.simulators import DEFAULT_SIMULATOR, Explainer, ExplanationExample, Simulator, get_simulator
 from scoring.simulators.runner import run_explanations
 
@@ -353,17 +347,7 @@ async def agenerate_explanations(
     )
 
 
-def generate_explanations(
-    records: RecordsInput,
-    *,
-    simulator: str | Simulator | None = None,
-    n: int = 3,
-    top_k: int = 10,
-    seed: int = 0,
-    cache: CacheOption = True,
-    progress: Progress | None = None,
-    limits: Limits | None = None,
-) -> list[GeneratedExplanation]:
+def generate_explanations(records: RecordsInput, **options: Any) -> list[GeneratedExplanation]:
     """Write `n` candidate explanations from the `top_k` most strongly activating records.
 
     The simulator must have the explain capability (``local``, ``openai:...``,
@@ -373,19 +357,10 @@ def generate_explanations(
     ``error``. Duplicates are kept (callers merge them). Candidates are cached
     like simulations. Raises ScoringInputError for bad input or a simulator
     that cannot explain.
+    Options (those of `agenerate_explanations`): simulator, n (default 3), top_k (default 10), seed,
+    cache, progress, limits.
     """
-    return run_sync(
-        agenerate_explanations(
-            records,
-            simulator=simulator,
-            n=n,
-            top_k=top_k,
-            seed=seed,
-            cache=cache,
-            progress=progress,
-            limits=limits,
-        )
-    )
+    return run_sync(agenerate_explanations(records, **options))
 
 
 async def arank_with_scorers(

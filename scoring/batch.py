@@ -66,7 +66,7 @@ from scoring.api import (
 from scoring.errors import ScoringInputError
 from scoring.records import ActivationRecord, load_records
 from scoring.results import ScoreResult, jsonable
-from scoring.scorers import SCORERS, check_scorer_options, simulator_id
+from scoring.scorers import P_VALUE_SCORERS, SCORERS, check_scorer_options, simulator_id
 from scoring.simulators import Simulator
 from scoring.simulators.base import Usage
 
@@ -538,7 +538,7 @@ def run_batch(
         "simulator_options": instance.options(),
         **scoring_options,
     }
-    corrects = scorer in judged.P_VALUE_SCORERS
+    corrects = scorer in P_VALUE_SCORERS
     if corrects:
         identity["correction"] = correction
     run_settings = json.loads(json.dumps(identity, sort_keys=True, default=str))

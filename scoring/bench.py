@@ -19,9 +19,10 @@ from typing import Any
 
 from scoring.api import arank_explanations, refuse_attention_scorer, run_sync
 from scoring.errors import ScoringInputError
+from scoring.job import simulator_id
 from scoring.metrics import best_first_ranks, kendall_tau
 from scoring.records import ActivationRecord
-from scoring.scorers import SCORERS, simulator_id
+from scoring.scorers import SCORERS
 from scoring.simulators import Simulator
 
 

@@ -14,14 +14,40 @@ from collections.abc import Sequence
 from typing import Any
 
 from scoring.errors import ScoringInputError
+from scoring.progress import progress_bar
 from scoring.records import NORMALIZATIONS
 from scoring.sampling import STRATEGIES
 from scoring.textformat import new_explanations
 
 
 def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
+    """The simulator and scorer, which sequences are scored and how they are scaled (score and batch)."""
     parser.add_argument("--simulator", default=None, help="simulator spec (default: local if installed, else lexical)")
     parser.add_argument("--scorer", default="simulation", help="scoring method (default: simulation)")
+    parser.add_argument("--sampling", default="all", choices=list(STRATEGIES))
+    parser.add_argument("-n", "--n-sequences", type=int, default=None, help="how many sequences to use")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--normalization", default="global", choices=list(NORMALIZATIONS))
+    parser.add_argument(
+        "--window",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="binary-condition: tokens per window (default: whole sequences)",
+    )
+
+
+def _scoring_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of the options `_add_scoring_options` added, for rank_explanations and run_batch."""
+    return {
+        "simulator": args.simulator,
+        "scorer": args.scorer,
+        "sampling": args.sampling,
+        "n_sequences": args.n_sequences,
+        "seed": args.seed,
+        "normalization": args.normalization,
+        "scorer_options": {"window": args.window} if args.window is not None else None,
+    }
 
 
 def _positive_int(text: str) -> int:
@@ -44,13 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("records", help="records file (JSON or CSV/TSV), or '-' for standard input")
     score.add_argument("-e", "--explanation", action="append", default=[], help="an explanation (repeat)")
     _add_scoring_options(score)
-    score.add_argument("--sampling", default="all", choices=list(STRATEGIES))
-    score.add_argument("-n", "--n-sequences", type=int, default=None, help="how many sequences to use")
-    score.add_argument("--seed", type=int, default=0)
-    score.add_argument("--normalization", default="global", choices=list(NORMALIZATIONS))
     score.add_argument("--no-cache", action="store_true", help="simulate again even when cached")
     score.add_argument("--cache-dir", default=None, help="cache directory (default: $SCORING_CACHE_DIR or ./cache)")
-    score.add_argument("--window", type=int, default=None, help="binary-condition: tokens per window (default: whole)")
     score.add_argument("--json", action="store_true", help="print the full results as JSON")
     score.add_argument(
         "--explain", type=int, default=0, metavar="N", help="also score N candidates the simulator writes"
@@ -100,17 +121,6 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("-o", "--output", required=True, help="output JSONL (appended; reruns resume)")
     _add_scoring_options(batch)
     batch.add_argument("--concurrency", type=int, default=4, help="pairs scored at once (default 4)")
-    batch.add_argument("--sampling", default="all", choices=list(STRATEGIES))
-    batch.add_argument("-n", "--n-sequences", type=int, default=None)
-    batch.add_argument("--seed", type=int, default=0)
-    batch.add_argument("--normalization", default="global", choices=list(NORMALIZATIONS))
-    batch.add_argument(
-        "--window",
-        type=_positive_int,
-        default=None,
-        metavar="N",
-        help="binary-condition: tokens per window (default: whole sequences)",
-    )
     batch.add_argument(
         "--correction",
         default="holm",
@@ -203,49 +213,30 @@ def _command_score(args: argparse.Namespace) -> int:
             "give at least one explanation with -e \"...\""
             + (" (no candidate could be generated; see the notes above)" if args.explain else "")
         )
-    results = rank_explanations(
-        explanations,
-        source,
-        simulator=args.simulator,
-        scorer=args.scorer,
-        sampling=args.sampling,
-        n_sequences=args.n_sequences,
-        seed=args.seed,
-        normalization=args.normalization,
-        cache=cache,
-        scorer_options={"window": args.window} if args.window is not None else None,
-    )
+    results = rank_explanations(explanations, source, cache=cache, **_scoring_options(args))
     if args.json:
         document: dict[str, Any] = {"results": [r.to_dict() for r in results]}
         if args.explain:
             document["generated"] = [candidate.to_dict() for candidate in generated]
         print(json.dumps(document, indent=2))
         return 0
+    generated_texts = set(added) if args.explain else None
     if args.scorer != "simulation":
-        return _print_ranking(results, set(added) if args.explain else None)
-    width = max(len(r.explanation) for r in results)
-    width = min(max(width, len("explanation")), 60)
-    source_column = "  source" if args.explain else ""
+        return _print_ranking(results, generated_texts)
+    width = _explanation_width(results)
     print(
         f"{'rank':>4}  {'explanation':<{width}}  {'score':>7}  {'95% interval':>15}  {'r2':>7}  {'auc':>6}"
-        + source_column
+        + _source_heading(generated_texts)
     )
-    generated_texts = set(added)
     for rank, result in enumerate(results, start=1):
         low, high = result.interval
         interval = f"[{_format(low, 2)}, {_format(high, 2)}]"
-        text = result.explanation if len(result.explanation) <= width else result.explanation[: width - 1] + "…"
-        source_text = ""
-        if args.explain:
-            source_text = "  generated" if result.explanation in generated_texts else "  given"
         print(
-            f"{rank:>4}  {text:<{width}}  {_format(result.score):>7}  {interval:>15}  "
+            f"{rank:>4}  {_shorten(result.explanation, width):<{width}}  {_format(result.score):>7}  {interval:>15}  "
             f"{_format(result.metrics.get('r_squared'), 2):>7}  {_format(result.metrics.get('roc_auc'), 2):>6}"
-            + source_text
+            + _source(result, generated_texts)
         )
-    for result in results:
-        if result.error:
-            print(f"note: {result.explanation!r}: {result.error}", file=sys.stderr)
+    _print_errors(results)
     first = results[0]
     usage = first.usage
     print(
@@ -289,26 +280,46 @@ def _command_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_ranking(results: Sequence[Any], generated: set[str] | None = None) -> int:
-    """The table of a scorer other than simulation: its score, Holm-corrected p-value or balanced accuracy,
-    and how many questions (or sequences) it asked about; with `generated` (score --explain), a source column."""
-    width = min(max([len("explanation"), *(len(r.explanation) for r in results)]), 60)
-    extra = "p (Holm)" if any("p_value_holm" in r.metrics for r in results) else "bal. acc"
-    source_column = "  source" if generated is not None else ""
-    print(f"{'rank':>4}  {'explanation':<{width}}  {'score':>7}  {extra:>8}  {'asked':>5}" + source_column)
-    for rank, result in enumerate(results, start=1):
-        text = result.explanation if len(result.explanation) <= width else result.explanation[: width - 1] + "…"
-        figure = result.metrics.get("p_value_holm", result.metrics.get("balanced_accuracy"))
-        asked = len(result.judgments) or len(result.sequences)
-        source_text = ""
-        if generated is not None:
-            source_text = "  generated" if result.explanation in generated else "  given"
-        print(
-            f"{rank:>4}  {text:<{width}}  {_format(result.score):>7}  {_format(figure):>8}  {asked:>5}" + source_text
-        )
+def _explanation_width(results: Sequence[Any]) -> int:
+    """The explanation column: as wide as the longest explanation (at least its heading), at most 60."""
+    return min(max([len("explanation"), *(len(result.explanation) for result in results)]), 60)
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _source_heading(generated: set[str] | None) -> str:
+    return "  source" if generated is not None else ""
+
+
+def _source(result: Any, generated: set[str] | None) -> str:
+    """Whether `score --explain` wrote the explanation or the user gave it (nothing without --explain)."""
+    if generated is None:
+        return ""
+    return "  generated" if result.explanation in generated else "  given"
+
+
+def _print_errors(results: Sequence[Any]) -> None:
     for result in results:
         if result.error:
             print(f"note: {result.explanation!r}: {result.error}", file=sys.stderr)
+
+
+def _print_ranking(results: Sequence[Any], generated: set[str] | None = None) -> int:
+    """The table of a scorer other than simulation: its score, Holm-corrected p-value or balanced accuracy,
+    and how many questions (or sequences) it asked about; with `generated` (score --explain), a source column."""
+    width = _explanation_width(results)
+    extra = "p (Holm)" if any("p_value_holm" in r.metrics for r in results) else "bal. acc"
+    print(f"{'rank':>4}  {'explanation':<{width}}  {'score':>7}  {extra:>8}  {'asked':>5}" + _source_heading(generated))
+    for rank, result in enumerate(results, start=1):
+        figure = result.metrics.get("p_value_holm", result.metrics.get("balanced_accuracy"))
+        asked = len(result.judgments) or len(result.sequences)
+        print(
+            f"{rank:>4}  {_shorten(result.explanation, width):<{width}}  {_format(result.score):>7}  "
+            f"{_format(figure):>8}  {asked:>5}" + _source(result, generated)
+        )
+    _print_errors(results)
     first = results[0]
     print(
         f"scorer {first.scorer}, simulator {first.simulator}; cache hits {sum(r.usage.cache_hits for r in results)}, "
@@ -416,15 +427,9 @@ def _command_batch(args: argparse.Namespace) -> int:
     summary = run_batch(
         args.input,
         args.output,
-        simulator=args.simulator,
         concurrency=args.concurrency,
-        scorer=args.scorer,
-        sampling=args.sampling,
-        n_sequences=args.n_sequences,
-        seed=args.seed,
-        normalization=args.normalization,
-        scorer_options={"window": args.window} if args.window is not None else None,
         correction=args.correction,
+        **_scoring_options(args),
         cache=False if args.no_cache else (args.cache_dir or True),
         include_sequences=args.include_sequences,
         retry_failed=not args.no_retry_failed,
@@ -490,12 +495,10 @@ def _command_records(args: argparse.Namespace) -> int:
     subject.check_unit(args.layer, args.neuron, args.kind)
     corpus = subjects.load_corpus(args.corpus)
 
-    def report(done: int, total: int, message: str) -> None:
-        print(f"\r{message}", end="\n" if done >= total else "", file=sys.stderr, flush=True)
-
-    index = subjects.open_index(
-        subject, corpus, window_tokens=args.window_tokens, max_windows=args.max_windows, progress=report
-    )
+    with progress_bar("indexing the corpus", "window") as report:
+        index = subjects.open_index(
+            subject, corpus, window_tokens=args.window_tokens, max_windows=args.max_windows, progress=report
+        )
     records = index.records(
         subject,
         args.layer,

@@ -32,10 +32,11 @@ import numpy as np
 
 from scoring import prompts
 from scoring.errors import ScoringInputError
+from scoring.job import ScoringJob, new_result, simulator_id
 from scoring.metrics import classification_metrics, pearson, pearson_p_value
 from scoring.records import AttentionPair, AttentionRecord
 from scoring.results import JudgmentResult, ScoreResult
-from scoring.scorers import ACTIVE_THRESHOLD, ScoringJob, fuzzing_markings, new_result, register_scorer, simulator_id
+from scoring.simulated import ACTIVE_THRESHOLD, fuzzing_markings
 from scoring.simulators.judge import Judge, JudgeQuestion, can_judge
 from scoring.simulators.runner import run_judgments
 
@@ -302,14 +303,3 @@ async def attention_head_scorer(job: ScoringJob) -> ScoreResult:
         _classify(result)
     result.seconds = time.perf_counter() - started
     return result
-
-
-JUDGE_SCORERS = ("detection-judge", "fuzzing-judge", "binary-condition", "attention-head")
-"""The scorers registered here: their results carry `judgments` and no simulated activations."""
-P_VALUE_SCORERS = ("binary-condition",)
-"""Scorers whose metrics hold a ``p_value``, to be corrected when several explanations are tested."""
-
-register_scorer("detection-judge", detection_judge_scorer)
-register_scorer("fuzzing-judge", fuzzing_judge_scorer)
-register_scorer("binary-condition", binary_condition_scorer, options=("window",))
-register_scorer("attention-head", attention_head_scorer, reads_attention=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -27,50 +28,38 @@ import numpy as np
 BOOTSTRAP_SAMPLES = 1000
 
 
-def rankdata(values: Sequence[float] | np.ndarray) -> np.ndarray:
-    """Ranks from 1, ties sharing their average rank (numpy only: scipy.stats takes seconds to import)."""
-    x = np.asarray(values, dtype=float)
-    order = np.argsort(x, kind="mergesort")
-    position = np.empty(x.size, dtype=np.intp)
-    position[order] = np.arange(x.size)
-    ordered = x[order]
-    starts = np.r_[True, ordered[1:] != ordered[:-1]] if x.size else np.zeros(0, dtype=bool)
-    group = np.cumsum(starts)[position]
-    bounds = np.r_[np.nonzero(starts)[0], x.size]
-    return 0.5 * (bounds[group] + bounds[group - 1] + 1)
+def _stats() -> ModuleType:
+    """scipy.stats, imported on first use: it takes a second or two to import, which
+    `import scoring` (the CLI, every test process) should not pay until a metric needs it."""
+    from scipy import stats
+
+    return stats
 
 
-def kendall_tau(first: Sequence[float], second: Sequence[float]) -> float:
+def kendall_tau(first: Sequence[float] | np.ndarray, second: Sequence[float] | np.ndarray) -> float:
     """Kendall's tau-b between two scorings of the same items; NaN counts as the lowest score.
 
     NaN (undefined) when fewer than two items, or when either scoring ties every item.
     """
-    if len(first) != len(second):
-        raise ValueError(f"{len(first)} scores against {len(second)}")
-    x = [-math.inf if math.isnan(value) else value for value in first]
-    y = [-math.inf if math.isnan(value) else value for value in second]
-    concordant = discordant = tied_x = tied_y = pairs = 0
-    for i in range(len(x)):
-        for j in range(i + 1, len(x)):
-            pairs += 1
-            dx = (x[i] > x[j]) - (x[i] < x[j])
-            dy = (y[i] > y[j]) - (y[i] < y[j])
-            if dx == 0:
-                tied_x += 1
-            if dy == 0:
-                tied_y += 1
-            if dx * dy > 0:
-                concordant += 1
-            elif dx * dy < 0:
-                discordant += 1
-    denominator = math.sqrt((pairs - tied_x) * (pairs - tied_y))
-    return (concordant - discordant) / denominator if denominator > 0 else math.nan
+    x = np.asarray(first, dtype=float)
+    y = np.asarray(second, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"kendall_tau needs two flat scorings of the same items, got shapes {x.shape} and {y.shape}")
+    x = np.where(np.isnan(x), -np.inf, x)
+    y = np.where(np.isnan(y), -np.inf, y)
+    if x.size < 2 or np.all(x == x[0]) or np.all(y == y[0]):
+        return math.nan
+    return float(_stats().kendalltau(x, y, variant="b").statistic)
 
 
-def best_first_ranks(scores: Sequence[float]) -> list[int | None]:
+def best_first_ranks(scores: Sequence[float] | np.ndarray) -> list[int | None]:
     """Competition ranks, 1 for the highest score, equal scores sharing a rank (1, 1, 3); None for NaN."""
-    finite = [value for value in scores if not math.isnan(value)]
-    return [None if math.isnan(value) else 1 + sum(other > value for other in finite) for value in scores]
+    values = np.asarray(scores, dtype=float)
+    finite = ~np.isnan(values)
+    ranks = np.zeros(values.size, dtype=int)
+    if finite.any():
+        ranks[finite] = _stats().rankdata(-values[finite], method="min")
+    return [int(rank) if defined else None for rank, defined in zip(ranks, finite, strict=True)]
 
 
 def pearson(real: Sequence[float] | np.ndarray, simulated: Sequence[float] | np.ndarray) -> float:
@@ -108,9 +97,9 @@ def absolute_dev_explained(real: Sequence[float] | np.ndarray, simulated: Sequen
 def spearman(real: Sequence[float] | np.ndarray, simulated: Sequence[float] | np.ndarray) -> float:
     x = np.asarray(real, dtype=float)
     y = np.asarray(simulated, dtype=float)
-    if x.size < 2 or np.all(x == x[0]) or np.all(y == y[0]):
+    if x.size < 2 or x.size != y.size or np.all(x == x[0]) or np.all(y == y[0]):
         return math.nan
-    return pearson(rankdata(x), rankdata(y))
+    return float(_stats().spearmanr(x, y).statistic)
 
 
 def roc_auc(active: Sequence[bool] | np.ndarray, simulated: Sequence[float] | np.ndarray) -> float:
@@ -121,7 +110,7 @@ def roc_auc(active: Sequence[bool] | np.ndarray, simulated: Sequence[float] | np
     n_neg = int(labels.size - n_pos)
     if n_pos == 0 or n_neg == 0:
         return math.nan
-    ranks = rankdata(scores)
+    ranks = _stats().rankdata(scores)
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
@@ -300,44 +289,6 @@ def classification_metrics(labels: Sequence[bool], predicted: Sequence[float], t
     }
 
 
-def regularized_incomplete_beta(a: float, b: float, x: float) -> float:
-    """I_x(a, b), the regularized incomplete beta function, for a, b > 0 and 0 <= x <= 1.
-
-    Evaluated by its continued fraction (modified Lentz), on the side of the
-    symmetry I_x(a, b) = 1 - I_(1-x)(b, a) where the fraction converges fast.
-    """
-    if not 0.0 <= x <= 1.0 or a <= 0.0 or b <= 0.0:
-        return math.nan
-    if x in (0.0, 1.0):
-        return x
-    if x > (a + 1.0) / (a + b + 2.0):
-        return 1.0 - regularized_incomplete_beta(b, a, 1.0 - x)
-    log_front = a * math.log(x) + b * math.log1p(-x) + math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
-    return math.exp(log_front) * _beta_fraction(a, b, x) / a
-
-
-def _beta_fraction(a: float, b: float, x: float, tiny: float = 1e-300, tolerance: float = 1e-15) -> float:
-    """The continued fraction 1 / (1 + d1 / (1 + d2 / (1 + ...))) of I_x(a, b)."""
-    c = 1.0
-    d = 1.0 - (a + b) * x / (a + 1.0)
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    value = d
-    for m in range(1, 10_000):
-        for numerator in (
-            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
-        ):
-            d = 1.0 + numerator * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + numerator / c
-            c = c if abs(c) > tiny else tiny
-            step = c * d
-            value *= step
-        if abs(step - 1.0) < tolerance:
-            break
-    return value
-
-
 def pearson_p_value(r: float, n: int) -> float:
     """Two-sided p-value of a Pearson correlation `r` over `n` pairs under no correlation.
 
@@ -351,7 +302,9 @@ def pearson_p_value(r: float, n: int) -> float:
         return 0.0
     freedom = n - 2
     t_squared = r * r * freedom / (1.0 - r * r)
-    return regularized_incomplete_beta(freedom / 2.0, 0.5, freedom / (freedom + t_squared))
+    from scipy.special import betainc  # on first use, as scipy.stats (see `_stats`)
+
+    return float(betainc(freedom / 2.0, 0.5, freedom / (freedom + t_squared)))
 
 
 def holm_bonferroni(pvalues: Sequence[float]) -> list[float]:
@@ -375,13 +328,12 @@ def benjamini_hochberg(pvalues: Sequence[float]) -> list[float]:
     With the m finite p-values sorted ascending, the i-th (from 1) becomes
     min over j >= i of min(1, m * p_(j) / j). NaN stays NaN and does not count in m.
     """
-    order, values = _finite_sorted(pvalues)
-    adjusted = [math.nan] * len(pvalues)
-    running = 1.0
-    for rank in range(len(values) - 1, -1, -1):
-        running = min(running, len(values) * values[rank] / (rank + 1))
-        adjusted[order[rank]] = running
-    return adjusted
+    values = np.asarray(pvalues, dtype=float)
+    adjusted = np.full(values.size, math.nan)
+    finite = np.isfinite(values)
+    if finite.any():
+        adjusted[finite] = _stats().false_discovery_control(values[finite], method="bh")
+    return [float(value) for value in adjusted]
 
 
 def _finite_sorted(pvalues: Sequence[float]) -> tuple[list[int], list[float]]:

@@ -1,77 +1,99 @@
-"""Scoring methods built on simulators.
+"""Every scoring method, registered by name in one table (`SCORER_TABLE`).
 
-A scorer takes the explanation, the chosen records and a simulator, and
-returns a ScoreResult. ``simulation`` is the method of OpenAI's paper and the
-Neuronpedia scorer: simulate every token, correlate with the real activations.
-``detection`` and ``fuzzing`` reuse the same (cached) simulations and ask
-classification questions of them: which sequences fire, which tokens fire.
-The scorers that ask a judge yes/no questions instead live in `scoring.judged`
-and register here when it is imported (`scoring.api` does).
+``simulation``, ``detection`` and ``fuzzing`` simulate activations
+(`scoring.simulated`); ``detection-judge``, ``fuzzing-judge``,
+``binary-condition`` and ``attention-head`` ask a judge yes/no questions
+(`scoring.judged`). A new scorer is an async function of a `ScoringJob`
+returning a `ScoreResult`, added as a row of the table.
 """
 
 from __future__ import annotations
 
-import math
-import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-from scoring.cache import SimulationCache
+from scoring import judged, simulated
 from scoring.errors import ScoringInputError
-from scoring.metrics import classification_metrics, compute_metrics, pearson
-from scoring.records import ActivationRecord, AttentionRecord
-from scoring.results import ScoreResult, SequenceResult
-from scoring.simulators.base import Simulator
-from scoring.simulators.runner import ProgressCallback, run_simulations
+from scoring.job import Scorer, ScoringJob, new_result, simulator_id
+from scoring.simulated import ACTIVE_THRESHOLD, DECISION_THRESHOLD, fuzzing_markings
+
+__all__ = [
+    "ACTIVE_THRESHOLD",
+    "ATTENTION_SCORERS",
+    "DECISION_THRESHOLD",
+    "JUDGE_SCORERS",
+    "P_VALUE_SCORERS",
+    "SCORERS",
+    "SCORER_OPTIONS",
+    "SCORER_TABLE",
+    "Scorer",
+    "ScorerEntry",
+    "ScoringJob",
+    "check_scorer_options",
+    "index_scorers",
+    "fuzzing_markings",
+    "new_result",
+    "simulator_id",
+]
 
 
-@dataclass
-class ScoringJob:
-    """Everything a scorer needs, prepared and validated by the API."""
+@dataclass(frozen=True)
+class ScorerEntry:
+    """One registered scoring method."""
 
-    explanation: str
-    records: Sequence[ActivationRecord]
-    """The chosen records, in scoring order."""
-    indices: Sequence[int]
-    """Their positions in the loaded records."""
-    real: Sequence[Sequence[float]]
-    """Their normalised real activations (0..10)."""
-    simulator: Simulator
-    cache: SimulationCache | None
-    normalization: str
-    sampling: dict[str, object]
-    seed: int = 0
-    progress: ProgressCallback | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-    """Options of the chosen scorer (checked against the names it registered)."""
-    attention_records: Sequence[AttentionRecord] = ()
-    """The records of an attention-head score (its `records` are then empty)."""
+    name: str
+    """What `score_explanation(scorer=...)`, ``--scorer`` and the server's ``scorer`` take."""
+    scorer: Scorer
+    options: tuple[str, ...] = ()
+    """The `scorer_options` names it accepts."""
+    reads_attention: bool = False
+    """It scores attention records (`score_attention_explanation`) instead of activation records."""
+    asks_judge: bool = False
+    """Its results carry `judgments` (questions and P(yes)) and no simulated activations."""
+    reports_p_value: bool = False
+    """Its metrics hold a ``p_value``, corrected when several explanations are tested."""
 
 
-Scorer = Callable[[ScoringJob], Awaitable[ScoreResult]]
+SCORER_TABLE: tuple[ScorerEntry, ...] = (
+    ScorerEntry("simulation", simulated.simulation_scorer),
+    ScorerEntry("detection", simulated.detection_scorer),
+    ScorerEntry("fuzzing", simulated.fuzzing_scorer),
+    ScorerEntry("detection-judge", judged.detection_judge_scorer, asks_judge=True),
+    ScorerEntry("fuzzing-judge", judged.fuzzing_judge_scorer, asks_judge=True),
+    ScorerEntry(
+        "binary-condition", judged.binary_condition_scorer, options=("window",), asks_judge=True, reports_p_value=True
+    ),
+    ScorerEntry("attention-head", judged.attention_head_scorer, reads_attention=True, asks_judge=True),
+)
 
-SCORERS: dict[str, Scorer] = {}
-"""Registered scorer names (`scoring.SCORERS`)."""
 
-SCORER_OPTIONS: dict[str, tuple[str, ...]] = {}
+def index_scorers(entries: Sequence[ScorerEntry]) -> dict[str, ScorerEntry]:
+    """The entries by name, in order; raises ValueError when two share a name."""
+    table: dict[str, ScorerEntry] = {}
+    for entry in entries:
+        if entry.name in table:
+            raise ValueError(f"two scorers are named {entry.name!r}")
+        table[entry.name] = entry
+    return table
+
+
+_ENTRIES = index_scorers(SCORER_TABLE)
+
+SCORERS: dict[str, Scorer] = {name: entry.scorer for name, entry in _ENTRIES.items()}
+"""Registered scorer names (`scoring.SCORERS`), in the order of the table."""
+
+SCORER_OPTIONS: dict[str, tuple[str, ...]] = {name: entry.options for name, entry in _ENTRIES.items()}
 """The option names each scorer accepts (`scorer_options=` of the API)."""
 
-ATTENTION_SCORERS: set[str] = set()
+ATTENTION_SCORERS: frozenset[str] = frozenset(name for name, entry in _ENTRIES.items() if entry.reads_attention)
 """Scorers that read attention records (`score_attention_explanation`) instead of activation records."""
 
+JUDGE_SCORERS: tuple[str, ...] = tuple(name for name, entry in _ENTRIES.items() if entry.asks_judge)
+"""Scorers whose results carry `judgments` and no simulated activations."""
 
-def register_scorer(
-    name: str, scorer: Scorer, options: Sequence[str] = (), reads_attention: bool = False
-) -> None:
-    if name in SCORERS:
-        raise ValueError(f"a scorer named {name!r} is already registered")
-    SCORERS[name] = scorer
-    SCORER_OPTIONS[name] = tuple(options)
-    if reads_attention:
-        ATTENTION_SCORERS.add(name)
+P_VALUE_SCORERS: tuple[str, ...] = tuple(name for name, entry in _ENTRIES.items() if entry.reports_p_value)
+"""Scorers whose metrics hold a ``p_value``, to be corrected when several explanations are tested."""
 
 
 def check_scorer_options(name: str, options: dict[str, Any] | None) -> dict[str, Any]:
@@ -85,169 +107,3 @@ def check_scorer_options(name: str, options: dict[str, Any] | None) -> dict[str,
         accepted = ", ".join(SCORER_OPTIONS.get(name, ())) or "none"
         raise ScoringInputError(f"the {name} scorer has no option {', '.join(unknown)}; its options: {accepted}")
     return dict(options)
-
-
-def simulator_id(simulator: Simulator, writing: bool = False) -> str:
-    """``name:model``; with `writing`, the model that judges and explains when it differs (``local``)."""
-    model = (getattr(simulator, "text_model", None) if writing else None) or simulator.model
-    return f"{simulator.name}:{model}" if model else simulator.name
-
-
-def new_result(job: ScoringJob, scorer: str, positions: Sequence[int] | None = None) -> ScoreResult:
-    """A NaN result of `scorer` holding the job's chosen sequences (or those at `positions` of them)."""
-    result = ScoreResult(
-        explanation=job.explanation,
-        score=math.nan,
-        scorer=scorer,
-        simulator=simulator_id(job.simulator),
-        normalization=job.normalization,
-        sampling=dict(job.sampling),
-    )
-    chosen = range(len(job.records)) if positions is None else positions
-    result.sequences = [
-        SequenceResult(
-            tokens=list(job.records[i].tokens),
-            raw=list(job.records[i].activations),
-            real=list(job.real[i]),
-            simulated=None,
-            index=job.indices[i],
-        )
-        for i in chosen
-    ]
-    return result
-
-
-async def _simulate(job: ScoringJob, scorer: str) -> ScoreResult:
-    """Simulate every chosen sequence; the result carries the error when any fails.
-
-    Shared by every simulation-based scorer: they differ only in how they
-    compare the simulated with the real activations afterwards.
-    """
-    result = new_result(job, scorer)
-    if all(value == 0 for real in job.real for value in real):
-        result.error = (
-            "every real activation is zero (after normalisation), so the score is undefined; "
-            "give records where the neuron fires"
-        )
-        return result
-    simulations, usage, from_cache = await run_simulations(
-        job.simulator,
-        job.explanation,
-        [record.tokens for record in job.records],
-        cache=job.cache,
-        progress=job.progress,
-    )
-    result.usage = usage
-    failures = []
-    for sequence, simulation, cached in zip(result.sequences, simulations, from_cache, strict=True):
-        sequence.cached = cached
-        if simulation.ok and simulation.activations is not None:
-            sequence.simulated = simulation.activations
-            sequence.correlation = pearson(sequence.real, simulation.activations)
-        else:
-            sequence.error = simulation.error or "simulation failed"
-            failures.append(sequence)
-    if failures:
-        result.error = (
-            f"{len(failures)} of {len(result.sequences)} sequences could not be simulated, so the score is "
-            f"undefined; first reason: {failures[0].error}"
-        )
-    return result
-
-
-async def simulation_scorer(job: ScoringJob) -> ScoreResult:
-    """Correlation between simulated and real activations over all tokens."""
-    started = time.perf_counter()
-    result = await _simulate(job, "simulation")
-    if result.error is None:
-        metrics = compute_metrics(
-            [seq.real for seq in result.sequences],
-            [seq.simulated or [] for seq in result.sequences],
-            seed=job.seed,
-        )
-        result.metrics = metrics
-        result.score = float(metrics["correlation"])
-        if math.isnan(result.score):
-            result.error = metrics["metric_errors"].get("correlation", "the correlation is undefined")
-    result.seconds = time.perf_counter() - started
-    return result
-
-
-ACTIVE_THRESHOLD = 1.0
-"""A token (or sequence, by its max) counts as active at >= 1 on the 0..10 scale, i.e. 10% of the max."""
-DECISION_THRESHOLD = 5.0
-"""A simulated value >= 5 of 10 counts as a "yes" for accuracy, precision, recall and F1."""
-
-
-async def detection_scorer(job: ScoringJob) -> ScoreResult:
-    """Does the simulation tell activating sequences from non-activating ones?
-
-    Each sequence's prediction is its highest simulated activation; a sequence
-    is activating when its real max is >= ACTIVE_THRESHOLD. The score is the
-    ROC-AUC (0.5 is chance); balanced accuracy, precision, recall and F1 at
-    DECISION_THRESHOLD come with it. An explanation naming a surface token
-    that also occurs in non-activating text predicts activity there and loses.
-    """
-    started = time.perf_counter()
-    result = await _simulate(job, "detection")
-    if result.error is None:
-        labels = [max(seq.real) >= ACTIVE_THRESHOLD for seq in result.sequences]
-        predicted = [max(seq.simulated or [0.0]) for seq in result.sequences]
-        result.metrics = classification_metrics(labels, predicted, DECISION_THRESHOLD)
-        result.metrics["sequence_predictions"] = predicted
-        result.score = float(result.metrics["roc_auc"])
-        if math.isnan(result.score):
-            result.error = (
-                "detection needs both activating and non-activating sequences "
-                f"(found {result.metrics['positives']} and {result.metrics['negatives']}); "
-                "add random or low-activation records"
-            )
-    result.seconds = time.perf_counter() - started
-    return result
-
-
-def fuzzing_markings(real: Sequence[Sequence[float]], seed: int) -> list[tuple[int, list[int], list[int]]]:
-    """The correct and wrong markings of fuzzing: per sequence with active and inactive tokens,
-    (its position, its active token indices, as many of its inactive token indices drawn at random, seeded)."""
-    rng = np.random.default_rng(seed)
-    markings = []
-    for position, values in enumerate(real):
-        active = [i for i, value in enumerate(values) if value >= ACTIVE_THRESHOLD]
-        inactive = [i for i, value in enumerate(values) if value < ACTIVE_THRESHOLD]
-        if not active or not inactive:
-            continue
-        wrong = rng.choice(inactive, size=min(len(active), len(inactive)), replace=False)
-        markings.append((position, active, sorted(int(i) for i in wrong)))
-    return markings
-
-
-async def fuzzing_scorer(job: ScoringJob) -> ScoreResult:
-    """Within activating sequences, are the right tokens the ones predicted?
-
-    For every activating sequence two marked versions are judged: the real
-    active tokens (a correct marking) and as many inactive tokens drawn at
-    random, seeded (a wrong marking). Each marking's prediction is the mean
-    simulated activation over its marked tokens. The score is the ROC-AUC of
-    correct against wrong markings; explanations that fire on the wrong word
-    of the right text are punished here.
-    """
-    started = time.perf_counter()
-    result = await _simulate(job, "fuzzing")
-    if result.error is None:
-        labels: list[bool] = []
-        predicted: list[float] = []
-        for position, active, wrong in fuzzing_markings(job.real, job.seed):
-            simulated = result.sequences[position].simulated or []
-            labels += [True, False]
-            predicted += [float(np.mean([simulated[i] for i in active])), float(np.mean([simulated[i] for i in wrong]))]
-        result.metrics = classification_metrics(labels, predicted, DECISION_THRESHOLD)
-        result.score = float(result.metrics["roc_auc"])
-        if math.isnan(result.score):
-            result.error = "fuzzing needs activating sequences that also have inactive tokens"
-    result.seconds = time.perf_counter() - started
-    return result
-
-
-register_scorer("simulation", simulation_scorer)
-register_scorer("detection", detection_scorer)
-register_scorer("fuzzing", fuzzing_scorer)

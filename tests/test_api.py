@@ -1,5 +1,6 @@
 import asyncio
 import json
+import logging
 import math
 
 import pytest
@@ -63,29 +64,29 @@ def test_cache_key_changes_with_everything_that_changes_a_simulation():
 
 
 def test_corrupt_cache_entries_are_misses(seed_records, tmp_path):
+    import diskcache
+
     simulator = FakeSimulator()
     cache = SimulationCache(tmp_path / "c")
     score_explanation("fox", seed_records, simulator=simulator, cache=cache)
-    for tokens in [r.tokens for r in seed_records]:
-        key = simulation_key(simulator, "fox", tokens)
-        cache._store.set(key, {"activations": ["junk"]})
+    with diskcache.Cache(str(tmp_path / "c")) as other_writer:  # e.g. an older version sharing the directory
+        for tokens in [r.tokens for r in seed_records]:
+            other_writer.set(simulation_key(simulator, "fox", tokens), {"activations": ["junk"]})
     again = score_explanation("fox", seed_records, simulator=simulator, cache=cache)
     assert again.error is None and again.usage.cache_misses == 2
     assert simulator.sequences_simulated == 4
 
 
-def test_unreadable_cache_store_does_not_stop_a_score(seed_records, tmp_path):
-    class BrokenStore:
-        def get(self, key):
-            raise OSError("disk on fire")
-
-        def set(self, key, value):
-            raise OSError("disk on fire")
-
+def test_unreadable_cache_store_does_not_stop_a_score(seed_records, tmp_path, caplog):
     cache = SimulationCache(tmp_path / "c")
-    cache._store = BrokenStore()
-    result = score_explanation("fox", seed_records, simulator="fake", cache=cache)
-    assert result.error is None and result.score == result.score
+    (tmp_path / "c" / "cache.db").write_bytes(b"not a database" * 1000)  # the store's file, overwritten
+    with caplog.at_level(logging.WARNING, logger="scoring.cache"):
+        result = score_explanation("fox", seed_records, simulator="fake", cache=cache)
+    uncached = score_explanation("fox", seed_records, simulator="fake", cache=False)
+    assert result.error is None and result.score == pytest.approx(uncached.score)
+    assert result.usage.cache_misses == 2
+    logged = caplog.text
+    assert "unreadable, simulating again" in logged and "could not write cache entry" in logged
 
 
 def test_failed_simulation_is_nan_with_reason_and_never_cached(seed_records, tmp_path):

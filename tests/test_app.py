@@ -270,7 +270,6 @@ def test_spot_check_bad_json_shows_an_error() -> None:
     assert any("not valid JSON" in text for text in texts(app.error))
 
 
-@pytest.mark.skipif(not ui.BUNDLED_PUZZLES.exists(), reason="needs ../shared/benchmarks beside the repo")
 def test_benchmark_runs_and_shows_wrong_puzzles() -> None:
     app = run_page(BENCHMARK)
     assert any("puzzles" in text for text in texts(app.success))

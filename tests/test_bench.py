@@ -1,4 +1,5 @@
 import math
+from types import SimpleNamespace
 
 import pytest
 
@@ -37,7 +38,15 @@ def test_bench_counts_wins_pairs_and_nan_losses():
     assert summary["accuracy"] == 1.0 and summary["pairwise_accuracy"] == 1.0
     assert summary["n_scores"] == 5
     assert summary["prompt_tokens_per_score"] > 0
-    assert summary["seconds_per_score"] >= 0
+
+
+def test_seconds_per_score_divides_the_run_time_by_the_scores(monkeypatch):
+    # bench's clock, stepped by hand: the run starts at 100 s and ends at 102.5 s, over 5 scores
+    readings = iter([100.0, 102.5])
+    monkeypatch.setattr("scoring.bench.time", SimpleNamespace(perf_counter=lambda: next(readings)))
+    summary = run_bench(PUZZLES, simulator="fake")
+    assert summary["n_scores"] == 5
+    assert summary["seconds"] == 2.5 and summary["seconds_per_score"] == pytest.approx(0.5)
 
 
 def test_a_nan_true_score_loses():

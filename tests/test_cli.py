@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PUZZLES = ROOT.parent / "shared" / "benchmarks" / "openai-puzzles" / "puzzles.json"
+PUZZLES = ROOT / "benchmarks" / "openai-puzzles" / "puzzles.json"
 
 
 def run(*args, stdin=None):
@@ -61,7 +61,6 @@ def test_user_errors_exit_2_with_one_line(args, message):
     assert "Traceback" not in done.stderr
 
 
-@pytest.mark.skipif(not PUZZLES.exists(), reason="../shared/benchmarks is not beside the checkout")
 def test_bench_json_has_the_contract_keys():
     done = run("bench", str(PUZZLES), "--simulator", "lexical", "--json", "--limit", "3")
     assert done.returncode == 0, done.stderr
@@ -168,3 +167,26 @@ def test_score_with_a_judge_scorer_marks_generated_candidates():
     assert header.split()[-2:] == ["asked", "source"]
     sources = {row.split()[-1] for row in rows[:2]}
     assert sources == {"given", "generated"}
+
+
+def test_progress_bar_draws_only_once_work_starts(capsys):
+    from scoring.progress import progress_bar
+
+    with progress_bar("indexing the corpus", "window"):
+        pass  # an index that is already built reports nothing
+    assert capsys.readouterr().err == ""
+    with progress_bar("indexing the corpus", "window") as report:
+        report(0, 16, "indexing the corpus")
+        report(8, 16, "indexed 8/16 windows")
+        report(16, 16, "indexed 16/16 windows")
+    drawn = capsys.readouterr().err
+    assert "indexing the corpus" in drawn and "16/16" in drawn and "window" in drawn
+
+
+@pytest.mark.parametrize("command", ["score", "batch"])
+def test_window_must_be_a_positive_whole_number(command, data_dir, tmp_path):
+    target = [str(data_dir / "neuronpedia_request.json"), "-e", "fox"] if command == "score" else [
+        str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "out.jsonl")]
+    done = run(command, *target, "--simulator", "fake", "--scorer", "binary-condition", "--window", "0")
+    assert done.returncode == 2
+    assert "--window: must be a positive whole number, got '0'" in done.stderr

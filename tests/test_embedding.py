@@ -119,3 +119,23 @@ def test_same_input_same_output_and_cache_reuse() -> None:
     second = simulator.simulate_sync("colors", [["red", " apples"]])
     assert first.sequences[0].activations == second.sequences[0].activations
     assert first.usage.requests == 0
+
+
+def test_embedding_cache_keeps_the_most_recently_used_texts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from scoring.simulators import embedding
+
+    encoded: list[str] = []
+
+    class CountingModel:
+        def encode(self, texts: list[str], **_: object) -> np.ndarray:
+            encoded.extend(texts)
+            return np.array([[float(len(text)), 1.0] for text in texts])
+
+    monkeypatch.setattr(embedding, "load_model", lambda: CountingModel())
+    cache = embedding._EmbeddingCache(capacity=2)
+    assert cache.embed(["a", "bb", "a"]).tolist() == [[1.0, 1.0], [2.0, 1.0], [1.0, 1.0]]
+    cache.embed(["a"])  # "a" is now the most recently used, so "bb" goes first
+    cache.embed(["ccc"])
+    cache.embed(["a"])
+    cache.embed(["bb"])
+    assert encoded == ["a", "bb", "ccc", "bb"]

@@ -32,8 +32,8 @@ from scoring import (
 from scoring.cache import judgment_key
 from scoring.judged import attention_pairs, context_windows, detection_sample
 from scoring.metrics import benjamini_hochberg, holm_bonferroni
-from scoring.scorers import fuzzing_markings
 from scoring.server import create_app, load_settings
+from scoring.simulated import fuzzing_markings
 from scoring.simulators.fake import FakeSimulator
 from scoring.simulators.judge import JudgeQuestion
 from scoring.simulators.openai_backend import read_yes_no

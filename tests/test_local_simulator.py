@@ -1,7 +1,8 @@
 """The `local` simulator: a packaged small language model run in-process, offline.
 
 These tests load the real models from their PyPI packages (no network) and are
-marked `model`; the spec and method checks at the end load nothing. The cases are small, invented here, and far from the benchmarks.
+marked `model`; the spec checks load nothing. The cases are small, invented here, and far from
+the benchmarks.
 """
 
 from __future__ import annotations
@@ -13,12 +14,10 @@ import pytest
 from scoring.errors import ScoringInputError
 from scoring.metrics import pearson
 from scoring.scorers import simulator_id
-from scoring.simulators import get_simulator
+from scoring.simulators import get_simulator, local
 from scoring.simulators.base import Simulator
-from scoring.simulators import local
 from scoring.simulators.forward import MAX_PROMPT_TOKENS
 from scoring.simulators.local import LocalSimulator
-
 
 # Each case: tokens, the tokens that should fire, a correct explanation, a wrong one.
 CASES = [

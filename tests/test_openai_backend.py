@@ -9,11 +9,14 @@ proxy; those tests carry the `model` marker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import http.server
 import math
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -258,15 +261,51 @@ def test_missing_openai_key_names_the_variable(monkeypatch: pytest.MonkeyPatch, 
         get_simulator("openai:gpt-4o-mini")
 
 
+@contextlib.contextmanager
+def _keys_sent() -> Iterator[tuple[str, list[str]]]:
+    """An OpenAI-like URL on 127.0.0.1 that refuses every request (400) and records its Authorization header."""
+    seen: list[str] = []
+
+    class Refuse(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            seen.append(self.headers.get("Authorization", ""))
+            body = b'{"error": {"message": "refused", "type": "invalid_request_error"}}'
+            self.send_response(400)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/v1", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _authorization_sent(simulator: OpenAISimulator, seen: list[str]) -> set[str]:
+    batch = asyncio.run(simulator.simulate("fox", [["a", " fox"]]))
+    assert not batch.sequences[0].ok  # refused, so failed; what matters is the key it carried
+    return set(seen)
+
+
 def test_key_from_dotenv_file_and_explicit_argument(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     (tmp_path / ".env").write_text("OPENAI_API_KEY=sk-from-dotenv\n")
     monkeypatch.chdir(tmp_path)
-    simulator = get_simulator("openai:gpt-4o-mini")
-    assert isinstance(simulator, OpenAISimulator)
-    assert simulator._api_key == "sk-from-dotenv"
-    explicit = OpenAISimulator(OpenAIBackendConfig(model="gpt-4o-mini"), api_key="sk-explicit")
-    assert explicit._api_key == "sk-explicit"
+    assert isinstance(get_simulator("openai:gpt-4o-mini"), OpenAISimulator)
+    with _keys_sent() as (url, seen):
+        from_dotenv = OpenAISimulator(OpenAIBackendConfig(model="gpt-4o-mini", base_url=url, retries=0))
+        assert _authorization_sent(from_dotenv, seen) == {"Bearer sk-from-dotenv"}
+    with _keys_sent() as (url, seen):
+        explicit = OpenAISimulator(OpenAIBackendConfig(model="gpt-4o-mini", base_url=url, retries=0), api_key="sk-x")
+        assert _authorization_sent(explicit, seen) == {"Bearer sk-x"}
     assert "OPENAI_API_KEY" not in os.environ  # the .env file is read, not loaded into the environment
 
 
@@ -275,9 +314,11 @@ def test_compatible_backend_needs_no_key_and_never_takes_the_openai_one(
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
     monkeypatch.delenv("OPENAI_COMPATIBLE_API_KEY", raising=False)
+    with _keys_sent() as (url, seen):
+        sent = _authorization_sent(get_simulator(f"openai-compatible:m@{url}?retries=0"), seen)
+    assert seen and not any("sk-secret" in header for header in sent)
     simulator = get_simulator("openai-compatible:m@http://127.0.0.1:9/v1?concurrency=3&batch=5")
     assert isinstance(simulator, OpenAISimulator)
-    assert simulator._api_key is None
     assert simulator.capabilities.max_concurrency == 3
     assert simulator.capabilities.max_sequences_per_call == 5
     assert simulator.capabilities.needs_network

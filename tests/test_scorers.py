@@ -16,8 +16,24 @@ RECORDS = [
 ]
 
 
-def test_registered():
-    assert {"simulation", "detection", "fuzzing"} <= set(SCORERS)
+def test_every_scorer_is_a_row_of_the_one_table():
+    from scoring.scorers import ATTENTION_SCORERS, JUDGE_SCORERS, P_VALUE_SCORERS, SCORER_OPTIONS, SCORER_TABLE
+
+    assert list(SCORERS) == [
+        "simulation", "detection", "fuzzing", "detection-judge", "fuzzing-judge", "binary-condition", "attention-head"
+    ]
+    assert [entry.name for entry in SCORER_TABLE] == list(SCORERS)
+    assert sorted(ATTENTION_SCORERS) == ["attention-head"]
+    assert JUDGE_SCORERS == ("detection-judge", "fuzzing-judge", "binary-condition", "attention-head")
+    assert P_VALUE_SCORERS == ("binary-condition",)
+    assert SCORER_OPTIONS["binary-condition"] == ("window",) and SCORER_OPTIONS["simulation"] == ()
+
+
+def test_a_name_can_be_registered_once():
+    from scoring.scorers import SCORER_TABLE, ScorerEntry, index_scorers
+
+    with pytest.raises(ValueError, match="two scorers are named 'simulation'"):
+        index_scorers([*SCORER_TABLE, ScorerEntry("simulation", SCORERS["fuzzing"])])
 
 
 def test_detection_by_hand():

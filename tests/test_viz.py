@@ -250,15 +250,26 @@ def test_bench_frame_picks_the_strongest_false_explanation() -> None:
 
 
 def test_estimate_api_usage_counts_requests_and_cost() -> None:
+    from scoring.pricing import PRICES_PER_MILLION
+    from scoring.prompts import API_CHAT_SYSTEM, api_chat_user_message
+
     sequences = [["a", " b"], ["c"], ["d", " e", " f"]]
+    input_price, output_price = PRICES_PER_MILLION["gpt-4o-mini"]
+    assert (input_price, output_price) == (0.15, 0.60)  # USD per million tokens in the pricing table
     estimate = viz.estimate_api_usage(
-        ["one", "two"], sequences, sequences_per_call=2, prompt_price=1.0, completion_price=2.0
+        ["one", "two"], sequences, sequences_per_call=2, prompt_price=input_price, completion_price=output_price
     )
+    # 2 explanations x 2 requests ([a b, c] and [d e f]); each request asks 3 tokens x 3 + 10 = 19 completion tokens
     assert estimate["requests"] == 4
-    assert estimate["prompt_tokens"] > 0
-    assert estimate["completion_tokens"] == 2 * (3 * 3 + 10 + 3 * 3 + 10)
-    expected_cost = (estimate["prompt_tokens"] * 1.0 + estimate["completion_tokens"] * 2.0) / 1e6
-    assert estimate["cost_usd"] == pytest.approx(expected_cost)
+    assert estimate["completion_tokens"] == 76
+    # prompt tokens: about 4 characters each, plus 1, of the system text and the request's message
+    prompt_tokens = sum(
+        (len(API_CHAT_SYSTEM) + len(api_chat_user_message(explanation, chunk))) // 4 + 1
+        for explanation in ("one", "two")
+        for chunk in ([["a", " b"], ["c"]], [["d", " e", " f"]])
+    )
+    assert estimate["prompt_tokens"] == prompt_tokens
+    assert estimate["cost_usd"] == pytest.approx((prompt_tokens * 0.15 + 76 * 0.60) / 1_000_000)
     assert viz.estimate_api_usage(["one"], sequences, sequences_per_call=10)["cost_usd"] is None
 
 

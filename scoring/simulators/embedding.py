@@ -35,13 +35,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
 import numpy as np
+from cachetools import LRUCache
 
 from scoring.errors import ScoringInputError
 from scoring.simulators.base import Capabilities, SimulationBatch, SyncSimulator, Usage, check_simulation
@@ -99,8 +99,7 @@ class _EmbeddingCache:
     """Bounded LRU of text -> unit-norm embedding, shared by all instances in the process."""
 
     def __init__(self, capacity: int = 50_000) -> None:
-        self.capacity = capacity
-        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._items: LRUCache[str, np.ndarray] = LRUCache(maxsize=capacity)
         self._lock = threading.Lock()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -115,16 +114,12 @@ class _EmbeddingCache:
             with self._lock:
                 for text, vector in zip(missing, vectors, strict=True):
                     self._items[text] = np.asarray(vector, dtype=np.float32)
-                while len(self._items) > self.capacity:
-                    self._items.popitem(last=False)
         with self._lock:
             rows = []
             for text in texts:
                 vector = self._items.get(text)
                 if vector is None:  # evicted by a concurrent call in between: embed again
                     vector = load_model().encode([text], normalize_embeddings=True, convert_to_numpy=True)[0]
-                else:
-                    self._items.move_to_end(text)
                 rows.append(vector)
         return np.vstack(rows) if rows else np.zeros((0, 384), dtype=np.float32)
 
