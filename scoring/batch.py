@@ -64,7 +64,7 @@ from scoring.api import (
     resolve_simulator,
 )
 from scoring.errors import ScoringInputError
-from scoring.records import ActivationRecord, load_records
+from scoring.records import ActivationRecord, check_unicode, load_records, lone_surrogate
 from scoring.results import ScoreResult, jsonable
 from scoring.scorers import SCORERS, check_scorer_options, simulator_id
 from scoring.simulators import Simulator
@@ -175,6 +175,7 @@ def explanations_of(data: dict[str, Any]) -> list[str]:
                 f"explanations[{position}] must be a non-empty string (or an object with a "
                 f'"description"), got {item!r}'
             )
+        check_unicode(item, f"explanations[{position}]")
         if item not in texts:
             texts.append(item)
     return texts
@@ -182,6 +183,11 @@ def explanations_of(data: dict[str, Any]) -> list[str]:
 
 def parse_line(text: str, line: int, limits: Any = None) -> Feature:
     """One input line to a Feature; raises ScoringInputError saying what to fix."""
+    position = lone_surrogate(text)
+    if position is not None:
+        raise ScoringInputError(
+            f"the line is not valid UTF-8 (at character {position + 1}); save the input as UTF-8"
+        )
     try:
         data = json.loads(text.strip())
     except json.JSONDecodeError as exc:
@@ -199,12 +205,12 @@ def count_pairs(text: str) -> int:
     try:
         data = json.loads(text)
         return len(explanations_of(data)) if isinstance(data, dict) else 1
-    except (json.JSONDecodeError, ScoringInputError):
+    except (ValueError, RecursionError):
         return 1
 
 
 def _line_digest(text: str) -> str:
-    return hashlib.sha256(text.strip().encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha256(text.strip().encode("utf-8", errors="surrogateescape")).hexdigest()[:16]
 
 
 def _line_at(path: Path, offset: int) -> dict[str, Any]:
@@ -216,8 +222,11 @@ def _line_at(path: Path, offset: int) -> dict[str, Any]:
 
 
 def _input_lines(path: Path) -> Iterator[tuple[int, str]]:
-    with path.open(encoding="utf-8") as handle:
-        for number, text in enumerate(handle, start=1):
+    """Numbered non-blank lines; a line that is not UTF-8 comes as its bytes escaped (its parse then fails)."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            # surrogateescape keeps every line readable; parse_line turns the escapes into this line's error.
+            text = raw.decode("utf-8", errors="surrogateescape")
             if text.strip():
                 yield number, text
 
@@ -285,7 +294,11 @@ class BatchWriter:
 
     def write(self, entry: dict[str, Any]) -> None:
         entry["settings"] = self.run_settings
-        self.handle.write(json.dumps(jsonable(entry), ensure_ascii=False, allow_nan=False) + "\n")
+        text = json.dumps(jsonable(entry), ensure_ascii=False, allow_nan=False)
+        if lone_surrogate(text) is not None:
+            # A lone surrogate (from a bad input line) cannot be written as UTF-8; JSON escapes can hold it.
+            text = json.dumps(jsonable(entry), ensure_ascii=True, allow_nan=False)
+        self.handle.write(text + "\n")
         self.handle.flush()
 
     def result(self, feature: Feature, position: int, result: ScoreResult) -> str:
@@ -304,6 +317,19 @@ class BatchWriter:
         entry["n_sequences"] = len(result.sequences)
         self.write(entry)
         return status
+
+    def failure(self, feature: Feature, position: int, message: str) -> None:
+        self.write(
+            {
+                "feature_id": feature.feature_id,
+                "explanation": feature.explanations[position],
+                "line": feature.line,
+                "explanation_index": position,
+                "status": STATUS_FAILED,
+                "score": None,
+                "error": message,
+            }
+        )
 
     def input_error(
         self,
@@ -349,7 +375,45 @@ async def _run(
     cache = resolve_cache(batch_options.get("cache", True))
     retry_failed = bool(batch_options.get("retry_failed", True))
     limits = batch_options.get("limits")
-    finished = read_finished(output_path, run_settings, retry_failed)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    with output_path.open("a", encoding="utf-8") as handle:
+        _lock_output(handle, output_path)
+        finished = read_finished(output_path, run_settings, retry_failed)
+        await _write_results(
+            input_path, output_path, handle, simulator, run_settings, concurrency, scoring_options,
+            batch_options, correction, tally, cache, limits, finished,
+        )
+
+
+def _lock_output(handle: TextIO, output_path: Path) -> None:
+    """Hold an exclusive lock on the output for this run, or refuse: two runs would both do all the work."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; one run at a time is then up to the user
+        return
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise ScoringInputError(
+            f"another batch run is writing {output_path}; wait for it to finish, or write to another output file"
+        ) from None
+
+
+async def _write_results(
+    input_path: Path,
+    output_path: Path,
+    handle: TextIO,
+    simulator: Simulator,
+    run_settings: dict[str, Any],
+    concurrency: int,
+    scoring_options: dict[str, Any],
+    batch_options: dict[str, Any],
+    correction: str | None,
+    tally: Tally,
+    cache: Any,
+    limits: Any,
+    finished: Finished,
+) -> None:
     total = sum(count_pairs(text) for _, text in _input_lines(input_path))
     semaphore = asyncio.Semaphore(concurrency)
     running: set[asyncio.Task[None]] = set()
@@ -368,114 +432,132 @@ async def _run(
             failed=tally.failed, bad=tally.input_errors, cached=tally.usage.cache_hits, refresh=False
         )
 
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    with output_path.open("a", encoding="utf-8") as handle:
-        writer = BatchWriter(handle, run_settings, bool(batch_options.get("include_sequences", False)))
+    def skip() -> None:
+        # Work done by an earlier run is not progress of this one: counting it would inflate the rate.
+        tally.skipped += 1
+        bar.total -= 1
+        bar.refresh()
 
-        def record(feature: Feature, position: int, result: ScoreResult) -> None:
-            if writer.result(feature, position, result) == STATUS_OK:
-                tally.ok += 1
-                if math.isfinite(result.score):
-                    tally.scores.append(result.score)
-            else:
-                tally.failed += 1
+    writer = BatchWriter(handle, run_settings, bool(batch_options.get("include_sequences", False)))
 
-        def record_family(family: Family, correction: str) -> None:
-            feature = family.feature
-            tested: dict[int, float] = {}
-            for position, explanation in enumerate(feature.explanations):
-                result = family.results.get(position)
-                if result is not None and "p_value" in result.metrics:
-                    tested[position] = float(result.metrics["p_value"])
-                elif result is None and (feature.feature_id, explanation) in finished.p_values:
-                    tested[position] = finished.p_values[feature.feature_id, explanation][0]
-            fields = dict(zip(tested, corrected_p_values(list(tested.values()), (correction,)), strict=True))
-            for position in sorted(family.results):
-                family.results[position].metrics.update(fields.get(position, {}))
-                record(feature, position, family.results[position])
-            for position in sorted(set(fields) - set(family.results)):
-                # A line of an earlier run, corrected then over other p-values: write it again when that changed.
-                _, offset = finished.p_values[feature.feature_id, feature.explanations[position]]
-                earlier = _line_at(output_path, offset)
-                metrics = earlier.get("metrics") or {}
-                now = jsonable(fields[position])
-                if any(metrics.get(name) != value for name, value in now.items()):
-                    earlier["metrics"] = {**metrics, **now}
-                    writer.write(earlier)
-                    tally.recorrected += 1
+    def record(feature: Feature, position: int, result: ScoreResult) -> None:
+        if writer.result(feature, position, result) == STATUS_OK:
+            tally.ok += 1
+            if math.isfinite(result.score):
+                tally.scores.append(result.score)
+        else:
+            tally.failed += 1
 
-        async def score_pair(feature: Feature, position: int, family: Family | None) -> None:
-            explanation = feature.explanations[position]
-            try:
-                try:
-                    result = await ascore_explanation(
-                        explanation,
-                        feature.records,
-                        simulator=simulator,
-                        cache=cache,
-                        limits=limits,
-                        **scoring_options,
-                    )
-                except ScoringInputError as exc:
-                    tally.input_errors += 1
-                    writer.input_error(feature.line, str(exc), "", feature.feature_id, explanation)
-                else:
-                    tally.usage.add(result.usage)
-                    if family is None:
-                        record(feature, position, result)
-                    else:
-                        family.results[position] = result
-                if family is not None and correction is not None:
-                    family.waiting -= 1
-                    if family.waiting == 0:
-                        record_family(family, correction)
-            finally:
-                semaphore.release()
-                advance()
+    def record_family(family: Family, correction: str) -> None:
+        feature = family.feature
+        tested: dict[int, float] = {}
+        for position, explanation in enumerate(feature.explanations):
+            result = family.results.get(position)
+            if result is not None and "p_value" in result.metrics:
+                tested[position] = float(result.metrics["p_value"])
+            elif result is None and (feature.feature_id, explanation) in finished.p_values:
+                tested[position] = finished.p_values[feature.feature_id, explanation][0]
+        fields = dict(zip(tested, corrected_p_values(list(tested.values()), (correction,)), strict=True))
+        for position in sorted(family.results):
+            family.results[position].metrics.update(fields.get(position, {}))
+            record(feature, position, family.results[position])
+        for position in sorted(set(fields) - set(family.results)):
+            # A line of an earlier run, corrected then over other p-values: write it again when that changed.
+            _, offset = finished.p_values[feature.feature_id, feature.explanations[position]]
+            earlier = _line_at(output_path, offset)
+            metrics = earlier.get("metrics") or {}
+            now = jsonable(fields[position])
+            if any(metrics.get(name) != value for name, value in now.items()):
+                earlier["metrics"] = {**metrics, **now}
+                writer.write(earlier)
+                tally.recorrected += 1
 
+    async def score_pair(feature: Feature, position: int, family: Family | None) -> None:
+        explanation = feature.explanations[position]
         try:
-            for number, text in _input_lines(input_path):
-                digest = _line_digest(text)
-                try:
-                    feature = parse_line(text, number, limits)
-                except ScoringInputError as exc:
-                    if ("line", str(number), digest) in finished.keys:
-                        tally.skipped += 1
-                    else:
-                        tally.input_errors += 1
-                        writer.input_error(number, str(exc), digest)
-                    advance()
-                    continue
-                to_score = {
-                    position
-                    for position, explanation in enumerate(feature.explanations)
-                    if ("pair", feature.feature_id, explanation) not in finished.keys
-                }
-                family = Family(feature, len(to_score)) if correction is not None and to_score else None
-                for position in range(len(feature.explanations)):
-                    if position not in to_score:
-                        tally.skipped += 1
-                        advance()
-                        continue
-                    # At most `concurrency` pairs in flight; reading waits here, so memory stays bounded.
-                    await semaphore.acquire()
-                    if crashes:
-                        semaphore.release()
-                        raise crashes[0]
-                    task = asyncio.create_task(score_pair(feature, position, family))
-                    running.add(task)
-                    task.add_done_callback(finish)
-            if running:
-                await asyncio.gather(*running)
-            if crashes:
-                raise crashes[0]
+            try:
+                result = await ascore_explanation(
+                    explanation,
+                    feature.records,
+                    simulator=simulator,
+                    cache=cache,
+                    limits=limits,
+                    **scoring_options,
+                )
+            except ScoringInputError as exc:
+                tally.input_errors += 1
+                writer.input_error(feature.line, str(exc), "", feature.feature_id, explanation)
+            except Exception as exc:
+                # Our bug, not the input's: the pair fails with the reason (retried by a rerun), the batch goes on.
+                logger.exception("scoring %s / %r failed", feature.feature_id, explanation)
+                tally.failed += 1
+                writer.failure(feature, position, f"internal error ({type(exc).__name__}: {exc}); see the log")
+                if family is not None:
+                    family.waiting -= 1
+                    if family.waiting == 0 and correction is not None:
+                        record_family(family, correction)
+                advance()
+                return
+            else:
+                tally.usage.add(result.usage)
+                if family is None:
+                    record(feature, position, result)
+                else:
+                    family.results[position] = result
+            if family is not None and correction is not None:
+                family.waiting -= 1
+                if family.waiting == 0:
+                    record_family(family, correction)
         finally:
-            # Interrupted or crashed: stop what is in flight (every finished line is already on disk).
-            for task in running:
-                task.cancel()
-            if running:
-                await asyncio.gather(*running, return_exceptions=True)
-            bar.close()
+            semaphore.release()
+        # Not reached when cancelled: an interrupted pair is not done, and the bar does not count it.
+        advance()
+
+    try:
+        for number, text in _input_lines(input_path):
+            digest = _line_digest(text)
+            try:
+                feature = parse_line(text, number, limits)
+            except Exception as exc:
+                if ("line", str(number), digest) in finished.keys:
+                    skip()
+                    continue
+                if not isinstance(exc, ScoringInputError):
+                    logger.exception("input line %d could not be read", number)
+                message = str(exc) if isinstance(exc, ScoringInputError) else f"{type(exc).__name__}: {exc}"
+                tally.input_errors += 1
+                writer.input_error(number, message, digest)
+                advance()
+                continue
+            to_score = {
+                position
+                for position, explanation in enumerate(feature.explanations)
+                if ("pair", feature.feature_id, explanation) not in finished.keys
+            }
+            family = Family(feature, len(to_score)) if correction is not None and to_score else None
+            for position in range(len(feature.explanations)):
+                if position not in to_score:
+                    skip()
+                    continue
+                # At most `concurrency` pairs in flight; reading waits here, so memory stays bounded.
+                await semaphore.acquire()
+                if crashes:
+                    semaphore.release()
+                    raise crashes[0]
+                task = asyncio.create_task(score_pair(feature, position, family))
+                running.add(task)
+                task.add_done_callback(finish)
+        if running:
+            await asyncio.gather(*running)
+        if crashes:
+            raise crashes[0]
+    finally:
+        # Interrupted or crashed: stop what is in flight (every finished line is already on disk).
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+        bar.close()
 
 
 def run_batch(
@@ -584,3 +666,21 @@ def run_batch(
         "mean_score": sum(tally.scores) / len(tally.scores) if tally.scores else None,
         "usage": tally.usage.to_dict(),
     }
+
+
+def summary_line(summary: dict[str, Any]) -> str:
+    """One line for people: what this run did, and what to do about failures."""
+    line = (
+        f"batch: {summary['ok']} ok, {summary['failed']} failed, {summary['input_errors']} bad input, "
+        f"{summary['skipped']} done by earlier runs -> {summary['output']}"
+    )
+    if summary["failed"]:
+        line += "; run the same command again to retry the failed pairs"
+    return line
+
+
+def exit_status(summary: dict[str, Any]) -> int:
+    """0 when the run leaves nothing to retry; 1 when a pair failed, or when nothing written was scored."""
+    if summary["failed"] or (summary["written"] and not summary["ok"]):
+        return 1
+    return 0
