@@ -31,18 +31,19 @@ from scoring.prompts import (
     api_echo_prompt,
 )
 from scoring.simulators import SimulationBatch, get_simulator
-from scoring.simulators.openai_backend import (
+from scoring.simulators.openai_backend import OpenAISimulator
+from scoring.simulators.openai_config import (
     GENERATED_LOGPROBS,
     JSON_MODE,
     PROMPT_LOGPROBS,
-    RESPONSE_FORMATS,
     OpenAIBackendConfig,
-    OpenAISimulator,
+    parse_compatible_spec,
+    parse_openai_spec,
+)
+from scoring.simulators.openai_replies import (
     activation_schema,
     digit_expectation,
     parse_chat_reply,
-    parse_compatible_spec,
-    parse_openai_spec,
     read_prompt_logprobs,
     refine_with_logprobs,
 )
@@ -420,7 +421,7 @@ def test_chat_modes_score_on_a_real_server(llama_server: str, mode: str) -> None
     _assert_scored(simulator)
     assert simulator.mode == mode
     # llama.cpp-python refuses OpenAI's json_schema form and takes the schema inside json_object
-    assert RESPONSE_FORMATS[simulator._format_level] == "json_object+schema"
+    assert simulator.response_format == "json_object+schema"
 
 
 @pytest.mark.model
@@ -484,7 +485,7 @@ def test_concurrent_requests_step_down_the_response_format_once(llama_server: st
 
     for batch in asyncio.run(together()):
         assert batch.sequences[0].ok, batch.sequences[0].error
-    assert RESPONSE_FORMATS[simulator._format_level] == "json_object+schema"
+    assert simulator.response_format == "json_object+schema"
 
 
 @pytest.mark.model
@@ -535,3 +536,89 @@ def test_explanation_requests_failing_beyond_the_retries_give_the_status(proxy: 
     generated = generate_explanations(EXPLAIN_RECORDS, simulator=simulator, n=1, cache=False)
     assert generated[0].text is None
     assert "HTTP 503" in (generated[0].error or "")
+
+
+# --- hostile upstreams: the fake OpenAI server (a real process) behind the fault proxy ---------
+
+
+@pytest.fixture(scope="module")
+def fake_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from tests.support.scoring_server import fake_openai_server
+
+    with fake_openai_server(tmp_path_factory.mktemp("fake-openai") / "server.log") as server:
+        yield server.url
+
+
+@pytest.fixture
+def hostile(fake_upstream: str) -> Iterator[FaultProxy]:
+    with FaultProxy(fake_upstream) as running:
+        yield running
+
+
+def _fake_simulator(proxy: FaultProxy, **options: object) -> OpenAISimulator:
+    query = "&".join(f"{key}={value}" for key, value in {"mode": JSON_MODE, **options}.items())
+    simulator = get_simulator(f"openai-compatible:fake@{proxy.url}/v1?{query}")
+    assert isinstance(simulator, OpenAISimulator)
+    return simulator
+
+
+def _simulate_timed(simulator: OpenAISimulator) -> tuple[SimulationBatch, float]:
+    started = time.monotonic()
+    batch = asyncio.run(simulator.simulate("sky", SEQUENCES[:2]))
+    return batch, time.monotonic() - started
+
+
+def test_an_upstream_trickling_its_reply_is_cut_at_the_deadline(hostile: FaultProxy) -> None:
+    hostile.answer_with.append("trickle")
+    batch, seconds = _simulate_timed(_fake_simulator(hostile, timeout=3, retries=0))
+    for result in batch.sequences:
+        assert result.activations is None
+        assert "within the deadline of 3s" in (result.error or "")
+    assert seconds < 60  # it ends at all (the trickle alone would last 1000 s); measured, not a benchmark
+
+
+def test_a_429_asking_to_wait_30s_is_cut_at_the_deadline(hostile: FaultProxy) -> None:
+    hostile.answer_with.extend(["retry-after-30"] * 3)
+    batch, seconds = _simulate_timed(_fake_simulator(hostile, timeout=2, retries=2))
+    assert all("within the deadline of 6s" in (result.error or "") for result in batch.sequences)
+    assert hostile.statuses() == [429]  # the wait it asked for was cut by the deadline
+    assert seconds < 30
+
+
+@pytest.mark.parametrize("kind", ["html", "broken-json", "empty"])
+def test_a_200_that_is_not_a_completion_is_retried(hostile: FaultProxy, kind: str) -> None:
+    hostile.answer_with.append(kind)
+    batch, _ = _simulate_timed(_fake_simulator(hostile, retries=1))
+    assert all(result.ok for result in batch.sequences), [result.error for result in batch.sequences]
+    assert batch.sequences[0].activations == [0, 10, 0, 0, 0, 0, 0]
+    assert hostile.statuses() == [200, 200]
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [("html", "an HTML page"), ("broken-json", "not valid JSON"), ("empty", "not valid JSON")],
+)
+def test_replies_that_are_never_completions_fail_with_a_reason_to_act_on(
+    hostile: FaultProxy, kind: str, reason: str
+) -> None:
+    hostile.answer_with.extend([kind] * 3)
+    batch, _ = _simulate_timed(_fake_simulator(hostile, retries=2))
+    for result in batch.sequences:
+        assert result.activations is None
+        assert reason in (result.error or "") and "on 3 attempts" in (result.error or "")
+        assert "base URL" in (result.error or "") and "Error:" not in (result.error or "")
+
+
+def test_truncated_prompt_logprobs_are_retried_then_named(hostile: FaultProxy) -> None:
+    hostile.answer_with.extend(["truncated-logprobs"] * 2)
+    batch, _ = _simulate_timed(_fake_simulator(hostile, mode=PROMPT_LOGPROBS, retries=1))
+    for result in batch.sequences:
+        assert result.activations is None
+        assert "truncated reply" in (result.error or "") and "on 2 attempts" in (result.error or "")
+
+
+def test_read_prompt_logprobs_refuses_lists_cut_short() -> None:
+    with pytest.raises(ValueError, match="logprobs for 1 of 2 echoed prompt tokens"):
+        read_prompt_logprobs("ab", [[1]], ["a", "b"], [None])
+    with pytest.raises(ValueError, match="only part of the prompt"):
+        read_prompt_logprobs("abcdef", [[5]], ["a", "b"], [None, {"b": -0.1}])
