@@ -102,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=5000)
     serve.add_argument("--simulator", default=None)
+    serve.add_argument(
+        "--allow-open",
+        action="store_true",
+        default=None,
+        help="listen on a non-loopback address without SERVER_KEY (anyone there may score)",
+    )
 
     batch = commands.add_parser("batch", help="score many (feature, explanation) pairs from JSONL")
     batch.add_argument("input", help="input JSONL: one feature per line")
@@ -412,7 +418,7 @@ def _print_bench_scorers(summary: dict[str, Any]) -> None:
 def _command_serve(args: argparse.Namespace) -> int:
     from scoring.server import serve
 
-    serve(host=args.host, port=args.port, simulator=args.simulator)
+    serve(host=args.host, port=args.port, simulator=args.simulator, allow_open=args.allow_open)
     return 0
 
 
