@@ -412,7 +412,10 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes, body_timeout=settings.body_timeout
     )
     app.add_middleware(
-        AdmissionMiddleware, admission=service.admission, retry_after_seconds=settings.retry_after_seconds
+        AdmissionMiddleware,
+        admission=service.admission,
+        retry_after_seconds=settings.retry_after_seconds,
+        body_timeout=settings.body_timeout,
     )
     app.add_middleware(AccessLogMiddleware)
     return app

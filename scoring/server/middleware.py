@@ -44,6 +44,22 @@ def declared_length(scope: Scope) -> int | None:
     return None
 
 
+async def discard_body(receive: Receive, max_bytes: int, seconds: float) -> None:
+    """Read a request's body without keeping it, until it ends, passes `max_bytes` or `seconds` pass."""
+    received = 0
+    try:
+        async with asyncio.timeout(seconds):
+            while received <= max_bytes:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return
+                received += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return
+    except TimeoutError:
+        return
+
+
 class BodyTooLarge(HTTPException):
     """Raised from inside body reading; FastAPI re-raises HTTPExceptions untouched."""
 
@@ -135,10 +151,11 @@ class Admission:
 class AdmissionMiddleware:
     """Bounds the scoring work in flight; past the bound, 503 with Retry-After before reading the body."""
 
-    def __init__(self, app: ASGIApp, admission: Admission, retry_after_seconds: int) -> None:
+    def __init__(self, app: ASGIApp, admission: Admission, retry_after_seconds: int, body_timeout: float) -> None:
         self.app = app
         self.admission = admission
         self.retry_after_seconds = retry_after_seconds
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") != "POST" or scope.get("path") not in SCORING_PATHS:
@@ -146,6 +163,9 @@ class AdmissionMiddleware:
             return
         reserved, refusal = self.admission.admit(scope)
         if refusal is not None:
+            # Read the body into nothing first: closing on unread bytes resets the connection, and a client
+            # still uploading would then never see the 503. Bounded by the body limit and the body deadline.
+            await discard_body(receive, self.admission.max_body_bytes, self.body_timeout)
             await send_error(
                 send,
                 503,

@@ -165,7 +165,7 @@ def parse_body(raw: bytes, content_type: str | None, model: type[Request]) -> Re
     try:
         return model.model_validate(data, context=STRICT)
     except ValidationError as exc:
-        raise BodyError(422, [(field_path(error.get("loc", ())), _message(error)) for error in exc.errors()]) from None
+        raise BodyError(422, [(_error_path(error), _message(error)) for error in exc.errors()]) from None
     except RecursionError:
         raise BodyError(422, [("body", "the body nests too deeply")]) from None
 
@@ -199,6 +199,15 @@ def field_path(location: Any) -> str:
             continue
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
     return path or "body"
+
+
+def _error_path(error: Any) -> str:
+    location = tuple(error.get("loc", ()))
+    # TokensAndValues checks a whole list at once and names the item in ``position``: point the path at it.
+    position = (error.get("ctx") or {}).get("position")
+    if isinstance(position, int) and location and location[-1] in ("tokens", "values"):
+        location = (*location, position)
+    return field_path(location)
 
 
 def _message(error: Any) -> str:

@@ -49,7 +49,7 @@ class ServerSettings(BaseSettings):
     max_explanation_chars: int = Field(default=MAX_EXPLANATION_CHARS, ge=1, le=MAX_EXPLANATION_CHARS)
     """Longest explanation, at most the API's own limit (MAX_EXPLANATION_CHARS)."""
 
-    max_concurrent_requests: int = Field(default=64, ge=1)
+    max_concurrent_requests: int = Field(default=256, ge=1)
     """Scoring requests admitted at once (reading, waiting or scoring); more get 503 with Retry-After."""
     max_inflight_body_bytes: int = Field(default=30_000_000, ge=1)
     """Bytes of request bodies admitted at once (a body takes about 13 times its size in memory once
