@@ -58,6 +58,8 @@ class FaultProxy:
         """Statuses answered, in order, before requests are forwarded again."""
         self.answer_with: deque[str] = deque()
         """Hostile replies (`HOSTILE_REPLIES`) answered, in order, before requests are forwarded again."""
+        self.refuse_fields: set[str] = set()
+        """Request fields answered with HTTP 400 naming the field, as a server without that feature does."""
         self.delay = 0.0
         """Seconds each request is held before it is handled."""
         self.garble = False
@@ -112,6 +114,16 @@ class FaultProxy:
         body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
         if self.delay:
             time.sleep(self.delay)
+        refused = self._refused_field(body)
+        if refused is not None:
+            self._record(handler.path, 400)
+            payload = json.dumps({"error": {"message": f"{refused} is not supported", "param": refused}}).encode()
+            handler.send_response(400)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(payload)))
+            handler.end_headers()
+            handler.wfile.write(payload)
+            return
         with self._lock:
             hostile = self.answer_with.popleft() if self.answer_with else None
         if hostile is not None:
@@ -159,6 +171,15 @@ class FaultProxy:
         except (BrokenPipeError, ConnectionResetError):
             # the client gave up (a timeout test): nothing to answer
             pass
+
+    def _refused_field(self, body: bytes) -> str | None:
+        if not self.refuse_fields or not body:
+            return None
+        try:
+            request = json.loads(body)
+        except ValueError:
+            return None
+        return next((name for name in sorted(self.refuse_fields) if name in request), None)
 
     def _hostile(self, handler: BaseHTTPRequestHandler, kind: str) -> None:
         status, content_type, payload, headers = 200, "application/json", b"", {}
