@@ -62,7 +62,7 @@ from typing import Any
 from scoring.errors import ScoringInputError
 from scoring.server.app import create_app, score_payload, scored_sequence, simulation_failed
 from scoring.server.connections import header_timeout_protocol
-from scoring.server.requests import ScoreManyRequest, ScoreRequest, ScoringOptions
+from scoring.server.schema import ScoreManyRequest, ScoreRequest, ScoringOptions
 from scoring.server.settings import LOOPBACK_HOSTS, ServerSettings, load_settings
 
 __all__ = [

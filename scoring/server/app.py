@@ -38,7 +38,7 @@ from scoring.server.middleware import (
     AdmissionMiddleware,
     BodyGuardMiddleware,
 )
-from scoring.server.requests import BodyError, ScoreManyRequest, ScoreRequest, ScoringOptions, parse_body
+from scoring.server.schema import BodyError, ScoreManyRequest, ScoreRequest, ScoringOptions, parse_body
 from scoring.server.settings import ServerSettings, load_settings
 from scoring.simulators import Simulator
 
