@@ -49,7 +49,7 @@ Unknown request fields are ignored, as the original scorer ignored them.
 Every request is logged (method, path, status, milliseconds, client); bodies and
 secrets never are.
 
-The package is split by concern: `settings` (pydantic-settings), `requests` (request
+The package is split by concern: `settings` (pydantic-settings), `schema` (request
 models and body reading), `middleware` (access log, admission, body size and deadline),
 `connections` (header deadline), `app` (routes and the scoring service).
 """
