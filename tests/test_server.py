@@ -301,3 +301,21 @@ def test_a_chunked_body_over_the_limit_is_413_without_a_content_length(tmp_path:
     assert response.request.headers.get("transfer-encoding") == "chunked"
     assert response.status_code == 413
     assert "max_body_bytes" in strict_json(response.text)["error"]
+
+
+class SlowSimulator(FakeSimulator):
+    """`fake`, taking 30 s per call."""
+
+    async def simulate(self, explanation: str, sequences: Sequence[Sequence[str]]) -> SimulationBatch:
+        await asyncio.sleep(30)
+        return await super().simulate(explanation, sequences)
+
+
+def test_scoring_past_request_timeout_is_a_504_naming_the_setting(tmp_path: Path) -> None:
+    app = create_app(load_settings("fake", server_key="", cache=tmp_path / "cache", request_timeout=0.5))
+    app.state.service.simulators["fake"] = SlowSimulator()
+    client = TestClient(app, raise_server_exceptions=False)
+    response = client.post("/score", json=SEED_BODY)
+    assert response.status_code == 504
+    assert "request_timeout" in strict_json(response.text)["error"]
+    assert client.get("/health").status_code == 200
