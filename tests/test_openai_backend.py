@@ -441,7 +441,9 @@ def test_transformers_serve_which_ignores_logprobs_lands_on_json_mode(
         (result,) = batch.sequences
         if not result.ok:  # a 270M model may not write the JSON: the reason says so
             assert result.error is not None and "no usable reply" in result.error
-        assert batch.usage.requests >= 3  # completions, chat with logprobs asked, and no more than needed
+        # one completions request (no logprobs came back), one chat request (none either), whose reply is read
+        # as a json-mode reply rather than asked for again
+        assert batch.usage.requests == 2
         assert "Ignoring unsupported fields" in server.log()
 
 
