@@ -1,14 +1,22 @@
-"""Requests per second of POST /score with a cached simulator.
+"""The scoring server measured: throughput, /health under heavy load, slow clients.
 
-    python benchmarks/bench_server.py [--requests 400] [--concurrency 16] [--sequences 20] [--tokens 64]
+    python benchmarks/bench_server.py [--scenario all|throughput|heavy|slowloris] [--requests 400]
+        [--concurrency 16] [--sequences 20] [--tokens 64] [--heavy-requests 6] [--half-sent 300]
 
-Starts `python -m scoring serve` on a free loopback port with its own empty cache,
-warms the cache with one request per distinct explanation, then sends `--requests`
-requests (cycling over the explanations) with `--concurrency` in flight and prints one
-JSON object: requests per second, latency percentiles, and the settings. Every answer
-must be 200, else the benchmark fails. The simulator is `lexical` by default; with a
-cache hit per sequence, what is measured is the server itself (validation, cache
-lookup, metrics with bootstrap interval, JSON), not a model.
+Each scenario starts `python -m scoring serve` on a free loopback port with its own empty
+cache and prints one JSON object:
+
+- ``throughput``: warms the cache with one request per distinct explanation, then sends
+  `--requests` requests (cycling over the explanations) with `--concurrency` in flight:
+  requests per second and latency percentiles. Every answer must be 200. The simulator is
+  `lexical` by default; with a cache hit per sequence, what is measured is the server itself
+  (validation, cache lookup, metrics with bootstrap interval, JSON), not a model.
+- ``heavy``: `--heavy-requests` maximum-size requests (the default limits: 500 sequences of
+  4096 tokens would be 2M tokens; here 100 sequences of 2048 tokens, about 3.5 MB of JSON each) at
+  once, while ``GET /health`` is timed every 0.25 s: the statuses (200, or 503 past the
+  admission bound), the seconds each took, and the /health latencies.
+- ``slowloris``: `--half-sent` connections that send part of their headers or body and stop;
+  /health is timed while they are held, then the seconds until the server has closed them all.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import argparse
 import asyncio
 import json
 import random
+import socket
 import statistics
 import sys
 import tempfile
@@ -61,16 +70,7 @@ async def hammer(url: str, bodies: list[dict[str, Any]], total: int, concurrency
     return latencies
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=400)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--sequences", type=int, default=20, help="sequences per request")
-    parser.add_argument("--tokens", type=int, default=64, help="tokens per sequence")
-    parser.add_argument("--explanations", type=int, default=8, help="distinct explanations cycled over")
-    parser.add_argument("--simulator", default="lexical")
-    args = parser.parse_args()
-
+def throughput(args: argparse.Namespace) -> dict[str, Any]:
     explanations = ["fox and dog", "animals", "the word fox", "dogs", "weather", "rain", "hills", "jumps"]
     bodies = [
         make_body(args.sequences, args.tokens, explanations[i % len(explanations)] + f" {i}")
@@ -84,7 +84,7 @@ def main() -> None:
             latencies = asyncio.run(hammer(server.url, bodies, args.requests, args.concurrency))
             seconds = time.perf_counter() - started
     latencies.sort()
-    result = {
+    return {
         "benchmark": "server /score, cached simulations",
         "simulator": args.simulator,
         "requests": args.requests,
@@ -96,7 +96,123 @@ def main() -> None:
         "latency_ms_p50": round(statistics.median(latencies) * 1000, 1),
         "latency_ms_p95": round(latencies[int(0.95 * (len(latencies) - 1))] * 1000, 1),
     }
-    print(json.dumps(result, indent=2))
+
+
+async def _probe_health(client: httpx.AsyncClient, stop: asyncio.Event, every: float) -> list[float]:
+    timings = []
+    while not stop.is_set():
+        started = time.perf_counter()
+        response = await client.get("/health")
+        timings.append(time.perf_counter() - started)
+        if response.status_code != 200:
+            raise RuntimeError(f"/health answered {response.status_code}")
+        await asyncio.sleep(every)
+    return timings
+
+
+def heavy(args: argparse.Namespace) -> dict[str, Any]:
+    bodies = [
+        json.dumps(make_body(args.heavy_sequences, args.heavy_tokens, f"fox {index}", seed=index)).encode()
+        for index in range(args.heavy_requests)
+    ]
+
+    async def run(url: str) -> tuple[list[tuple[int, float]], list[float]]:
+        async with httpx.AsyncClient(base_url=url, timeout=600) as client:
+            stop = asyncio.Event()
+            probe = asyncio.create_task(_probe_health(client, stop, 0.25))
+
+            async def post(body: bytes) -> tuple[int, float]:
+                started = time.perf_counter()
+                response = await client.post("/score", content=body, headers={"content-type": "application/json"})
+                return response.status_code, round(time.perf_counter() - started, 2)
+
+            outcomes = await asyncio.gather(*(post(body) for body in bodies))
+            stop.set()
+            return list(outcomes), await probe
+
+    with tempfile.TemporaryDirectory() as directory:
+        env = {"SERVER_KEY": "", "SCORING_CACHE_DIR": str(Path(directory) / "cache")}
+        with scoring_server(Path(directory) / "server.log", simulator=args.simulator, env=env) as server:
+            outcomes, health = asyncio.run(run(server.url))
+    health.sort()
+    return {
+        "benchmark": "server /score, heavy requests at once, /health timed",
+        "simulator": args.simulator,
+        "requests": args.heavy_requests,
+        "sequences_per_request": args.heavy_sequences,
+        "tokens_per_sequence": args.heavy_tokens,
+        "body_megabytes": round(len(bodies[0]) / 1e6, 2),
+        "statuses": [status for status, _ in outcomes],
+        "seconds_per_request": [seconds for _, seconds in outcomes],
+        "health_probes": len(health),
+        "health_ms_p50": round(statistics.median(health) * 1000, 1),
+        "health_ms_max": round(health[-1] * 1000, 1),
+    }
+
+
+def slowloris(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as directory:
+        env = {"SERVER_KEY": "", "SCORING_CACHE_DIR": str(Path(directory) / "cache")}
+        with scoring_server(Path(directory) / "server.log", simulator=args.simulator, env=env) as server:
+            host, port = server.url.removeprefix("http://").split(":")
+            held = []
+            for index in range(args.half_sent):
+                connection = socket.create_connection((host, int(port)), timeout=30)
+                partial = b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Le"
+                if index % 2:
+                    partial = b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"
+                connection.sendall(partial)
+                held.append(connection)
+            started = time.perf_counter()
+            health = httpx.get(f"{server.url}/health", timeout=60)
+            health_seconds = time.perf_counter() - started
+            held_since = time.perf_counter()
+            while held:
+                still = []
+                for connection in held:
+                    connection.settimeout(0.005)
+                    try:
+                        while connection.recv(65536):
+                            pass
+                        connection.close()
+                    except TimeoutError:
+                        still.append(connection)
+                    except OSError:
+                        connection.close()
+                held = still
+                if time.perf_counter() - held_since > 300:
+                    raise RuntimeError(f"{len(held)} connections still held after 300 s")
+                time.sleep(0.1)
+            all_closed = time.perf_counter() - held_since
+    return {
+        "benchmark": "server with half-sent requests held open",
+        "half_sent_connections": args.half_sent,
+        "health_status": health.status_code,
+        "health_ms": round(health_seconds * 1000, 1),
+        "seconds_until_all_closed": round(all_closed, 1),
+    }
+
+
+SCENARIOS = {"throughput": throughput, "heavy": heavy, "slowloris": slowloris}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", default="all", choices=["all", *SCENARIOS])
+    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--sequences", type=int, default=20, help="sequences per request")
+    parser.add_argument("--tokens", type=int, default=64, help="tokens per sequence")
+    parser.add_argument("--explanations", type=int, default=8, help="distinct explanations cycled over")
+    parser.add_argument("--heavy-requests", type=int, default=6)
+    parser.add_argument("--heavy-sequences", type=int, default=100)
+    parser.add_argument("--heavy-tokens", type=int, default=2048)
+    parser.add_argument("--half-sent", type=int, default=300)
+    parser.add_argument("--simulator", default="lexical")
+    args = parser.parse_args()
+    chosen = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    for name in chosen:
+        print(json.dumps(SCENARIOS[name](args), indent=2), flush=True)
 
 
 if __name__ == "__main__":

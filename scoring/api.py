@@ -26,6 +26,7 @@ from scoring.records import (
     ActivationRecord,
     AttentionRecord,
     Limits,
+    check_unicode,
     load_attention_records,
     load_records,
     normalize,
@@ -83,7 +84,7 @@ def resolve_cache(cache: CacheOption) -> SimulationCache | None:
 def check_explanation(explanation: Any) -> str:
     if not isinstance(explanation, str):
         raise ScoringInputError(f"an explanation must be text, got {type(explanation).__name__}")
-    text = explanation.strip()
+    text = check_unicode(explanation, "the explanation").strip()
     if not text:
         raise ScoringInputError("the explanation is empty: write what the neuron responds to")
     if len(text) > MAX_EXPLANATION_CHARS:

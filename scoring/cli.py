@@ -16,7 +16,7 @@ from typing import Any
 from scoring.errors import ScoringInputError
 from scoring.progress import progress_bar
 from scoring.records import NORMALIZATIONS
-from scoring.sampling import STRATEGIES
+from scoring.sampling import STRATEGIES, check_seed
 from scoring.textformat import new_explanations
 
 
@@ -26,7 +26,7 @@ def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scorer", default="simulation", help="scoring method (default: simulation)")
     parser.add_argument("--sampling", default="all", choices=list(STRATEGIES))
     parser.add_argument("-n", "--n-sequences", type=int, default=None, help="how many sequences to use")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=_seed, default=0)
     parser.add_argument("--normalization", default="global", choices=list(NORMALIZATIONS))
     parser.add_argument(
         "--window",
@@ -61,6 +61,14 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    """An argparse type: a seed, a whole number of at least 0."""
+    try:
+        return check_seed(int(text))
+    except (ValueError, ScoringInputError):
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 0, got {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m scoring", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and warnings")
@@ -84,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "--top-k", type=int, default=10, help="records shown to the model, strongest first (default 10)"
     )
-    explain.add_argument("--seed", type=int, default=0, help="seed of the sampled candidates (all but the first)")
+    explain.add_argument("--seed", type=_seed, default=0, help="seed of the sampled candidates (all but the first)")
     explain.add_argument("--no-cache", action="store_true", help="write again even when cached")
     explain.add_argument("--cache-dir", default=None, help="cache directory (default: $SCORING_CACHE_DIR or ./cache)")
     explain.add_argument("--json", action="store_true", help="print the candidates as JSON")
@@ -93,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     attention.add_argument("records", help="attention records JSON: {tokens, attention: [to][from]} or {tokens, pairs}")
     attention.add_argument("-e", "--explanation", action="append", default=[], help="an explanation (repeat)")
     attention.add_argument("--simulator", default=None, help="simulator spec; one that judges (default: local)")
-    attention.add_argument("--seed", type=int, default=0)
+    attention.add_argument("--seed", type=_seed, default=0)
     attention.add_argument("--no-cache", action="store_true", help="judge again even when cached")
     attention.add_argument("--cache-dir", default=None)
     attention.add_argument("--json", action="store_true", help="print the full results as JSON")
@@ -115,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=5000)
     serve.add_argument("--simulator", default=None)
+    serve.add_argument(
+        "--allow-open",
+        action="store_true",
+        default=None,
+        help="listen on a non-loopback address without SERVER_KEY (anyone there may score)",
+    )
 
     batch = commands.add_parser("batch", help="score many (feature, explanation) pairs from JSONL")
     batch.add_argument("input", help="input JSONL: one feature per line")
@@ -165,7 +179,7 @@ def _add_subject_parsers(commands: Any) -> None:
     records.add_argument("--quantiles", type=int, default=0, help="also sample from N activation quantiles")
     records.add_argument("--per-quantile", type=int, default=2, help="windows per quantile (default 2)")
     records.add_argument("--no-diverse", action="store_true", help="keep near-duplicate top windows")
-    records.add_argument("--seed", type=int, default=0)
+    records.add_argument("--seed", type=_seed, default=0)
     records.add_argument("--corpus", default=None, help="text file or folder of .txt (default: fortunes-min)")
     records.add_argument("--window-tokens", type=int, default=64, help="tokens per window (default 64)")
     records.add_argument("--max-windows", type=int, default=256, help="windows indexed at most (default 256)")
@@ -415,12 +429,15 @@ def _print_bench_scorers(summary: dict[str, Any]) -> None:
 def _command_serve(args: argparse.Namespace) -> int:
     from scoring.server import serve
 
-    serve(host=args.host, port=args.port, simulator=args.simulator)
+    serve(host=args.host, port=args.port, simulator=args.simulator, allow_open=args.allow_open)
     return 0
 
 
 def _command_batch(args: argparse.Namespace) -> int:
-    from scoring.batch import run_batch
+    from scoring.batch import exit_status, run_batch, summary_line
+
+    # The torn-line repair and the resume hint are warnings the user must see, even when not verbose.
+    logging.getLogger("scoring.batch").setLevel(logging.INFO if args.verbose else logging.WARNING)
 
     if args.concurrency < 1:
         raise ScoringInputError("--concurrency must be at least 1")
@@ -436,7 +453,8 @@ def _command_batch(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     print(json.dumps(summary, default=lambda v: None))
-    return 0
+    print(summary_line(summary), file=sys.stderr)
+    return exit_status(summary)
 
 
 def _command_activations(args: argparse.Namespace) -> int:

@@ -94,6 +94,15 @@ def absolute_dev_explained(real: Sequence[float] | np.ndarray, simulated: Sequen
     return 1.0 - float(np.sum(np.abs(x - y))) / total
 
 
+def sequence_fit(real: Sequence[float] | np.ndarray, simulated: Sequence[float] | np.ndarray) -> dict[str, float]:
+    """How well one sequence's simulation fits: the per-sequence figures neuron-explainer reports."""
+    return {
+        "correlation": pearson(real, simulated),
+        "r_squared": r_squared(real, simulated),
+        "absolute_dev_explained": absolute_dev_explained(real, simulated),
+    }
+
+
 def spearman(real: Sequence[float] | np.ndarray, simulated: Sequence[float] | np.ndarray) -> float:
     x = np.asarray(real, dtype=float)
     y = np.asarray(simulated, dtype=float)

@@ -102,6 +102,16 @@ STRATEGIES: dict[str, SamplingFunction] = {
 }
 
 
+MAX_SEED = 2**63 - 1
+
+
+def check_seed(seed: object) -> int:
+    """`seed` when it is a whole number numpy can seed with (0..2**63-1), else ScoringInputError."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ScoringInputError(f"seed must be a whole number from 0 to {MAX_SEED}, got {seed!r}")
+    return seed
+
+
 def sample_records(
     records: Sequence[ActivationRecord], strategy: str = "all", n: int | None = None, seed: int = 0
 ) -> list[int]:
@@ -110,6 +120,7 @@ def sample_records(
         raise ScoringInputError(f"unknown sampling {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         raise ScoringInputError(f"number of sequences must be a positive whole number, got {n!r}")
+    check_seed(seed)
     count = len(records) if n is None else min(n, len(records))
     rng = np.random.default_rng(seed)
     return STRATEGIES[strategy](records, count, rng)

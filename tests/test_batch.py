@@ -535,3 +535,157 @@ def test_the_cli_passes_window_and_correction_on(tmp_path: Path) -> None:
     assert {e["metrics"]["window_tokens"] for e in entries} == {2}
     assert {e["metrics"]["p_value_correction"] for e in entries} == {"bh"}
     assert all("p_value_bh" in e["metrics"] for e in entries)
+
+
+# ---------------------------------------------------------------- hostile input, failures, locking (issue 16)
+
+SURROGATE_LINE = (
+    '{"id":"s","activations":[{"tokens":["\\udc80"," fast"],"values":[1,9]}],"explanations":["fast"]}'
+)
+
+
+def _cli_batch(source: Path, output: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "scoring", "batch", str(source), "-o", str(output), "--no-progress"]
+    return subprocess.run(command + list(extra), cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+def test_a_lone_surrogate_or_bad_utf8_is_that_lines_input_error_and_the_batch_goes_on(tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    good = json.dumps(good_features()[0])
+    explained = json.dumps({"id": "e", "activations": [_sequence(ANIMALS, {"fox"})], "explanation": "\ud800x"})
+    source.write_bytes(
+        (SURROGATE_LINE + "\n" + good + "\n").encode() + b'{"id": "\xff\xfe"}\n' + explained.encode() + b"\n"
+    )
+    output = tmp_path / "out.jsonl"
+    for _ in range(2):  # the rerun neither crashes nor repeats the bad lines
+        done = _cli_batch(source, output, "--simulator", "lexical")
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr
+    entries = read_output(output)
+    errors = {e["line"]: e["error"] for e in entries if e["status"] == "input_error"}
+    assert set(errors) == {1, 3, 4}
+    assert "lone surrogate" in errors[1] and "activations[0] token 0" in errors[1]
+    assert "not valid UTF-8" in errors[3]
+    assert "lone surrogate" in errors[4]
+    assert sum(e["status"] == "ok" for e in entries) == 3
+
+
+def test_an_unexpected_error_fails_its_pair_and_the_batch_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import scoring.batch
+
+    real = scoring.batch.ascore_explanation
+
+    async def sometimes_broken(explanation: str, *args: Any, **kwargs: Any) -> Any:
+        if explanation == "rain":
+            raise RuntimeError("a bug")
+        return await real(explanation, *args, **kwargs)
+
+    monkeypatch.setattr(scoring.batch, "ascore_explanation", sometimes_broken)
+    source = write_input(tmp_path / "in.jsonl", with_bad_lines=False)
+    summary = run_batch(source, tmp_path / "out.jsonl", simulator="fake", progress=False)
+    assert summary["failed"] == 1 and summary["ok"] == GOOD_PAIRS - 1
+    (failed,) = [e for e in read_output(tmp_path / "out.jsonl") if e["status"] == "failed"]
+    assert failed["explanation"] == "rain" and "RuntimeError: a bug" in failed["error"]
+
+
+def test_a_batch_whose_pairs_all_failed_exits_1_with_a_summary_line(tmp_path: Path) -> None:
+    source = write_input(tmp_path / "in.jsonl", with_bad_lines=False)
+    done = _cli_batch(source, tmp_path / "out.jsonl", "--simulator", "fake:fail")
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"batch: 0 ok, {GOOD_PAIRS} failed, 0 bad input") and "retry" in last
+    fine = _cli_batch(source, tmp_path / "fine.jsonl", "--simulator", "lexical")
+    assert fine.returncode == 0
+    assert fine.stderr.strip().splitlines()[-1].startswith(f"batch: {GOOD_PAIRS} ok, 0 failed, 0 bad input")
+
+
+def test_a_second_run_on_an_output_in_use_is_refused(tmp_path: Path) -> None:
+    fcntl = pytest.importorskip("fcntl")
+    source = write_input(tmp_path / "in.jsonl", with_bad_lines=False)
+    output = tmp_path / "out.jsonl"
+    with output.open("a") as other_run:
+        fcntl.flock(other_run.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(ScoringInputError, match="another batch run is writing"):
+            run_batch(source, output, simulator="fake", progress=False)
+        done = _cli_batch(source, output, "--simulator", "fake")
+        assert done.returncode == 2 and "another batch run" in done.stderr
+    assert output.read_text() == ""
+    assert run_batch(source, output, simulator="fake", progress=False)["ok"] == GOOD_PAIRS
+
+
+def test_the_torn_line_repair_is_shown_by_the_cli(tmp_path: Path) -> None:
+    source = write_input(tmp_path / "in.jsonl", with_bad_lines=False)
+    output = tmp_path / "out.jsonl"
+    run_batch(source, output, simulator="lexical", progress=False)
+    text = output.read_text(encoding="utf-8")
+    output.write_text(text[: len(text) - 40], encoding="utf-8")
+    done = _cli_batch(source, output, "--simulator", "lexical")
+    assert done.returncode == 0
+    assert "incomplete line" in done.stderr
+
+
+class RecordingBar:
+    """Stands in for the tqdm bar: what the run counted."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total = total
+        self.updates = 0
+
+    def update(self, count: int) -> None:
+        self.updates += count
+
+    def set_postfix(self, **_: Any) -> None: ...
+
+    def refresh(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class InterruptingSimulator(FakeSimulator):
+    """`slow...` explanations wait; `boom` raises KeyboardInterrupt, as Ctrl-C would."""
+
+    capabilities = Capabilities(max_sequences_per_call=16, max_concurrency=16)
+
+    async def simulate(self, explanation: str, sequences: Sequence[Sequence[str]]) -> SimulationBatch:
+        if explanation == "boom":
+            await asyncio.sleep(0.2)
+            raise KeyboardInterrupt
+        if explanation.startswith("slow"):
+            await asyncio.sleep(30)
+        return await super().simulate(explanation, sequences)
+
+
+def test_the_progress_bar_counts_only_this_runs_finished_pairs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bars: list[RecordingBar] = []
+
+    def recording_bar(total: int, enabled: bool) -> RecordingBar:
+        bars.append(RecordingBar(total, enabled))
+        return bars[-1]
+
+    monkeypatch.setattr("scoring.batch._progress_bar", recording_bar)
+    source = tmp_path / "in.jsonl"
+    feature = {"id": "f", "activations": [_sequence(ANIMALS, {"fox"})]}
+    source.write_text(json.dumps({**feature, "explanations": ["fox", "slow 1", "slow 2", "boom"]}) + "\n")
+    output = tmp_path / "out.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(source, output, simulator=InterruptingSimulator("match"), concurrency=4, cache=False)
+    assert bars[-1].updates == 1  # "fox" finished; the cancelled pairs are not counted
+    assert len(read_output(output)) == 1
+
+    run_batch(source, output, simulator=CountingSimulator(), concurrency=4, cache=False)
+    # the resumed run's bar covers the three pairs left, not the one done before (which would inflate the rate)
+    assert (bars[-1].total, bars[-1].updates) == (3, 3)
+
+
+@pytest.mark.parametrize("command", ["score", "batch"])
+def test_a_negative_seed_on_the_cli_is_exit_2_without_a_traceback(tmp_path: Path, command: str) -> None:
+    source = write_input(tmp_path / "in.jsonl", with_bad_lines=False)
+    argv = [sys.executable, "-m", "scoring", command, str(source), "--seed", "-1", "--simulator", "lexical"]
+    argv += ["-o", str(tmp_path / "out.jsonl")] if command == "batch" else ["-e", "fox"]
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr and "--seed" in done.stderr

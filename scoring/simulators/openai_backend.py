@@ -16,8 +16,15 @@ Options (a query string after the spec, e.g. ``openai:gpt-4o-mini?concurrency=4&
 ``timeout``
     Seconds per HTTP request (default 60).
 ``retries``
-    Retries of the official SDK on 429, 5xx, timeouts and dropped connections,
-    with its own exponential backoff (default 3).
+    Retries on 429, 5xx, timeouts and dropped connections (the official SDK's,
+    with its backoff, honouring ``Retry-After``) and on 200 replies that are
+    not a completion (an HTML page, broken or empty JSON, logprobs cut short;
+    backoff from 0.5 s) (default 3).
+``deadline``
+    Seconds one call (a chunk of sequences, a judge question, an explanation)
+    may take in all, its retries and their waits included (default
+    ``timeout * (retries + 1)``). A server that trickles its reply, or asks
+    to wait longer than that, fails the call with the reason when it passes.
 ``json_retries``
     Times an unusable reply is sent back to the model with what was wrong
     (default 2); sequences still unusable after that fail with the reason.
@@ -56,6 +63,10 @@ the first generated token. A server that gives no logprobs is read from the
 reply text (Yes = 1, No = 0); a reply that is neither is asked again up to
 ``json_retries`` times, then fails with the reason.
 
+The module is split by concern: `openai_config` (spec strings and options),
+`openai_replies` (pure reply parsers), `openai_requests` (what a server accepts,
+what counts as an answer) and this one (the simulator).
+
 Failures are never values: a sequence that cannot be simulated (or a question
 that cannot be answered) comes back as None with the reason, and the runner
 does not cache it.
@@ -66,28 +77,22 @@ temperature 0, later ones at `EXPLAIN_TEMPERATURE` with a seed per attempt;
 usage and cost are counted as for simulations.
 """
 
+
 from __future__ import annotations
 
 import asyncio
-import bisect
-import json
 import logging
-import math
-import os
-import re
-import sys
 import threading
 import time
 import weakref
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
-from urllib.parse import parse_qsl
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
 
 import openai
 
 from scoring import pricing
-from scoring.errors import ScoringInputError
 from scoring.prompts import (
     API_CHAT_PROMPT_VERSION,
     API_CHAT_RETRY,
@@ -111,404 +116,53 @@ from scoring.simulators.base import (
     check_simulation,
 )
 from scoring.simulators.judge import JudgeQuestion, Judgment, JudgmentBatch
+from scoring.simulators.openai_config import (
+    GENERATED_LOGPROBS,
+    JSON_MODE,
+    MODES,
+    PROMPT_LOGPROBS,
+    OpenAIBackendConfig,
+    call_deadline,
+    parse_compatible_spec,
+    parse_openai_spec,
+    resolve_api_key,
+)
+from scoring.simulators.openai_replies import (
+    activation_schema,
+    parse_chat_reply,
+    read_prompt_logprobs,
+    read_yes_no,
+    refine_with_logprobs,
+)
+from scoring.simulators.openai_requests import (
+    RESPONSE_FORMATS,
+    BadReply,
+    Negotiator,
+    Unsupported,
+    describe_error,
+)
+
+__all__ = [
+    "GENERATED_LOGPROBS",
+    "JSON_MODE",
+    "PROMPT_LOGPROBS",
+    "RESPONSE_FORMATS",
+    "OpenAIBackendConfig",
+    "OpenAISimulator",
+    "compatible_simulator",
+    "openai_simulator",
+    "parse_compatible_spec",
+    "parse_openai_spec",
+    "read_yes_no",
+]
 
 logger = logging.getLogger(__name__)
-
-PROMPT_LOGPROBS = "prompt-logprobs"
-GENERATED_LOGPROBS = "generated-logprobs"
-JSON_MODE = "json"
-MODES = (PROMPT_LOGPROBS, GENERATED_LOGPROBS, JSON_MODE)
-"""Modes in the order `mode=auto` tries them."""
-
-MAX_ACTIVATION = 10
 
 EXPLAIN_TEMPERATURE = 1.0
 """Sampling temperature of explain attempts after the first (which asks for temperature 0)."""
 
 EXPLAIN_MAX_TOKENS = 60
 """Completion budget of one explanation (a phrase of at most 12 words, with room to spare)."""
-
-
-@dataclass(frozen=True)
-class OpenAIBackendConfig:
-    """Everything that configures one API backend."""
-
-    model: str
-    """Model name as the server knows it."""
-    base_url: str | None = None
-    """Server address (``.../v1``); None means OpenAI's."""
-    mode: str = "auto"
-    """``auto`` or one of `MODES`."""
-    concurrency: int = 8
-    """Requests in flight at once."""
-    batch: int = 10
-    """Sequences per request."""
-    timeout: float = 60.0
-    """Seconds per HTTP request."""
-    retries: int = 3
-    """SDK retries (with backoff) on 429, 5xx, timeouts and connection errors."""
-    json_retries: int = 2
-    """Re-asks after an unusable reply."""
-    top_logprobs: int = 20
-    """Alternatives read per position in the logprob modes."""
-    key_env: str = "OPENAI_API_KEY"
-    """Environment variable (or .env entry) that holds the key."""
-
-
-_INT_OPTIONS = {"concurrency": 1, "batch": 1, "retries": 0, "json_retries": 0, "top_logprobs": 1}
-_FLOAT_OPTIONS = {"timeout": 0.001}
-_KNOWN_OPTIONS = sorted(["mode", "key_env", *_INT_OPTIONS, *_FLOAT_OPTIONS])
-
-
-def parse_options(query: str, config: OpenAIBackendConfig) -> OpenAIBackendConfig:
-    """Apply ``key=value&...`` options to a config; raises ScoringInputError on a bad one."""
-    changes: dict[str, Any] = {}
-    for key, raw in parse_qsl(query, keep_blank_values=True):
-        if key in _INT_OPTIONS or key in _FLOAT_OPTIONS:
-            try:
-                value: Any = int(raw) if key in _INT_OPTIONS else float(raw)
-            except ValueError:
-                raise ScoringInputError(f"option {key}={raw!r} must be a number") from None
-            minimum = _INT_OPTIONS.get(key, _FLOAT_OPTIONS.get(key, 0))
-            if value < minimum:
-                raise ScoringInputError(f"option {key}={raw} must be at least {minimum}")
-            changes[key] = value
-        elif key == "mode":
-            if raw not in ("auto", *MODES):
-                raise ScoringInputError(f"option mode={raw!r}: choose auto, {', '.join(MODES)}")
-            changes[key] = raw
-        elif key == "key_env":
-            if not raw:
-                raise ScoringInputError("option key_env needs the name of an environment variable")
-            changes[key] = raw
-        else:
-            raise ScoringInputError(f"unknown option {key!r}; known options: {', '.join(_KNOWN_OPTIONS)}")
-    return replace(config, **changes)
-
-
-def parse_openai_spec(argument: str | None) -> OpenAIBackendConfig:
-    """``<model>[?options]`` (the part after ``openai:``)."""
-    model, _, query = (argument or "").partition("?")
-    if not model.strip():
-        raise ScoringInputError("name a model after 'openai:', for example 'openai:gpt-4o-mini'")
-    return parse_options(query, OpenAIBackendConfig(model=model.strip()))
-
-
-_COMPATIBLE_SPEC = re.compile(r"^(?P<model>[^@]+)@(?P<url>https?://[^?]+)(?:\?(?P<query>.*))?$")
-
-
-def parse_compatible_spec(argument: str | None) -> OpenAIBackendConfig:
-    """``<model>@<base_url>[?options]`` (the part after ``openai-compatible:``)."""
-    match = _COMPATIBLE_SPEC.match((argument or "").strip())
-    if not match:
-        raise ScoringInputError(
-            "write 'openai-compatible:<model>@<base_url>', for example "
-            f"'openai-compatible:llama3@http://127.0.0.1:8000/v1'; got {argument!r}"
-        )
-    config = OpenAIBackendConfig(
-        model=match["model"].strip(),
-        base_url=match["url"].rstrip("/"),
-        key_env="OPENAI_COMPATIBLE_API_KEY",
-    )
-    return parse_options(match["query"] or "", config)
-
-
-def resolve_api_key(explicit: str | None, env_name: str, *, required: bool) -> str | None:
-    """The key from the argument, the environment, or a .env file, in that order."""
-    if explicit:
-        return explicit
-    value = os.environ.get(env_name)
-    if not value:
-        from dotenv import dotenv_values, find_dotenv
-
-        dotenv_path = find_dotenv(usecwd=True)
-        if dotenv_path:
-            value = dotenv_values(dotenv_path).get(env_name)
-    if not value and required:
-        raise ScoringInputError(
-            f"no API key: set the environment variable {env_name} (or put {env_name}=... in a .env "
-            "file in the working directory), or pass api_key=..."
-        )
-    return value or None
-
-
-# ---------------------------------------------------------------------------
-# Reading replies (pure functions, tested against fixed replies)
-# ---------------------------------------------------------------------------
-
-
-def digit_expectation(alternatives: dict[str, float], prefix: str = "") -> float | None:
-    """Expected activation over the alternatives that spell a value 0..10.
-
-    `alternatives` maps token text to logprob at one position. `prefix` is text
-    that the token at this position carries before the value (a tokenizer may
-    glue a separator to the digit); alternatives not starting with it are
-    ignored. None when no alternative is a value.
-    """
-    mass = 0.0
-    weighted = 0.0
-    for token, logprob in alternatives.items():
-        if not token.startswith(prefix) or logprob is None or not math.isfinite(logprob):
-            continue
-        match = re.match(r"\s*(\d+)(?!\d)", token[len(prefix):])
-        if not match:
-            continue
-        value = int(match[1])
-        if value > MAX_ACTIVATION:
-            continue
-        probability = math.exp(logprob)
-        mass += probability
-        weighted += probability * value
-    if mass <= 0.0:
-        return None
-    return weighted / mass
-
-
-def token_starts(tokens: Sequence[str]) -> list[int]:
-    """Character offset of each token when the tokens are concatenated."""
-    starts = []
-    position = 0
-    for token in tokens:
-        starts.append(position)
-        position += len(token)
-    return starts
-
-
-def _rank(alternatives: dict[str, float] | None, token: str) -> int:
-    if not alternatives or token not in alternatives:
-        return sys.maxsize
-    value = alternatives[token]
-    return sum(1 for other in alternatives.values() if other > value)
-
-
-def echo_shift(tokens: Sequence[str], top_logprobs: Sequence[dict[str, float] | None]) -> int:
-    """0 when ``top_logprobs[i]`` is the distribution of token i (the OpenAI convention), 1 when of token i + 1.
-
-    llama.cpp-python (0.3.x) reports the distribution one position late when
-    the model adds no BOS token. Which convention holds shows in the reply: in
-    a prompt as regular as ours, the echoed tokens are most often the top choice
-    of the distribution that really predicts them.
-    """
-    aligned = sum(1 for i in range(1, len(tokens)) if _rank(top_logprobs[i], tokens[i]) == 0)
-    shifted = sum(1 for i in range(1, len(tokens) - 1) if _rank(top_logprobs[i], tokens[i + 1]) == 0)
-    return 1 if shifted > aligned else 0
-
-
-def read_prompt_logprobs(
-    prompt: str,
-    slots: Sequence[Sequence[int]],
-    tokens: Sequence[str],
-    top_logprobs: Sequence[dict[str, float] | None],
-    text_offset: Sequence[int] | None = None,
-) -> list[list[float] | str]:
-    """Per sequence, the expected value at each slot, or the reason it cannot be read.
-
-    `tokens`, `top_logprobs` and `text_offset` are the echoed prompt as the
-    legacy completions endpoint returns them (``echo=True, logprobs=k``).
-    """
-    starts = list(text_offset) if text_offset and len(text_offset) == len(tokens) else token_starts(tokens)
-    shift = echo_shift(tokens, top_logprobs)
-    results: list[list[float] | str] = []
-    for sequence_slots in slots:
-        values: list[float] = []
-        problem = None
-        for position, offset in enumerate(sequence_slots):
-            index = bisect.bisect_right(starts, offset) - 1
-            alternatives = top_logprobs[index - shift] if 0 <= index - shift < len(top_logprobs) else None
-            if not alternatives:
-                problem = f"the server returned no logprobs at token {position + 1}"
-                break
-            value = digit_expectation(alternatives, prompt[starts[index]:offset])
-            if value is None:
-                problem = (
-                    f"no value 0..10 among the top {len(alternatives)} tokens at token {position + 1}"
-                )
-                break
-            values.append(value)
-        results.append(problem if problem is not None else values)
-    return results
-
-
-@dataclass
-class ParsedReply:
-    """A chat reply read against the token counts of the sequences it answers."""
-
-    values: list[list[float] | None]
-    """Per sequence, the integers as written, or None when unusable."""
-    problems: list[str | None]
-    """Per sequence, what was wrong (None when usable)."""
-    spans: list[list[tuple[int, int]] | None] = field(default_factory=list)
-    """Per sequence, the character span of each written number in the reply."""
-
-
-_FENCE = re.compile(r"^\s*```(?:json)?\s*|\s*```\s*$")
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
-
-
-def _number_spans(text: str, key: str) -> list[tuple[int, int]] | None:
-    match = re.search(r'"' + re.escape(key) + r'"\s*:\s*\[([^\]]*)\]', text)
-    if not match:
-        return None
-    return [
-        (match.start(1) + number.start(), match.start(1) + number.end())
-        for number in _NUMBER.finditer(match[1])
-    ]
-
-
-def _check_values(raw: Any, count: int, number: int) -> tuple[list[float] | None, str | None]:
-    if not isinstance(raw, list):
-        return None, f"sequence {number} is not a list of numbers"
-    if len(raw) != count:
-        return None, f"sequence {number} has {len(raw)} values for {count} tokens"
-    values: list[float] = []
-    for item in raw:
-        if isinstance(item, bool) or not isinstance(item, (int, float)):
-            return None, f"sequence {number} holds {item!r}, not a number"
-        if not 0 <= item <= MAX_ACTIVATION:
-            return None, f"sequence {number} holds {item}, outside 0..{MAX_ACTIVATION}"
-        values.append(float(item))
-    return values, None
-
-
-def parse_chat_reply(text: str | None, token_counts: Sequence[int]) -> ParsedReply:
-    """Read a reply of the chat layout: ``{"1": [..], "2": [..]}`` (a list of lists is accepted)."""
-    n = len(token_counts)
-    body = _FENCE.sub("", text or "")
-    start, end = body.find("{"), body.rfind("}")
-    candidate = body[start:end + 1] if 0 <= start < end else body.strip()
-    try:
-        parsed = json.loads(candidate)
-    except (json.JSONDecodeError, ValueError):
-        snippet = (text or "").strip()[:80]
-        return ParsedReply([None] * n, [f"the reply is not JSON: {snippet!r}"] * n, [None] * n)
-    if isinstance(parsed, list) and len(parsed) == n and all(isinstance(item, list) for item in parsed):
-        by_number: dict[str, Any] = {str(i + 1): item for i, item in enumerate(parsed)}
-        from_dict = False
-    elif isinstance(parsed, dict):
-        by_number = {str(key).strip(): value for key, value in parsed.items()}
-        from_dict = True
-    else:
-        return ParsedReply([None] * n, ["the reply is JSON but not an object of lists"] * n, [None] * n)
-    values: list[list[float] | None] = []
-    problems: list[str | None] = []
-    spans: list[list[tuple[int, int]] | None] = []
-    offset = (text or "").find(candidate) if from_dict else -1
-    for number, count in enumerate(token_counts, start=1):
-        if str(number) not in by_number:
-            values.append(None)
-            problems.append(f"sequence {number} is missing")
-            spans.append(None)
-            continue
-        checked, problem = _check_values(by_number[str(number)], count, number)
-        values.append(checked)
-        problems.append(problem)
-        number_spans = _number_spans(candidate, str(number)) if checked is not None and offset >= 0 else None
-        if number_spans is not None and len(number_spans) == count:
-            spans.append([(offset + a, offset + b) for a, b in number_spans])
-        else:
-            spans.append(None)
-    return ParsedReply(values, problems, spans)
-
-
-def refine_with_logprobs(
-    text: str,
-    values: list[float],
-    spans: Sequence[tuple[int, int]],
-    tokens: Sequence[str],
-    top_logprobs: Sequence[dict[str, float]],
-) -> list[float]:
-    """Replace each written integer by the expected value over digit tokens where it was generated.
-
-    A number whose first token does not cover it whole (digits split across
-    tokens), or whose alternatives hold no value, keeps the written integer.
-    """
-    if "".join(tokens) != text:
-        return values
-    starts = token_starts(tokens)
-    refined = list(values)
-    for position, (begin, end) in enumerate(spans):
-        index = bisect.bisect_right(starts, begin) - 1
-        if index < 0 or starts[index] + len(tokens[index]) < end:
-            continue
-        expected = digit_expectation(top_logprobs[index], text[starts[index]:begin])
-        if expected is not None:
-            refined[position] = expected
-    return refined
-
-
-_ANSWER = re.compile(r"^\W*(yes|no)\b", re.IGNORECASE)
-
-
-def read_yes_no(text: str | None, alternatives: dict[str, float] | None) -> tuple[float | None, str | None]:
-    """P(yes) of a judge's reply, or None and what was wrong.
-
-    `alternatives` maps each token the server offered at the first generated
-    position to its logprob. When "Yes" or "No" (any case or spacing) is among
-    them, P(yes) = p(yes) / (p(yes) + p(no)). Otherwise the text must start
-    with Yes or No, read as 1 or 0.
-    """
-    yes_mass = no_mass = 0.0
-    for token, logprob in (alternatives or {}).items():
-        if logprob is None or not math.isfinite(logprob):
-            continue
-        word = token.strip().strip(".,!*:\"'").lower()
-        if word == "yes":
-            yes_mass += math.exp(logprob)
-        elif word == "no":
-            no_mass += math.exp(logprob)
-    if yes_mass + no_mass > 0.0:
-        return yes_mass / (yes_mass + no_mass), None
-    match = _ANSWER.match(text or "")
-    if match:
-        return (1.0 if match[1].lower() == "yes" else 0.0), None
-    return None, f"the reply is neither Yes nor No: {(text or '').strip()[:80]!r}"
-
-
-# ---------------------------------------------------------------------------
-# The backend
-# ---------------------------------------------------------------------------
-
-
-class _Unsupported(Exception):
-    """The server cannot serve a mode (so `auto` moves on to the next)."""
-
-
-# Parameters a server may reject by name; the chat call drops them (and remembers) rather than fail.
-_DROPPABLE = {"temperature", "seed"}
-
-RESPONSE_FORMATS = ("json_schema", "json_object+schema", "json_object", "none")
-"""Ways to ask for the reply's shape, tried in this order until the server accepts one: OpenAI's
-structured outputs (also vLLM, Ollama), the schema inside json_object (llama.cpp-python), plain JSON
-mode, nothing."""
-
-
-def activation_schema(token_counts: Sequence[int]) -> dict[str, Any]:
-    """JSON schema of a reply: one list per sequence, exactly as long as the sequence, integers 0..10."""
-    value = {"type": "integer", "minimum": 0, "maximum": MAX_ACTIVATION}
-    properties = {
-        str(number): {"type": "array", "items": value, "minItems": count, "maxItems": count}
-        for number, count in enumerate(token_counts, start=1)
-    }
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": list(properties),
-        "additionalProperties": False,
-    }
-
-
-def response_format(kind: str, schema: dict[str, Any]) -> dict[str, Any] | None:
-    if kind == "json_schema":
-        return {"type": "json_schema", "json_schema": {"name": "activations", "schema": schema}}
-    if kind == "json_object+schema":
-        return {"type": "json_object", "schema": schema}
-    if kind == "json_object":
-        return {"type": "json_object"}
-    return None
-
-
-def _mentions_response_format(exc: openai.APIStatusError) -> bool:
-    return "response_format" in f"{exc.message} {exc.body}"
 
 
 @dataclass
@@ -550,9 +204,7 @@ class OpenAISimulator:
         else:
             self.prompt_version = f"{API_ECHO_PROMPT_VERSION}+{API_CHAT_PROMPT_VERSION}"
         self._resolved_mode: str | None = None if config.mode == "auto" else config.mode
-        self._dropped: set[str] = set()
-        self._token_limit_name = "max_tokens"
-        self._format_level = 0
+        self.negotiator = Negotiator(config.model, config)
         self._judge_logprobs = config.mode != JSON_MODE
         self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
             weakref.WeakKeyDictionary()
@@ -565,6 +217,11 @@ class OpenAISimulator:
     def mode(self) -> str | None:
         """The mode in use: the forced one, the detected one, or None before the first request."""
         return self._resolved_mode
+
+    @property
+    def response_format(self) -> str:
+        """The form of ``response_format`` the server accepted (one of `RESPONSE_FORMATS`)."""
+        return self.negotiator.response_format
 
     def options(self) -> dict[str, Any]:
         return {
@@ -595,14 +252,13 @@ class OpenAISimulator:
             "seed": seed + attempt,
             "max_tokens": EXPLAIN_MAX_TOKENS,
         }
+        client = self._state().client
         try:
-            response = await self._chat(self._state().client, params, None, usage)
-        except _Unsupported as exc:
+            response = await self._within_deadline(lambda: self.negotiator.chat(client, params, None, usage))
+        except Unsupported as exc:
             return ExplanationAttempt(None, f"the server cannot answer the request: {exc}", usage)
-        except openai.APIError as exc:
-            return ExplanationAttempt(None, self._describe(exc), usage)
-        finally:
-            usage.cost_usd = pricing.cost_usd(self.model, usage.prompt_tokens, usage.completion_tokens)
+        except _Failed as exc:
+            return ExplanationAttempt(None, str(exc), usage)
         choice = response.choices[0] if response.choices else None
         text = choice.message.content if choice is not None and choice.message else None
         if not text or not text.strip():
@@ -631,17 +287,19 @@ class OpenAISimulator:
         usage = Usage()
         token_lists = [list(tokens) for tokens in sequences]
         state = self._state()
-        try:
+
+        async def run() -> list[SequenceSimulation]:
             if self._resolved_mode is not None:
-                results = await self._run(self._resolved_mode, state.client, explanation, token_lists, usage)
-            else:
-                async with state.detect_lock:
-                    results = await self._detect_and_run(state.client, explanation, token_lists, usage)
-        except _Unsupported as exc:
+                return await self._run(self._resolved_mode, state.client, explanation, token_lists, usage)
+            async with state.detect_lock:
+                return await self._detect_and_run(state.client, explanation, token_lists, usage)
+
+        try:
+            results = await self._within_deadline(run)
+        except Unsupported as exc:
             results = [SequenceSimulation(None, f"mode {self.config.mode} is not served: {exc}") for _ in token_lists]
-        except openai.APIError as exc:
-            results = [SequenceSimulation(None, self._describe(exc)) for _ in token_lists]
-        usage.cost_usd = pricing.cost_usd(self.model, usage.prompt_tokens, usage.completion_tokens)
+        except _Failed as exc:
+            results = [SequenceSimulation(None, str(exc)) for _ in token_lists]
         usage.seconds = time.perf_counter() - started
         return SimulationBatch(list(results), usage)
 
@@ -654,7 +312,7 @@ class OpenAISimulator:
         for mode in MODES:
             try:
                 results = await self._run(mode, client, explanation, sequences, usage)
-            except _Unsupported as exc:
+            except Unsupported as exc:
                 logger.info("%s: mode %s not available (%s)", self.config.base_url or "openai", mode, exc)
                 reasons.append(f"{mode}: {exc}")
                 continue
@@ -662,20 +320,23 @@ class OpenAISimulator:
                 self._resolved_mode = mode
             logger.info("%s %s: using mode %s", self.name, self.model, self._resolved_mode)
             return results
-        raise _Unsupported("; ".join(reasons))
+        raise Unsupported("; ".join(reasons))
 
-    def _describe(self, exc: openai.APIError) -> str:
-        where = self.config.base_url or "the OpenAI API"
-        if isinstance(exc, openai.APITimeoutError):
-            return f"request to {where} timed out after {self.config.timeout:g}s ({self.config.retries} retries)"
-        if isinstance(exc, openai.APIConnectionError):
-            return f"could not reach {where}: {exc}"
-        if isinstance(exc, openai.APIStatusError):
-            retried = f" after {self.config.retries} retries" if exc.status_code in (408, 409, 429) or (
-                exc.status_code >= 500
-            ) else ""
-            return f"{where} answered HTTP {exc.status_code}{retried}: {exc.message}"
-        return f"{where}: {exc}"
+    async def _within_deadline(self, work: Callable[[], Awaitable[Result]]) -> Result:
+        """`work()` within the call deadline; every way it can fail upstream becomes `_Failed` with the reason."""
+        deadline = call_deadline(self.config)
+        try:
+            async with asyncio.timeout(deadline):
+                return await work()
+        except TimeoutError:
+            raise _Failed(
+                f"no answer from {self.negotiator.where} within the deadline of {deadline:g}s (the deadline "
+                "option; by default timeout x (retries + 1))"
+            ) from None
+        except openai.APIError as exc:
+            raise _Failed(describe_error(exc, self.negotiator.where, self.config)) from exc
+        except BadReply as exc:
+            raise _Failed(str(exc)) from exc
 
     async def _run(
         self,
@@ -693,80 +354,36 @@ class OpenAISimulator:
         self, client: openai.AsyncOpenAI, explanation: str, sequences: list[list[str]], usage: Usage
     ) -> list[SequenceSimulation]:
         prompt, slots = api_echo_prompt(explanation, sequences)
+        params = {
+            "model": self.model,
+            "prompt": prompt,
+            "max_tokens": 1,
+            "temperature": 0,
+            "echo": True,
+            "logprobs": self.config.top_logprobs,
+        }
+
+        def read(response: Any) -> list[list[float] | str]:
+            logprobs = getattr(response.choices[0], "logprobs", None)
+            tokens = getattr(logprobs, "tokens", None)
+            top = getattr(logprobs, "top_logprobs", None)
+            if not tokens or not top or not any(top[1:]):
+                raise Unsupported("the server returned no prompt-token logprobs")
+            return read_prompt_logprobs(prompt, slots, tokens, top, getattr(logprobs, "text_offset", None))
+
         try:
-            response = await client.completions.create(
-                model=self.model,
-                prompt=prompt,
-                max_tokens=1,
-                temperature=0,
-                echo=True,
-                logprobs=self.config.top_logprobs,
-            )
+            values = await self.negotiator.complete(client, params, usage, read)
         except (openai.BadRequestError, openai.NotFoundError, openai.UnprocessableEntityError) as exc:
-            raise _Unsupported(f"HTTP {exc.status_code}: {exc.message}") from exc
+            raise Unsupported(f"HTTP {exc.status_code}: {exc.message}") from exc
         except openai.InternalServerError as exc:
             if self._resolved_mode == PROMPT_LOGPROBS:
                 raise
             # Some servers answer 500 to echo+logprobs they cannot compute (llama.cpp without logits_all).
-            raise _Unsupported(f"HTTP {exc.status_code}: {exc.message}") from exc
-        _count(usage, response)
-        choice = response.choices[0] if response.choices else None
-        logprobs = getattr(choice, "logprobs", None)
-        tokens = getattr(logprobs, "tokens", None)
-        top = getattr(logprobs, "top_logprobs", None)
-        if not tokens or not top or not any(top[1:]):
-            raise _Unsupported("the server returned no prompt-token logprobs")
-        read = read_prompt_logprobs(prompt, slots, tokens, top, getattr(logprobs, "text_offset", None))
+            raise Unsupported(f"HTTP {exc.status_code}: {exc.message}") from exc
         return [
             SequenceSimulation(None, value) if isinstance(value, str) else check_simulation(value, len(tokens_))
-            for value, tokens_ in zip(read, sequences, strict=True)
+            for value, tokens_ in zip(values, sequences, strict=True)
         ]
-
-    async def _chat(
-        self, client: openai.AsyncOpenAI, params: dict[str, Any], schema: dict[str, Any] | None, usage: Usage
-    ) -> Any:
-        """One chat request; what the server rejects by name is dropped or stepped down, and remembered.
-
-        With a `schema` the reply's shape is asked for in the first form the server accepts; without, it is
-        free text (no response_format is sent): judge questions and explanations.
-        """
-        for _ in range(len(_DROPPABLE) + len(RESPONSE_FORMATS) + 2):
-            request = {key: value for key, value in params.items() if key not in self._dropped}
-            level = self._format_level
-            shape = response_format(RESPONSE_FORMATS[level], schema) if schema is not None else None
-            if shape is not None:
-                request["response_format"] = shape
-            if self._token_limit_name != "max_tokens" and "max_tokens" in request:
-                # Newer OpenAI models count reasoning tokens in this budget: leave room for them.
-                request[self._token_limit_name] = request.pop("max_tokens") + 4096
-            try:
-                response = await client.chat.completions.create(**request)
-            except openai.APIStatusError as exc:
-                if exc.status_code not in (400, 422, 500):
-                    raise
-                rejected = _rejected_parameter(exc)
-                # llama.cpp-python answers a request it cannot validate with 500, so 500 counts here too
-                if shape is not None and (rejected == "response_format" or _mentions_response_format(exc)):
-                    # concurrent requests may all be refused: step down once per level, not once per request
-                    self._format_level = max(self._format_level, level + 1)
-                    logger.info("%s rejects that response_format; trying %s", self.model,
-                                RESPONSE_FORMATS[self._format_level])
-                    continue
-                if exc.status_code == 500:
-                    raise
-                if rejected in _DROPPABLE and rejected not in self._dropped:
-                    logger.info("%s rejects %r; sending requests without it", self.model, rejected)
-                    self._dropped.add(rejected)
-                    continue
-                if rejected == "max_tokens" and self._token_limit_name == "max_tokens":
-                    self._token_limit_name = "max_completion_tokens"
-                    continue
-                if rejected in ("logprobs", "top_logprobs"):
-                    raise _Unsupported(f"HTTP {exc.status_code}: {exc.message}") from exc
-                raise
-            _count(usage, response)
-            return response
-        raise _Unsupported("the server rejected every form of the chat request")
 
     async def _run_chat(
         self,
@@ -795,14 +412,14 @@ class OpenAISimulator:
         final: list[SequenceSimulation | None] = [None] * len(sequences)
         problems: list[str | None] = [None] * len(sequences)
         for attempt in range(self.config.json_retries + 1):
-            response = await self._chat(client, {**params, "messages": messages}, schema, usage)
+            response = await self.negotiator.chat(client, {**params, "messages": messages}, schema, usage)
             choice = response.choices[0] if response.choices else None
             text = choice.message.content if choice is not None and choice.message else None
             parsed = parse_chat_reply(text, counts)
             content_logprobs = getattr(getattr(choice, "logprobs", None), "content", None)
             if mode == GENERATED_LOGPROBS and not content_logprobs:
                 if self._resolved_mode == GENERATED_LOGPROBS:
-                    raise _Unsupported("the server stopped returning logprobs")
+                    raise Unsupported("the server stopped returning logprobs")
                 # The reply is still a usable JSON-mode reply; remember that this server gives no logprobs.
                 logger.info("%s returns no logprobs for generated tokens; using json mode", self.model)
                 self._resolved_mode = JSON_MODE
@@ -841,7 +458,6 @@ class OpenAISimulator:
             for i, result in enumerate(final)
         ]
 
-
     async def judge(self, questions: Sequence[JudgeQuestion]) -> JudgmentBatch:
         """Answer each question with one chat request (max_tokens=1), read through logprobs when served."""
         started = time.perf_counter()
@@ -850,12 +466,11 @@ class OpenAISimulator:
         judgments: list[Judgment] = []
         for question in questions:
             try:
-                judgments.append(await self._judge_one(state.client, question, usage))
-            except _Unsupported as exc:
+                judgments.append(await self._within_deadline(partial(self._judge_one, state.client, question, usage)))
+            except Unsupported as exc:
                 judgments.append(Judgment(None, f"the server cannot answer: {exc}"))
-            except openai.APIError as exc:
-                judgments.append(Judgment(None, self._describe(exc)))
-        usage.cost_usd = pricing.cost_usd(self.model, usage.prompt_tokens, usage.completion_tokens)
+            except _Failed as exc:
+                judgments.append(Judgment(None, str(exc)))
         usage.seconds = time.perf_counter() - started
         return JudgmentBatch(judgments, usage)
 
@@ -874,8 +489,8 @@ class OpenAISimulator:
                 params.pop("logprobs", None)
                 params.pop("top_logprobs", None)
             try:
-                response = await self._chat(client, {**params, "messages": messages}, None, usage)
-            except _Unsupported:
+                response = await self.negotiator.chat(client, {**params, "messages": messages}, None, usage)
+            except Unsupported:
                 if not self._judge_logprobs:
                     raise
                 logger.info("%s rejects logprobs; judging from the reply text", self.model)
@@ -901,19 +516,12 @@ class OpenAISimulator:
         return Judgment(None, f"no usable answer after {self.config.json_retries + 1} attempts: {problem}")
 
 
-def _rejected_parameter(exc: openai.APIStatusError) -> str | None:
-    body = exc.body if isinstance(exc.body, dict) else {}
-    error = body.get("error", body) if isinstance(body.get("error", body), dict) else body
-    param = error.get("param") if isinstance(error, dict) else None
-    return param if isinstance(param, str) else None
+
+class _Failed(Exception):
+    """A call that failed upstream (status, connection, deadline, unusable replies); the message says why."""
 
 
-def _count(usage: Usage, response: Any) -> None:
-    usage.requests += 1
-    counted = getattr(response, "usage", None)
-    if counted is not None:
-        usage.prompt_tokens += counted.prompt_tokens or 0
-        usage.completion_tokens += counted.completion_tokens or 0
+Result = TypeVar("Result")
 
 
 def openai_simulator(argument: str | None, *, api_key: str | None = None) -> OpenAISimulator:

@@ -92,6 +92,28 @@ def fake_openai_server(
 
 
 @contextmanager
+def openai_model_server(
+    log_path: Path, folder: Path, name: str, startup_seconds: float = 300.0
+) -> Iterator[RunningServer]:
+    """Run tests/support/openai_model_server.py over a transformers model folder; its API is at ``<url>/v1``."""
+    port = free_port()
+    script = Path(__file__).with_name("openai_model_server.py")
+    command = [sys.executable, str(script), "--model", str(folder), "--name", name, "--port", str(port)]
+    with server_process(command, port, "/v1/models", log_path, None, startup_seconds) as server:
+        yield server
+
+
+@contextmanager
+def transformers_serve(log_path: Path, folder: Path, startup_seconds: float = 300.0) -> Iterator[RunningServer]:
+    """Run ``transformers serve`` pinned to a model folder (requests name the folder as their model)."""
+    port = free_port()
+    command = [sys.executable, "-m", "transformers.cli.transformers", "serve", str(folder), "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--device", "cpu"]
+    with server_process(command, port, "/health", log_path, None, startup_seconds) as server:
+        yield server
+
+
+@contextmanager
 def server_process(
     command: list[str],
     port: int,
