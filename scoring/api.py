@@ -33,8 +33,8 @@ from scoring.records import (
 )
 from scoring.results import GeneratedExplanation, ScoreResult
 from scoring.sampling import sample_records
-from scoring.scorers import ATTENTION_SCORERS, SCORER_OPTIONS, SCORERS, check_scorer_options
-from scoring.simulators import DEFAULT_SIMULATOR, Explainer, ExplanationExample, Simulator, get_simulator
+from scoring.scorers import ATTENTION_SCORERS, JUDGE_SCORERS, SCORER_OPTIONS, SCORERS, check_scorer_options
+from scoring.simulators import DEFAULT_JUDGE, DEFAULT_SIMULATOR, Explainer, ExplanationExample, Simulator, get_simulator
 from scoring.simulators.runner import run_explanations
 
 MAX_EXPLANATION_CHARS = 2000
@@ -52,15 +52,19 @@ _simulators: dict[str, Simulator] = {}
 _simulators_lock = threading.Lock()
 
 
-def default_simulator_spec() -> str:
-    """The spec used when none is given: `scoring.simulators.DEFAULT_SIMULATOR`, chosen by benchmark."""
-    return DEFAULT_SIMULATOR
+def default_simulator_spec(judge: bool = False) -> str:
+    """The spec used when none is given (`scoring.simulators.DEFAULT_SIMULATOR`, chosen by benchmark);
+    with `judge`, for work that needs a model that judges or writes (`DEFAULT_JUDGE`)."""
+    return DEFAULT_JUDGE if judge else DEFAULT_SIMULATOR
 
 
-def resolve_simulator(simulator: str | Simulator | None) -> Simulator:
-    """One shared instance per spec string, so models load once and limits are shared."""
+def resolve_simulator(simulator: str | Simulator | None, *, judge: bool = False) -> Simulator:
+    """One shared instance per spec string, so models load once and limits are shared.
+
+    None means the default; with `judge`, the default of work that asks yes/no questions or
+    writes explanations."""
     if simulator is None:
-        simulator = default_simulator_spec()
+        simulator = default_simulator_spec(judge)
     if not isinstance(simulator, str):
         return get_simulator(simulator)
     with _simulators_lock:
@@ -137,7 +141,7 @@ async def ascore_explanation(
         records=[loaded[i] for i in indices],
         indices=indices,
         real=[all_real[i] for i in indices],
-        simulator=resolve_simulator(simulator),
+        simulator=resolve_simulator(simulator, judge=scorer in JUDGE_SCORERS),
         cache=resolve_cache(cache),
         normalization=normalization,
         sampling={"strategy": sampling, "n": n_sequences, "seed": seed, "indices": list(indices)},
@@ -271,7 +275,7 @@ async def ascore_attention_explanation(
         records=[],
         indices=[],
         real=[],
-        simulator=resolve_simulator(simulator),
+        simulator=resolve_simulator(simulator, judge=True),
         cache=resolve_cache(cache),
         normalization="none",
         sampling={
@@ -330,7 +334,7 @@ async def agenerate_explanations(
     """Generate candidate explanations (async). See `generate_explanations`."""
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_GENERATED:
         raise ScoringInputError(f"n must be a whole number from 1 to {MAX_GENERATED}, got {n!r}")
-    resolved = resolve_simulator(simulator)
+    resolved = resolve_simulator(simulator, judge=True)
     if not isinstance(resolved, Explainer):
         raise ScoringInputError(
             f"the {resolved.name} simulator cannot write explanations; use one that can: "

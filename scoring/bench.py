@@ -22,7 +22,7 @@ from scoring.errors import ScoringInputError
 from scoring.job import simulator_id
 from scoring.metrics import best_first_ranks, kendall_tau
 from scoring.records import ActivationRecord
-from scoring.scorers import SCORERS
+from scoring.scorers import JUDGE_SCORERS, SCORERS
 from scoring.simulators import Simulator
 
 
@@ -232,7 +232,7 @@ async def arun_bench(
 
     names = scorer_names(scorer)
     puzzles = load_puzzles(source)[:limit] if limit else load_puzzles(source)
-    sim = resolve_simulator(simulator)
+    sim = resolve_simulator(simulator, judge=any(name in JUDGE_SCORERS for name in names))
     summaries: dict[str, dict[str, Any]] = {}
     scores: dict[str, dict[str, list[float]]] = {}
     total = len(names) * len(puzzles)

@@ -22,7 +22,7 @@ from scoring.textformat import new_explanations
 
 def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
     """The simulator and scorer, which sequences are scored and how they are scaled (score and batch)."""
-    parser.add_argument("--simulator", default=None, help="simulator spec (default: local if installed, else lexical)")
+    parser.add_argument("--simulator", default=None, help="simulator spec (default: embedding; for judges: local)")
     parser.add_argument("--scorer", default="simulation", help="scoring method (default: simulation)")
     parser.add_argument("--sampling", default="all", choices=list(STRATEGIES))
     parser.add_argument("-n", "--n-sequences", type=int, default=None, help="how many sequences to use")
@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     explain = commands.add_parser("explain", help="write candidate explanations from the top-activating records")
     explain.add_argument("records", help="records file (JSON or CSV/TSV), or '-' for standard input")
-    explain.add_argument("--simulator", default=None, help="simulator spec (default: local if installed, else lexical)")
+    explain.add_argument("--simulator", default=None, help="a simulator that writes explanations (default: local)")
     explain.add_argument("-n", type=int, default=3, help="how many candidates (default 3)")
     explain.add_argument(
         "--top-k", type=int, default=10, help="records shown to the model, strongest first (default 10)"
@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     attention = commands.add_parser("attention", help="score explanations of an attention head (attention-head scorer)")
     attention.add_argument("records", help="attention records JSON: {tokens, attention: [to][from]} or {tokens, pairs}")
     attention.add_argument("-e", "--explanation", action="append", default=[], help="an explanation (repeat)")
-    attention.add_argument("--simulator", default=None, help="simulator spec; one that judges (default: local)")
+    attention.add_argument("--simulator", default=None, help="a simulator that judges (default: local)")
     attention.add_argument("--seed", type=_seed, default=0)
     attention.add_argument("--no-cache", action="store_true", help="judge again even when cached")
     attention.add_argument("--cache-dir", default=None)
@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="accuracy of a scorer on a puzzle suite")
     bench.add_argument("puzzles", help="puzzle file in the schema of OpenAI's puzzles.json")
-    bench.add_argument("--simulator", default=None, help="simulator spec (default: local if installed, else lexical)")
+    bench.add_argument("--simulator", default=None, help="simulator spec (default: embedding; for judges: local)")
     bench.add_argument(
         "--scorer",
         action="append",

@@ -30,7 +30,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from scoring.errors import ScoringInputError
 
@@ -344,7 +344,7 @@ def load(key: str, *, directory: Path | None = None) -> LoadedModel:
         logger.info("loading %s (%s, %s) from %s", key, device, dtype, folder)
         tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=getattr(torch, dtype), local_files_only=True)
-        model.to(device)
+        model = cast(Any, model).to(device)
         model.eval()
         loaded = LoadedModel(spec, model, tokenizer, device, dtype)
         _loaded[cache_key] = loaded

@@ -31,6 +31,10 @@ SIMULATORS: dict[str, SimulatorFactory] = {}
 DEFAULT_SIMULATOR = "embedding"
 """The spec used when none is given (library, CLI, server, batch, dashboard); chosen by benchmark."""
 
+DEFAULT_JUDGE = "local"
+"""The spec used when none is given for work that needs yes/no answers or written explanations
+(judge scorers, attention heads, generated explanations), which `embedding` cannot do."""
+
 DEFAULT_SIMULATOR_REASON = (
     "The default simulator is `embedding`: on our development sets the embedded language model "
     "(`local`, Qwen2.5-Coder-1.5B reading the explanation and listing the words that fit) ranks true "
@@ -115,6 +119,7 @@ register_simulator("embedding", _embedding)
 register_simulator("local", _local)
 
 __all__ = [
+    "DEFAULT_JUDGE",
     "DEFAULT_SIMULATOR",
     "DEFAULT_SIMULATOR_REASON",
     "SIMULATORS",

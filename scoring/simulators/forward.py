@@ -86,18 +86,16 @@ class Rows:
     """Next-token logits at each row's end, [rows, vocab] float32."""
 
 
-def run_rows(
-    lm: LoadedModel, shared: Sequence[int] | Sequence[Sequence[int]], tails: Sequence[Sequence[int]]
-) -> Rows:
+def run_rows(lm: LoadedModel, shared: Sequence[Sequence[int]], tails: Sequence[Sequence[int]]) -> Rows:
     """Run the shared opening + each tail (one row per tail) and return the rows with their last logits.
 
-    `shared` is a list of token ids, or a list of segments of them whose caches are kept
-    separately (see `_prefix_cache`).
+    `shared` is the opening in segments whose caches are kept separately (see `_prefix_cache`);
+    empty segments are skipped.
     Tails are right-aligned (left-padded after the opening), so every row ends in the
     last column and one logits row per prompt is computed, not one per token.
     """
     torch = _torch()
-    segments = [list(segment) for segment in shared] if shared and not isinstance(shared[0], int) else [list(shared)]
+    segments = [list(segment) for segment in shared if segment]
     opening = [token for segment in segments for token in segment]
     for tail in tails:
         if len(opening) + len(tail) > MAX_PROMPT_TOKENS:

@@ -209,7 +209,7 @@ class LocalSimulator(SyncSimulator):
                 chunk = prompts_ids[start : start + JUDGE_QUESTIONS_PER_PASS]
                 shared = _common_prefix(chunk)
                 try:
-                    rows = forward.run_rows(lm, shared, [ids[len(shared) :] for ids in chunk])
+                    rows = forward.run_rows(lm, [shared], [ids[len(shared) :] for ids in chunk])
                 except ValueError as exc:
                     judgments.extend(Judgment(None, str(exc)) for _ in chunk)
                     continue
@@ -241,7 +241,7 @@ class LocalSimulator(SyncSimulator):
         usage = Usage(requests=1)
         with lm.lock:
             before = lm.tokens_read
-            rows = forward.run_rows(lm, ids[:-1], [ids[-1:]])
+            rows = forward.run_rows(lm, [ids[:-1]], [ids[-1:]])
             for _ in range(EXPLAIN_MAX_TOKENS):
                 logits = forward.log_softmax(rows.last_logits[0])
                 token = int(np.argmax(logits)) if attempt == 0 else _sample(logits, rng)
