@@ -1,0 +1,81 @@
+"""Seconds for one score of 20 texts x 64 tokens, per simulator: the budget the default must meet.
+
+    python benchmarks/bench_speed.py --simulator embedding --simulator local [--repeat 2] [--json]
+
+The texts are the dev puzzles' sentences run together and cut into 64-token
+windows (tokens as the puzzles give them). Each simulator is loaded and warmed up
+on two short texts first (reported as `load_seconds`), then scores fresh
+explanations with the cache off; `seconds` is the wall time of each score.
+Run it on an otherwise idle machine: the figures are only as good as the CPU time
+the process gets (`SCORING_THREADS` sets torch's threads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scoring import ActivationRecord, get_simulator, score_explanation  # noqa: E402
+
+EXPLANATIONS = ("words about the weather", "names of animals", "numbers and quantities")
+
+
+def windows(count: int = 20, length: int = 64) -> list[list[str]]:
+    """`count` windows of `length` tokens from the dev puzzles' sentences, in file order."""
+    tokens: list[str] = []
+    for name in ("dev_puzzles.json", "dev_puzzles_2.json"):
+        for puzzle in json.loads((ROOT / "benchmarks" / name).read_text(encoding="utf-8")).values():
+            for sentence in puzzle["sentences"]:
+                tokens.extend(item if isinstance(item, str) else item[0] for item in sentence)
+    return [tokens[index * length : (index + 1) * length] for index in range(count)]
+
+
+def measure(spec: str, repeat: int) -> dict[str, object]:
+    texts = windows()
+    # Real activations only matter for the correlation; the timing is the simulator's.
+    records = [ActivationRecord(text, [float(index % 7 == 0) for index in range(len(text))]) for text in texts]
+    started = time.perf_counter()
+    simulator = get_simulator(spec)
+    score_explanation("warm-up", records[:2], simulator=simulator, cache=False)
+    load_seconds = time.perf_counter() - started
+    seconds = []
+    for explanation in EXPLANATIONS[:repeat]:
+        started = time.perf_counter()
+        result = score_explanation(explanation, records, simulator=simulator, cache=False)
+        seconds.append(round(time.perf_counter() - started, 2))
+        failed = [sequence.error for sequence in result.sequences if sequence.error]
+        if failed:
+            raise SystemExit(f"{spec}: {len(failed)} sequences failed to simulate, e.g. {failed[0]}")
+    return {"simulator": spec, "load_seconds": round(load_seconds, 1), "seconds": seconds}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--simulator", action="append", required=True, help="a spec (repeat)")
+    parser.add_argument("--repeat", type=int, default=2, help="scores per simulator (default 2)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    report = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "load_average": os.getloadavg()[0],
+        "runs": [measure(spec, args.repeat) for spec in args.simulator],
+    }
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for run in report["runs"]:  # type: ignore[attr-defined]
+            print(f"{run['simulator']:40} load {run['load_seconds']:6.1f} s   20x64 score {run['seconds']} s")
+        print(f"({report['machine']}, load average {report['load_average']:.1f} when started)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
