@@ -1,8 +1,9 @@
 """Generating candidate explanations: prompts, cleaning, the fake explainer, the API backend, errors.
 
 The API backend runs against tests/support/fake_openai_server.py on loopback;
-the local model's test carries the `model` marker. The real loopback server
-tests sit in tests/test_openai_backend.py, beside the server they share.
+the local model's test carries the `model` marker. The tests against a real
+OpenAI-compatible server serving a model sit in tests/test_openai_backend.py,
+beside the server they share.
 """
 
 from __future__ import annotations

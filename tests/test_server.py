@@ -319,3 +319,31 @@ def test_scoring_past_request_timeout_is_a_504_naming_the_setting(tmp_path: Path
     assert response.status_code == 504
     assert "request_timeout" in strict_json(response.text)["error"]
     assert client.get("/health").status_code == 200
+
+
+class BlockingSimulator(FakeSimulator):
+    """`fake`, blocking the event loop it runs on for 3 s per call (as a careless in-process model would)."""
+
+    async def simulate(self, explanation: str, sequences: Sequence[Sequence[str]]) -> SimulationBatch:
+        import time
+
+        time.sleep(3)
+        return await super().simulate(explanation, sequences)
+
+
+def test_health_answers_while_a_simulator_blocks_its_loop(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    app = create_app(load_settings("fake", server_key="", cache=tmp_path / "cache"))
+    app.state.service.simulators["fake"] = BlockingSimulator()
+    with TestClient(app) as client:
+        answers: list[int] = []
+        scoring = threading.Thread(target=lambda: answers.append(client.post("/score", json=SEED_BODY).status_code))
+        scoring.start()
+        time.sleep(0.5)
+        assert client.get("/health").status_code == 200
+        # /health came back while the score was still blocked: scoring runs on its own loop
+        assert scoring.is_alive()
+        scoring.join(timeout=60)
+    assert answers == [200]
