@@ -15,7 +15,7 @@ from typing import Any
 
 import streamlit as st
 
-import pages as ui
+import dashboard as ui
 from scoring import ScoringInputError, rank_explanations, viz
 from scoring.bench import load_puzzles, run_bench
 

@@ -17,15 +17,21 @@ import plotly.graph_objects as go
 
 from scoring.judged import JUDGE_THRESHOLD
 from scoring.metrics import best_first_ranks
+from scoring.records import ActivationRecord
 from scoring.results import GeneratedExplanation, ScoreResult, SequenceResult, jsonable
 from scoring.scorers import ACTIVE_THRESHOLD, DECISION_THRESHOLD
 from scoring.simulators.base import Usage
+from scoring.spotcheck import compare_method, verdict
+from scoring.textformat import CandidateExplanation
 
 SCALE_MAX = 10.0
 """Top of the 0..10 scale that real (normalised) and simulated activations share."""
 
 ACTIVATION_RGB = (255, 140, 0)
 """Orange for activation strength, as Neuronpedia shows it."""
+
+NEGATIVE_RGB = (31, 111, 235)
+"""Blue for negative activations (shown only where a normalization keeps them)."""
 
 _VISIBLE_WHITESPACE = {" ": "·", "\n": "↵", "\t": "→", "\r": "␍"}
 
@@ -39,19 +45,22 @@ _HEATMAP_CSS = (
     ".tokviz .failed{background:repeating-linear-gradient(45deg,#f3f3f3,#f3f3f3 4px,#e6e6e6 4px,#e6e6e6 8px)}"
     ".tokviz .err{color:#b00020;font-size:12px;margin:2px 0}"
     ".tokviz .active{outline:2px solid #1f6feb;outline-offset:-1px}"
-    ".cmpgrid{display:grid;gap:8px;margin-bottom:14px}"
-    ".cmpgrid .head{font:600 12px system-ui,sans-serif;color:#333;margin-bottom:2px}"
+    ".tokviz.scroll{max-height:11.5em;overflow-y:auto}"
+    ".cmpgrid{display:grid;gap:8px;margin-bottom:14px;align-items:start}"
+    ".cmpgrid .head{font:600 12px system-ui,sans-serif;color:#333;margin-bottom:2px;"
+    "white-space:nowrap;overflow:hidden;text-overflow:ellipsis}"
+    ".cmpgrid .head.missed{color:#b35900}"
     ".cmpseq{font:600 13px system-ui,sans-serif;margin:10px 0 4px 0}"
     "</style>"
 )
 
 
 def activation_color(value: float | None, vmax: float = SCALE_MAX) -> str:
-    """CSS background for an activation: transparent at 0, full orange at `vmax`, grey when missing."""
+    """CSS background for an activation: transparent at 0, full orange at `vmax`, blue below 0, grey when missing."""
     if value is None or not math.isfinite(value):
         return "rgba(200,200,200,0.6)"
-    strength = 0.0 if vmax <= 0 else min(1.0, max(0.0, value / vmax))
-    red, green, blue = ACTIVATION_RGB
+    strength = 0.0 if vmax <= 0 else min(1.0, abs(value) / vmax)
+    red, green, blue = NEGATIVE_RGB if value < 0 else ACTIVATION_RGB
     return f"rgba({red},{green},{blue},{strength * 0.85:.3f})"
 
 
@@ -83,12 +92,15 @@ def tokens_html(
     error: str | None = None,
     include_style: bool = True,
     outlined: Collection[int] = (),
+    scroll: bool = True,
 ) -> str:
     """One sequence as coloured token boxes; hovering a token shows its exact value(s).
 
     `values` None (a failed simulation) draws hatched boxes and the `error` text.
     `hover` gives extra text per token for the tooltip (e.g. the real value).
     Tokens at the positions in `outlined` get a blue outline (class ``active``).
+    With `scroll` a long sequence scrolls inside a box of a few lines instead of
+    making the page tall.
     """
     if values is not None and len(values) != len(tokens):
         raise ValueError(f"{len(tokens)} tokens but {len(values)} values")
@@ -111,7 +123,8 @@ def tokens_html(
     body = "".join(spans)
     if error:
         body += f'<div class="err">{html.escape(error)}</div>'
-    return (_HEATMAP_CSS if include_style else "") + f'<div class="tokviz">{body}</div>'
+    box = "tokviz scroll" if scroll else "tokviz"
+    return (_HEATMAP_CSS if include_style else "") + f'<div class="{box}">{body}</div>'
 
 
 def sequence_label(tokens: Sequence[str], index: int, width: int = 40) -> str:
@@ -122,12 +135,53 @@ def sequence_label(tokens: Sequence[str], index: int, width: int = 40) -> str:
     return f"#{index} {text}"
 
 
-def comparison_html(results: Sequence[ScoreResult], *, max_sequences: int | None = None) -> str:
+def sequence_outcome(sequence: SequenceResult) -> tuple[str, str]:
+    """Why a sequence has the correlation it has: (kind, sentence for a hover).
+
+    kind is "scored" (a finite correlation), "failed" (no simulation),
+    "silent" (the real activations are constant: the neuron does not fire
+    here, so no correlation is defined) or "missed" (the neuron fires but the
+    simulation is the same on every token: the explanation predicted nothing
+    here, the failure a moderator looks for).
+    """
+    if sequence.simulated is None or sequence.error:
+        return "failed", sequence.error or "the simulation failed"
+    if math.isfinite(sequence.correlation):
+        return "scored", ""
+    real_constant = max(sequence.real, default=0.0) == min(sequence.real, default=0.0)
+    simulated_constant = max(sequence.simulated, default=0.0) == min(sequence.simulated, default=0.0)
+    flat = sequence.simulated[0] if sequence.simulated else 0.0
+    if real_constant:
+        level = sequence.real[0] if sequence.real else 0.0
+        side = "and the simulation is constant too" if simulated_constant else "(the simulation varies)"
+        return "silent", (
+            f"the real activation is constant at {level:.2f} {side}: the neuron does not fire differently "
+            "here, so no correlation is defined"
+        )
+    if simulated_constant:
+        active = [position for position, value in enumerate(sequence.real) if value > 0]
+        predicted = sum(sequence.simulated[position] > 0 for position in active)
+        return "missed", (
+            f"the neuron fires here (real max {max(sequence.real):.2f} of 10) but the simulation is constant at "
+            f"{flat:.2f} on every token: a missed firing; recall of active tokens {predicted}/{len(active)}"
+        )
+    return "failed", "the correlation is undefined here"
+
+
+OUTCOME_MARKS = {"silent": "–", "missed": "✗ missed", "failed": "error"}
+"""What a per-sequence cell shows instead of r when r is undefined."""
+
+
+def comparison_html(
+    results: Sequence[ScoreResult], *, max_sequences: int | None = None, strongest_first: bool = False
+) -> str:
     """Real vs simulated activations for every scored sequence, one column per explanation.
 
     Sequences are matched across results by their index in the loaded records;
     each block shows the sequence's real activations first, then what each
-    explanation's simulation predicted, with its per-sequence correlation.
+    explanation's simulation predicted, with its per-sequence correlation (or
+    why there is none). With `strongest_first` the sequences with the highest
+    real activation come first.
     """
     if not results:
         return ""
@@ -139,6 +193,8 @@ def comparison_html(results: Sequence[ScoreResult], *, max_sequences: int | None
                 by_index[sequence.index] = {}
                 order.append(sequence.index)
             by_index[sequence.index][column] = sequence
+    if strongest_first:
+        order.sort(key=lambda index: -max(next(iter(by_index[index].values())).real, default=0.0))
     if max_sequences is not None:
         order = order[:max_sequences]
     n_columns = len(results) + 1
@@ -161,10 +217,13 @@ def comparison_html(results: Sequence[ScoreResult], *, max_sequences: int | None
                 cells.append(f'<div><div class="head">{head}</div><div class="tokviz">not scored</div></div>')
                 continue
             hover = [f"real {_format_value(value)}" for value in cell.real]
-            correlation = _format_value(cell.correlation)
+            kind, reason = sequence_outcome(cell)
+            correlation = f"r = {_format_value(cell.correlation)}" if kind == "scored" else OUTCOME_MARKS[kind]
+            head_class = "head missed" if kind == "missed" else "head"
+            title = result.explanation + (f" — {reason}" if reason else "")
             cells.append(
-                f'<div><div class="head" title="{html.escape(result.explanation, quote=True)}">'
-                f'{head} <span style="font-weight:400">(r = {correlation})</span></div>'
+                f'<div><div class="{head_class}" title="{html.escape(title, quote=True)}">'
+                f'{head} <span style="font-weight:400">({correlation})</span></div>'
                 + tokens_html(
                     cell.tokens,
                     cell.simulated,
@@ -336,42 +395,70 @@ def _unique_column(name: str, existing: Mapping[str, Any]) -> str:
     return candidate
 
 
-def per_sequence_figure(results: Sequence[ScoreResult]) -> go.Figure:
-    """Heatmap of per-sequence correlation (sequences x explanations); failures show their reason on hover."""
-    frame = per_sequence_frame(results)
-    reasons: dict[tuple[int, int], str] = {}
-    index_positions: dict[int, int] = {}
-    for result in results:
-        for sequence in result.sequences:
-            index_positions.setdefault(sequence.index, 0)
-    for row, index in enumerate(sorted(index_positions)):
-        index_positions[index] = row
+def _outcome_grid(results: Sequence[ScoreResult], rows: Sequence[int]) -> list[list[tuple[str, str]]]:
+    """`sequence_outcome` per (row = sequence index in `rows`, column = result); ("failed", ...) where unscored."""
+    positions = {index: row for row, index in enumerate(rows)}
+    grid = [[("failed", "not scored with this explanation")] * len(results) for _ in rows]
     for column, result in enumerate(results):
         for sequence in result.sequences:
-            if not math.isfinite(sequence.correlation):
-                reasons[(index_positions[sequence.index], column)] = sequence.error or (
-                    "undefined: constant real or simulated activations in this sequence"
-                )
+            grid[positions[sequence.index]][column] = sequence_outcome(sequence)
+    return grid
+
+
+def per_sequence_table(results: Sequence[ScoreResult]) -> pd.DataFrame:
+    """`per_sequence_frame` for display: r with 3 digits, or why r is undefined (✗ missed, –, error)."""
+    frame = per_sequence_frame(results)
+    rows = sorted({sequence.index for result in results for sequence in result.sequences})
+    grid = _outcome_grid(results, rows)
+    shown = frame.astype(object)
+    for row in range(frame.shape[0]):
+        for column in range(frame.shape[1]):
+            kind, _ = grid[row][column]
+            value = frame.iat[row, column]
+            shown.iat[row, column] = format_number(value) if kind == "scored" else OUTCOME_MARKS[kind]
+    return shown
+
+
+MISSED_COLOUR = "rgb(255,176,0)"
+
+
+def per_sequence_figure(results: Sequence[ScoreResult]) -> go.Figure:
+    """Heatmap of per-sequence correlation (sequences x explanations).
+
+    An undefined r says why on hover: a silent neuron ("–"), a failed
+    simulation ("error"), or a missed firing ("✗ missed", drawn amber): the
+    neuron fires but the simulation is flat.
+    """
+    frame = per_sequence_frame(results)
+    rows = sorted({sequence.index for result in results for sequence in result.sequences})
+    grid = _outcome_grid(results, rows)
     values = frame.to_numpy()
+    shape = range(values.shape[0]), range(values.shape[1])
+    columns = [shorten(str(name), 30) for name in frame.columns]
     text = [
         [
-            _format_value(values[row][column]) if math.isfinite(values[row][column]) else "–"
-            for column in range(values.shape[1])
+            OUTCOME_MARKS.get(grid[row][column][0], _format_value(values[row][column]))
+            for column in shape[1]
         ]
-        for row in range(values.shape[0])
+        for row in shape[0]
     ]
     hover = [
         [
-            f"{frame.index[row]}<br>{html.escape(str(frame.columns[column]))}<br>r = {text[row][column]}"
-            + (f"<br>{html.escape(reasons[(row, column)])}" if (row, column) in reasons else "")
-            for column in range(values.shape[1])
+            f"{html.escape(str(frame.index[row]))}<br>{html.escape(str(frame.columns[column]))}<br>"
+            + (
+                f"r = {text[row][column]}"
+                if grid[row][column][0] == "scored"
+                else f"r undefined: {html.escape(grid[row][column][1])}"
+            )
+            for column in shape[1]
         ]
-        for row in range(values.shape[0])
+        for row in shape[0]
     ]
+    missed = [[1.0 if grid[row][column][0] == "missed" else None for column in shape[1]] for row in shape[0]]
     figure = go.Figure(
         go.Heatmap(
             z=values,
-            x=[shorten(str(name), 30) for name in frame.columns],
+            x=columns,
             y=list(frame.index),
             zmin=-1,
             zmax=1,
@@ -384,8 +471,23 @@ def per_sequence_figure(results: Sequence[ScoreResult]) -> go.Figure:
             colorbar={"title": {"text": "r"}},
         )
     )
+    if any(value is not None for row in missed for value in row):
+        figure.add_trace(
+            go.Heatmap(
+                z=missed,
+                x=columns,
+                y=list(frame.index),
+                colorscale=[[0, MISSED_COLOUR], [1, MISSED_COLOUR]],
+                showscale=False,
+                text=text,
+                texttemplate="%{text}",
+                hovertext=hover,
+                hoverinfo="text",
+                name="missed firing",
+            )
+        )
     figure.update_layout(
-        title="Correlation per sequence (where each explanation fails)",
+        title="Correlation per sequence (where each explanation fails; ✗ missed = fires, simulation flat)",
         yaxis={"autorange": "reversed"},
         height=max(260, 34 * len(frame.index) + 140),
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
@@ -394,33 +496,41 @@ def per_sequence_figure(results: Sequence[ScoreResult]) -> go.Figure:
 
 
 def scatter_figure(results: Sequence[ScoreResult], *, max_points: int = 20000) -> go.Figure:
-    """Real vs simulated activation for every token, one colour per explanation, y = x for reference."""
+    """Real vs simulated activation per token, one colour per explanation, y = x for reference.
+
+    Tokens with the same (real, simulated) pair, to two decimals, are one
+    marker sized by how many there are (ties would otherwise hide each other);
+    the hover gives the count and a few of the tokens.
+    """
     figure = go.Figure()
     points = 0
     for result in results:
-        xs: list[float] = []
-        ys: list[float] = []
-        labels: list[str] = []
+        tied: dict[tuple[float, float], list[str]] = {}
         for sequence in result.sequences:
             if sequence.simulated is None:
                 continue
-            triples = zip(sequence.tokens, sequence.real, sequence.simulated, strict=True)
-            for token, real, simulated in triples:
+            for token, real, simulated in zip(sequence.tokens, sequence.real, sequence.simulated, strict=True):
                 if points >= max_points:
                     break
-                xs.append(real)
-                ys.append(simulated)
-                labels.append(f"#{sequence.index} {html.escape(repr(token))}")
+                tied.setdefault((round(real, 2), round(simulated, 2)), []).append(
+                    f"#{sequence.index} {html.escape(repr(token))}"
+                )
                 points += 1
+        pairs = list(tied)
+        counts = [len(tied[pair]) for pair in pairs]
+        labels = [
+            f"{count} token{'s' if count > 1 else ''}: " + ", ".join(tied[pair][:4]) + (" …" if count > 4 else "")
+            for pair, count in zip(pairs, counts, strict=True)
+        ]
         figure.add_trace(
             go.Scattergl(
-                x=xs,
-                y=ys,
+                x=[pair[0] for pair in pairs],
+                y=[pair[1] for pair in pairs],
                 mode="markers",
                 name=shorten(result.explanation, 40),
                 text=labels,
                 hovertemplate="%{text}<br>real %{x:.2f}<br>simulated %{y:.2f}<extra></extra>",
-                marker={"size": 7, "opacity": 0.6},
+                marker={"size": [min(40.0, 6 + 4 * math.sqrt(count - 1)) for count in counts], "opacity": 0.6},
             )
         )
     figure.add_trace(
@@ -434,11 +544,29 @@ def scatter_figure(results: Sequence[ScoreResult], *, max_points: int = 20000) -
         )
     )
     figure.update_layout(
-        title="Real vs simulated activation per token",
+        title="Real vs simulated activation per token (marker size: tokens at that point)",
         xaxis_title="real (normalised 0..10)",
         yaxis_title="simulated (0..10)",
         height=420,
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
+    )
+    return figure
+
+
+def activation_histogram(records: Sequence[ActivationRecord], *, bins: int = 40) -> go.Figure:
+    """Histogram of the raw activations of every token; the title gives the density (share of tokens > 0)."""
+    values = [value for record in records for value in record.activations]
+    active = sum(value > 0 for value in values)
+    density = active / len(values) if values else 0.0
+    figure = go.Figure(go.Histogram(x=values, nbinsx=bins, marker={"color": "rgb(255,140,0)"}))
+    figure.update_layout(
+        title=f"Activations of all {len(values):,} tokens · density {density:.1%} ({active:,} tokens > 0)",
+        xaxis_title="raw activation",
+        yaxis_title="tokens (log scale)",
+        yaxis_type="log",
+        height=260,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        bargap=0.05,
     )
     return figure
 
@@ -487,58 +615,62 @@ def usage_summary(results: Sequence[ScoreResult]) -> dict[str, Any]:
     return summary
 
 
-def disagreement(claimed: float | None, result: ScoreResult, tolerance: float = 0.05) -> str:
-    """How a claimed score compares with a re-score: 'agrees', 'disagrees', 'no claim' or 'not scored'.
-
-    A claim agrees when it lies inside the re-score's bootstrap interval widened
-    by `tolerance` on each side (or within `tolerance` of the score when no
-    interval is available).
-    """
-    if claimed is None or not math.isfinite(claimed):
-        return "no claim"
-    if not math.isfinite(result.score):
-        return "not scored"
-    low, high = result.interval
-    if not (math.isfinite(low) and math.isfinite(high)):
-        low = high = result.score
-    return "agrees" if low - tolerance <= claimed <= high + tolerance else "disagrees"
-
-
 def spot_check_frame(
-    claims: Sequence[float | None], results: Sequence[ScoreResult], tolerance: float = 0.05
+    claims: Sequence[float | None],
+    results: Sequence[ScoreResult],
+    tolerance: float = 0.05,
+    candidates: Sequence[CandidateExplanation] | None = None,
 ) -> pd.DataFrame:
-    """Claimed vs re-scored, one row per explanation (results in the claims' order)."""
+    """Claimed vs re-scored, one row per explanation (results in the claims' order).
+
+    With `candidates` (the explanations as the file gave them) the table also
+    shows who wrote each explanation, how its score was made, and whether that
+    is the re-score's method (`scoring.spotcheck.compare_method`); a verdict
+    across different methods says so.
+    """
     rows = []
-    for claimed, result in zip(claims, results, strict=True):
+    for position, (claimed, result) in enumerate(zip(claims, results, strict=True)):
         low, high = result.interval
-        rows.append(
+        candidate = candidates[position] if candidates is not None else None
+        method = compare_method(candidate.score_type, candidate.score_model, result) if candidate else None
+        row: dict[str, Any] = {"explanation": result.explanation}
+        if candidate is not None:
+            row["explainer"] = candidate.explainer_model
+        row.update(
             {
-                "explanation": result.explanation,
                 "claimed": claimed if claimed is not None else math.nan,
                 "rescored": result.score,
                 "interval": _interval_text(low, high),
                 "difference": (result.score - claimed) if claimed is not None else math.nan,
-                "verdict": disagreement(claimed, result, tolerance),
-                "error": result.error or "",
+                "verdict": verdict(claimed, result, tolerance, same_method=method.same if method else True),
             }
         )
+        if candidate is not None and method is not None:
+            row["claim method"] = " · ".join(part for part in (candidate.score_type, candidate.score_model) if part)
+            row["comparison"] = method.note if claimed is not None else ""
+        row["error"] = result.error or ""
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
+_VERDICT_STYLES = {
+    "disagrees": "background-color: rgba(220,53,69,0.25); font-weight: 600",
+    "agrees": "background-color: rgba(40,167,69,0.2)",
+    "disagrees (methods differ)": "background-color: rgba(255,193,7,0.3)",
+    "agrees (methods differ)": "background-color: rgba(40,167,69,0.1)",
+    "not scored": "background-color: rgba(255,193,7,0.25)",
+}
+
+
 def highlight_verdicts(frame: pd.DataFrame) -> Any:
-    """Styler for `spot_check_frame`: numbers as text, disagreements red, agreements green."""
-    colours = {
-        "disagrees": "background-color: rgba(220,53,69,0.25); font-weight: 600",
-        "agrees": "background-color: rgba(40,167,69,0.2)",
-        "not scored": "background-color: rgba(255,193,7,0.25)",
-    }
+    """Styler for `spot_check_frame`: numbers as text; disagreements red, across methods amber; agreements green."""
     shown = frame.copy()
     for name in ("claimed", "rescored", "difference"):
         if name in shown.columns:
             shown[name] = [format_number(value) for value in frame[name]]
 
     def tint(row: pd.Series) -> list[str]:
-        return [colours.get(str(row.get("verdict")), "")] * len(row)
+        return [_VERDICT_STYLES.get(str(row.get("verdict")), "")] * len(row)
 
     return shown.style.apply(tint, axis=1)
 
@@ -719,13 +851,22 @@ def metrics_frame(results: Sequence[ScoreResult]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+COUNT_METRICS = frozenset({"positives", "negatives", "questions"})
+"""Metrics that count things (besides every ``n_...``): shown as whole numbers."""
+
+
 def metrics_table(results: Sequence[ScoreResult]) -> pd.DataFrame:
-    """`metrics_frame` for display: counts as whole numbers, other numbers with 3 digits, 'n/a' when undefined."""
+    """`metrics_frame` for display: counts as whole numbers, other numbers with 3 digits, 'n/a' when undefined.
+
+    A count stays a count when a missing value turned its column into floats.
+    """
     frame = metrics_frame(results)
     shown = frame.copy()
     for name in frame.columns:
-        if pd.api.types.is_integer_dtype(frame[name]):
-            shown[name] = [str(value) for value in frame[name]]
+        if pd.api.types.is_integer_dtype(frame[name]) or (
+            (str(name).startswith("n_") or name in COUNT_METRICS) and pd.api.types.is_numeric_dtype(frame[name])
+        ):
+            shown[name] = [format_number(value, 0) for value in frame[name]]
         elif pd.api.types.is_numeric_dtype(frame[name]):
             shown[name] = [format_number(value) for value in frame[name]]
     return shown
@@ -820,12 +961,14 @@ def detection_figure(result: ScoreResult) -> go.Figure:
     figure = go.Figure()
     for activating, colour, name in (("yes", "rgb(255,140,0)", "activating"), ("no", "#9a9a9a", "not activating")):
         part = frame[frame["activating"] == activating] if not frame.empty else frame
+        # Markers, not bars: a prediction of 0 must still be visible (a bar of height 0 draws nothing).
         figure.add_trace(
-            go.Bar(
+            go.Scatter(
                 x=list(part["sequence"]) if not part.empty else [],
                 y=list(part["prediction"]) if not part.empty else [],
+                mode="markers",
                 name=name,
-                marker={"color": colour},
+                marker={"color": colour, "size": 11, "line": {"width": 1, "color": "#333"}},
                 customdata=list(part["outcome"]) if not part.empty else [],
                 hovertemplate="%{x}<br>prediction %{y:.2f}<br>%{customdata}<extra></extra>",
             )

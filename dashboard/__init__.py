@@ -6,11 +6,13 @@ from the pure functions of `scoring.viz`.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import logging
 import math
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,12 +20,14 @@ from typing import Any, TypeVar
 
 import pandas as pd
 import streamlit as st
+from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
 from scoring import (
     SCORERS,
     SIMULATORS,
     ActivationRecord,
     GeneratedExplanation,
+    Limits,
     ScoreResult,
     ScoringInputError,
     Simulator,
@@ -44,6 +48,7 @@ from scoring.textformat import (
     CandidateExplanation,
     describe_records,
     explanations_from_object,
+    feature_identity,
     load_pasted,
     records_to_token_text,
 )
@@ -63,12 +68,16 @@ API_MODEL_STATE = "sidebar_api_model"
 EXTRA_SPEC_STATE = "sidebar_extra_spec"
 
 SIMULATOR_LABELS = {
-    "local": "local — embedded model, offline (default)",
-    "local-large": "local-large — Qwen2.5-Coder 1.5B, offline, slower",
+    "local": "local — embedded model, offline",
+    "local-large": "local-large — larger embedded model, offline, slower",
     "lexical": "lexical — word matcher baseline (fast)",
     "embedding": "embedding — similarity baseline",
-    "fake": "fake — deterministic, for tests",
 }
+
+HIDDEN_SIMULATORS = frozenset({"fake"})
+"""Registered for tests and demos of the plumbing, not offered in the list (type it as another spec)."""
+
+DEFAULT_TIME_LIMIT_SECONDS = 600
 
 NORMALIZATION_HELP = (
     "How real activations are put on the 0..10 scale the simulator predicts. "
@@ -94,12 +103,16 @@ language models* and of Neuronpedia's scorer.
 
 - **Interval**: a 95% bootstrap interval over sequences. Two explanations whose intervals overlap
   widely are not reliably different on these sequences; add sequences to separate them.
-- **r²**: variance of the real activations explained by the simulation after the best linear fit;
+- **r² (no fit)**: 1 − Σ(real − simulated)² / Σ(real − mean real)² on the 0..10 scale, with the
+  simulation taken as it is (no rescaling): 1 is a perfect match, and it is negative when the simulation is
+  further from the real values than a flat line at their mean would be. (After the best linear fit the
+  share of variance explained would be the score squared.)
   **ROC-AUC**: how well the simulation separates active (> 0) from inactive tokens;
   **Spearman**: rank correlation; **mean seq. corr.**: the average of the per-sequence correlations.
 - **n/a** means undefined, never zero: for example when the simulator predicts the same value for
   every token (the explanation matched nothing) or when a simulation failed. Hover the table or the
-  per-sequence heatmap to see why.
+  per-sequence heatmap to see why. In the per-sequence heatmap a sequence where the neuron fires but
+  the simulation stays flat is marked **missed**: that is where the explanation fails.
 - **Normalization**: see the help next to the selector; the one used is shown with the results.
 - Scores depend on the simulator: a small offline model or the lexical baseline scores differently
   from a large API model, so compare explanations with the same simulator.
@@ -159,11 +172,11 @@ def _large_model_installed() -> bool:
 def simulator_options() -> list[str]:
     """Spec strings to offer: the default first, then the other offline ones, then configured APIs."""
     default = default_simulator_spec()
-    offline = [name for name in ("local", "lexical", "embedding") if name in SIMULATORS and name != default]
+    offline: list[str] = [name for name in ("local", "lexical", "embedding") if name in SIMULATORS and name != default]
     if _large_model_installed():
         offline.insert(0, "local-large")
     listed = {"openai", "openai-compatible", "local", "local-large", "lexical", "embedding"}
-    others = [name for name in SIMULATORS if name not in listed]
+    others = [name for name in SIMULATORS if name not in listed and name not in HIDDEN_SIMULATORS]
     options = [default, *offline, *others]
     model = _session_value(API_MODEL_STATE) or DEFAULT_OPENAI_MODEL
     if "openai" in SIMULATORS and (_session_value(API_KEY_STATE) or os.environ.get("OPENAI_API_KEY")):
@@ -178,7 +191,8 @@ def simulator_options() -> list[str]:
 
 
 def simulator_label(spec: str) -> str:
-    return SIMULATOR_LABELS.get(spec, spec)
+    label = SIMULATOR_LABELS.get(spec, spec)
+    return f"{label} (default)" if spec == default_simulator_spec() else label
 
 
 def simulator_select(key: str) -> str:
@@ -192,8 +206,8 @@ def simulator_select(key: str) -> str:
             options,
             format_func=simulator_label,
             key=key,
-            help="What predicts activations from the explanation. `local` runs offline on CPU; "
-            "API models are faster and stronger but cost money.",
+            help="What predicts activations from the explanation. The offline ones run here on CPU; "
+            "API models (set a key in the sidebar) are stronger but cost money.",
         )
     )
     if spec.split(":", 1)[0] in ("local", "local-large"):
@@ -211,10 +225,13 @@ LOCAL_CAVEAT = (
 
 @st.cache_resource(show_spinner="Loading the simulator…")
 def _cached_simulator(spec: str, api_key: str) -> Simulator:
-    if api_key and spec.startswith("openai:"):
-        from scoring.simulators.openai_backend import OpenAISimulator, parse_openai_spec
+    name, _, argument = spec.partition(":")
+    if api_key and name in ("openai", "openai-compatible"):
+        # The key typed in the sidebar belongs to this browser session, never to the process environment.
+        from scoring.simulators.openai_backend import compatible_simulator, openai_simulator
 
-        return OpenAISimulator(parse_openai_spec(spec.partition(":")[2]), api_key=api_key)
+        factory = openai_simulator if name == "openai" else compatible_simulator
+        return factory(argument or None, api_key=api_key)
     return get_simulator(spec)
 
 
@@ -248,25 +265,119 @@ class LoadedInput:
     records: list[ActivationRecord]
     explanations: list[CandidateExplanation] = field(default_factory=list)
     name: str = ""
+    groups: list[str] = field(default_factory=list)
+    """Per record: "top", "random", "quantile" where the input says so, else ""."""
+    feature: str = ""
+    """Who the feature is (model / layer / index, or source / id) when the input names it."""
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of the exact tokens and activations, so results can be tied to the input they came from."""
+        return records_fingerprint(self.records)
+
+
+LIMIT_MAX_TOKENS_STATE = "input_max_tokens"
+LIMIT_MAX_SEQUENCES_STATE = "input_max_sequences"
+_HARD_MAX_TOKENS = 200_000
+_HARD_MAX_SEQUENCES = 100_000
+
+
+def input_limits() -> Limits:
+    """The input limits set on the page (defaults: `scoring.Limits`)."""
+    defaults = Limits()
+    return Limits(
+        max_sequences=int(st.session_state.get(LIMIT_MAX_SEQUENCES_STATE, defaults.max_sequences)),
+        max_tokens_per_sequence=int(st.session_state.get(LIMIT_MAX_TOKENS_STATE, defaults.max_tokens_per_sequence)),
+    )
+
+
+def input_limits_widgets() -> None:
+    """Max tokens per sequence and max sequences, in an expander (shared by every page)."""
+    defaults = Limits()
+    st.session_state.setdefault(LIMIT_MAX_TOKENS_STATE, defaults.max_tokens_per_sequence)
+    st.session_state.setdefault(LIMIT_MAX_SEQUENCES_STATE, defaults.max_sequences)
+    with st.expander("Input limits"):
+        st.caption(
+            "Longer or more sequences are refused so that one paste cannot stall the page; raise the limits "
+            "for large features (scoring time grows with the number of tokens)."
+        )
+        left, right = st.columns(2)
+        left.number_input(
+            "Max tokens per sequence", min_value=1, max_value=_HARD_MAX_TOKENS, step=512, key=LIMIT_MAX_TOKENS_STATE
+        )
+        right.number_input(
+            "Max sequences", min_value=1, max_value=_HARD_MAX_SEQUENCES, step=100, key=LIMIT_MAX_SEQUENCES_STATE
+        )
+
+
+def check_input_limits(records: Sequence[ActivationRecord], limits: Limits) -> None:
+    """Raise ScoringInputError naming the in-page setting to raise when `records` exceed `limits`."""
+    if len(records) > limits.max_sequences:
+        raise ScoringInputError(
+            f"{len(records):,} sequences, more than the {limits.max_sequences:,} allowed: raise "
+            "“Max sequences” under “Input limits” above, or load fewer sequences"
+        )
+    for index, record in enumerate(records):
+        if len(record.tokens) > limits.max_tokens_per_sequence:
+            where = record.source or f"sequence {index}"
+            raise ScoringInputError(
+                f"{where} has {len(record.tokens):,} tokens, more than the {limits.max_tokens_per_sequence:,} "
+                "allowed: raise “Max tokens per sequence” under “Input limits” above, or split the sequence"
+            )
+
+
+def records_fingerprint(records: Sequence[ActivationRecord]) -> str:
+    """sha256 of the canonical JSON of every record's tokens and raw activations."""
+    payload = json.dumps([[record.tokens, record.activations] for record in records], separators=(",", ":"))
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+_GROUP_PREFIXES = (
+    ("random_sample_by_quantile", "quantile"),
+    ("most_positive_activation_records", "top"),
+    ("top_activating_records", "top"),
+    ("random_sample", "random"),
+    ("random_records", "random"),
+)
+
+
+def record_group(record: ActivationRecord) -> str:
+    """"top", "random" or "quantile" when the record's place in its file says so (OpenAI neuron records), else ""."""
+    for prefix, group in _GROUP_PREFIXES:
+        if record.source.startswith(prefix):
+            return group
+    return ""
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _parse_text(text: str) -> tuple[list[ActivationRecord], list[CandidateExplanation]]:
-    records = load_pasted(text)
+def _parse_text(text: str) -> tuple[list[ActivationRecord], list[CandidateExplanation], list[str], str]:
+    # The page checks its own, user-settable limits afterwards, with advice that names the setting.
+    records = load_pasted(text, limits=Limits(_HARD_MAX_SEQUENCES, _HARD_MAX_TOKENS))
     explanations: list[CandidateExplanation] = []
+    groups = [record_group(record) for record in records]
+    feature = ""
     stripped = text.strip()
     if stripped[:1] in "[{":
         try:
-            explanations = explanations_from_object(json.loads(stripped))
+            data = json.loads(stripped)
         except json.JSONDecodeError:
-            explanations = []
-    return records, explanations
+            data = None
+        explanations = explanations_from_object(data)
+        feature = feature_identity(data)
+        items = data.get("activations") if isinstance(data, dict) else None
+        if isinstance(items, list) and len(items) == len(records):
+            # Feature exports (the Explore page's among them) label each excerpt in a "sample" field.
+            groups = [
+                str(item.get("sample", "")) if isinstance(item, dict) else "" for item in items
+            ]
+    return records, explanations, groups, feature
 
 
 def read_input_text(text: str, name: str) -> LoadedInput:
     """Parse pasted/uploaded/bundled text; raises ScoringInputError saying what to fix."""
-    records, explanations = _parse_text(text)
-    return LoadedInput(list(records), list(explanations), name)
+    records, explanations, groups, feature = _parse_text(text)
+    check_input_limits(records, input_limits())
+    return LoadedInput(list(records), list(explanations), name, list(groups), feature)
 
 
 def read_upload(upload: Any) -> LoadedInput:
@@ -282,28 +393,55 @@ def read_upload(upload: Any) -> LoadedInput:
 
 def records_summary(records: Sequence[ActivationRecord]) -> str:
     facts = describe_records(records)
+    density = facts["active_tokens"] / facts["tokens"] if facts["tokens"] else 0.0
     return (
         f"{facts['sequences']} sequences · {facts['tokens']} tokens · "
-        f"{facts['active_tokens']} active tokens · max activation {facts['max_activation']:g}"
+        f"{facts['active_tokens']} active tokens (density {density:.1%}) · max activation {facts['max_activation']:g}"
+    )
+
+
+def negative_note(records: Sequence[ActivationRecord], normalization: str) -> str | None:
+    """What the normalization does to negative activations, or None when there are none (or they are kept)."""
+    negatives = [value for record in records for value in record.activations if value < 0]
+    if not negatives:
+        return None
+    total = sum(len(record.activations) for record in records)
+    counted = f"{len(negatives)} of {total} tokens have negative activations (lowest {min(negatives):g})"
+    if normalization == "none":
+        return f"{counted}; the `none` normalization keeps them (blue in the heatmaps)."
+    return (
+        f"{counted}. The `{normalization}` normalization sets them to 0 before scoring, so a simulator is not "
+        "judged on them; choose `none` to keep them."
     )
 
 
 def preview_records(
-    records: Sequence[ActivationRecord], normalization: str, key: str, limit: int = 12
+    loaded: LoadedInput, normalization: str, key: str, limit: int = 12
 ) -> None:
-    """Real activations of the first sequences as token heatmaps."""
+    """Density, a histogram, and the excerpts sorted by max activation as token heatmaps (top `limit`)."""
+    records = loaded.records
+    note = negative_note(records, normalization)
+    if note:
+        st.info(note)
+    st.plotly_chart(viz.activation_histogram(records), key=f"{key}_histogram")
     scaled = normalize(records, normalization) if normalization in NORMALIZATIONS else normalize(records)
+    groups = loaded.groups if len(loaded.groups) == len(records) else [""] * len(records)
+    order = sorted(range(len(records)), key=lambda index: -records[index].max_activation)
+    vmax = max((abs(value) for values in scaled for value in values), default=1.0) or 1.0
+    vmax = viz.SCALE_MAX if normalization != "none" else vmax
     parts = [viz.color_legend_html()]
-    for index, (record, values) in enumerate(zip(records, scaled, strict=True)):
-        if index >= limit:
-            break
+    for index in order[:limit]:
+        record, values = records[index], scaled[index]
         hover = [f"raw {value:g}" for value in record.activations]
+        label = viz.sequence_label(record.tokens, index)
+        group = f" · {groups[index]}" if groups[index] else ""
         parts.append(
-            f"<div class='cmpseq'>{html.escape(viz.sequence_label(record.tokens, index))}</div>"
-            + viz.tokens_html(record.tokens, values, hover=hover)
+            f"<div class='cmpseq'>{html.escape(label)}{html.escape(group)} · max {record.max_activation:g}</div>"
+            + viz.tokens_html(record.tokens, values, hover=hover, vmax=vmax)
         )
     if len(records) > limit:
-        parts.append(f"<p>… and {len(records) - limit} more sequences.</p>")
+        parts.append(f"<p>… and {len(records) - limit} more sequences (lower maxima).</p>")
+    st.caption("Excerpts sorted by their highest activation, labelled top / random / quantile where the input says so.")
     st.html("".join(parts))
     st.download_button(
         "Download as token<TAB>activation text",
@@ -382,6 +520,15 @@ def scoring_settings(
     use_cache = st.checkbox(
         "Use the cache (instant for explanations already scored)", value=True, key=f"{prefix}_use_cache"
     )
+    st.session_state.setdefault(f"{prefix}_time_limit", DEFAULT_TIME_LIMIT_SECONDS)
+    time_limit = st.number_input(
+        "Time limit (seconds)",
+        min_value=1,
+        max_value=24 * 3600,
+        step=60,
+        key=f"{prefix}_time_limit",
+        help="A simulator that has not finished by then is given up on, and the page says so.",
+    )
     return {
         "simulator": spec,
         "scorer": scorers[0] if scorers else "",
@@ -390,7 +537,51 @@ def scoring_settings(
         "n_sequences": int(n_sequences) or None,
         "normalization": normalization,
         "use_cache": bool(use_cache),
+        "time_limit": float(time_limit),
     }
+
+
+STALE_PARTS = {
+    "records": "the activations",
+    "settings": "the simulator or settings",
+    "explanations": "the explanations",
+}
+
+
+def run_fingerprint(
+    loaded: LoadedInput | None, settings: dict[str, Any], explanations: Sequence[str]
+) -> dict[str, str]:
+    """Hashes of what a score depends on: the exact records, the settings that change numbers, the explanations."""
+    relevant = {
+        name: settings.get(name) for name in ("simulator", "scorers", "sampling", "n_sequences", "normalization")
+    }
+    return {
+        "records": loaded.fingerprint if loaded is not None else "",
+        "settings": _hash(relevant),
+        "explanations": _hash(list(explanations)),
+    }
+
+
+def _hash(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
+def stale_parts(scored: dict[str, str] | None, current: dict[str, str]) -> list[str]:
+    """What changed since the results were scored, in words ([] when they still match)."""
+    if not scored:
+        return []
+    return [words for part, words in STALE_PARTS.items() if scored.get(part) != current.get(part)]
+
+
+def warn_if_stale(changed: Sequence[str], scored_on: str, action: str = "Score") -> None:
+    """A plain warning above results that no longer match what is on the page."""
+    if not changed:
+        return
+    st.warning(
+        f"Stale results: {' and '.join(changed)} changed since these results were scored (on {scored_on}). "
+        f"They do not describe what is loaded now; press {action} to update them.",
+        icon="⚠️",
+    )
 
 
 def show_estimate(
@@ -468,9 +659,11 @@ def run_scorers(
             normalization=settings["normalization"],
             cache=simulation_cache() if settings["use_cache"] else False,
             progress=progress,
+            limits=settings.get("limits") or input_limits(),
         ),
         action="score",
         activity="Scoring",
+        time_limit=float(settings.get("time_limit") or DEFAULT_TIME_LIMIT_SECONDS),
     )
 
 
@@ -525,16 +718,30 @@ def show_generated(generated: Sequence[GeneratedExplanation], added: Sequence[st
 
 
 def _with_progress_bar(
-    text: str, work: Callable[[Callable[[int, int, str], None]], T], *, action: str, activity: str
+    text: str,
+    work: Callable[[Callable[[int, int, str], None]], T],
+    *,
+    action: str,
+    activity: str,
+    time_limit: float = DEFAULT_TIME_LIMIT_SECONDS,
 ) -> T | None:
-    """`work(progress)` under a progress bar; None after an error, shown on the page.
+    """`work(progress)` under a progress bar, given up after `time_limit` seconds; None after an error, shown.
 
-    Bad input reads "Cannot <action>: ..."; anything else is logged with its
-    traceback and reads "<activity> failed (...)".
+    Bad input reads "Cannot <action>: ..."; a stall reads "<activity> stopped";
+    anything else is logged with its traceback and reads "<activity> failed (...)".
     """
     bar = st.progress(0.0, text=text)
     try:
-        result = work(_progress_reporter(bar))
+        result = _within(time_limit, lambda: work(_progress_reporter(bar)))
+    except TimeoutError:
+        bar.empty()
+        logger.warning("%s gave no result within %s s", activity, time_limit)
+        st.error(
+            f"{activity} stopped: no result within {time_limit:g} s (the time limit), so the simulator is stalled "
+            "or too slow for this much text. Pick another simulator, score fewer sequences, or raise "
+            "“Time limit (seconds)” in the settings."
+        )
+        return None
     except ScoringInputError as exc:
         bar.empty()
         st.error(f"Cannot {action}: {exc}")
@@ -546,6 +753,31 @@ def _with_progress_bar(
         return None
     bar.progress(1.0, text="Done")
     return result
+
+
+def _within(seconds: float, work: Callable[[], T]) -> T:
+    """`work()` in a worker thread; TimeoutError when it has not finished after `seconds`.
+
+    A stalled simulator cannot be interrupted from outside, so its thread is
+    left behind (a daemon, holding no page state) and the page carries on.
+    """
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the page's thread below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="dashboard-work", daemon=True)
+    add_script_run_ctx(thread, get_script_run_ctx())
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise TimeoutError(f"no result within {seconds:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]  # type: ignore[no-any-return]
 
 
 def _progress_reporter(bar: Any) -> Callable[[int, int, str], None]:
@@ -642,31 +874,45 @@ def render_results(
     settings = settings or {}
     usage = viz.usage_summary(results)
     best = viz.best_index(results)
-    columns = st.columns(4)
-    columns[0].metric(
-        "Best explanation",
-        viz.shorten(results[best].explanation, 40) if best is not None else "none scored",
-    )
-    columns[1].metric("Best score", f"{results[best].score:.3f}" if best is not None else "n/a")
+    if best is None:
+        st.markdown("**Best explanation:** none could be scored (see the reasons below).")
+    else:
+        st.markdown(
+            f"**Best explanation** (score {results[best].score:.3f}): {_markdown_text(results[best].explanation)}"
+        )
+    columns = st.columns(3)
     cost = usage["cost_usd"]
-    columns[2].metric(
+    columns[0].metric(
         "Tokens (prompt / completion)",
         f"{usage['prompt_tokens']:,} / {usage['completion_tokens']:,}",
         help=f"{usage['requests']} requests; cost {'unknown or free' if cost is None else f'${cost:.5f}'}",
     )
-    columns[3].metric(
+    columns[1].metric(
         "Cache hits",
         f"{usage['cache_hits']} / {usage['cache_hits'] + usage['cache_misses']}",
         help="Sequences whose simulation came from the cache",
     )
+    wall = settings.get("wall_seconds")
+    columns[2].metric(
+        "Wall time",
+        "n/a" if wall is None else f"{wall:.1f} s",
+        help=f"From pressing the button to the results. The explanations run concurrently: their own times add up "
+        f"to {usage['seconds']:.1f} s.",
+    )
     first = results[0]
+    timing = f"{usage['seconds']:.2f} s summed over explanations" if wall is None else f"wall time {wall:.1f} s"
     st.caption(
         f"Simulator `{first.simulator}` · scorer `{first.scorer}` · normalization `{first.normalization}` · "
         f"sampling `{first.sampling.get('strategy', '')}` on {len(first.sequences)} sequences · "
-        f"{usage['seconds']:.2f} s · cost {'n/a' if cost is None else f'${cost:.5f}'}"
+        f"{timing} · cost {'n/a' if cost is None else f'${cost:.5f}'}"
     )
     st.subheader("Ranking")
-    st.dataframe(viz.ranking_table(results, generated), hide_index=True, key=f"{prefix}_ranking")
+    st.dataframe(
+        viz.ranking_table(results, generated),
+        hide_index=True,
+        key=f"{prefix}_ranking",
+        column_config=RANKING_COLUMN_CONFIG,
+    )
     failed = [result for result in results if result.error]
     for result in failed:
         st.warning(f"**{result.explanation}**: {result.error}")
@@ -707,6 +953,23 @@ def render_results(
     )
 
 
+RANKING_COLUMN_CONFIG = {
+    "explanation": st.column_config.TextColumn("explanation", width="large"),
+    "error": st.column_config.TextColumn("error", width="large"),
+    "r_squared": st.column_config.TextColumn(
+        "r² (no fit)", help="1 − SSE/SST of the simulation as it is, no rescaling: negative when worse than the mean"
+    ),
+}
+
+SEQUENCES_PAGE = 10
+"""Sequences drawn at first, and added by each "show more"."""
+
+
+def _markdown_text(text: str) -> str:
+    """User text shown in markdown literally (no formatting, no links)."""
+    return "".join(f"\\{character}" if character in "\\`*_{}[]()#+-.!|<>~$" else character for character in text)
+
+
 def _render_simulations(results: Sequence[ScoreResult], prefix: str) -> None:
     """Heatmaps, per-sequence correlations and the scatter of real against simulated activations."""
     st.subheader("Real vs simulated, token by token")
@@ -720,15 +983,22 @@ def _render_simulations(results: Sequence[ScoreResult], prefix: str) -> None:
     )
     chosen = [result for result in results if result.explanation in chosen_names]
     n_sequences = max(len(result.sequences) for result in results)
-    limit = 30
-    if n_sequences > limit:
-        limit = int(
-            st.number_input(
-                "Sequences shown", min_value=1, max_value=n_sequences, value=limit, key=f"{prefix}_shown"
-            )
-        )
+    shown_key = f"{prefix}_shown"
+    st.session_state.setdefault(shown_key, SEQUENCES_PAGE)
+    limit = min(int(st.session_state[shown_key]), n_sequences)
     if chosen:
-        st.html(viz.color_legend_html() + viz.comparison_html(chosen, max_sequences=limit))
+        st.caption(
+            f"The {limit} of {n_sequences} sequences with the highest real activation, highest first; long "
+            "sequences scroll inside their box."
+        )
+        st.html(viz.color_legend_html() + viz.comparison_html(chosen, max_sequences=limit, strongest_first=True))
+        if limit < n_sequences:
+            st.button(
+                f"Show {min(SEQUENCES_PAGE, n_sequences - limit)} more sequences",
+                key=f"{prefix}_show_more",
+                on_click=_show_more,
+                args=(shown_key,),
+            )
     else:
         st.info("Choose at least one explanation to see its simulated activations.")
 
@@ -748,11 +1018,15 @@ def _render_simulations(results: Sequence[ScoreResult], prefix: str) -> None:
                 key=f"{prefix}_errors",
             )
     with st.expander("Per-sequence correlation table"):
-        table = viz.per_sequence_frame(results).map(viz.format_number)
+        table = viz.per_sequence_table(results)
         st.dataframe(table, key=f"{prefix}_seqtab")
 
     st.subheader("Real vs simulated, all tokens")
     st.plotly_chart(viz.scatter_figure(chosen or results), key=f"{prefix}_scatter")
+
+
+def _show_more(state_key: str) -> None:
+    st.session_state[state_key] = int(st.session_state.get(state_key, SEQUENCES_PAGE)) + SEQUENCES_PAGE
 
 
 def _json_safe(settings: dict[str, Any]) -> dict[str, Any]:
