@@ -14,7 +14,9 @@ from scoring import (
     ScoreResult,
     viz,
 )
+from scoring import results as results_module
 from scoring.judged import JUDGE_SCORERS
+from scoring.scorers import ACTIVE_THRESHOLD
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +87,7 @@ def render_judgements(results_by_scorer: dict[str, list[ScoreResult]], prefix: s
                     how = "the scorer predicts it from the sequence's simulation"
                 st.caption(
                     "Each sequence is activating when its real maximum is at least "
-                    f"{viz.ACTIVE_THRESHOLD:g} of 10; {how}; the ROC-AUC of those predictions is the score. "
+                    f"{ACTIVE_THRESHOLD:g} of 10; {how}; the ROC-AUC of those predictions is the score. "
                     "Verdicts at the decision threshold."
                 )
                 st.dataframe(viz.detection_table(result), hide_index=True, key=f"{prefix}_{name}_seq")
@@ -125,7 +127,7 @@ def render_results(
     if not results:
         return
     settings = settings or {}
-    usage = viz.usage_summary(results)
+    usage = results_module.usage_summary(results)
     best = viz.best_index(results)
     if best is None:
         st.markdown("**Best explanation:** none could be scored (see the reasons below).")
@@ -182,7 +184,7 @@ def render_results(
     left, middle, right = st.columns(3)
     left.download_button(
         "Ranking (CSV)",
-        viz.results_csv(results),
+        results_module.results_csv(results),
         "ranking.csv",
         "text/csv",
         key=f"{prefix}_dl_csv",
@@ -190,7 +192,7 @@ def render_results(
     )
     middle.download_button(
         "Every token (CSV)",
-        viz.tokens_csv(results),
+        results_module.tokens_csv(results),
         "tokens.csv",
         "text/csv",
         key=f"{prefix}_dl_tokens",
@@ -198,7 +200,7 @@ def render_results(
     )
     right.download_button(
         "Everything (JSON)",
-        viz.results_json(results, {"settings": _json_safe(settings)}),
+        results_module.results_json(results, {"settings": _json_safe(settings)}),
         "results.json",
         "application/json",
         key=f"{prefix}_dl_json",

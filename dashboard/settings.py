@@ -16,8 +16,8 @@ from scoring import (
     SCORERS,
     ActivationRecord,
     ScoringInputError,
-    viz,
 )
+from scoring.pricing import estimate_api_usage
 from scoring.records import NORMALIZATIONS
 from scoring.sampling import STRATEGIES
 from scoring.scorers import ATTENTION_SCORERS
@@ -186,7 +186,7 @@ def show_estimate(
     n_sequences = settings.get("n_sequences") or len(records)
     chosen = sorted(records, key=lambda record: -record.max_activation)[:n_sequences]
     capabilities = simulator.capabilities
-    estimate = viz.estimate_api_usage(
+    estimate = estimate_api_usage(
         list(explanations),
         [record.tokens for record in chosen],
         sequences_per_call=capabilities.max_sequences_per_call,

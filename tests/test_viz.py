@@ -12,6 +12,9 @@ import plotly.graph_objects as go
 import pytest
 
 from scoring import ActivationRecord, viz
+from scoring import results as results_module
+from scoring.pricing import estimate_api_usage
+from scoring.prompts import API_CHAT_SYSTEM
 from scoring.results import ScoreResult, SequenceResult
 from scoring.simulators.base import Usage
 
@@ -130,7 +133,7 @@ def test_sequence_label_shortens() -> None:
 
 
 def test_ranking_frame_and_table(results: list[ScoreResult]) -> None:
-    frame = viz.ranking_frame(results)
+    frame = results_module.ranking_frame(results)
     assert list(frame["explanation"]) == ["fast animals", "cats <b>"]
     assert frame.loc[0, "interval"] == "[0.70, 0.90]"
     assert frame.loc[1, "interval"] == "n/a"
@@ -205,24 +208,24 @@ def test_scatter_figure_plots_every_simulated_token(results: list[ScoreResult]) 
 
 
 def test_downloads_are_valid_csv_and_json(results: list[ScoreResult]) -> None:
-    ranking = pd.read_csv(io.StringIO(viz.results_csv(results)))
+    ranking = pd.read_csv(io.StringIO(results_module.results_csv(results)))
     assert list(ranking["explanation"]) == ["fast animals", "cats <b>"]
-    tokens = pd.read_csv(io.StringIO(viz.tokens_csv(results)))
+    tokens = pd.read_csv(io.StringIO(results_module.tokens_csv(results)))
     assert len(tokens) == 10
     assert set(tokens.columns) >= {"explanation", "sequence", "token", "raw", "real", "simulated", "error"}
-    document = json.loads(viz.results_json(results, {"settings": {"simulator": "fake"}}))
+    document = json.loads(results_module.results_json(results, {"settings": {"simulator": "fake"}}))
     assert document["settings"] == {"simulator": "fake"}
     assert document["results"][1]["score"] is None
     assert document["results"][0]["sequences"][0]["tokens"] == ["the", " quick", " fox"]
 
 
 def test_usage_summary_adds_up(results: list[ScoreResult]) -> None:
-    total = viz.usage_summary(results)
+    total = results_module.usage_summary(results)
     assert total["requests"] == 3
     assert total["prompt_tokens"] == 170
     assert total["cache_hits"] == 2 and total["cache_misses"] == 2
     assert total["cost_usd"] == pytest.approx(0.001)
-    assert viz.usage_summary([results[1]])["cost_usd"] is None
+    assert results_module.usage_summary([results[1]])["cost_usd"] is None
 
 
 def test_spot_check_frame_and_styling() -> None:
@@ -262,15 +265,18 @@ def test_bench_frame_picks_the_strongest_false_explanation() -> None:
 
 def test_estimate_api_usage_counts_requests_and_cost() -> None:
     sequences = [["a", " b"], ["c"], ["d", " e", " f"]]
-    estimate = viz.estimate_api_usage(
+    estimate = estimate_api_usage(
         ["one", "two"], sequences, sequences_per_call=2, prompt_price=1.0, completion_price=2.0
     )
     assert estimate["requests"] == 4
     assert estimate["prompt_tokens"] > 0
     assert estimate["completion_tokens"] == 2 * (3 * 3 + 10 + 3 * 3 + 10)
-    expected_cost = (estimate["prompt_tokens"] * 1.0 + estimate["completion_tokens"] * 2.0) / 1e6
-    assert estimate["cost_usd"] == pytest.approx(expected_cost)
-    assert viz.estimate_api_usage(["one"], sequences, sequences_per_call=10)["cost_usd"] is None
+    assert estimate["prompt_tokens"] >= 4 * (len(API_CHAT_SYSTEM) // 4)  # every request carries the system text
+    completion_only = estimate_api_usage(
+        ["one", "two"], sequences, sequences_per_call=2, prompt_price=0.0, completion_price=2.0
+    )
+    assert completion_only["cost_usd"] == pytest.approx(76 * 2.0 / 1e6)  # 76 completion tokens at $2 per million
+    assert estimate_api_usage(["one"], sequences, sequences_per_call=10)["cost_usd"] is None
 
 
 def test_format_number() -> None:
@@ -301,7 +307,7 @@ def scored(pairs: list[tuple[str, float]]) -> list[ScoreResult]:
 
 def test_ranking_shows_the_source_only_when_something_was_generated(results: list[ScoreResult]) -> None:
     assert "source" not in viz.ranking_table(results).data.columns
-    frame = viz.ranking_frame(results, generated={"cats <b>"})
+    frame = results_module.ranking_frame(results, generated={"cats <b>"})
     assert list(frame["source"]) == ["given", "generated"]
     assert list(viz.ranking_table(results, generated={"cats <b>"}).data["source"]) == ["given", "generated"]
 
