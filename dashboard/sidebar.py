@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from scoring import (
     SIMULATORS,
@@ -42,10 +43,32 @@ HIDDEN_SIMULATORS = frozenset({"fake"})
 DEFAULT_TIME_LIMIT_SECONDS = 600
 
 
+PAGES = (
+    ("app.py", "Score", "🔬"),
+    ("pages/2_Spot_check.py", "Spot-check", "🕵️"),
+    ("pages/3_Benchmark.py", "Benchmark", "🧩"),
+    ("pages/4_Explore.py", "Explore", "🧠"),
+)
+"""The sidebar's page list: (script, label, icon). Streamlit's own list is switched off in
+.streamlit/config.toml because it can only name the entry script after its file ("app")."""
+
+
 def page_setup(title: str, icon: str = "🔬") -> None:
-    """Page config and the sidebar shared by all pages (API settings, cache info)."""
+    """Page config and the sidebar shared by all pages (page list, API settings, cache info)."""
     st.set_page_config(page_title=f"{title} · explanation scorer", page_icon=icon, layout="wide")
+    page_links()
     sidebar_settings()
+
+
+def page_links() -> None:
+    """The page list at the top of the sidebar (nothing when a page runs alone, as under AppTest)."""
+    with st.sidebar:
+        for script, label, page_icon in PAGES:
+            try:
+                st.page_link(script, label=label, icon=page_icon)
+            except StreamlitAPIException:
+                return
+        st.divider()
 
 
 def sidebar_settings() -> None:

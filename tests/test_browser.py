@@ -60,6 +60,10 @@ def score_pasted(page: Page, records: list[dict[str, object]], explanations: str
 
 
 def test_score_bundled_example_in_chromium(page: Page) -> None:
+    links = page.texts("[data-testid='stSidebar'] [data-testid='stPageLink']")
+    for name in ("Score", "Spot-check", "Benchmark", "Explore"):
+        assert any(link.strip().endswith(name) for link in links), (name, links)
+    assert not any(link.strip().endswith("app") for link in links)  # the entry script is not listed as "app"
     page.add_simulator_spec("fake")
     page.select("Simulator", "fake")
     page.click_xpath("//button[@data-testid='stBaseButton-primaryFormSubmit']")
