@@ -8,12 +8,13 @@ shown comes from `scoring.rank_with_scorers`, every generated candidate from
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import streamlit as st
 
-import pages as ui
-from scoring import ScoringInputError
+import dashboard as ui
+from scoring import ScoringInputError, default_simulator_spec
 from scoring.textformat import explanations_from_object, new_explanations, parse_explanation_lines
 
 SOURCES = ("Bundled example", "Paste", "Upload a file")
@@ -50,11 +51,32 @@ def use_file_explanations(texts: list[str]) -> None:
     st.session_state["explanations_text"] = "\n".join(texts)
 
 
+def start_from_handed_over_records(records_json: str) -> None:
+    """Records built on the Explore page arrive as pasted text, on a clean page.
+
+    The example's explanations and any earlier results belong to other
+    activations, and the simulator picked before may be one that cannot run
+    here, so the page starts with the default simulator and the explanations
+    stored with the records (none, usually).
+    """
+    st.session_state["source_kind"] = SOURCES[1]
+    st.session_state["pasted_text"] = records_json
+    try:
+        stored = explanations_from_object(json.loads(records_json))
+    except json.JSONDecodeError:
+        stored = []
+    st.session_state["explanations_text"] = "\n".join(candidate.text for candidate in stored)
+    st.session_state["score_simulator"] = default_simulator_spec()
+    for name in ("score_results", "score_fingerprint"):
+        st.session_state.pop(name, None)
+    st.session_state["score_results_by_scorer"] = {}
+    st.session_state["score_settings"] = {}
+    st.session_state["generated_explanations"] = []
+
+
 handed_over = st.session_state.pop("records_json", None)
 if handed_over:
-    # Records built on the Explore page arrive here as pasted text.
-    st.session_state["source_kind"] = SOURCES[1]
-    st.session_state["pasted_text"] = handed_over
+    start_from_handed_over_records(handed_over)
 
 examples = example_paths()
 first_example = DEFAULT_EXAMPLE if DEFAULT_EXAMPLE in examples else next(iter(examples), "")
@@ -77,6 +99,7 @@ with st.expander("About the score"):
     st.markdown(ui.ABOUT_SCORE)
 
 st.header("1 · Activations")
+ui.input_limits_widgets()
 source = st.radio("Load activations from", SOURCES, horizontal=True, key="source_kind")
 loaded: ui.LoadedInput | None = None
 try:
@@ -115,7 +138,8 @@ except ScoringInputError as exc:
     loaded = None
 
 if loaded is not None:
-    st.success(f"Loaded {loaded.name}: {ui.records_summary(loaded.records)}")
+    feature = f" ({loaded.feature})" if loaded.feature else ""
+    st.success(f"Loaded {loaded.name}{feature}: {ui.records_summary(loaded.records)}")
     stored = [candidate.text for candidate in loaded.explanations]
     if stored and source != SOURCES[0]:
         st.button(
@@ -124,10 +148,8 @@ if loaded is not None:
             args=(stored,),
             key="use_file_explanations",
         )
-    with st.expander("Preview the real activations"):
-        ui.preview_records(
-            loaded.records, st.session_state.get("score_normalization", "global"), key="score_records_text"
-        )
+    with st.expander("The real activations: histogram, density and the top excerpts"):
+        ui.preview_records(loaded, st.session_state.get("score_normalization", "global"), key="score_records_text")
 
 st.header("2 · Explanations and settings")
 simulator_spec = ui.simulator_select("score_simulator")
@@ -175,6 +197,7 @@ if submitted:
     elif not explanations:
         st.error("Enter at least one explanation, one per line, then press Score.")
     else:
+        started = time.perf_counter()
         ranked = ui.run_scorers(explanations, loaded.records, settings)
         if ranked is not None:
             st.session_state["score_results"] = ranked[settings["scorer"]]
@@ -183,14 +206,18 @@ if submitted:
                 **{key: value for key, value in settings.items() if key != "scorers"},
                 "scorers": ", ".join(settings["scorers"]),
                 "records": loaded.name,
+                "records_sha256": loaded.fingerprint,
+                "wall_seconds": time.perf_counter() - started,
             }
+            st.session_state["score_fingerprint"] = ui.run_fingerprint(loaded, settings, explanations)
 
 results = st.session_state.get("score_results")
 if results:
-    st.header("3 · Results")
-    scored_on = st.session_state.get("score_settings", {}).get("records", "")
-    if loaded is not None and scored_on and scored_on != loaded.name:
-        st.info(f"These results are for {scored_on}; press Score to score the activations loaded now.")
+    changed = ui.stale_parts(
+        st.session_state.get("score_fingerprint"), ui.run_fingerprint(loaded, settings, explanations)
+    )
+    st.header("3 · Results (stale)" if changed else "3 · Results")
+    ui.warn_if_stale(changed, st.session_state.get("score_settings", {}).get("records", "other input"))
     generated_texts = st.session_state.get("generated_explanations", [])
     by_scorer = st.session_state.get("score_results_by_scorer") or {}
     if len(by_scorer) > 1:

@@ -10,16 +10,18 @@ on the same cache, so they cost nothing extra.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from typing import Any
 
 import streamlit as st
 
-import pages as ui
+import dashboard as ui
 from scoring import ScoringInputError, rank_explanations, viz
 from scoring.bench import load_puzzles, run_bench
 
 SOURCES = ("Bundled OpenAI puzzles", "Upload a puzzle file")
+logger = logging.getLogger(__name__)
 
 ui.page_setup("Benchmark", "🧩")
 st.session_state.setdefault("bench_source", SOURCES[0] if ui.BUNDLED_PUZZLES.exists() else SOURCES[1])
@@ -99,7 +101,7 @@ if puzzles:
             st.error(f"Cannot run the benchmark: {exc}")
         except Exception as exc:  # noqa: BLE001 - keep the page up; the log has the traceback
             bar.empty()
-            ui.logger.exception("benchmark failed")
+            logger.exception("benchmark failed")
             st.error(f"The benchmark failed ({type(exc).__name__}: {exc}). The server log has the details.")
         else:
             bar.progress(1.0, text="Done")
@@ -175,7 +177,7 @@ if report and puzzles:
         except ScoringInputError as exc:
             st.error(f"Cannot show this puzzle: {exc}")
         except Exception as exc:  # noqa: BLE001
-            ui.logger.exception("re-scoring puzzle %s failed", chosen)
+            logger.exception("re-scoring puzzle %s failed", chosen)
             st.error(f"Could not re-score this puzzle ({type(exc).__name__}: {exc}).")
         else:
             true_result = next(r for r in results if r.explanation == puzzle.explanation.strip())

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-import pages as ui
+import dashboard as ui
 from scoring import ScoringInputError, subjects, viz
 
 RECORDS_STATE = "records_json"

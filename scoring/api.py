@@ -179,7 +179,8 @@ async def arank_explanations(
     if not explanations:
         raise ScoringInputError("give at least one explanation to rank")
     texts = [check_explanation(e) for e in explanations]
-    loaded = load_records(records, limits=options.pop("limits", None))
+    limits = options.pop("limits", None)
+    loaded = load_records(records, limits=limits)
     done = [0] * len(texts)
     totals = [0] * len(texts)
 
@@ -194,7 +195,10 @@ async def arank_explanations(
         return report
 
     results = await asyncio.gather(
-        *(ascore_explanation(text, loaded, progress=progress_for(i), **options) for i, text in enumerate(texts))
+        *(
+            ascore_explanation(text, loaded, progress=progress_for(i), limits=limits, **options)
+            for i, text in enumerate(texts)
+        )
     )
     correct_p_values(list(results))
     return sort_results(list(results))
@@ -385,7 +389,8 @@ async def arank_with_scorers(
             raise ScoringInputError(f"unknown scorer {name!r}; choose one of: {', '.join(SCORERS)}")
         refuse_attention_scorer(name)
     options_by_scorer = split_scorer_options(names, options.pop("scorer_options", None))
-    loaded = load_records(records, limits=options.pop("limits", None))
+    limits = options.pop("limits", None)
+    loaded = load_records(records, limits=limits)
     cache = resolve_cache(options.pop("cache", True))
     scratch = None
     if cache is None and len(names) > 1:
@@ -409,6 +414,7 @@ async def arank_with_scorers(
                 cache=cache,
                 progress=report,
                 scorer_options=options_by_scorer[name],
+                limits=limits,
                 **options,
             )
     finally:

@@ -11,6 +11,9 @@ update the table and this date together. A model not listed gets cost None
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 PRICES_TAKEN_ON = "2026-11-23"
 
 PRICES_PER_MILLION: dict[str, tuple[float, float]] = {
@@ -52,3 +55,44 @@ def cost_usd(model: str, prompt_tokens: int, completion_tokens: int) -> float | 
     if prices is None:
         return None
     return (prompt_tokens * prices[0] + completion_tokens * prices[1]) / 1_000_000
+
+
+def estimate_api_usage(
+    explanations: Sequence[str],
+    sequences: Sequence[Sequence[str]],
+    *,
+    sequences_per_call: int,
+    prompt_price: float | None = None,
+    completion_price: float | None = None,
+) -> dict[str, Any]:
+    """A rough count of requests, tokens and cost before scoring with an API simulator.
+
+    Prompt size follows the chat layout of `scoring.prompts` (system text plus
+    the explanation and the token list, about 4 characters per token); each
+    token costs about 3 completion tokens (a number and a separator). Cache
+    hits are not subtracted, so this is an upper bound for repeated scores.
+    """
+    from scoring.prompts import API_CHAT_SYSTEM, api_chat_user_message
+
+    per_call = max(1, int(sequences_per_call))
+    chunks = [
+        [list(tokens) for tokens in sequences[start : start + per_call]]
+        for start in range(0, len(sequences), per_call)
+    ]
+    prompt_tokens = completion_tokens = requests = 0
+    for explanation in explanations:
+        for chunk in chunks:
+            characters = len(API_CHAT_SYSTEM) + len(api_chat_user_message(explanation, chunk))
+            prompt_tokens += characters // 4 + 1
+            completion_tokens += 3 * sum(len(tokens) for tokens in chunk) + 10
+            requests += 1
+    cost = None
+    if prompt_price is not None and completion_price is not None:
+        cost = (prompt_tokens * prompt_price + completion_tokens * completion_price) / 1_000_000
+    return {
+        "requests": requests,
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "cost_usd": cost,
+    }
+

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,6 +140,8 @@ def _parse_source(source: Any) -> Any:
                 return _read_path(path)
             if text.lower().endswith((".json", ".csv", ".tsv", ".jsonl")):
                 raise ScoringInputError(f"file not found: {text}")
+        if looks_like_token_text(text):
+            return parse_token_text(text)
         if "\n" in text and ("," in text or "\t" in text):
             return _parse_table(text, "the records text")
         raise ScoringInputError(
@@ -167,6 +170,8 @@ def _read_path(path: Path) -> Any:
         raise ScoringInputError(f"{path} is empty")
     if text.lstrip()[:1] in "[{":
         return _parse_json(text, str(path))
+    if looks_like_token_text(text):
+        return parse_token_text(text)
     return _parse_table(text, str(path))
 
 
@@ -223,6 +228,92 @@ def _parse_table(text: str, where: str) -> list[ActivationRecord]:
         source = f"sequence {key!r}"
         records.append(ActivationRecord(tokens, _clean_values(values, source), source))
     return records
+
+
+# The token<TAB>activation text format: one token per line, a blank line between
+# sequences. The token is everything before the last tab, so leading spaces are
+# kept; newlines, tabs and backslashes inside a token are written \n, \t and
+# \\. A first line ``token<TAB>activation`` (a header) is skipped.
+
+_TOKEN_TEXT_ESCAPES = {"\\": "\\", "n": "\n", "t": "\t", "r": "\r"}
+_TOKEN_TEXT_ESCAPE = re.compile(r"\\([\\ntr])")
+_TOKEN_TEXT_HEADERS = {"token", "tokens", "text"}
+
+
+def looks_like_token_text(text: str) -> bool:
+    """True when `text` is in the token<TAB>activation format: its first non-blank line has exactly one tab.
+
+    Only the first line decides, so a later line without its tab is reported by
+    `parse_token_text` by its number instead of making the whole text unreadable.
+    """
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    return first.count("\t") == 1 and first.lstrip()[:1] not in "[{"
+
+
+def parse_token_text(text: str) -> list[dict[str, Any]]:
+    """The token<TAB>activation format as ``[{"tokens": [...], "values": [...]}]``.
+
+    Raises ScoringInputError naming the line to fix.
+    """
+    sequences: list[dict[str, Any]] = []
+    tokens: list[str] = []
+    values: list[float] = []
+    first_content_line = True
+    for line_number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            if tokens:
+                sequences.append({"tokens": tokens, "values": values})
+                tokens, values = [], []
+            continue
+        if "\t" not in line:
+            raise ScoringInputError(
+                f"line {line_number} ({line[:40]!r}) has no tab: write each token as 'token<TAB>activation', "
+                "with a blank line between sequences"
+            )
+        token, _, value_text = line.rpartition("\t")
+        is_header = first_content_line and token.strip().lower() in _TOKEN_TEXT_HEADERS
+        first_content_line = False
+        if is_header and not _is_number(value_text):
+            continue
+        try:
+            value = float(value_text.strip())
+        except ValueError:
+            raise ScoringInputError(
+                f"line {line_number}: the activation {value_text.strip()!r} is not a number; "
+                "write 'token<TAB>activation' with a number after the tab"
+            ) from None
+        if not math.isfinite(value):
+            raise ScoringInputError(
+                f"line {line_number}: the activation {value_text.strip()!r} must be a finite number"
+            )
+        tokens.append(_TOKEN_TEXT_ESCAPE.sub(lambda match: _TOKEN_TEXT_ESCAPES[match.group(1)], token))
+        values.append(value)
+    if tokens:
+        sequences.append({"tokens": tokens, "values": values})
+    if not sequences:
+        raise ScoringInputError("no tokens found: write one 'token<TAB>activation' per line")
+    return sequences
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.strip())
+    except ValueError:
+        return False
+    return True
+
+
+def records_to_token_text(records: Iterable[ActivationRecord]) -> str:
+    """Records in the token<TAB>activation format (the inverse of `parse_token_text`)."""
+    blocks = []
+    for record in records:
+        pairs = zip(record.tokens, record.activations, strict=True)
+        blocks.append("\n".join(f"{_escape_token(token)}\t{value:g}" for token, value in pairs))
+    return "\n\n".join(blocks) + "\n"
+
+
+def _escape_token(token: str) -> str:
+    return token.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
 
 
 def _records_from_object(data: Any) -> list[ActivationRecord]:

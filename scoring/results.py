@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scoring.simulators.base import Usage
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _json_float(value: float | None) -> float | None:
@@ -184,3 +189,103 @@ class GeneratedExplanation:
             "cached": self.cached,
             "usage": self.usage.to_dict(),
         }
+
+
+# Exports: the ranking and every token as CSV, everything as JSON, usage totals.
+
+
+def explanation_source(explanation: str, generated: Collection[str]) -> str:
+    """'generated' for a candidate a simulator wrote, 'given' for one the user gave."""
+    return "generated" if explanation in generated else "given"
+
+
+def _metric(result: ScoreResult, name: str) -> float:
+    value = result.metrics.get(name, math.nan)
+    return float(value) if isinstance(value, (int, float)) else math.nan
+
+
+def ranking_frame(results: Sequence[ScoreResult], generated: Collection[str] = ()) -> pd.DataFrame:
+    """One row per explanation, in the given (ranked) order, with every headline number.
+
+    `generated` names the explanations a simulator wrote; the ``source`` column says which.
+    """
+    rows = []
+    for rank, result in enumerate(results, start=1):
+        low, high = result.interval
+        rows.append(
+            {
+                "rank": rank,
+                "explanation": result.explanation,
+                "source": explanation_source(result.explanation, generated),
+                "score": result.score,
+                "interval": interval_text(low, high),
+                "ci_low": low,
+                "ci_high": high,
+                "r_squared": _metric(result, "r_squared"),
+                "roc_auc": _metric(result, "roc_auc"),
+                "spearman": _metric(result, "spearman"),
+                "mean_seq_corr": _metric(result, "mean_sequence_correlation"),
+                "prompt_tokens": result.usage.prompt_tokens,
+                "completion_tokens": result.usage.completion_tokens,
+                "cost_usd": result.usage.cost_usd if result.usage.cost_usd is not None else math.nan,
+                "cached": result.cached,
+                "seconds": result.seconds,
+                "error": result.error or "",
+            }
+        )
+    import pandas as pd
+
+    return pd.DataFrame(rows)
+
+
+def interval_text(low: float, high: float) -> str:
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "n/a"
+    return f"[{low:.2f}, {high:.2f}]"
+
+
+def results_csv(results: Sequence[ScoreResult]) -> str:
+    """The ranking table as CSV."""
+    return ranking_frame(results).to_csv(index=False)
+
+
+def tokens_csv(results: Sequence[ScoreResult]) -> str:
+    """Every token of every explanation: explanation, sequence, position, token, raw, real, simulated."""
+    rows = []
+    for result in results:
+        for sequence in result.sequences:
+            simulated = sequence.simulated or [math.nan] * len(sequence.tokens)
+            for position, token in enumerate(sequence.tokens):
+                rows.append(
+                    {
+                        "explanation": result.explanation,
+                        "sequence": sequence.index,
+                        "position": position,
+                        "token": token,
+                        "raw": sequence.raw[position],
+                        "real": sequence.real[position],
+                        "simulated": simulated[position],
+                        "error": sequence.error or "",
+                    }
+                )
+    import pandas as pd
+
+    return pd.DataFrame(rows).to_csv(index=False)
+
+
+def results_json(results: Sequence[ScoreResult], extra: Mapping[str, Any] | None = None) -> str:
+    """Every result (with sequences) as a JSON document; NaN becomes null."""
+    document: dict[str, Any] = dict(extra or {})
+    document["results"] = [result.to_dict() for result in results]
+    return json.dumps(jsonable(document), indent=2, allow_nan=False, default=str)
+
+
+def usage_summary(results: Sequence[ScoreResult]) -> dict[str, Any]:
+    """Totals over all results: requests, tokens, cost (None when unknown), cache hits/misses, seconds."""
+    total = Usage()
+    for result in results:
+        total.add(result.usage)
+    summary = total.to_dict()
+    summary["seconds"] = sum(result.seconds for result in results)
+    return summary
+

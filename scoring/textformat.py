@@ -1,127 +1,49 @@
-"""Reading what people paste into the dashboard: a token/activation text format and candidate explanations.
+"""Reading what people paste into the dashboard: activation records and the candidate explanations stored with them.
 
-The text format is one token per line, ``token<TAB>activation``, with a blank
-line between sequences::
-
-    the\t0
-     quick\t0.5
-     fox\t7.25
-
-     spotted\t0
-     leopard\t8
-
-The token is everything before the last tab, so leading spaces are kept.
-Newlines, tabs and backslashes inside a token are written ``\\n``, ``\\t``
-and ``\\\\``. A first line ``token<TAB>activation`` (a header) is skipped.
-
-Everything else that can be pasted (JSON in any format, long CSV/TSV) goes to
-`scoring.records.load_records`, so one loader validates every input.
+Records in every format (JSON, long CSV/TSV, the token<TAB>activation text
+format) are read by `scoring.records.load_records`, so one loader validates
+every input.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from scoring.errors import ScoringInputError
-from scoring.records import ActivationRecord, Limits, load_records
+from scoring.records import (
+    ActivationRecord,
+    Limits,
+    load_records,
+    looks_like_token_text,
+    parse_token_text,
+    records_to_token_text,
+)
 
-_ESCAPES = {"\\": "\\", "n": "\n", "t": "\t", "r": "\r"}
-_ESCAPE_PATTERN = re.compile(r"\\([\\ntr])")
-_HEADER_TOKENS = {"token", "tokens", "text"}
-
-
-def _unescape(token: str) -> str:
-    return _ESCAPE_PATTERN.sub(lambda match: _ESCAPES[match.group(1)], token)
-
-
-def _escape(token: str) -> str:
-    return token.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
-
-
-def looks_like_token_text(text: str) -> bool:
-    """True when every non-blank line is ``token<TAB>activation`` (exactly one tab)."""
-    lines = [line for line in text.splitlines() if line.strip()]
-    return bool(lines) and all(line.count("\t") == 1 for line in lines)
-
-
-def parse_token_text(text: str) -> list[dict[str, Any]]:
-    """Parse the ``token<TAB>activation`` format into ``[{"tokens": [...], "values": [...]}]``.
-
-    Raises ScoringInputError naming the line to fix.
-    """
-    sequences: list[dict[str, Any]] = []
-    tokens: list[str] = []
-    values: list[float] = []
-    first_content_line = True
-    for line_number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            if tokens:
-                sequences.append({"tokens": tokens, "values": values})
-                tokens, values = [], []
-            continue
-        if "\t" not in line:
-            raise ScoringInputError(
-                f"line {line_number} ({line[:40]!r}) has no tab: write each token as 'token<TAB>activation', "
-                "with a blank line between sequences"
-            )
-        token, _, value_text = line.rpartition("\t")
-        is_header = first_content_line and token.strip().lower() in _HEADER_TOKENS
-        first_content_line = False
-        if is_header and not _is_number(value_text):
-            continue
-        try:
-            value = float(value_text.strip())
-        except ValueError:
-            raise ScoringInputError(
-                f"line {line_number}: the activation {value_text.strip()!r} is not a number; "
-                "write 'token<TAB>activation' with a number after the tab"
-            ) from None
-        if not math.isfinite(value):
-            raise ScoringInputError(
-                f"line {line_number}: the activation {value_text.strip()!r} must be a finite number"
-            )
-        tokens.append(_unescape(token))
-        values.append(value)
-    if tokens:
-        sequences.append({"tokens": tokens, "values": values})
-    if not sequences:
-        raise ScoringInputError("no tokens found: write one 'token<TAB>activation' per line")
-    return sequences
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text.strip())
-    except ValueError:
-        return False
-    return True
-
-
-def records_to_token_text(records: Iterable[ActivationRecord]) -> str:
-    """The inverse of `parse_token_text` (used to show and edit loaded records as text)."""
-    blocks = []
-    for record in records:
-        pairs = zip(record.tokens, record.activations, strict=True)
-        lines = [f"{_escape(token)}\t{value:g}" for token, value in pairs]
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks) + "\n"
+__all__ = [
+    "CandidateExplanation",
+    "describe_records",
+    "explanations_from_object",
+    "looks_like_token_text",
+    "load_pasted",
+    "new_explanations",
+    "parse_explanation_lines",
+    "parse_token_text",
+    "records_to_token_text",
+]
 
 
 def load_pasted(text: str, *, limits: Limits | None = None) -> list[ActivationRecord]:
-    """Records from pasted or uploaded text: JSON, long CSV/TSV, or the token/activation text format."""
+    """Records from pasted or uploaded text: JSON, long CSV/TSV, or the token<TAB>activation text format."""
     if not text or not text.strip():
         raise ScoringInputError("nothing to read: paste JSON records or 'token<TAB>activation' lines")
     stripped = text.strip()
-    if stripped[0] not in "[{" and looks_like_token_text(text):
-        return load_records(parse_token_text(text), limits=limits)
     try:
         return load_records(text, limits=limits)
     except ScoringInputError as exc:
-        if stripped[0] in "[{":
+        if stripped[0] in "[{" or looks_like_token_text(text):
             raise
         raise ScoringInputError(
             f"{exc}. Or use the simple text format: one 'token<TAB>activation' per line, "
@@ -137,7 +59,11 @@ class CandidateExplanation:
     claimed_score: float | None = None
     """The score the file says this explanation got (e.g. from Neuronpedia), or None."""
     score_type: str = ""
-    """What kind of score the claim is, as the file names it (e.g. 'recall_alt'), or ''."""
+    """What kind of score the claim is, as the file names it (e.g. 'oai_token-act-pair'), or ''."""
+    score_model: str = ""
+    """The model that produced the claimed score (Neuronpedia's explanationScoreModelName), or ''."""
+    explainer_model: str = ""
+    """The model (or person) that wrote the explanation (Neuronpedia's explanationModelName), or ''."""
 
 
 _TEXT_KEYS = ("description", "explanation", "text")
@@ -177,18 +103,48 @@ def _candidate_from_item(item: Any) -> CandidateExplanation | None:
     if not text:
         return None
     claimed = next((_number(item[key]) for key in _SCORE_KEYS if _number(item.get(key)) is not None), None)
-    score_type = str(item.get("score_type", item.get("scoreType", "")) or "")
+    score_type = _text_field(item, "score_type", "scoreType")
+    score_model = _text_field(item, "score_model", "explanationScoreModelName")
     scores = item.get("scores")
     if claimed is None and isinstance(scores, list):
         for entry in scores:
             if isinstance(entry, dict) and _number(entry.get("value")) is not None:
                 claimed = _number(entry["value"])
-                score_type = str(entry.get("explanationScoreTypeName", entry.get("type", "")) or "")
+                score_type = _text_field(entry, "explanationScoreTypeName", "type")
+                score_model = _text_field(entry, "explanationScoreModelName", "model") or score_model
                 break
             if _number(entry) is not None:
                 claimed = _number(entry)
                 break
-    return CandidateExplanation(text, claimed, score_type)
+    explainer = _text_field(item, "explanationModelName", "explainer_model", "authorName")
+    return CandidateExplanation(text, claimed, score_type, score_model, explainer)
+
+
+def _text_field(item: dict[str, Any], *keys: str) -> str:
+    """The first of `keys` that holds a non-empty string or number, as text ('' when none does)."""
+    for key in keys:
+        value = item.get(key)
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and str(value).strip():
+            return str(value).strip()
+    return ""
+
+
+def feature_identity(data: Any) -> str:
+    """Who a feature is, as its export names it: 'model · layer · index', or 'source · id'; '' when unnamed.
+
+    Reads Neuronpedia's ``modelId``/``layer``/``index`` (also ``model``,
+    ``source``/``id``), and ``kind`` and ``corpus`` where the Explore page adds them.
+    """
+    if not isinstance(data, dict):
+        return ""
+    model = _text_field(data, "modelId", "model")
+    layer = _text_field(data, "layer", "source")
+    index = _text_field(data, "index", "id", "featureIndex", "neuron")
+    parts = [model, f"layer {layer}" if layer else "", f"index {index}" if index else ""]
+    kind = _text_field(data, "kind")
+    if kind:
+        parts.append(kind)
+    return " · ".join(part for part in parts if part)
 
 
 def _number(value: Any) -> float | None:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import pages as ui
-from scoring import SIMULATORS, Simulator
+import dashboard as ui
+from scoring import SIMULATORS, ActivationRecord, Simulator, default_simulator_spec
+from scoring.simulators.fake import FakeSimulator
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "app.py")
@@ -57,9 +59,17 @@ def table(app: AppTest, column: str, *, index: int = 0) -> pd.DataFrame:
     return frames[index]
 
 
+def choose_simulator(app: AppTest, key: str, spec: str) -> AppTest:
+    """Select `spec` in the simulator box `key`; specs not offered (`fake`) are typed in the sidebar first."""
+    if spec not in app.selectbox(key=key).options:
+        app.text_input(key=ui.EXTRA_SPEC_STATE).input(spec).run()
+    app.selectbox(key=key).select(spec).run()
+    return app
+
+
 def score_with(app: AppTest, simulator: str = "fake", explanations: str | None = None) -> AppTest:
     """Pick a simulator, optionally type explanations (form values travel with the submit), press Score."""
-    app.selectbox(key="score_simulator").select(simulator).run()
+    choose_simulator(app, "score_simulator", simulator)
     if explanations is not None:
         app.text_area(key="explanations_text").input(explanations)
     app.button(key="FormSubmitter:score_form-Score").click().run()
@@ -73,16 +83,17 @@ def test_score_page_loads_with_the_bundled_example() -> None:
     assert not app.error
     assert any("fast_animals.json" in text and "10 sequences" in text for text in texts(app.success))
     assert "fast animals" in app.text_area(key="explanations_text").value
-    assert "fake" in app.selectbox(key="score_simulator").options[-1] or "fake" in str(
-        app.selectbox(key="score_simulator").options
-    )
+    options = app.selectbox(key="score_simulator").options
+    assert options[0] == ui.simulator_label(default_simulator_spec()) and options[0].endswith("(default)")
+    assert any(option.startswith("lexical") for option in options)
+    assert not any(option.startswith("fake") for option in options)  # for tests, not offered
 
 
 def test_the_local_simulator_carries_its_caveat_and_others_do_not() -> None:
     app = run_page(APP)
     assert app.selectbox(key="score_simulator").value == "local"
     assert ui.LOCAL_CAVEAT in texts(app.caption)
-    app.selectbox(key="score_simulator").select("fake").run()
+    choose_simulator(app, "score_simulator", "fake")
     assert ui.LOCAL_CAVEAT not in texts(app.caption)
 
 
@@ -96,7 +107,8 @@ def test_scoring_with_fake_fills_ranking_heatmaps_and_charts() -> None:
     page_html = html_of(app)
     assert "cmpgrid" in page_html and "Real activations" in page_html
     assert "fox" in page_html and "title=" in page_html
-    assert len(app.get("plotly_chart")) == 2
+    charts = {chart.key for chart in app.get("plotly_chart")}
+    assert {"score_records_text_histogram", "score_per_sequence", "score_scatter"} == charts
     downloads = [button.key for button in app.get("download_button")]
     assert {"score_dl_csv", "score_dl_tokens", "score_dl_json", "score_records_text"} == set(downloads)
     assert app.session_state["score_results"][0].simulator == "fake:fake-match"
@@ -157,7 +169,7 @@ def test_explanations_stored_in_pasted_json_can_be_used() -> None:
 
 def test_fewer_sequences_than_the_last_sample_size_is_no_error() -> None:
     app = run_page(APP)
-    app.selectbox(key="score_simulator").select("fake").run()
+    choose_simulator(app, "score_simulator", "fake")
     app.number_input(key="score_n_sequences").set_value(8)
     app.button(key="FormSubmitter:score_form-Score").click().run()
     app.radio(key="source_kind").set_value("Paste").run()
@@ -239,19 +251,52 @@ def test_switching_example_loads_its_explanations() -> None:
     assert "the pronoun she" in app.text_area(key="explanations_text").value
 
 
-def test_spot_check_flags_disagreements() -> None:
+def test_spot_check_names_the_feature_and_says_when_methods_differ() -> None:
     app = run_page(SPOT_CHECK)
     claims = table(app, "claimed score")
     assert list(claims["claimed score"])[:3] == ["0.710", "0.550", "0.830"]
-    app.selectbox(key="spot_simulator").select("fake").run()
+    assert list(claims["score type"])[:3] == ["oai_token-act-pair"] * 3
+    assert claims["explainer"].iloc[0] == "gpt-4o-mini" and claims["scored with"].iloc[0] == "gpt-4o"
+    assert any("gpt2-small · layer 6-res-jb · index 3310" in text for text in texts(app.markdown))
+    choose_simulator(app, "spot_simulator", "fake")
     app.button(key="FormSubmitter:spot_form-Re-score").click().run()
     assert_clean(app)
     verdicts = table(app, "verdict")
     assert list(verdicts["explanation"]) == list(claims["explanation"])
-    assert "disagrees" in set(verdicts["verdict"])
+    # claims by oai_token-act-pair with gpt-4o are not compared as if the fake re-score were the same method
+    assert "disagrees (methods differ)" in set(verdicts["verdict"]) and "disagrees" not in set(verdicts["verdict"])
     assert verdicts["verdict"].iloc[-1] == "no claim"
-    assert any("claimed scores disagree" in text for text in texts(app.error))
+    assert "gpt-4o" in verdicts["comparison"].iloc[0] and "fake:fake-match" in verdicts["comparison"].iloc[0]
+    assert not app.error
+    assert any("another method or model" in text for text in texts(app.warning))
     assert "cmpgrid" in html_of(app)
+
+
+def test_spot_check_flags_a_claim_made_the_same_way() -> None:
+    feature = {
+        "modelId": "toy",
+        "layer": "0",
+        "index": "7",
+        "explanations": [
+            {"description": "fox", "scores": [{"value": -0.9, "explanationScoreTypeName": "simulation",
+                                               "explanationScoreModelName": "fake-match"}]},
+            {"description": "leopard", "scores": [{"value": -0.9, "explanationScoreTypeName": "oai_token-act-pair"}]},
+        ],
+        "activations": [{"tokens": ["a", " fox"], "values": [0, 9]}, {"tokens": ["b", " fox"], "values": [0, 7]},
+                        {"tokens": ["c", " leopard"], "values": [0, 1]}],
+    }
+    app = run_page(SPOT_CHECK)
+    app.radio(key="spot_source").set_value("Paste JSON").run()
+    app.text_area(key="spot_pasted").input(json.dumps(feature)).run()
+    choose_simulator(app, "spot_simulator", "fake")
+    app.button(key="FormSubmitter:spot_form-Re-score").click().run()
+    assert_clean(app)
+    verdicts = table(app, "verdict")
+    assert list(verdicts["verdict"]) == ["disagrees", "disagrees (methods differ)"]
+    assert verdicts["comparison"].iloc[0] == "same scorer and model"
+    assert "does not name its model" in verdicts["comparison"].iloc[1]
+    assert any("1 of 1 claims made the same way" in text for text in texts(app.error))
+    assert any("toy · layer 0 · index 7" in text for text in texts(app.markdown))
 
 
 def test_spot_check_without_explanations_says_what_to_add() -> None:
@@ -273,7 +318,7 @@ def test_spot_check_bad_json_shows_an_error() -> None:
 def test_benchmark_runs_and_shows_wrong_puzzles() -> None:
     app = run_page(BENCHMARK)
     assert any("puzzles" in text for text in texts(app.success))
-    app.selectbox(key="bench_simulator").select("fake").run()
+    choose_simulator(app, "bench_simulator", "fake")
     app.number_input(key="bench_limit").set_value(4)
     app.button(key="FormSubmitter:bench_form-Run benchmark").click().run()
     assert_clean(app)
@@ -300,7 +345,7 @@ def test_benchmark_with_a_broken_puzzle_file_shows_an_error(
 def test_several_scorers_rank_side_by_side_and_show_how_they_judged() -> None:
     app = run_page(APP)
     assert app.multiselect(key="score_scorers").value == ["simulation"]
-    app.selectbox(key="score_simulator").select("fake").run()
+    choose_simulator(app, "score_simulator", "fake")
     app.multiselect(key="score_scorers").select("detection").select("fuzzing")
     app.button(key="FormSubmitter:score_form-Score").click().run()
     assert_clean(app)
@@ -328,7 +373,7 @@ def test_judge_scorers_rank_beside_simulation_and_show_their_questions() -> None
     offered = app.multiselect(key="score_scorers").options
     assert {"detection-judge", "fuzzing-judge", "binary-condition"} <= set(offered)
     assert "attention-head" not in offered  # it reads attention records, not these
-    app.selectbox(key="score_simulator").select("fake").run()
+    choose_simulator(app, "score_simulator", "fake")
     app.multiselect(key="score_scorers").select("detection-judge").select("fuzzing-judge")
     app.button(key="FormSubmitter:score_form-Score").click().run()
     assert_clean(app)
@@ -352,14 +397,15 @@ def test_judge_scorers_rank_beside_simulation_and_show_their_questions() -> None
 
 def test_a_judge_scorer_alone_draws_no_simulations_and_points_to_its_questions() -> None:
     app = run_page(APP)
-    app.selectbox(key="score_simulator").select("fake").run()
+    choose_simulator(app, "score_simulator", "fake")
     app.multiselect(key="score_scorers").unselect("simulation").select("binary-condition")
     app.button(key="FormSubmitter:score_form-Score").click().run()
     assert_clean(app)
     assert not app.error, texts(app.error)
     assert app.session_state["score_results"][0].scorer == "binary-condition"
     assert any("asks a judge yes/no questions" in text for text in texts(app.info))
-    assert not [chart for chart in app.get("plotly_chart")]  # no per-sequence correlation or scatter
+    charts = {chart.key for chart in app.get("plotly_chart")}
+    assert charts == {"score_records_text_histogram"}  # no per-sequence correlation or scatter
     assert [tab.label for tab in app.tabs] == ["binary-condition"]
     assert len(table(app, "p_yes")) == 10  # one question per sequence (no window)
 
@@ -381,7 +427,7 @@ def test_one_scorer_has_no_comparison_table() -> None:
 
 def test_generate_adds_labelled_candidates_to_the_list() -> None:
     app = run_page(APP)
-    app.selectbox(key="score_simulator").select("fake").run()
+    choose_simulator(app, "score_simulator", "fake")
     app.number_input(key="generate_n").set_value(2)
     app.button(key="generate_button").click().run()
     assert_clean(app)
@@ -405,7 +451,7 @@ def test_generation_failures_and_unable_simulators_say_why() -> None:
     app = run_page(APP)
     before = app.text_area(key="explanations_text").value
     app.text_input(key=ui.EXTRA_SPEC_STATE).input("fake:fail").run()
-    app.selectbox(key="score_simulator").select("fake:fail").run()
+    choose_simulator(app, "score_simulator", "fake:fail")
     app.button(key="generate_button").click().run()
     assert_clean(app)
     assert sum("fake:fail always fails" in text for text in texts(app.warning)) == 3
@@ -434,7 +480,7 @@ def tiny_benchmark_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppT
 
 def test_benchmark_compares_several_scorers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     app = tiny_benchmark_page(tmp_path, monkeypatch)
-    app.selectbox(key="bench_simulator").select("fake").run()
+    choose_simulator(app, "bench_simulator", "fake")
     app.multiselect(key="bench_scorers").select("detection")
     app.button(key="FormSubmitter:bench_form-Run benchmark").click().run()
     assert_clean(app)
@@ -456,7 +502,7 @@ def test_benchmark_compares_several_scorers(tmp_path: Path, monkeypatch: pytest.
 def test_benchmark_with_a_judge_scorer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     app = tiny_benchmark_page(tmp_path, monkeypatch)
     assert "attention-head" not in app.multiselect(key="bench_scorers").options
-    app.selectbox(key="bench_simulator").select("fake").run()
+    choose_simulator(app, "bench_simulator", "fake")
     app.multiselect(key="bench_scorers").select("detection-judge")
     app.button(key="FormSubmitter:bench_form-Run benchmark").click().run()
     assert_clean(app)
@@ -477,3 +523,207 @@ def test_benchmark_without_a_scorer_says_so(tmp_path: Path, monkeypatch: pytest.
     app.button(key="FormSubmitter:bench_form-Run benchmark").click().run()
     assert_clean(app)
     assert any("at least one scorer" in text for text in texts(app.error))
+
+
+# --- Issue 17: results tied to their input, missed firings, failing simulators, honest numbers, large inputs ---
+
+
+def paste(app: AppTest, text: str) -> AppTest:
+    app.radio(key="source_kind").set_value("Paste").run()
+    app.text_area(key="pasted_text").input(text).run()
+    assert_clean(app)
+    return app
+
+
+def press_score(app: AppTest) -> AppTest:
+    app.button(key="FormSubmitter:score_form-Score").click().run()
+    assert_clean(app)
+    return app
+
+
+def stale_warnings(app: AppTest) -> list[str]:
+    return [text for text in texts(app.warning) if text.startswith("Stale results")]
+
+
+def test_results_are_marked_stale_when_the_input_or_settings_change() -> None:
+    app = paste(run_page(APP), "the\t0\n fox\t8\n")
+    score_with(app, explanations="fox")
+    assert [header.value for header in app.header][-1] == "3 · Results" and not stale_warnings(app)
+    # every paste is "pasted text": only the content tells the two apart
+    app.text_area(key="pasted_text").input("the\t0\n cat\t8\n").run()
+    assert_clean(app)
+    assert [header.value for header in app.header][-1] == "3 · Results (stale)"
+    warning = stale_warnings(app)
+    assert warning and "the activations changed" in warning[0] and "press Score" in warning[0]
+    press_score(app)
+    assert not stale_warnings(app)
+    app.selectbox(key="score_simulator").select("lexical").run()
+    assert "the simulator or settings changed" in stale_warnings(app)[0]
+    choose_simulator(app, "score_simulator", "fake")
+    assert not stale_warnings(app)
+    app.text_area(key="explanations_text").input("cat")
+    press_score(app)
+    assert not stale_warnings(app)
+    assert app.session_state["score_settings"]["records_sha256"] == ui.LoadedInput(
+        [ActivationRecord(["the", " cat"], [0.0, 8.0])]
+    ).fingerprint
+
+
+MISSED = "the\t0\n fox\t8\n\n spotted\t0\n leopard\t9\n\n a\t0\n b\t0\n"
+
+
+def test_a_missed_firing_is_marked_and_not_shown_like_a_silent_neuron() -> None:
+    app = paste(run_page(APP), MISSED)
+    score_with(app, explanations="leopard")
+    per_sequence = table(app, "leopard")
+    cells = dict(zip(per_sequence.index, per_sequence["leopard"], strict=True))
+    assert cells["#0 the fox"] == "✗ missed"  # fires, the simulation predicted nothing
+    assert cells["#1 spotted leopard"] == "1.000"
+    assert cells["#2 a b"] == "–"  # silent neuron: nothing to correlate
+    page_html = html_of(app)
+    assert "✗ missed" in page_html and "a missed firing" in page_html
+    assert "recall of active tokens 0/1" in page_html
+
+
+def register(monkeypatch: pytest.MonkeyPatch, name: str, factory: object) -> None:
+    monkeypatch.setitem(SIMULATORS, name, factory)
+
+
+class RaisingSimulator(FakeSimulator):
+    """Raises inside simulate, as a broken backend would."""
+
+    async def simulate(self, explanation: str, sequences: object) -> object:
+        raise RuntimeError("backend exploded")
+
+
+class StallingSimulator(FakeSimulator):
+    """Never answers until the test releases it (blocks its thread like a hung network call)."""
+
+    release = threading.Event()
+
+    async def simulate(self, explanation: str, sequences: object) -> object:
+        self.release.wait(60)
+        raise RuntimeError("released by the test")
+
+
+def test_a_simulator_that_raises_is_an_error_in_the_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    register(monkeypatch, "raising", lambda argument: RaisingSimulator())
+    app = score_with(run_page(APP), "raising")
+    assert set(table(app, "rank")["score"]) == {"n/a"}
+    assert any("backend exploded" in text for text in texts(app.warning))
+
+    def cannot_build(argument: str | None) -> Simulator:
+        raise RuntimeError("no such device")
+
+    register(monkeypatch, "unbuildable", cannot_build)
+    score_with(app, "unbuildable")
+    assert any("could not be loaded" in text and "no such device" in text for text in texts(app.error))
+    score_with(app, "fake")  # the page still works
+    assert not app.error and table(app, "rank").shape[0] == 4
+
+
+def test_a_stalled_simulator_is_given_up_on_after_the_time_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    register(monkeypatch, "stalling", lambda argument: StallingSimulator())
+    StallingSimulator.release.clear()
+    try:
+        app = choose_simulator(run_page(APP), "score_simulator", "stalling")
+        app.number_input(key="score_time_limit").set_value(1)  # form values travel with the submit
+        press_score(app)
+        assert any("Scoring stopped: no result within 1 s" in text for text in texts(app.error))
+        assert not app.session_state["score_results"]
+        score_with(app, "fake")
+        assert not app.error and table(app, "rank").shape[0] == 4
+    finally:
+        StallingSimulator.release.set()
+
+
+def test_r_squared_is_labelled_as_computed_and_the_time_is_wall_time() -> None:
+    app = score_with(run_page(APP))
+    assert any("r² (no fit)" in text and "negative" in text for text in texts(app.markdown))
+    wall = next(metric for metric in app.metric if metric.label == "Wall time")
+    assert wall.value.endswith(" s") and wall.value != "n/a"
+    assert any("wall time" in text for text in texts(app.caption))
+    assert "summed" not in " ".join(texts(app.caption))
+    best = [text for text in texts(app.markdown) if text.startswith("**Best explanation**")]
+    assert best and "other quick animals" in best[0]  # the whole text, not cut at 40 characters
+
+
+def test_a_hand_off_from_explore_starts_clean_with_the_default_simulator() -> None:
+    app = run_page(APP)
+    app.text_input(key=ui.EXTRA_SPEC_STATE).input("fake:fail").run()
+    score_with(app, "fake:fail")
+    assert app.session_state["score_results"]
+    feature = {"activations": [{"tokens": ["a", " fox"], "values": [0, 5]}], "model": "gpt2", "layer": 3, "index": 9}
+    app.session_state["records_json"] = json.dumps(feature)
+    app.run()
+    assert_clean(app)
+    assert app.text_area(key="explanations_text").value == ""  # nothing left from the bundled example
+    assert app.selectbox(key="score_simulator").value == default_simulator_spec()
+    assert not app.session_state["score_results"] and not [h for h in app.header if "Results" in h.value]
+    assert any("gpt2 · layer 3 · index 9" in text for text in texts(app.success))
+
+
+def test_over_limit_input_names_the_setting_and_raising_it_works() -> None:
+    long_text = "".join(f" w{position}\t{position % 7}\n" for position in range(5000))
+    app = paste(run_page(APP), long_text)
+    error = texts(app.error)[0]
+    assert "5,000 tokens" in error and "“Max tokens per sequence” under “Input limits”" in error
+    assert "Limits." not in error
+    app.number_input(key=ui.LIMIT_MAX_TOKENS_STATE).set_value(6000).run()
+    assert_clean(app)
+    assert any("5000 tokens" in text for text in texts(app.success))
+    score_with(app, explanations="w6")
+    assert not app.error, texts(app.error)
+    assert 'class="tokviz scroll"' in html_of(app)  # the long sequence scrolls in its box
+
+
+def test_a_tab_line_without_its_tab_is_named() -> None:
+    app = paste(run_page(APP), "the\t0\n fox\t8\n quick 3\n")
+    assert any("line 3" in text and "has no tab" in text for text in texts(app.error))
+
+
+def test_many_sequences_show_the_strongest_first_with_show_more() -> None:
+    text = "\n".join(f"s{index}\t0\n t{index}\t{index}\n" for index in range(25))
+    app = paste(run_page(APP), text)
+    score_with(app, explanations="t24\nt3")
+    page_html = html_of(app)
+    assert page_html.index("#24 s24 t24") < page_html.index("#23 s23 t23")  # highest activation first
+    grid = page_html[page_html.index("cmpgrid") :]
+    assert grid.count('class="cmpseq"') == 10
+    app.button(key="score_show_more").click().run()
+    assert_clean(app)
+    grid = html_of(app)[html_of(app).index("cmpgrid") :]
+    assert grid.count('class="cmpseq"') == 20
+
+
+OPENAI_RECORDS = {
+    "most_positive_activation_records": [
+        {"tokens": ["a", " fox"], "activations": [0, 4]},
+        {"tokens": ["b", " fox"], "activations": [0, 9]},
+    ],
+    "random_sample": [{"tokens": ["c", " dog"], "activations": [-2, 1]}],
+}
+
+
+def test_excerpts_are_sorted_and_labelled_with_histogram_density_and_negatives() -> None:
+    app = paste(run_page(APP), json.dumps(OPENAI_RECORDS))
+    assert any("3 active tokens (density 50.0%)" in text for text in texts(app.success))
+    page_html = html_of(app)
+    assert page_html.index("#1 b fox · top · max 9") < page_html.index("#0 a fox · top · max 4")
+    assert "#2 c dog · random · max 1" in page_html
+    notes = [text for text in texts(app.info) if "negative activations" in text]
+    assert notes and "1 of 6 tokens" in notes[0] and "sets them to 0" in notes[0]
+    assert "score_records_text_histogram" in {chart.key for chart in app.get("plotly_chart")}
+    choose_simulator(app, "score_simulator", "fake")
+    app.selectbox(key="score_normalization").select("none")  # in the form: applies with the submit
+    press_score(app)
+    assert any("keeps them" in text for text in texts(app.info))
+
+
+def test_judge_counts_print_as_whole_numbers() -> None:
+    app = run_page(APP)
+    choose_simulator(app, "score_simulator", "fake")
+    app.multiselect(key="score_scorers").select("detection")
+    press_score(app)
+    metrics = table(app, "positives")
+    assert all("." not in value for value in metrics["positives"])

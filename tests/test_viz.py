@@ -11,7 +11,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from scoring import viz
+from scoring import ActivationRecord, viz
+from scoring import results as results_module
+from scoring.pricing import estimate_api_usage
+from scoring.prompts import API_CHAT_SYSTEM
 from scoring.results import ScoreResult, SequenceResult
 from scoring.simulators.base import Usage
 
@@ -68,7 +71,7 @@ def test_activation_color_scales_alpha_and_marks_missing() -> None:
     assert viz.activation_color(0) == "rgba(255,140,0,0.000)"
     assert viz.activation_color(10) == "rgba(255,140,0,0.850)"
     assert viz.activation_color(25) == viz.activation_color(10)
-    assert viz.activation_color(-3) == viz.activation_color(0)
+    assert viz.activation_color(-3) == "rgba(31,111,235,0.255)"  # negative: blue, as strong as +3
     assert viz.activation_color(5, vmax=5) == viz.activation_color(10)
     assert viz.activation_color(None) == viz.activation_color(NAN) == "rgba(200,200,200,0.6)"
 
@@ -111,7 +114,8 @@ def test_comparison_html_has_real_plus_one_column_per_explanation(results: list[
     assert page.count("Real activations") == 2
     assert "cats &lt;b&gt;" in page and "cats <b>" not in page
     assert "model said &lt;nonsense&gt;" in page
-    assert "(r = 0.97)" in page and "(r = n/a)" in page
+    assert "(r = 0.97)" in page and "(error)" in page
+    assert "(✗ missed)" in page and 'class="head missed"' in page and "a missed firing" in page
     assert "raw 5" in page  # the real column's hover shows the raw activation
     assert viz.comparison_html(results, max_sequences=1).count('class="cmpgrid"') == 1
     assert viz.comparison_html([]) == ""
@@ -129,7 +133,7 @@ def test_sequence_label_shortens() -> None:
 
 
 def test_ranking_frame_and_table(results: list[ScoreResult]) -> None:
-    frame = viz.ranking_frame(results)
+    frame = results_module.ranking_frame(results)
     assert list(frame["explanation"]) == ["fast animals", "cats <b>"]
     assert frame.loc[0, "interval"] == "[0.70, 0.90]"
     assert frame.loc[1, "interval"] == "n/a"
@@ -162,8 +166,27 @@ def test_per_sequence_frame_and_figure(results: list[ScoreResult]) -> None:
     heatmap = figure.data[0]
     assert len(heatmap.z) == 2 and len(heatmap.z[0]) == 2
     assert "model said &lt;nonsense&gt;" in heatmap.hovertext[0][1]
-    assert "constant" in heatmap.hovertext[1][1]
-    assert heatmap.text[0][1] == "–"
+    assert heatmap.text[0][1] == "error"
+    # cats <b> on the leopard: the neuron fires (8) and the simulation is flat at 0 -- a missed firing
+    assert heatmap.text[1][1] == "✗ missed"
+    assert "fires here" in heatmap.hovertext[1][1] and "simulation is constant at 0.00" in heatmap.hovertext[1][1]
+    missed = figure.data[1]
+    assert missed.name == "missed firing" and missed.z[1][1] == 1.0 and missed.z[0][1] is None
+    table = viz.per_sequence_table(results)
+    assert list(table.iloc[:, 1]) == ["error", "✗ missed"] and table.iloc[0, 0] == "0.970"
+
+
+def test_sequence_outcome_says_which_side_is_constant() -> None:
+    silent = sequence(0, ["a", "b"], [0, 0], [0, 5])
+    assert viz.sequence_outcome(silent)[0] == "silent"
+    assert "real activation is constant at 0.00" in viz.sequence_outcome(silent)[1]
+    missed = sequence(1, ["a", "b", "c"], [0, 6, 3], [2, 2, 2])
+    kind, reason = viz.sequence_outcome(missed)
+    assert kind == "missed" and "constant at 2.00" in reason and "recall of active tokens 2/2" in reason
+    scored = sequence(2, ["a", "b"], [0, 6], [0, 5], correlation=1.0)
+    assert viz.sequence_outcome(scored) == ("scored", "")
+    both = sequence(3, ["a", "b"], [1, 1], [0, 0])
+    assert "the simulation is constant too" in viz.sequence_outcome(both)[1]
 
 
 def test_per_sequence_frame_keeps_duplicate_explanations_apart() -> None:
@@ -174,44 +197,35 @@ def test_per_sequence_frame_keeps_duplicate_explanations_apart() -> None:
 def test_scatter_figure_plots_every_simulated_token(results: list[ScoreResult]) -> None:
     figure = viz.scatter_figure(results)
     assert [trace.name for trace in figure.data] == ["fast animals", "cats <b>", "perfect"]
-    assert list(figure.data[0].x) == [0, 2, 10, 0, 8]
-    assert list(figure.data[0].y) == [0, 1, 9, 0, 10]
+    # the two tokens at (0, 0) are one marker, larger, whose hover counts them
+    assert list(figure.data[0].x) == [0, 2, 10, 8]
+    assert list(figure.data[0].y) == [0, 1, 9, 10]
+    sizes = list(figure.data[0].marker.size)
+    assert sizes[0] > sizes[1] == sizes[2] == sizes[3]
+    assert figure.data[0].text[0].startswith("2 tokens:")
     assert len(figure.data[1].x) == 2  # the failed sequence has no points
     assert len(viz.scatter_figure(results, max_points=3).data[0].x) == 3
 
 
 def test_downloads_are_valid_csv_and_json(results: list[ScoreResult]) -> None:
-    ranking = pd.read_csv(io.StringIO(viz.results_csv(results)))
+    ranking = pd.read_csv(io.StringIO(results_module.results_csv(results)))
     assert list(ranking["explanation"]) == ["fast animals", "cats <b>"]
-    tokens = pd.read_csv(io.StringIO(viz.tokens_csv(results)))
+    tokens = pd.read_csv(io.StringIO(results_module.tokens_csv(results)))
     assert len(tokens) == 10
     assert set(tokens.columns) >= {"explanation", "sequence", "token", "raw", "real", "simulated", "error"}
-    document = json.loads(viz.results_json(results, {"settings": {"simulator": "fake"}}))
+    document = json.loads(results_module.results_json(results, {"settings": {"simulator": "fake"}}))
     assert document["settings"] == {"simulator": "fake"}
     assert document["results"][1]["score"] is None
     assert document["results"][0]["sequences"][0]["tokens"] == ["the", " quick", " fox"]
 
 
 def test_usage_summary_adds_up(results: list[ScoreResult]) -> None:
-    total = viz.usage_summary(results)
+    total = results_module.usage_summary(results)
     assert total["requests"] == 3
     assert total["prompt_tokens"] == 170
     assert total["cache_hits"] == 2 and total["cache_misses"] == 2
     assert total["cost_usd"] == pytest.approx(0.001)
-    assert viz.usage_summary([results[1]])["cost_usd"] is None
-
-
-def test_disagreement_verdicts() -> None:
-    scored = result("x", 0.5, [], metrics={"ci_low": 0.4, "ci_high": 0.6})
-    assert viz.disagreement(0.55, scored) == "agrees"
-    assert viz.disagreement(0.64, scored, tolerance=0.05) == "agrees"
-    assert viz.disagreement(0.9, scored) == "disagrees"
-    assert viz.disagreement(0.1, scored) == "disagrees"
-    assert viz.disagreement(None, scored) == "no claim"
-    assert viz.disagreement(0.5, result("y", NAN, [])) == "not scored"
-    no_interval = result("z", 0.5, [], metrics={"ci_low": NAN, "ci_high": NAN})
-    assert viz.disagreement(0.52, no_interval) == "agrees"
-    assert viz.disagreement(0.7, no_interval) == "disagrees"
+    assert results_module.usage_summary([results[1]])["cost_usd"] is None
 
 
 def test_spot_check_frame_and_styling() -> None:
@@ -251,12 +265,12 @@ def test_bench_frame_picks_the_strongest_false_explanation() -> None:
 
 def test_estimate_api_usage_counts_requests_and_cost() -> None:
     from scoring.pricing import PRICES_PER_MILLION
-    from scoring.prompts import API_CHAT_SYSTEM, api_chat_user_message
+    from scoring.prompts import api_chat_user_message
 
     sequences = [["a", " b"], ["c"], ["d", " e", " f"]]
     input_price, output_price = PRICES_PER_MILLION["gpt-4o-mini"]
     assert (input_price, output_price) == (0.15, 0.60)  # USD per million tokens in the pricing table
-    estimate = viz.estimate_api_usage(
+    estimate = estimate_api_usage(
         ["one", "two"], sequences, sequences_per_call=2, prompt_price=input_price, completion_price=output_price
     )
     # 2 explanations x 2 requests ([a b, c] and [d e f]); each request asks 3 tokens x 3 + 10 = 19 completion tokens
@@ -270,7 +284,7 @@ def test_estimate_api_usage_counts_requests_and_cost() -> None:
     )
     assert estimate["prompt_tokens"] == prompt_tokens
     assert estimate["cost_usd"] == pytest.approx((prompt_tokens * 0.15 + 76 * 0.60) / 1_000_000)
-    assert viz.estimate_api_usage(["one"], sequences, sequences_per_call=10)["cost_usd"] is None
+    assert estimate_api_usage(["one"], sequences, sequences_per_call=10)["cost_usd"] is None
 
 
 def test_format_number() -> None:
@@ -301,7 +315,7 @@ def scored(pairs: list[tuple[str, float]]) -> list[ScoreResult]:
 
 def test_ranking_shows_the_source_only_when_something_was_generated(results: list[ScoreResult]) -> None:
     assert "source" not in viz.ranking_table(results).data.columns
-    frame = viz.ranking_frame(results, generated={"cats <b>"})
+    frame = results_module.ranking_frame(results, generated={"cats <b>"})
     assert list(frame["source"]) == ["given", "generated"]
     assert list(viz.ranking_table(results, generated={"cats <b>"}).data["source"]) == ["given", "generated"]
 
@@ -497,3 +511,37 @@ def test_bench_frames_for_one_and_several_scorers() -> None:
     assert agreement["scorers"][0] == "simulation ~ fuzzing" and agreement["kendall_tau"][0] == 0.5
     assert math.isnan(agreement["top_agreement"][0])
     assert viz.bench_agreement_frame(single).empty
+
+
+def test_long_sequences_scroll_and_column_heads_stay_on_one_line(results: list[ScoreResult]) -> None:
+    assert 'class="tokviz scroll"' in viz.tokens_html(["a"] * 4000, [0.0] * 4000)
+    assert 'class="tokviz"' in viz.tokens_html(["a"], [1.0], scroll=False)
+    page = viz.comparison_html(results)
+    assert "white-space:nowrap" in page and "text-overflow:ellipsis" in page  # a long title cannot push a column down
+
+
+def test_comparison_html_can_put_the_strongest_sequences_first(results: list[ScoreResult]) -> None:
+    weak_first = [result("r", 0.5, [sequence(0, ["a"], [1], [1]), sequence(1, ["b"], [9], [9])])]
+    page = viz.comparison_html(weak_first, strongest_first=True, max_sequences=1)
+    assert "#1 b" in page and "#0 a" not in page
+
+
+def test_activation_histogram_reports_density() -> None:
+    records = [ActivationRecord(["a", "b", "c", "d"], [0.0, 2.0, -1.0, 5.0])]
+    figure = viz.activation_histogram(records)
+    assert list(figure.data[0].x) == [0.0, 2.0, -1.0, 5.0]
+    assert "density 50.0% (2 tokens > 0)" in figure.layout.title.text
+
+
+def test_detection_figure_draws_zero_predictions() -> None:
+    figure = viz.detection_figure(detection_result([0.0, 0.0, 6.0, 0.0]))
+    assert all(trace.mode == "markers" for trace in figure.data)
+    assert 0.0 in [value for trace in figure.data for value in trace.y]
+
+
+def test_metrics_table_prints_counts_without_decimals() -> None:
+    with_counts = result("a", 0.5, [], metrics={"positives": 19.0, "n_tokens": 40, "roc_auc": 0.75})
+    without = result("b", NAN, [], metrics={"roc_auc": NAN})
+    table = viz.metrics_table([with_counts, without])
+    assert list(table["positives"]) == ["19", "n/a"] and list(table["n_tokens"]) == ["40", "n/a"]
+    assert list(table["roc_auc"]) == ["0.750", "n/a"]

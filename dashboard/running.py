@@ -1,0 +1,202 @@
+"""Running scorers and explainers under a progress bar and a time limit; failures become page errors."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import streamlit as st
+from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
+
+from dashboard.inputs import input_limits
+from dashboard.sidebar import DEFAULT_TIME_LIMIT_SECONDS, load_simulator, simulation_cache
+from scoring import (
+    ActivationRecord,
+    GeneratedExplanation,
+    ScoreResult,
+    ScoringInputError,
+    Simulator,
+    generate_explanations,
+    rank_with_scorers,
+    viz,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def _simulator_or_error(spec: str) -> Simulator | None:
+    """The simulator for `spec`, or None after telling the user why it cannot be loaded."""
+    try:
+        return load_simulator(spec)
+    except ScoringInputError as exc:
+        st.error(f"Simulator {spec!r}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - the page must stay up; the log keeps the traceback
+        logger.exception("could not build simulator %s", spec)
+        st.error(
+            f"The simulator {spec!r} could not be loaded ({type(exc).__name__}: {exc}). "
+            "Pick another simulator, or install what it needs."
+        )
+    return None
+
+
+def run_scorers(
+    explanations: Sequence[str], records: Sequence[ActivationRecord], settings: dict[str, Any]
+) -> dict[str, list[ScoreResult]] | None:
+    """Rank with every chosen scorer via `scoring.rank_with_scorers`, with a progress bar; None after an error."""
+    if not explanations:
+        st.error("Enter at least one explanation (one per line) before scoring.")
+        return None
+    scorers = list(settings.get("scorers") or [settings["scorer"]])
+    if not scorers:
+        st.error("Choose at least one scorer.")
+        return None
+    spec = settings["simulator"]
+    simulator = _simulator_or_error(spec)
+    if simulator is None:
+        return None
+    return _with_progress_bar(
+        f"Scoring {len(explanations)} explanations with {spec}…",
+        lambda progress: rank_with_scorers(
+            list(explanations),
+            list(records),
+            scorers,
+            simulator=simulator,
+            sampling=settings["sampling"],
+            n_sequences=settings["n_sequences"],
+            normalization=settings["normalization"],
+            cache=simulation_cache() if settings["use_cache"] else False,
+            progress=progress,
+            limits=settings.get("limits") or input_limits(),
+        ),
+        action="score",
+        activity="Scoring",
+        time_limit=float(settings.get("time_limit") or DEFAULT_TIME_LIMIT_SECONDS),
+    )
+
+
+def run_ranking(
+    explanations: Sequence[str], records: Sequence[ActivationRecord], settings: dict[str, Any]
+) -> list[ScoreResult] | None:
+    """Rank with the one scorer of `settings` (see `run_scorers`); on failure show why, return None."""
+    ranked = run_scorers(explanations, records, {**settings, "scorers": [settings["scorer"]]})
+    return None if ranked is None else ranked[settings["scorer"]]
+
+
+GENERATE_HELP = (
+    "The chosen simulator reads the records where the neuron fires most and writes candidate explanations; "
+    "they are added to the list below, marked as generated in the ranking. The first candidate is the "
+    "model's first choice, the others are sampled (seeded, so the same each time). Type into the list "
+    "after generating: text typed but not yet scored is replaced when the list is updated."
+)
+
+
+def generate_candidates(
+    records: Sequence[ActivationRecord], spec: str, n: int, use_cache: bool = True
+) -> list[GeneratedExplanation] | None:
+    """Candidates from `scoring.generate_explanations` with a progress bar; None after an error (shown)."""
+    simulator = _simulator_or_error(spec)
+    if simulator is None:
+        return None
+    return _with_progress_bar(
+        f"Writing {n} candidate explanations with {spec}…",
+        lambda progress: generate_explanations(
+            list(records),
+            simulator=simulator,
+            n=n,
+            cache=simulation_cache() if use_cache else False,
+            progress=progress,
+        ),
+        action="generate explanations",
+        activity="Generating explanations",
+    )
+
+
+def show_generated(generated: Sequence[GeneratedExplanation], added: Sequence[str], key: str) -> None:
+    """What the last generation wrote: what was added, what failed and why, and every attempt in a table."""
+    if added:
+        st.success(f"Added {len(added)} generated explanation(s): " + "; ".join(added))
+    elif any(candidate.ok for candidate in generated):
+        st.info("The generated explanations are already in the list.")
+    failed = [candidate for candidate in generated if not candidate.ok]
+    for candidate in failed:
+        st.warning(f"Candidate {candidate.attempt + 1} could not be written: {candidate.error}")
+    with st.expander(f"Generated candidates ({len(generated)})"):
+        st.dataframe(viz.generated_frame(generated), hide_index=True, key=key)
+
+
+def _with_progress_bar(
+    text: str,
+    work: Callable[[Callable[[int, int, str], None]], T],
+    *,
+    action: str,
+    activity: str,
+    time_limit: float = DEFAULT_TIME_LIMIT_SECONDS,
+) -> T | None:
+    """`work(progress)` under a progress bar, given up after `time_limit` seconds; None after an error, shown.
+
+    Bad input reads "Cannot <action>: ..."; a stall reads "<activity> stopped";
+    anything else is logged with its traceback and reads "<activity> failed (...)".
+    """
+    bar = st.progress(0.0, text=text)
+    try:
+        result = _within(time_limit, lambda: work(_progress_reporter(bar)))
+    except TimeoutError:
+        bar.empty()
+        logger.warning("%s gave no result within %s s", activity, time_limit)
+        st.error(
+            f"{activity} stopped: no result within {time_limit:g} s (the time limit), so the simulator is stalled "
+            "or too slow for this much text. Pick another simulator, score fewer sequences, or raise "
+            "“Time limit (seconds)” in the settings."
+        )
+        return None
+    except ScoringInputError as exc:
+        bar.empty()
+        st.error(f"Cannot {action}: {exc}")
+        return None
+    except Exception as exc:  # noqa: BLE001
+        bar.empty()
+        logger.exception("%s failed", activity.lower())
+        st.error(f"{activity} failed ({type(exc).__name__}: {exc}). The server log has the details.")
+        return None
+    bar.progress(1.0, text="Done")
+    return result
+
+
+def _within(seconds: float, work: Callable[[], T]) -> T:
+    """`work()` in a worker thread; TimeoutError when it has not finished after `seconds`.
+
+    A stalled simulator cannot be interrupted from outside, so its thread is
+    left behind (a daemon, holding no page state) and the page carries on.
+    """
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the page's thread below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="dashboard-work", daemon=True)
+    add_script_run_ctx(thread, get_script_run_ctx())
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise TimeoutError(f"no result within {seconds:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]  # type: ignore[no-any-return]
+
+
+def _progress_reporter(bar: Any) -> Callable[[int, int, str], None]:
+    def report(done: int, total: int, message: str) -> None:
+        fraction = min(1.0, done / total) if total else 0.0
+        try:
+            bar.progress(fraction, text=message)
+        except Exception:  # noqa: BLE001 - progress must never break scoring
+            logger.debug("progress update failed", exc_info=True)
+
+    return report

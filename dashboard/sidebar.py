@@ -1,0 +1,190 @@
+"""The sidebar every page shares (API key, base URL, other specs) and the simulator list and loader."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import streamlit as st
+from streamlit.errors import StreamlitAPIException
+
+from scoring import (
+    SIMULATORS,
+    Simulator,
+    default_simulator_spec,
+    get_simulator,
+    open_cache,
+)
+from scoring.cache import SimulationCache, default_cache_directory
+from scoring.simulators import DEFAULT_SIMULATOR_REASON
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES_DIR = REPO_ROOT / "examples"
+BUNDLED_PUZZLES = REPO_ROOT / "benchmarks" / "openai-puzzles" / "puzzles.json"
+
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+API_KEY_STATE = "sidebar_api_key"
+BASE_URL_STATE = "sidebar_base_url"
+API_MODEL_STATE = "sidebar_api_model"
+EXTRA_SPEC_STATE = "sidebar_extra_spec"
+
+SIMULATOR_LABELS = {
+    "local": "local — embedded language model, offline, slow on CPU",
+    "lexical": "lexical — word matcher baseline (fast)",
+    "embedding": "embedding — similarity baseline",
+}
+
+HIDDEN_SIMULATORS = frozenset({"fake"})
+"""Registered for tests and demos of the plumbing, not offered in the list (type it as another spec)."""
+
+DEFAULT_TIME_LIMIT_SECONDS = 600
+
+
+PAGES = (
+    ("app.py", "Score", "🔬"),
+    ("pages/2_Spot_check.py", "Spot-check", "🕵️"),
+    ("pages/3_Benchmark.py", "Benchmark", "🧩"),
+    ("pages/4_Explore.py", "Explore", "🧠"),
+)
+"""The sidebar's page list: (script, label, icon). Streamlit's own list is switched off in
+.streamlit/config.toml because it can only name the entry script after its file ("app")."""
+
+
+def page_setup(title: str, icon: str = "🔬") -> None:
+    """Page config and the sidebar shared by all pages (page list, API settings, cache info)."""
+    st.set_page_config(page_title=f"{title} · explanation scorer", page_icon=icon, layout="wide")
+    page_links()
+    sidebar_settings()
+
+
+def page_links() -> None:
+    """The page list at the top of the sidebar (nothing when a page runs alone, as under AppTest)."""
+    with st.sidebar:
+        for script, label, page_icon in PAGES:
+            try:
+                st.page_link(script, label=label, icon=page_icon)
+            except StreamlitAPIException:
+                return
+        st.divider()
+
+
+def sidebar_settings() -> None:
+    """API key / base URL / model in the sidebar; values live in session state across pages."""
+    for name, default in (
+        (API_KEY_STATE, ""),
+        (BASE_URL_STATE, ""),
+        (API_MODEL_STATE, DEFAULT_OPENAI_MODEL),
+        (EXTRA_SPEC_STATE, ""),
+    ):
+        st.session_state.setdefault(name, default)
+    with st.sidebar:
+        with st.expander("API simulators", expanded=False):
+            st.caption(
+                "Optional. API models appear in the simulator list when a key is set here or in the "
+                "environment (OPENAI_API_KEY), or when a base URL of an OpenAI-compatible server "
+                "(vLLM, llama.cpp, Ollama, ...) is given. The key stays in this browser session."
+            )
+            st.text_input("OpenAI API key", type="password", key=API_KEY_STATE)
+            st.text_input("Model", key=API_MODEL_STATE, help="e.g. gpt-4o-mini, or the server's model name")
+            st.text_input(
+                "OpenAI-compatible base URL",
+                key=BASE_URL_STATE,
+                placeholder="http://127.0.0.1:8000/v1",
+            )
+        st.text_input(
+            "Other simulator spec",
+            key=EXTRA_SPEC_STATE,
+            placeholder="e.g. fake:fail or openai:gpt-4.1-mini?batch=5",
+            help="Any spec string `scoring` understands; it is added to the simulator list.",
+        )
+        st.caption(f"Cache: `{default_cache_directory()}`")
+
+
+def _session_value(name: str) -> str:
+    value = st.session_state.get(name, "")
+    return value.strip() if isinstance(value, str) else ""
+
+
+def simulator_options() -> list[str]:
+    """Spec strings to offer: the default first, then the other offline ones, then configured APIs."""
+    default = default_simulator_spec()
+    offline: list[str] = [name for name in ("local", "lexical", "embedding") if name in SIMULATORS and name != default]
+    listed = {"openai", "openai-compatible", "local", "lexical", "embedding"}
+    others = [name for name in SIMULATORS if name not in listed and name not in HIDDEN_SIMULATORS]
+    options = [default, *offline, *others]
+    model = _session_value(API_MODEL_STATE) or DEFAULT_OPENAI_MODEL
+    if "openai" in SIMULATORS and (_session_value(API_KEY_STATE) or os.environ.get("OPENAI_API_KEY")):
+        options.append(f"openai:{model}")
+    base_url = _session_value(BASE_URL_STATE) or os.environ.get("OPENAI_BASE_URL", "").strip()
+    if "openai-compatible" in SIMULATORS and base_url:
+        options.append(f"openai-compatible:{model}@{base_url}")
+    extra = _session_value(EXTRA_SPEC_STATE)
+    if extra and extra not in options:
+        options.append(extra)
+    return options
+
+
+def simulator_label(spec: str) -> str:
+    label = SIMULATOR_LABELS.get(spec, spec)
+    return f"{label} (default)" if spec == default_simulator_spec() else label
+
+
+def simulator_select(key: str) -> str:
+    """A selectbox of simulator specs; keeps the previous choice when it is still offered."""
+    options = simulator_options()
+    if st.session_state.get(key) not in options:
+        st.session_state.pop(key, None)
+    spec = str(
+        st.selectbox(
+            "Simulator",
+            options,
+            format_func=simulator_label,
+            key=key,
+            help="What predicts activations from the explanation. The offline ones run here on CPU; "
+            "API models (set a key in the sidebar) are stronger but cost money.",
+        )
+    )
+    if spec == default_simulator_spec() and DEFAULT_SIMULATOR_REASON:
+        st.caption(DEFAULT_SIMULATOR_REASON)
+    if spec.split(":", 1)[0] == "local":
+        st.caption(LOCAL_CAVEAT)
+    return spec
+
+
+LOCAL_CAVEAT = (
+    "The embedded language model (Qwen2.5-Coder-1.5B) reads the explanation and lists the words that fit. "
+    'It tells category explanations apart ("colors" vs "smells") better than the baselines, but it is '
+    'weak on structural or conditional ones ("the word after *of*", "wrong sums"), where a decoy naming '
+    "the firing words can win, and it takes minutes per score on a small CPU. For scores you rely on, use "
+    "an API model; the measurements are in docs/local-simulator.md."
+)
+
+
+@st.cache_resource(show_spinner="Loading the simulator…")
+def _cached_simulator(spec: str, api_key: str) -> Simulator:
+    name, _, argument = spec.partition(":")
+    if api_key and name in ("openai", "openai-compatible"):
+        # The key typed in the sidebar belongs to this browser session, never to the process environment.
+        from scoring.simulators.openai_backend import compatible_simulator, openai_simulator
+
+        factory = openai_simulator if name == "openai" else compatible_simulator
+        return factory(argument or None, api_key=api_key)
+    return get_simulator(spec)
+
+
+def load_simulator(spec: str) -> Simulator:
+    """The simulator for a spec, built once per process (models load once)."""
+    return _cached_simulator(spec, _session_value(API_KEY_STATE))
+
+
+@st.cache_resource
+def _cached_cache(directory: str) -> SimulationCache:
+    return open_cache(directory)
+
+
+def simulation_cache() -> SimulationCache:
+    """The on-disk simulation cache (SCORING_CACHE_DIR, else <repo>/cache), opened once per directory."""
+    return _cached_cache(str(default_cache_directory()))

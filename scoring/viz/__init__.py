@@ -1,0 +1,103 @@
+"""Pure functions from scoring results to pictures: HTML token heatmaps, plotly figures and tables.
+
+Nothing here imports Streamlit or scores anything, so the pages stay thin and
+every picture can be tested on plain data. Downloads (CSV, JSON) are in
+`scoring.results`, the spot-check verdict in `scoring.spotcheck`, the cost
+estimate in `scoring.pricing`.
+"""
+
+from scoring.viz.figures import (
+    MISSED_COLOUR,
+    activation_histogram,
+    detection_figure,
+    per_sequence_figure,
+    scatter_figure,
+)
+from scoring.viz.scorer_tables import (
+    JUDGMENT_COLUMNS,
+    detection_frame,
+    detection_table,
+    fuzzing_frame,
+    judgments_frame,
+    judgments_table,
+)
+from scoring.viz.tables import (
+    COUNT_METRICS,
+    DISAGREEMENT_MARK,
+    bench_agreement_frame,
+    bench_frame,
+    bench_scorers_frame,
+    best_index,
+    format_number,
+    generated_frame,
+    highlight_bench,
+    highlight_verdicts,
+    metrics_frame,
+    metrics_table,
+    per_sequence_frame,
+    per_sequence_table,
+    ranking_table,
+    scorer_ranking_frame,
+    scorer_ranking_table,
+    spot_check_frame,
+)
+from scoring.viz.tokens import (
+    ACTIVATION_RGB,
+    NEGATIVE_RGB,
+    OUTCOME_MARKS,
+    SCALE_MAX,
+    activation_color,
+    color_legend_html,
+    comparison_html,
+    fuzzing_html,
+    sequence_label,
+    sequence_outcome,
+    shorten,
+    tokens_html,
+    visible_token_text,
+)
+
+__all__ = [
+    "ACTIVATION_RGB",
+    "COUNT_METRICS",
+    "DISAGREEMENT_MARK",
+    "JUDGMENT_COLUMNS",
+    "MISSED_COLOUR",
+    "NEGATIVE_RGB",
+    "OUTCOME_MARKS",
+    "SCALE_MAX",
+    "activation_color",
+    "activation_histogram",
+    "bench_agreement_frame",
+    "bench_frame",
+    "bench_scorers_frame",
+    "best_index",
+    "color_legend_html",
+    "comparison_html",
+    "detection_figure",
+    "detection_frame",
+    "detection_table",
+    "format_number",
+    "fuzzing_frame",
+    "fuzzing_html",
+    "generated_frame",
+    "highlight_bench",
+    "highlight_verdicts",
+    "judgments_frame",
+    "judgments_table",
+    "metrics_frame",
+    "metrics_table",
+    "per_sequence_figure",
+    "per_sequence_frame",
+    "per_sequence_table",
+    "ranking_table",
+    "scatter_figure",
+    "scorer_ranking_frame",
+    "scorer_ranking_table",
+    "sequence_label",
+    "sequence_outcome",
+    "shorten",
+    "spot_check_frame",
+    "tokens_html",
+    "visible_token_text",
+]

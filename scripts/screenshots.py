@@ -1,0 +1,104 @@
+"""Write up-to-date screenshots of the dashboard into docs/images/ by driving a real browser.
+
+    python scripts/screenshots.py [--out docs/images] [--simulator lexical] [--skip-explore]
+
+Starts `streamlit run app.py` on a free 127.0.0.1 port, opens it in headless
+Chromium and, as a user would: scores the bundled example on the Score page,
+re-scores the bundled feature on the Spot-check page, and runs the subject
+model on the Explore page (its first load converts the model: minutes on a
+small CPU). Each picture is the browser window scrolled to the part it shows.
+Needs what `tests/test_browser.py` needs (chromium, chromium-driver, selenium).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from scripts.streamlit_browser import REPO, Page, chromium, missing_requirements, streamlit_server  # noqa: E402
+
+logger = logging.getLogger("screenshots")
+
+WIDTH, HEIGHT = 1400, 1500
+EXPLORE_SECONDS = 900
+
+
+def scroll_to(page: Page, xpath: str) -> None:
+    element = page.find_xpath(xpath)
+    page.driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", element)
+    page.driver.execute_script("window.scrollBy(0, -20);")
+    page.idle()
+
+
+def score_results(page: Page, simulator: str, out: Path) -> Path:
+    page.open(title="Score explanations")
+    page.select("Simulator", simulator)
+    page.click_xpath("//button[@data-testid='stBaseButton-primaryFormSubmit']")
+    page.find_xpath("//h3[contains(., 'Ranking')]")
+    scroll_to(page, "//h2[contains(., 'Results')]")
+    path = out / "score_results.png"
+    page.screenshot(path, full_page=False)
+    return path
+
+
+def spot_check(page: Page, simulator: str, out: Path) -> Path:
+    page.open("Spot_check", title="Spot-check")
+    page.select("Simulator", simulator)
+    page.click_xpath("//button[@data-testid='stBaseButton-primaryFormSubmit']")
+    page.find_xpath("//h2[contains(., 'Verdicts')]")
+    scroll_to(page, "//h2[contains(., 'Verdicts')]")
+    page.driver.execute_script("window.scrollBy(0, -420);")  # keep the feature line and the claims in view
+    path = out / "spot_check.png"
+    page.screenshot(path, full_page=False)
+    return path
+
+
+def explore(page: Page, out: Path) -> Path:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page.open("Explore")
+    patient = Page(page.driver, page.url)
+    patient.wait = WebDriverWait(page.driver, EXPLORE_SECONDS)
+    patient.find_xpath("//h1[contains(., 'Explore')]")
+    patient.click_xpath("//button[@data-testid='stBaseButton-primaryFormSubmit']")
+    patient.find_xpath("//h3[contains(., 'Top ')]")
+    patient.idle()
+    scroll_to(patient, "//h3[contains(., 'Top ')]")
+    path = out / "explore.png"
+    patient.screenshot(path, full_page=False)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "images")
+    parser.add_argument("--simulator", default="lexical", help="simulator spec to score with (default: lexical)")
+    parser.add_argument("--skip-explore", action="store_true", help="leave out the Explore page (loads a model)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    reason = missing_requirements()
+    if reason:
+        logger.error("cannot drive a browser: %s", reason)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch, streamlit_server(Path(scratch) / "streamlit.log") as url:
+        driver = chromium(WIDTH, HEIGHT)
+        try:
+            page = Page(driver, url)
+            shots = [score_results(page, args.simulator, args.out), spot_check(page, args.simulator, args.out)]
+            if not args.skip_explore:
+                shots.append(explore(page, args.out))
+        finally:
+            driver.quit()
+    for path in shots:
+        logger.info("wrote %s", path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
