@@ -156,7 +156,7 @@ def _add_subject_parsers(commands: Any) -> None:
     records.add_argument("--per-quantile", type=int, default=2, help="windows per quantile (default 2)")
     records.add_argument("--no-diverse", action="store_true", help="keep near-duplicate top windows")
     records.add_argument("--seed", type=int, default=0)
-    records.add_argument("--corpus", default=None, help="text file or folder of .txt (default: fortunes-min)")
+    records.add_argument("--corpus", default=None, help="text file or folder of .txt (default: the bundled World Factbook corpus)")
     records.add_argument("--window-tokens", type=int, default=64, help="tokens per window (default 64)")
     records.add_argument("--max-windows", type=int, default=256, help="windows indexed at most (default 256)")
     records.add_argument("-o", "--output", required=True, help="feature JSON to write (Neuronpedia format)")
