@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,13 @@ from scoring.subjects.model import KINDS, Progress, SubjectModel, subjects_direc
 logger = logging.getLogger(__name__)
 
 INDEX_FORMAT = 1
+DUPLICATE_COSINE = 0.9
+"""Contexts of the same top token whose all-MiniLM-L6-v2 embeddings are at least this similar are merged."""
+EMBED_CONTEXT = 8
+"""Tokens either side of the peak that are embedded for the near-duplicate test."""
+
+Embedder = Callable[[Sequence[str]], np.ndarray]
+"""texts -> (len(texts), dim) embeddings."""
 
 
 @dataclass
@@ -42,6 +49,8 @@ class NeuronRecord:
     """The unit's activation per token."""
     sample: str
     """Why it was chosen: 'top', 'random' or 'quantile <q>'."""
+    duplicates: int = 0
+    """Near-duplicate top windows merged into this one (not shown separately)."""
 
     @property
     def max_value(self) -> float:
@@ -94,9 +103,14 @@ class ActivationIndex:
         quantiles: int = 0,
         per_quantile: int = 2,
         diverse: bool = True,
+        embed: Embedder | None = None,
         seed: int = 0,
     ) -> list[NeuronRecord]:
-        """Top windows (near-duplicates dropped when `diverse`), then random and quantile samples.
+        """Top windows (near-duplicates merged and counted when `diverse`), then random and quantile samples.
+
+        With `embed` (e.g. `embedding_similarity()`), windows whose top token is the
+        same and whose contexts embed alike also count as near-duplicates
+        (see `merge_near_duplicates` for the thresholds).
 
         Random and quantile windows are drawn, with `seed`, from the windows not
         already chosen; quantile q of `quantiles` spans that share of the windows
@@ -104,7 +118,7 @@ class ActivationIndex:
         """
         if min(top, random, quantiles, per_quantile) < 0:
             raise ScoringInputError("--top, --random, --quantiles and --per-quantile must not be negative")
-        subject.check_unit(layer, index, kind)
+        self.check_unit(subject, layer, index, kind)
         ranked = self.ranked_windows(layer, index, kind)
         computed: dict[int, np.ndarray] = {}
 
@@ -113,15 +127,18 @@ class ActivationIndex:
             if missing:
                 computed.update(zip(missing, self._window_values(subject, missing, layer, index, kind), strict=True))
 
+        merged: dict[int, int] = {}
         if diverse and top:
             chosen: list[int] = []
             examined = 0
             # Candidates are recomputed a chunk at a time until `top` windows survive de-duplication.
             while len(chosen) < top and examined < len(ranked):
-                examined = min(len(ranked), examined + top + 8)
+                examined = min(len(ranked), examined + 2 * top + 8)
                 compute(ranked[:examined])
                 peaks = {window: int(np.argmax(computed[window])) for window in ranked[:examined]}
-                chosen = select_diverse(ranked[:examined], self.tokens, peaks, top)
+                groups = merge_near_duplicates(ranked[:examined], self.tokens, peaks, top, embed=embed)
+                chosen = [window for window, _ in groups]
+                merged = dict(groups)
         else:
             chosen = ranked[:top]
         plan = [(window, "top") for window in chosen]
@@ -141,15 +158,25 @@ class ActivationIndex:
                 plan += [(int(stratum[int(i)]), f"quantile {quantile + 1}/{quantiles}") for i in sorted(picks)]
         compute([window for window, _ in plan])
         return [
-            NeuronRecord(window, list(self.tokens[window]), [float(v) for v in computed[window]], sample)
+            NeuronRecord(
+                window,
+                list(self.tokens[window]),
+                [float(v) for v in computed[window]],
+                sample,
+                merged.get(window, 0) if sample == "top" else 0,
+            )
             for window, sample in plan
         ]
+
+    def check_unit(self, subject: SubjectModel, layer: int, index: int, kind: str) -> None:
+        """Raise ScoringInputError when the unit does not exist."""
+        subject.check_unit(layer, index, kind)
 
     def _window_values(
         self, subject: SubjectModel, windows: Sequence[int], layer: int, index: int, kind: str, batch_size: int = 16
     ) -> np.ndarray:
         """(len(windows), window_tokens): the unit's exact per-token values, recomputed up to `layer`."""
-        subject.check_unit(layer, index, kind)
+        self.check_unit(subject, layer, index, kind)
         rows = []
         skip = 1 if subject.bos_token_id is not None else 0
         for start in range(0, len(windows), batch_size):
@@ -169,35 +196,99 @@ def select_diverse(
     context: int = 3,
     max_overlap: float = 0.6,
 ) -> list[int]:
-    """The first `k` windows of `ranked` that are not near-duplicates of one chosen before.
+    """The first `k` windows of `ranked` that are not near-duplicates of one chosen before (lexical tests only)."""
+    groups = merge_near_duplicates(ranked, tokens, peaks, k, context=context, max_overlap=max_overlap)
+    return [window for window, _ in groups]
 
-    Two windows are near-duplicates when the tokens around their peak (``context``
-    either side, case- and space-insensitive) are the same, or when the share of
-    distinct tokens they have in common (Jaccard) is at least `max_overlap`.
-    Windows without a known peak are compared by overlap only.
+
+def merge_near_duplicates(
+    ranked: Sequence[int],
+    tokens: Sequence[Sequence[str]],
+    peaks: dict[int, int],
+    k: int,
+    *,
+    embed: Embedder | None = None,
+    context: int = 3,
+    max_overlap: float = 0.6,
+    min_cosine: float = DUPLICATE_COSINE,
+    embed_context: int = EMBED_CONTEXT,
+) -> list[tuple[int, int]]:
+    """The first `k` distinct windows of `ranked`, each with how many later near-duplicates were merged into it.
+
+    A window is a near-duplicate of an earlier kept one when any of these holds:
+
+    - the tokens around their peaks (`context` either side, case- and space-insensitive) are the same;
+    - the share of distinct tokens they have in common (Jaccard) is at least `max_overlap`;
+    - with `embed`: their peak tokens are the same word (case- and space-insensitive) and the texts
+      around the peaks (`embed_context` tokens either side) have cosine similarity >= `min_cosine`.
+
+    Windows without a known peak are compared by overlap only. Only windows ranked
+    before the `k`-th kept one are examined, so a count says how many of the
+    strongest windows repeated that one.
     """
-    chosen: list[int] = []
-    seen_contexts: set[tuple[str, ...]] = set()
-    chosen_sets: list[set[str]] = []
+    words_of = {window: [token.strip().lower() for token in tokens[window]] for window in ranked}
+    vectors: dict[int, np.ndarray] = {}
+    if embed is not None:
+        texts = []
+        with_peak = [window for window in ranked if window in peaks]
+        for window in with_peak:
+            peak = peaks[window]
+            texts.append("".join(tokens[window][max(0, peak - embed_context) : peak + embed_context + 1]))
+        if texts:
+            matrix = np.asarray(embed(texts), dtype=np.float32)
+            matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+            vectors = dict(zip(with_peak, matrix, strict=True))
+    kept: list[int] = []
+    counts: dict[int, int] = {}
+    contexts: dict[tuple[str, ...], int] = {}
+    vocabularies: list[set[str]] = []
     for window in ranked:
-        if len(chosen) >= k:
-            break
-        words = [token.strip().lower() for token in tokens[window]]
+        words = words_of[window]
+        around = None
         if window in peaks:
             peak = peaks[window]
             around = tuple(words[max(0, peak - context) : peak + context + 1])
-            if around in seen_contexts:
-                continue
-        else:
-            around = None
         vocabulary = {word for word in words if word}
-        if any(_jaccard(vocabulary, other) >= max_overlap for other in chosen_sets):
+        twin = contexts.get(around) if around is not None else None
+        if twin is None:
+            twin = next(
+                (kept[i] for i, other in enumerate(vocabularies) if _jaccard(vocabulary, other) >= max_overlap), None
+            )
+        if twin is None and window in vectors:
+            peak_word = words[peaks[window]]
+            twin = next(
+                (
+                    other
+                    for other in kept
+                    if other in vectors
+                    and words_of[other][peaks[other]] == peak_word
+                    and float(vectors[window] @ vectors[other]) >= min_cosine
+                ),
+                None,
+            )
+        if twin is not None:
+            counts[twin] += 1
             continue
-        chosen.append(window)
-        chosen_sets.append(vocabulary)
+        if len(kept) >= k:
+            break
+        kept.append(window)
+        counts[window] = 0
+        vocabularies.append(vocabulary)
         if around is not None:
-            seen_contexts.add(around)
-    return chosen
+            contexts.setdefault(around, window)
+    return [(window, counts[window]) for window in kept]
+
+
+def embedding_similarity() -> Embedder:
+    """Embeds texts with the packaged all-MiniLM-L6-v2 (offline; loaded once per process)."""
+    from scoring.simulators.embedding import load_model
+
+    model = load_model()
+
+    def embed(texts: Sequence[str]) -> np.ndarray:
+        return np.asarray(model.encode(list(texts), convert_to_numpy=True, show_progress_bar=False))
+
+    return embed
 
 
 def _jaccard(first: set[str], second: set[str]) -> float:
@@ -309,13 +400,26 @@ def read_index(directory: str | Path) -> ActivationIndex:
 
 
 def feature_json(
-    records: Sequence[NeuronRecord], *, model: str, layer: int, index: int, kind: str = "mlp", corpus: str = ""
+    records: Sequence[NeuronRecord],
+    *,
+    model: str,
+    layer: int,
+    index: int,
+    kind: str = "mlp",
+    corpus: str = "",
+    sae: str | None = None,
 ) -> dict[str, Any]:
-    """A Neuronpedia-style feature export of the records (read back by `scoring.load_records`)."""
+    """A Neuronpedia-style feature export of the records (read back by `scoring.load_records`).
+
+    A latent's ``layer`` is ``<layer>-<sae name>``, as Neuronpedia names an SAE's
+    layer; a neuron's is ``<layer>-<kind>``. ``duplicates`` counts the near-duplicate
+    top windows merged into each one.
+    """
     return {
         "modelId": model,
-        "layer": f"{layer}-{kind}",
+        "layer": f"{layer}-{sae}" if sae else f"{layer}-{kind}",
         "index": str(index),
+        "unit": "latent" if sae else "neuron",
         "source": "scoring.subjects",
         "corpus": corpus,
         "activations": [
@@ -326,6 +430,7 @@ def feature_json(
                 "maxValueTokenIndex": int(np.argmax(record.values)) if record.values else 0,
                 "sample": record.sample,
                 "window": record.window,
+                "duplicates": record.duplicates,
             }
             for record in records
         ],
