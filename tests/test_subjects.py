@@ -52,6 +52,11 @@ DOCUMENTS = [
 
 @pytest.fixture(scope="module")
 def tiny_subject() -> SubjectModel:
+    return make_tiny_subject()
+
+
+def make_tiny_subject() -> SubjectModel:
+    """A 3-layer random Gemma 3 with a 300-token BPE tokenizer trained on the texts above."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig, PreTrainedTokenizerFast
 

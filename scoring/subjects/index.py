@@ -224,7 +224,7 @@ def merge_near_duplicates(
 
     Windows without a known peak are compared by overlap only. Only windows ranked
     before the `k`-th kept one are examined, so a count says how many of the
-    strongest windows repeated that one.
+    strongest windows repeated that one (examination stops at the first distinct window past `k`).
     """
     words_of = {window: [token.strip().lower() for token in tokens[window]] for window in ranked}
     vectors: dict[int, np.ndarray] = {}

@@ -272,7 +272,7 @@ def train_sae(
                     parameters["W_dec"] /= parameters["W_dec"].norm(dim=1, keepdim=True).clamp_min(1e-12)
                 if progress:
                     done = epoch * steps_per_epoch + step + 1
-                    progress(done, total_steps, f"epoch {epoch + 1}/{settings.epochs}, loss {float(loss):.4f}")
+                    progress(done, total_steps, f"epoch {epoch + 1}/{settings.epochs}, loss {float(loss.detach()):.4f}")
             torch.save(
                 {
                     "parameters": {name: tensor.detach() for name, tensor in parameters.items()},
