@@ -195,11 +195,18 @@ def tiny_settings(**changes: object) -> TrainingSettings:
     return settings
 
 
-def test_tiny_sae_trains_saves_and_reloads_with_identical_encodings(tiny_subject: SubjectModel, tmp_path: Path) -> None:
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_tiny_sae_trains_saves_and_reloads_with_identical_encodings(
+    tiny_subject: SubjectModel, tmp_path: Path, dtype: str
+) -> None:
     corpus = varied_corpus(80)
     progress: list[str] = []
     sae, report = train_sae(
-        tiny_subject, tmp_path / "sae", tiny_settings(), corpus=corpus, progress=lambda d, t, m: progress.append(m)
+        tiny_subject,
+        tmp_path / "sae",
+        tiny_settings(dtype=dtype),
+        corpus=corpus,
+        progress=lambda d, t, m: progress.append(m),
     )
     assert any(message.startswith("capturing") for message in progress)
     assert any(message.startswith("epoch 2/2") for message in progress)
@@ -211,6 +218,7 @@ def test_tiny_sae_trains_saves_and_reloads_with_identical_encodings(tiny_subject
     assert 0 <= report.dead_share < 1 and report.neurons == 48 and report.neuron_l0 > report.l0
     assert report.train_tokens + report.eval_tokens >= 300 * 8
     reloaded = load_sae(tmp_path / "sae")
+    assert json.loads((tmp_path / "sae" / "cfg.json").read_text(encoding="utf-8"))["dtype"] == dtype
     assert reloaded.config.hook_name == "blocks.1.hook_resid_post" and reloaded.config.k == 4
     ids = np.asarray([tiny_subject.with_bos(tiny_subject.tokenize(DOCUMENTS[2]).token_ids)])
     hooked = tiny_subject.capture(ids, [1], "resid")[:, 0]

@@ -74,6 +74,9 @@ def add_parsers(commands: Any) -> None:
     train.add_argument("--batch-tokens", type=int, default=512, help="tokens per optimiser step (default 512)")
     train.add_argument("--learning-rate", type=float, default=1e-3)
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--dtype", default="float32", choices=["float32", "float16"], help="saved weights (default float32)"
+    )
     train.add_argument("--corpus", default=None, help="text file or folder of .txt (default: the bundled corpus)")
     train.add_argument("--restart", action="store_true", help="ignore a checkpoint left by an interrupted run")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -243,6 +246,7 @@ def _command_train_sae(args: argparse.Namespace) -> int:
         batch_tokens=args.batch_tokens,
         learning_rate=args.learning_rate,
         seed=args.seed,
+        dtype=args.dtype,
     )
     corpus = subjects.load_corpus(args.corpus)
     bar: Any = None

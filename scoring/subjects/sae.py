@@ -32,6 +32,7 @@ WEIGHTS_FILE = "sae_weights.safetensors"
 ARCHITECTURES = ("standard", "topk", "jumprelu")
 """standard: ReLU(x W_enc + b_enc); topk: the k largest pre-activations, ReLU'd; jumprelu: kept above a threshold."""
 NORMALIZATIONS = ("none", "constant_norm_rescale")
+SAVE_DTYPES = ("float32", "float16")
 
 _HOOKS = (
     (re.compile(r"^blocks\.(\d+)\.hook_resid_post$"), "resid", 0),
@@ -241,18 +242,40 @@ class SparseAutoencoder:
         """(..., d_sae) -> (..., d_in) reconstruction (in the normalized space when the config rescales)."""
         return np.asarray(np.asarray(latents, dtype=np.float32) @ self.W_dec + self.b_dec, dtype=np.float32)
 
-    def save(self, directory: str | Path) -> Path:
-        """Write cfg.json and sae_weights.safetensors (float32) to `directory`."""
+    def save(self, directory: str | Path, dtype: str = "float32") -> Path:
+        """Write cfg.json and sae_weights.safetensors (`dtype`: float32 or float16) to `directory`."""
         from safetensors.numpy import save_file
 
+        if dtype not in SAVE_DTYPES:
+            raise ScoringInputError(f"save an SAE as one of {', '.join(SAVE_DTYPES)}, not {dtype!r}")
         home = Path(directory)
         home.mkdir(parents=True, exist_ok=True)
         tensors = {"W_enc": self.W_enc, "b_enc": self.b_enc, "W_dec": self.W_dec, "b_dec": self.b_dec}
         if self.threshold is not None:
             tensors["threshold"] = self.threshold
-        save_file({name: np.ascontiguousarray(value) for name, value in tensors.items()}, str(home / WEIGHTS_FILE))
-        (home / CONFIG_FILE).write_text(json.dumps(self.config.to_dict(), indent=2), encoding="utf-8")
+        save_file(
+            {name: np.ascontiguousarray(value, dtype=dtype) for name, value in tensors.items()},
+            str(home / WEIGHTS_FILE),
+        )
+        config = {**self.config.to_dict(), "dtype": dtype}
+        (home / CONFIG_FILE).write_text(json.dumps(config, indent=2), encoding="utf-8")
         return home
+
+    def rounded(self, dtype: str) -> SparseAutoencoder:
+        """The same SAE with its weights rounded to `dtype` (what `save(..., dtype)` then `load_sae` gives)."""
+        if dtype not in SAVE_DTYPES:
+            raise ScoringInputError(f"save an SAE as one of {', '.join(SAVE_DTYPES)}, not {dtype!r}")
+        rounded = {
+            name: None if value is None else np.asarray(value, dtype=dtype).astype(np.float32)
+            for name, value in (
+                ("W_enc", self.W_enc),
+                ("b_enc", self.b_enc),
+                ("W_dec", self.W_dec),
+                ("b_dec", self.b_dec),
+                ("threshold", self.threshold),
+            )
+        }
+        return SparseAutoencoder(self.config, source=self.source, **rounded)  # type: ignore[arg-type]
 
 
 def load_sae(directory: str | Path) -> SparseAutoencoder:

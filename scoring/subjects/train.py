@@ -70,6 +70,8 @@ class TrainingSettings:
     """A latent that has not fired for this many training tokens counts as dead for the auxiliary loss."""
     seed: int = 0
     """Seed of the split, the initialisation and the batch order."""
+    dtype: str = "float32"
+    """Saved weights: float32, or float16 for half the size (the report is measured on the rounded weights)."""
     corpus_fingerprint: str = ""
     """Which corpus (filled in by `train_sae`)."""
     model: str = ""
@@ -309,13 +311,13 @@ def train_sae(
         weights["b_enc"],
         weights["W_dec"] / scale,
         weights["b_dec"] / scale,
-    )
+    ).rounded(settings.dtype)
     report = evaluate(sae, held_out, neurons)
     report.dead_share_train = float(1.0 - fired_last_epoch.float().mean())
     report.train_tokens = len(train)
     report.capture_seconds = round(capture_seconds, 1)
     report.train_seconds = round(train_seconds, 1)
-    sae.save(home)
+    sae.save(home, settings.dtype)
     sae.source = str(home)
     (home / TRAINING_FILE).write_text(
         json.dumps({"settings": asdict(settings), "report": asdict(report), "corpus": corpus.name}, indent=2),
