@@ -251,6 +251,8 @@ class SearchHit:
     """Position of the token scored."""
     token: str
     """That token's text."""
+    values: list[float]
+    """The unit's activation on every token of the text."""
 
 
 NORMALIZATIONS = ("none", "layer")
@@ -323,6 +325,7 @@ def search_units(
                 float(strength[i]) / scale,
                 int(positions[i]),
                 tokenized.tokens[int(positions[i])],
+                [float(value) for value in values[:, i]],
             )
             for i in order
         ]
