@@ -114,6 +114,17 @@ with st.expander("SAE and corpus", expanded=False):
         str(shipped) if shipped else "",
         key="explore_sae_path",
     )
+    latent_windows = int(
+        st.number_input(
+            "Windows to index for the SAE's latents",
+            16,
+            8192,
+            latents.LATENT_MAX_WINDOWS,
+            step=64,
+            key="explore_latent_windows",
+            help="More windows find rarer latents' top examples; indexing takes about 1 s per 8 windows on 2 cores.",
+        )
+    )
     source = st.radio(
         "Corpus the top windows come from",
         ["bundled", "mine"],
@@ -292,17 +303,19 @@ st.markdown(f"### {title}")
 
 index: subjects.ActivationIndex | None = None
 if unit == "latent" and sae is not None:
-    if latents.latent_index_exists(subject, sae, corpus):
-        index = latents.open_latent_index(subject, sae, corpus)
+    if latents.latent_index_exists(subject, sae, corpus, latent_windows):
+        index = latents.open_latent_index(subject, sae, corpus, max_windows=latent_windows)
     else:
         st.write(
             f"The corpus has not been indexed for this SAE yet. One pass of the model up to layer {sae.config.layer} "
-            f"over {latents.LATENT_MAX_WINDOWS} windows stores every latent's maximum per window (a few minutes on "
+            f"over {latent_windows} windows stores every latent's maximum per window (a few minutes on "
             "2 cores, once); after that, any latent's top windows come back at once."
         )
         if st.button("Index the corpus for the SAE's latents", type="primary"):
             try:
-                latents.open_latent_index(subject, sae, corpus, progress=progress_bar("indexing…"))
+                latents.open_latent_index(
+                    subject, sae, corpus, max_windows=latent_windows, progress=progress_bar("indexing…")
+                )
             except ScoringInputError as exc:
                 st.error(str(exc))
             else:
