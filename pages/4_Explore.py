@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
@@ -190,10 +191,34 @@ def search(
     )
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def layer_densities(_index: subjects.ActivationIndex, index_key: str, kind: str, layer: int) -> np.ndarray:
+    """Share of the indexed windows in which each unit of a layer fires."""
+    table = np.asarray(_index.maxima[kind])
+    return (table > 0).mean(axis=0) if kind == latents.LATENT else (table[:, layer, :] > 0).mean(axis=0)
+
+
+def hit_densities(hits: list[latents.SearchHit]) -> dict[str, float | None]:
+    """Each hit's density over its corpus index (None while that index is not built)."""
+    found: dict[str, subjects.ActivationIndex | None] = {"latent": None, "neuron": None}
+    if sae is not None and latents.latent_index_exists(subject, sae, corpus, latent_windows):
+        found["latent"] = latents.open_latent_index(subject, sae, corpus, max_windows=latent_windows)
+    if (subjects.index_directory(subject, corpus) / "meta.json").exists():
+        found["neuron"] = subjects.open_index(subject, corpus)
+    densities: dict[str, float | None] = {}
+    for hit in hits:
+        index = found[hit.unit]
+        kind = latents.LATENT if hit.unit == "latent" else "mlp"
+        densities[hit_label(hit)] = (
+            None if index is None else float(layer_densities(index, str(index.directory), kind, hit.layer)[hit.index])
+        )
+    return densities
+
+
 st.subheader("Search by text")
 with st.form("explore_form"):
     st.text_area("Text", DEFAULT_TEXT, key="explore_text", height=90)
-    left, middle, right, far = st.columns([2, 3, 3, 1])
+    left, middle, right, dense, far = st.columns([2, 3, 3, 2, 1])
     unit_choices = ["latent", "neuron"] if sae else ["neuron"]
     left.multiselect("Units", unit_choices, default=unit_choices, format_func=UNIT_LABELS.get, key="explore_units")
     middle.multiselect(
@@ -204,6 +229,15 @@ with st.form("explore_form"):
         help="Latents show when their SAE's layer is among these.",
     )
     right.radio("Normalize", list(NORMALIZE_LABELS), format_func=NORMALIZE_LABELS.get, key="explore_normalize")
+    dense.slider(
+        "Hide units firing in more than this share of windows",
+        1,
+        100,
+        100,
+        format="%d%%",
+        key="explore_max_density",
+        help="Needs the corpus index of that kind of unit (built when you open one); 100% hides nothing.",
+    )
     far.number_input("Top", 1, 100, 15, key="explore_top")
     run = st.form_submit_button("Search", type="primary")
 
@@ -215,6 +249,7 @@ if run:
         "layers": tuple(st.session_state["explore_layers"]) or tuple(range(subject.n_layers)),
         "normalize": st.session_state["explore_normalize"],
         "top": int(st.session_state["explore_top"]),
+        "max_density": int(st.session_state["explore_max_density"]) / 100,
     }
 
 query = st.session_state["explore_hits"]
@@ -230,11 +265,14 @@ if query is not None:
             query["layers"],
             query["normalize"],
             None if position < 0 else position,
-            query["top"],
+            query["top"] * (5 if query["max_density"] < 1 else 1),
         )
     except ScoringInputError as exc:
         st.error(str(exc))
         tokens, hits = [], []
+    densities = hit_densities(hits)
+    # a unit whose index is not built yet has no known density, and is kept
+    hits = [hit for hit in hits if (densities[hit_label(hit)] or 0.0) <= query["max_density"]][: query["top"]]
     if tokens:
         st.selectbox(
             "Sort by token",
@@ -255,6 +293,7 @@ if query is not None:
                     "activation": round(hit.activation, 4),
                     "score": round(hit.score, 4),
                     "at token": hit.token,
+                    "density": "" if densities[hit_label(hit)] is None else f"{densities[hit_label(hit)]:.1%}",
                 }
                 for hit in hits
             ],

@@ -81,8 +81,15 @@ def streamlit_server(log: Path) -> Iterator[str]:
                     process.wait(timeout=15)
 
 
-def explore_a_latent(url: str, screenshot: Path, window: tuple[int, int] = (1500, 3400)) -> dict[str, str]:
-    """Drive the Explore page to a latent's page; save a screenshot; return what was seen."""
+def explore_a_latent(
+    url: str,
+    screenshot: Path,
+    *,
+    text: str = "The capital of France is Paris, and its currency is the euro.",
+    pick: str = "latent",
+    window: tuple[int, int] = (1500, 3400),
+) -> dict[str, str]:
+    """Drive the Explore page: search `text`, open the first hit whose label contains `pick`, index, test, picture."""
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
@@ -129,9 +136,11 @@ def explore_a_latent(url: str, screenshot: Path, window: tuple[int, int] = (1500
         windows_box.send_keys(str(INDEX_WINDOWS), Keys.ENTER)
         idle()
 
-        text_box = driver.find_element(By.XPATH, "//div[@data-testid='stTextArea'][.//label[text()='Text']]//textarea")
+        text_box = driver.find_element(
+            By.XPATH, "//div[@data-testid='stTextArea'][.//label[normalize-space(.)='Text']]//textarea"
+        )
         text_box.send_keys(Keys.CONTROL, "a")
-        text_box.send_keys("The capital of France is Paris, and its currency is the euro.")
+        text_box.send_keys(text)
         button("Search").click()
         idle()
         wait.until(expected.visibility_of_element_located((By.CSS_SELECTOR, ".js-plotly-plot")))
@@ -139,7 +148,7 @@ def explore_a_latent(url: str, screenshot: Path, window: tuple[int, int] = (1500
         pick = "//div[@data-testid='stSelectbox'][.//label[contains(., 'Open a unit')]]//input"
         picker = wait.until(expected.element_to_be_clickable((By.XPATH, pick)))
         picker.click()
-        picker.send_keys("latent", Keys.ENTER)
+        picker.send_keys(pick, Keys.ENTER)
         idle()
         seen["opened"] = driver.find_element(By.XPATH, pick).get_attribute("value") or ""
         button("Open").click()
@@ -186,8 +195,11 @@ def test_explore_a_latent_in_chromium(tmp_path: Path) -> None:
 
 
 if __name__ == "__main__":
+    # The README's picture: "My favorite color is red." and the latent that fires on " red" (#1347 of the shipped SAE).
     target = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/images/explore-latent.png")
     target.parent.mkdir(parents=True, exist_ok=True)
     with streamlit_server(Path("/tmp/explore-screenshot-streamlit.log")) as address:
-        result = explore_a_latent(address, target, window=(1400, 2300))
+        result = explore_a_latent(
+            address, target, text="My favorite color is red.", pick="latent #1347", window=(1400, 2300)
+        )
     print(result)

@@ -456,6 +456,21 @@ def test_explore_searches_opens_a_latent_and_hands_it_to_the_score_page(explore_
     assert test_box.value.strip()
     _button(page, "Test").click().run()
     assert not page.exception and any("the top window's max" in caption.value for caption in page.caption)
+    _button(page, "Search").click().run()
+    table = page.dataframe[0].value
+    before = [
+        float(text.rstrip("%")) for unit, text in zip(table["unit"], table["density"], strict=True) if "latent" in unit
+    ]
+    assert before  # the latent index exists now, so every latent has a density
+    limit = int(np.ceil(min(before)))
+    page.slider(key="explore_max_density").set_value(max(1, limit))
+    _button(page, "Search").click().run()
+    assert not page.exception
+    table = page.dataframe[0].value
+    after = [
+        float(text.rstrip("%")) for unit, text in zip(table["unit"], table["density"], strict=True) if "latent" in unit
+    ]
+    assert after and all(value <= limit for value in after)
     _button(page, "Score explanations for this latent").click().run()
     assert not page.exception
     feature = json.loads(page.session_state["records_json"])
