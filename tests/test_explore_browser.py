@@ -87,9 +87,11 @@ def explore_a_latent(
     *,
     text: str = "The capital of France is Paris, and its currency is the euro.",
     pick: str = "latent",
+    latent: int | None = None,
     window: tuple[int, int] = (1500, 3400),
 ) -> dict[str, str]:
-    """Drive the Explore page: search `text`, open the first hit whose label contains `pick`, index, test, picture."""
+    """Drive the Explore page: search `text`, open the first hit whose label contains `pick` (or latent
+    number `latent`), index, test, picture."""
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
@@ -145,15 +147,26 @@ def explore_a_latent(
         idle()
         wait.until(expected.visibility_of_element_located((By.CSS_SELECTOR, ".js-plotly-plot")))
 
-        pick = "//div[@data-testid='stSelectbox'][.//label[contains(., 'Open a unit')]]//input"
-        picker = wait.until(expected.element_to_be_clickable((By.XPATH, pick)))
-        picker.click()
-        picker.send_keys(pick, Keys.ENTER)
+        if latent is None:
+            pick_box = "//div[@data-testid='stSelectbox'][.//label[contains(., 'Open a unit')]]//input"
+            picker = wait.until(expected.element_to_be_clickable((By.XPATH, pick_box)))
+            picker.click()
+            picker.send_keys(pick, Keys.ENTER)
+            idle()
+            seen["opened"] = driver.find_element(By.XPATH, pick_box).get_attribute("value") or ""
+            button("Open").click()
+        else:
+            number_box = "//div[@data-testid='stNumberInput'][.//label[starts-with(., 'Number')]]//input"
+            number = wait.until(expected.element_to_be_clickable((By.XPATH, number_box)))
+            number.send_keys(Keys.CONTROL, "a")
+            number.send_keys(str(latent), Keys.ENTER)
+            seen["opened"] = f"latent #{latent}"
         idle()
-        seen["opened"] = driver.find_element(By.XPATH, pick).get_attribute("value") or ""
-        button("Open").click()
-        idle()
-        button("Index the corpus for the SAE's latents").click()
+        index_button = '//button[.//p[text()="Index the corpus for the SAE\'s latents"]]'
+        score_button = "//button[.//p[text()='Score explanations for this latent']]"
+        wait.until(expected.presence_of_element_located((By.XPATH, f"{index_button} | {score_button}")))
+        if driver.find_elements(By.XPATH, index_button):  # not yet indexed with this model, SAE and corpus
+            driver.find_element(By.XPATH, index_button).click()
         button("Score explanations for this latent")
         idle()
         heading = driver.find_element(By.XPATH, "//h3[starts-with(., 'Latent #')]")
@@ -199,7 +212,5 @@ if __name__ == "__main__":
     target = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/images/explore-latent.png")
     target.parent.mkdir(parents=True, exist_ok=True)
     with streamlit_server(Path("/tmp/explore-screenshot-streamlit.log")) as address:
-        result = explore_a_latent(
-            address, target, text="My favorite color is red.", pick="latent #1347", window=(1400, 2300)
-        )
+        result = explore_a_latent(address, target, text="My favorite color is red.", latent=1347, window=(1400, 2300))
     print(result)

@@ -387,6 +387,11 @@ def test_latent_records_load_and_score_like_any_feature(tiny_subject: SubjectMod
     records = index.records(tiny_subject, 1, latent, kind=LATENT, top=4, random=2)
     top = [record for record in records if record.sample == "top"]
     assert [record.max_value for record in top] == sorted((record.max_value for record in top), reverse=True)
+    assert all(record.max_value > 0 for record in top)
+    rare = int(np.argmin((np.asarray(index.maxima[LATENT]) > 0).sum(axis=0)))
+    firing = int((index.window_maxima(1, rare, LATENT) > 0).sum())
+    rare_top = [r for r in index.records(tiny_subject, 1, rare, kind=LATENT, top=50, random=0, diverse=False)]
+    assert len(rare_top) == firing < index.n_windows  # silent windows are never called "top"
     for record in records:
         np.testing.assert_allclose(
             record.max_value, index.window_maxima(1, latent, LATENT)[record.window], rtol=1e-5, atol=1e-5

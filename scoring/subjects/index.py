@@ -106,7 +106,8 @@ class ActivationIndex:
         embed: Embedder | None = None,
         seed: int = 0,
     ) -> list[NeuronRecord]:
-        """Top windows (near-duplicates merged and counted when `diverse`), then random and quantile samples.
+        """Top windows (where the unit fires, near-duplicates merged and counted when `diverse`), then random
+        and quantile samples.
 
         With `embed` (e.g. `embedding_similarity()`), windows whose top token is the
         same and whose contexts embed alike also count as near-duplicates
@@ -128,19 +129,22 @@ class ActivationIndex:
                 computed.update(zip(missing, self._window_values(subject, missing, layer, index, kind), strict=True))
 
         merged: dict[int, int] = {}
+        # A window where the unit never fires is not one of its top activations, however few windows fire.
+        maxima = self.window_maxima(layer, index, kind)
+        firing = [window for window in ranked if maxima[window] > 0]
         if diverse and top:
             chosen: list[int] = []
             examined = 0
             # Candidates are recomputed a chunk at a time until `top` windows survive de-duplication.
-            while len(chosen) < top and examined < len(ranked):
-                examined = min(len(ranked), examined + 2 * top + 8)
-                compute(ranked[:examined])
-                peaks = {window: int(np.argmax(computed[window])) for window in ranked[:examined]}
-                groups = merge_near_duplicates(ranked[:examined], self.tokens, peaks, top, embed=embed)
+            while len(chosen) < top and examined < len(firing):
+                examined = min(len(firing), examined + 2 * top + 8)
+                compute(firing[:examined])
+                peaks = {window: int(np.argmax(computed[window])) for window in firing[:examined]}
+                groups = merge_near_duplicates(firing[:examined], self.tokens, peaks, top, embed=embed)
                 chosen = [window for window, _ in groups]
                 merged = dict(groups)
         else:
-            chosen = ranked[:top]
+            chosen = firing[:top]
         plan = [(window, "top") for window in chosen]
         rng = np.random.default_rng(seed)
         chosen_set = set(chosen)
