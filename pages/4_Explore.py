@@ -220,7 +220,9 @@ with st.form("explore_form"):
     st.text_area("Text", DEFAULT_TEXT, key="explore_text", height=90)
     left, middle, right, dense, far = st.columns([2, 3, 3, 2, 1])
     unit_choices = ["latent", "neuron"] if sae else ["neuron"]
-    left.multiselect("Units", unit_choices, default=unit_choices, format_func=UNIT_LABELS.get, key="explore_units")
+    left.multiselect(
+        "Units", unit_choices, default=unit_choices, format_func=lambda unit: UNIT_LABELS[unit], key="explore_units"
+    )
     middle.multiselect(
         "Layers (none = all)",
         list(range(subject.n_layers)),
@@ -228,7 +230,9 @@ with st.form("explore_form"):
         key="explore_layers",
         help="Latents show when their SAE's layer is among these.",
     )
-    right.radio("Normalize", list(NORMALIZE_LABELS), format_func=NORMALIZE_LABELS.get, key="explore_normalize")
+    right.radio(
+        "Normalize", list(NORMALIZE_LABELS), format_func=lambda name: NORMALIZE_LABELS[name], key="explore_normalize"
+    )
     dense.slider(
         "Hide units firing in more than this share of windows",
         1,
@@ -323,7 +327,7 @@ if opened is None or opened[0] not in kinds:
 left, middle, right = st.columns(3)
 if st.session_state.get("explore_unit_kind") not in kinds:
     st.session_state["explore_unit_kind"] = opened[0]
-unit = left.radio("Unit", kinds, format_func=UNIT_LABELS.get, horizontal=True, key="explore_unit_kind")
+unit = left.radio("Unit", kinds, format_func=lambda unit: UNIT_LABELS[unit], horizontal=True, key="explore_unit_kind")
 if unit == "latent" and sae is not None:
     layer = sae.config.layer
     middle.number_input("Layer (the SAE's)", layer, layer, layer, disabled=True)
@@ -443,7 +447,11 @@ left, middle, right, far = st.columns(4)
 n_top = int(left.number_input("Top windows", 1, 50, 10, key="explore_n_top"))
 n_random = int(middle.number_input("Random windows", 0, 50, 5, key="explore_n_random"))
 n_quantiles = int(right.number_input("Quantile windows", 0, 10, 4, key="explore_n_quantiles"))
-dedup = far.selectbox("Merge near-duplicates", list(DEDUP_LABELS), format_func=DEDUP_LABELS.get, key="explore_dedup")
+dedup = str(
+    far.selectbox(
+        "Merge near-duplicates", list(DEDUP_LABELS), format_func=lambda name: DEDUP_LABELS[name], key="explore_dedup"
+    )
+)
 try:
     feature = unit_feature(
         subject,

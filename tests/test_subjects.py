@@ -437,6 +437,7 @@ def test_explore_searches_opens_a_latent_and_hands_it_to_the_score_page(explore_
     _button(page, "Search").click().run()
     assert not page.exception
     assert len(page.get("plotly_chart")) == 1
+    assert '"displayModeBar": false' in page.get("plotly_chart")[0].proto.config  # the toolbar covered the heatmap
     units = [row for row in page.dataframe[0].value["unit"]]
     assert any("latent" in unit for unit in units) and any("neuron" in unit for unit in units)
     page.selectbox(key="explore_sort_token").set_value(2).run()

@@ -106,7 +106,8 @@ class SAEConfig:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> SAEConfig:
         """Read either SAELens config layout; unknown architectures or normalizations are a clear error."""
-        metadata = raw.get("metadata") if isinstance(raw.get("metadata"), dict) else {}
+        found = raw.get("metadata")
+        metadata: dict[str, Any] = found if isinstance(found, dict) else {}
         merged = {**metadata, **raw}
         missing = [name for name in ("d_in", "d_sae", "hook_name") if merged.get(name) in (None, "")]
         if missing:
