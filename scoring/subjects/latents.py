@@ -63,14 +63,28 @@ def latent_activations(subject: SubjectModel, sae: SparseAutoencoder, text: str)
     return TextActivations(tokenized.tokens, tokenized.token_ids, [sae.config.layer], LATENT, latents)
 
 
+_fingerprints: dict[tuple[str, int, int], str] = {}
+
+
 def sae_fingerprint(sae: SparseAutoencoder) -> str:
-    """Hash of the SAE's weights file and config (so an index is rebuilt when either changes)."""
-    digest = hashlib.sha256(json.dumps(sae.config.to_dict(), sort_keys=True).encode("utf-8"))
-    if sae.source and (Path(sae.source) / WEIGHTS_FILE).is_file():
-        digest.update((Path(sae.source) / WEIGHTS_FILE).read_bytes())
-    else:
-        for array in (sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec):
-            digest.update(np.ascontiguousarray(array).tobytes())
+    """Hash of the SAE's config and weights (so an index is rebuilt when either changes).
+
+    A loaded SAE's weights file is hashed once per (path, size, mtime), since the
+    page asks for the fingerprint on every rerun.
+    """
+    config = json.dumps(sae.config.to_dict(), sort_keys=True).encode("utf-8")
+    weights = Path(sae.source) / WEIGHTS_FILE if sae.source else None
+    if weights is not None and weights.is_file():
+        status = weights.stat()
+        key = (f"{weights.resolve()}\x00{hashlib.sha256(config).hexdigest()}", status.st_size, status.st_mtime_ns)
+        if key not in _fingerprints:
+            digest = hashlib.sha256(config)
+            digest.update(weights.read_bytes())
+            _fingerprints[key] = digest.hexdigest()[:16]
+        return _fingerprints[key]
+    digest = hashlib.sha256(config)
+    for array in (sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec):
+        digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()[:16]
 
 
