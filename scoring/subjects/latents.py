@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 LATENT = "latent"
 """The unit kind of SAE latents (next to ``mlp`` and ``resid``)."""
 LATENT_INDEX_FORMAT = 1
-LATENT_MAX_WINDOWS = 1024
+LATENT_MAX_WINDOWS = 512
 """Windows a latent index spans by default (only one layer is run, so more than a neuron index)."""
 
 
