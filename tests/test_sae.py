@@ -313,6 +313,12 @@ def test_search_mixes_units_filters_layers_normalizes_and_sorts_by_a_token(tiny_
         search_units(tiny_subject, text, token_position=999)
     with pytest.raises(ScoringInputError, match="normalize"):
         search_units(tiny_subject, text, normalize="global")
+    with pytest.raises(ScoringInputError, match="search reads at most 5"):
+        search_units(tiny_subject, text, max_tokens=5)
+    with pytest.raises(ScoringInputError, match="text is empty"):
+        search_units(tiny_subject, "")
+    with pytest.raises(ScoringInputError, match="units must be"):
+        search_units(tiny_subject, text, units=["heads"])
 
 
 def test_twins_find_the_neuron_a_latent_copies(tiny_subject: SubjectModel) -> None:

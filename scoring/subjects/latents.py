@@ -269,6 +269,9 @@ class SearchHit:
     """The unit's activation on every token of the text."""
 
 
+SEARCH_MAX_TOKENS = 512
+"""Longest text `search_units` takes: all 18 layers' neurons for 512 tokens are already ~75 MB of floats."""
+
 NORMALIZATIONS = ("none", "layer")
 """none: raw activations; layer: divided by the root-mean-square activation of the unit's layer and kind on the text."""
 
@@ -283,6 +286,7 @@ def search_units(
     normalize: str = "none",
     token_position: int | None = None,
     top: int = 20,
+    max_tokens: int = SEARCH_MAX_TOKENS,
 ) -> tuple[list[str], list[SearchHit]]:
     """The neurons and latents that fire most on `text`: (tokens, hits strongest first).
 
@@ -305,6 +309,11 @@ def search_units(
         subject.check_unit(layer)
     tokenized = subject.tokenize(text)
     n_tokens = len(tokenized.token_ids)
+    if n_tokens > max_tokens:
+        raise ScoringInputError(
+            f"the text has {n_tokens} tokens; search reads at most {max_tokens} (every layer's units are kept "
+            "for every token): search a shorter passage"
+        )
     if token_position is not None and not 0 <= token_position < n_tokens:
         raise ScoringInputError(f"token position {token_position} is outside the text's {n_tokens} tokens")
     ids = np.asarray([subject.with_bos(tokenized.token_ids)])
