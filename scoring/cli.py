@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from scoring.errors import ScoringInputError
-from scoring.progress import progress_bar
 from scoring.records import NORMALIZATIONS
-from scoring.sampling import STRATEGIES, check_seed
+from scoring.sampling import STRATEGIES, seed_argument
+from scoring.subjects import commands as subject_commands
 from scoring.textformat import new_explanations
 
 
@@ -26,7 +26,7 @@ def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scorer", default="simulation", help="scoring method (default: simulation)")
     parser.add_argument("--sampling", default="all", choices=list(STRATEGIES))
     parser.add_argument("-n", "--n-sequences", type=int, default=None, help="how many sequences to use")
-    parser.add_argument("--seed", type=_seed, default=0)
+    parser.add_argument("--seed", type=seed_argument, default=0)
     parser.add_argument("--normalization", default="global", choices=list(NORMALIZATIONS))
     parser.add_argument(
         "--window",
@@ -61,14 +61,6 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _seed(text: str) -> int:
-    """An argparse type: a seed, a whole number of at least 0."""
-    try:
-        return check_seed(int(text))
-    except (ValueError, ScoringInputError):
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 0, got {text!r}") from None
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m scoring", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and warnings")
@@ -92,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "--top-k", type=int, default=10, help="records shown to the model, strongest first (default 10)"
     )
-    explain.add_argument("--seed", type=_seed, default=0, help="seed of the sampled candidates (all but the first)")
+    explain.add_argument("--seed", type=seed_argument, default=0, help="seed of the sampled candidates (after the first)")
     explain.add_argument("--no-cache", action="store_true", help="write again even when cached")
     explain.add_argument("--cache-dir", default=None, help="cache directory (default: $SCORING_CACHE_DIR or ./cache)")
     explain.add_argument("--json", action="store_true", help="print the candidates as JSON")
@@ -101,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     attention.add_argument("records", help="attention records JSON: {tokens, attention: [to][from]} or {tokens, pairs}")
     attention.add_argument("-e", "--explanation", action="append", default=[], help="an explanation (repeat)")
     attention.add_argument("--simulator", default=None, help="a simulator that judges (default: local)")
-    attention.add_argument("--seed", type=_seed, default=0)
+    attention.add_argument("--seed", type=seed_argument, default=0)
     attention.add_argument("--no-cache", action="store_true", help="judge again even when cached")
     attention.add_argument("--cache-dir", default=None)
     attention.add_argument("--json", action="store_true", help="print the full results as JSON")
@@ -148,42 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--no-retry-failed", action="store_true", help="on resume, keep failed pairs as they are")
     batch.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    _add_subject_parsers(commands)
+    subject_commands.add_parsers(commands)
     return parser
-
-
-def _add_subject_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="gemma-3-270m", help="subject model (default: gemma-3-270m)")
-    parser.add_argument("--layer", type=int, required=True, help="layer number, from 0")
-    parser.add_argument("--kind", default="mlp", choices=["mlp", "resid"], help="MLP neurons or residual dimensions")
-
-
-def _add_subject_parsers(commands: Any) -> None:
-    activations = commands.add_parser("activations", help="a subject model's per-token activations of one neuron")
-    activations.add_argument("--text", required=True, help="text to run the model on")
-    _add_subject_options(activations)
-    activations.add_argument("--neuron", type=int, required=True, help="neuron (or residual dimension) number")
-    activations.add_argument("--json", action="store_true", help="print {tokens, values} as JSON")
-
-    neurons = commands.add_parser("neurons", help="the neurons of a layer that fire most on a text")
-    neurons.add_argument("--text", required=True, help="text to run the model on")
-    _add_subject_options(neurons)
-    neurons.add_argument("--top", type=int, default=10, help="how many neurons (default 10)")
-    neurons.add_argument("--json", action="store_true", help="print one JSON object")
-
-    records = commands.add_parser("records", help="a feature file of one neuron's top and sampled corpus windows")
-    _add_subject_options(records)
-    records.add_argument("--neuron", type=int, required=True, help="neuron (or residual dimension) number")
-    records.add_argument("--top", type=int, default=20, help="top windows, near-duplicates dropped (default 20)")
-    records.add_argument("--random", type=int, default=10, help="random windows (default 10)")
-    records.add_argument("--quantiles", type=int, default=0, help="also sample from N activation quantiles")
-    records.add_argument("--per-quantile", type=int, default=2, help="windows per quantile (default 2)")
-    records.add_argument("--no-diverse", action="store_true", help="keep near-duplicate top windows")
-    records.add_argument("--seed", type=_seed, default=0)
-    records.add_argument("--corpus", default=None, help="text file or folder of .txt (default: fortunes-min)")
-    records.add_argument("--window-tokens", type=int, default=64, help="tokens per window (default 64)")
-    records.add_argument("--max-windows", type=int, default=256, help="windows indexed at most (default 256)")
-    records.add_argument("-o", "--output", required=True, help="feature JSON to write (Neuronpedia format)")
 
 
 def _format(value: float | None, digits: int = 3) -> str:
@@ -457,92 +415,6 @@ def _command_batch(args: argparse.Namespace) -> int:
     return exit_status(summary)
 
 
-def _command_activations(args: argparse.Namespace) -> int:
-    from scoring import subjects
-
-    subject = subjects.load_subject(args.model)
-    subject.check_unit(args.layer, args.neuron, args.kind)
-    captured = subject.activations(args.text, [args.layer], args.kind)
-    values = captured.unit(args.layer, args.neuron)
-    if args.json:
-        print(json.dumps({"tokens": captured.tokens, "values": values}, ensure_ascii=False))
-        return 0
-    print(f"{subject.name} layer {args.layer} {args.kind} {args.neuron}")
-    for token, value in zip(captured.tokens, values, strict=True):
-        print(f"{value:>10.4f}  {token!r}")
-    return 0
-
-
-def _command_neurons(args: argparse.Namespace) -> int:
-    from scoring import subjects
-
-    subject = subjects.load_subject(args.model)
-    subject.check_unit(args.layer, kind=args.kind)
-    _, hits = subject.top_units(args.text, args.layer, args.top, args.kind)
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "model": subject.name,
-                    "layer": args.layer,
-                    "kind": args.kind,
-                    "neurons": [
-                        {
-                            "neuron": hit.index,
-                            "max_activation": hit.max_activation,
-                            "token_position": hit.token_position,
-                            "token": hit.token,
-                        }
-                        for hit in hits
-                    ],
-                },
-                ensure_ascii=False,
-            )
-        )
-        return 0
-    print(f"{'neuron':>6}  {'max':>9}  token at max")
-    for hit in hits:
-        print(f"{hit.index:>6}  {hit.max_activation:>9.4f}  {hit.token!r} (position {hit.token_position})")
-    return 0
-
-
-def _command_records(args: argparse.Namespace) -> int:
-    from scoring import subjects
-
-    subject = subjects.load_subject(args.model)
-    subject.check_unit(args.layer, args.neuron, args.kind)
-    corpus = subjects.load_corpus(args.corpus)
-
-    with progress_bar("indexing the corpus", "window") as report:
-        index = subjects.open_index(
-            subject, corpus, window_tokens=args.window_tokens, max_windows=args.max_windows, progress=report
-        )
-    records = index.records(
-        subject,
-        args.layer,
-        args.neuron,
-        kind=args.kind,
-        top=args.top,
-        random=args.random,
-        quantiles=args.quantiles,
-        per_quantile=args.per_quantile,
-        diverse=not args.no_diverse,
-        seed=args.seed,
-    )
-    feature = subjects.feature_json(
-        records, model=subject.name, layer=args.layer, index=args.neuron, kind=args.kind, corpus=corpus.name
-    )
-    with open(args.output, "w", encoding="utf-8") as handle:
-        json.dump(feature, handle, ensure_ascii=False)
-    top = [record.max_value for record in records if record.sample == "top"]
-    print(
-        f"wrote {len(records)} windows ({len(top)} top, max {_format(top[0] if top else None)}) "
-        f"of {index.n_windows} indexed to {args.output}",
-        file=sys.stderr,
-    )
-    return 0
-
-
 COMMANDS = {
     "score": _command_score,
     "explain": _command_explain,
@@ -550,9 +422,7 @@ COMMANDS = {
     "bench": _command_bench,
     "serve": _command_serve,
     "batch": _command_batch,
-    "activations": _command_activations,
-    "neurons": _command_neurons,
-    "records": _command_records,
+    **subject_commands.COMMANDS,
 }
 
 

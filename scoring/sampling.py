@@ -112,6 +112,16 @@ def check_seed(seed: object) -> int:
     return seed
 
 
+def seed_argument(text: str) -> int:
+    """An argparse type for ``--seed``: a whole number from 0 to `MAX_SEED` (argparse exits 2 otherwise)."""
+    import argparse
+
+    try:
+        return check_seed(int(text))
+    except (ValueError, ScoringInputError):
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to {MAX_SEED}, got {text!r}") from None
+
+
 def sample_records(
     records: Sequence[ActivationRecord], strategy: str = "all", n: int | None = None, seed: int = 0
 ) -> list[int]:

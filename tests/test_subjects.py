@@ -52,6 +52,11 @@ DOCUMENTS = [
 
 @pytest.fixture(scope="module")
 def tiny_subject() -> SubjectModel:
+    return make_tiny_subject()
+
+
+def make_tiny_subject() -> SubjectModel:
+    """A 3-layer random Gemma 3 with a 300-token BPE tokenizer trained on the texts above."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig, PreTrainedTokenizerFast
 
@@ -388,31 +393,119 @@ def test_packaged_model_index_and_records(packaged_subject: SubjectModel, tmp_pa
 # --------------------------------------------------------------------------- the Explore page
 
 
-def test_explore_page_hands_records_to_the_score_page(
-    tiny_subject: SubjectModel, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def explore_page(tiny_subject: SubjectModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The Explore page on the tiny model, the bundled corpus and a tiny top-k SAE standing in for the shipped one."""
     from streamlit.testing.v1 import AppTest
 
     import scoring.subjects as subjects
+    from scoring.subjects import latents
+    from scoring.subjects.sae import SAEConfig, SparseAutoencoder
 
+    rng = np.random.default_rng(0)
+    sae = SparseAutoencoder(
+        SAEConfig(d_in=32, d_sae=24, hook_name="blocks.1.hook_resid_post", architecture="topk", k=4),
+        rng.normal(size=(32, 24)).astype(np.float32),
+        np.zeros(24, np.float32),
+        rng.normal(size=(24, 32)).astype(np.float32),
+        np.zeros(32, np.float32),
+    )
+    sae.save(tmp_path / "tiny-sae")
     monkeypatch.setattr(subjects, "load_subject", lambda name=subjects.DEFAULT_SUBJECT, **_kw: tiny_subject)
-    monkeypatch.setattr(subjects, "default_corpus", lambda *_a, **_kw: Corpus("docs", [" ".join(DOCUMENTS * 4)]))
-    page = AppTest.from_file(str(Path(__file__).parent.parent / "pages" / "4_Explore.py"), default_timeout=60)
+    monkeypatch.setattr(latents, "default_sae_path", lambda name="": tmp_path / "tiny-sae")
+    monkeypatch.setattr(latents, "LATENT_MAX_WINDOWS", 96)
+    monkeypatch.setattr(subjects.index, "embedding_similarity", lambda: _bag_of_words)
+    page = AppTest.from_file(str(Path(__file__).parent.parent / "pages" / "4_Explore.py"), default_timeout=120)
     page.run()
     assert not page.exception
+    return page
+
+
+def _bag_of_words(texts: list[str]) -> np.ndarray:
+    vocabulary = sorted({word for text in texts for word in text.lower().split()})
+    return np.asarray([[text.lower().split().count(word) for word in vocabulary] for text in texts], dtype=float)
+
+
+def _button(page, label: str):  # noqa: ANN001, ANN202 (AppTest element types are not public)
+    return next(button for button in page.button if button.label == label)
+
+
+def test_explore_searches_opens_a_latent_and_hands_it_to_the_score_page(explore_page) -> None:  # noqa: ANN001
+    page = explore_page
+    assert "World Factbook" in " ".join(caption.value for caption in page.caption)
     page.text_area(key="explore_text").set_value("The fox ran to the river.")
-    page.button[0].click()  # the form's submit button
-    page.run()
+    _button(page, "Search").click().run()
     assert not page.exception
     assert len(page.get("plotly_chart")) == 1
-    index_button = next(button for button in page.button if button.label == "Index the corpus")
-    index_button.click().run()
+    assert '"displayModeBar": false' in page.get("plotly_chart")[0].proto.config  # the toolbar covered the heatmap
+    units = [row for row in page.dataframe[0].value["unit"]]
+    assert any("latent" in unit for unit in units) and any("neuron" in unit for unit in units)
+    page.selectbox(key="explore_sort_token").set_value(2).run()
     assert not page.exception
-    score_button = next(button for button in page.button if button.label == "Score explanations for this neuron")
-    score_button.click().run()
+    latent_rows = [i for i, unit in enumerate(page.dataframe[0].value["unit"]) if "latent" in unit]
+    page.selectbox(key="explore_pick").set_value(latent_rows[0]).run()
+    _button(page, "Open").click().run()
+    assert not page.exception
+    _button(page, "Index the corpus for the SAE's latents").click().run()
+    assert not page.exception
+    assert any(metric.label.startswith("Density") for metric in page.metric)
+    assert len(page.get("plotly_chart")) == 2  # the search heatmap and the density histogram
+    captions = " ".join(caption.value for caption in page.caption)
+    assert "top · window" in captions and "random · window" in captions and "quantile" in captions
+    assert any("weight cosine" in frame.value.columns for frame in page.dataframe)
+    test_box = next(area for area in page.text_area if area.key and area.key.startswith("explore_test_latent"))
+    assert test_box.value.strip()
+    _button(page, "Test").click().run()
+    assert not page.exception and any("the top window's max" in caption.value for caption in page.caption)
+    _button(page, "Search").click().run()
+    table = page.dataframe[0].value
+    before = [
+        float(text.rstrip("%")) for unit, text in zip(table["unit"], table["density"], strict=True) if "latent" in unit
+    ]
+    assert before  # the latent index exists now, so every latent has a density
+    limit = int(np.ceil(min(before)))
+    page.slider(key="explore_max_density").set_value(max(1, limit))
+    _button(page, "Search").click().run()
+    assert not page.exception
+    table = page.dataframe[0].value
+    after = [
+        float(text.rstrip("%")) for unit, text in zip(table["unit"], table["density"], strict=True) if "latent" in unit
+    ]
+    assert after and all(value <= limit for value in after)
+    _button(page, "Score explanations for this latent").click().run()
     assert not page.exception
     feature = json.loads(page.session_state["records_json"])
-    records = load_records(feature)
-    assert records and feature["modelId"] == "tiny-gemma3"
+    assert feature["unit"] == "latent" and feature["layer"] == "1-tiny-sae"
+    assert load_records(feature)
     top = [item["maxValue"] for item in feature["activations"] if item["sample"] == "top"]
     assert top == sorted(top, reverse=True)
+
+
+def test_explore_neurons_on_pasted_texts(explore_page) -> None:  # noqa: ANN001
+    page = explore_page
+    page.radio(key="explore_corpus_source").set_value("mine").run()
+    page.text_area(key="explore_corpus_text").set_value("\n---\n".join(DOCUMENTS))
+    _button(page, "Use these texts").click().run()
+    page.radio(key="explore_unit_kind").set_value("neuron").run()
+    _button(page, "Index the corpus").click().run()
+    assert any("shorter than one window" in error.value for error in page.error)
+    page.text_area(key="explore_corpus_text").set_value("\n---\n".join([" ".join(DOCUMENTS * 3)] * 3))
+    _button(page, "Use these texts").click().run()
+    assert not page.exception
+    assert "my texts (3)" in " ".join(caption.value for caption in page.caption)
+    _button(page, "Index the corpus").click().run()
+    assert not page.exception
+    _button(page, "Score explanations for this neuron").click().run()
+    feature = json.loads(page.session_state["records_json"])
+    assert feature["unit"] == "neuron" and feature["corpus"] == "my texts (3)"
+    assert load_records(feature)
+
+
+def test_explore_reports_a_bad_sae_folder_and_empty_texts(explore_page, tmp_path: Path) -> None:  # noqa: ANN001
+    page = explore_page
+    page.text_input(key="explore_sae_path").set_value(str(tmp_path / "nowhere")).run()
+    assert not page.exception
+    assert any("is not an SAE folder" in error.value for error in page.error)
+    page.radio(key="explore_corpus_source").set_value("mine").run()
+    _button(page, "Use these texts").click().run()
+    assert any("no text to index" in error.value for error in page.error)

