@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "--top-k", type=int, default=10, help="records shown to the model, strongest first (default 10)"
     )
-    explain.add_argument("--seed", type=seed_argument, default=0, help="seed of the sampled candidates (after the first)")
+    explain.add_argument("--seed", type=seed_argument, default=0, help="seed of the sampled candidates")
     explain.add_argument("--no-cache", action="store_true", help="write again even when cached")
     explain.add_argument("--cache-dir", default=None, help="cache directory (default: $SCORING_CACHE_DIR or ./cache)")
     explain.add_argument("--json", action="store_true", help="print the candidates as JSON")
