@@ -320,10 +320,16 @@ _loaded: dict[tuple[str, str, str, str], LoadedModel] = {}
 _load_lock = threading.Lock()
 
 
-def load(key: str, *, directory: Path | None = None) -> LoadedModel:
-    """Model `key`, loaded once per process (thread-safe, offline), converted first if this machine never did."""
+def load(key: str, *, directory: Path | None = None, dtype: str | None = None) -> LoadedModel:
+    """Model `key`, loaded once per process (thread-safe, offline), converted first if this machine never did.
+
+    `dtype` overrides `choose_device_dtype`'s choice (the subject model's activations are data, read in float32).
+    """
     spec = get_spec(key)
-    device, dtype = choose_device_dtype()
+    device, chosen = choose_device_dtype()
+    if dtype is not None and dtype not in DTYPES:
+        raise ScoringInputError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    dtype = dtype or chosen
     folder = converted_folder(key, directory)
     cache_key = (key, str(folder), device, dtype)
     with _load_lock:

