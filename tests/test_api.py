@@ -274,3 +274,15 @@ def test_rank_with_scorers_rejects_unknown_or_no_scorers(seed_records):
         rank_with_scorers(["fox"], seed_records, ["simulation", "best"], simulator="fake")
     with pytest.raises(ScoringInputError, match="at least one scorer"):
         rank_with_scorers(["fox"], seed_records, [], simulator="fake")
+
+
+def test_the_default_simulator_and_the_default_judge() -> None:
+    from scoring.api import default_simulator_spec, resolve_simulator
+    from scoring.simulators import DEFAULT_JUDGE, DEFAULT_SIMULATOR
+
+    # Chosen by benchmark (docs/local-simulator.md): embedding simulates; judging and writing need local.
+    assert (DEFAULT_SIMULATOR, DEFAULT_JUDGE) == ("embedding", "local")
+    assert default_simulator_spec() == "embedding" and default_simulator_spec(judge=True) == "local"
+    assert resolve_simulator(None).name == "embedding"  # nothing is loaded until a simulation runs
+    judge = resolve_simulator(None, judge=True)
+    assert judge.name == "local" and judge.capabilities.can_judge
