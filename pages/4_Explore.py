@@ -304,6 +304,8 @@ if query is not None:
             hide_index=True,
             width="stretch",
         )
+        if int(st.session_state.get("explore_pick", 0)) >= len(hits):
+            st.session_state["explore_pick"] = 0  # a new search can return fewer hits than the last
         picked = st.selectbox(
             "Open a unit", range(len(hits)), format_func=lambda i: hit_label(hits[i]), key="explore_pick"
         )

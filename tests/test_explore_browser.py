@@ -45,8 +45,11 @@ def _free_port() -> int:
 
 
 @contextmanager
-def streamlit_server(log: Path) -> Iterator[str]:
+def streamlit_server(log: Path, subjects_directory: Path | None = None) -> Iterator[str]:
     """`streamlit run app.py` on a free loopback port; stopped (its whole process group) on exit."""
+    environment = dict(os.environ)
+    if subjects_directory is not None:
+        environment["SCORING_SUBJECT_DIR"] = str(subjects_directory)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true"]
@@ -54,7 +57,7 @@ def streamlit_server(log: Path) -> Iterator[str]:
     command += ["--server.fileWatcherType", "none"]
     with log.open("wb") as log_file:
         process = subprocess.Popen(
-            command, cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT, env=dict(os.environ), start_new_session=True
+            command, cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT, env=environment, start_new_session=True
         )
         try:
             deadline = time.monotonic() + SERVER_START_SECONDS
@@ -186,7 +189,7 @@ def explore_a_latent(
     return seen
 
 
-def test_explore_a_latent_in_chromium(tmp_path: Path) -> None:
+def test_explore_a_latent_in_chromium(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
         if os.environ.get("CI") == "true":
             pytest.fail(f"needs {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)")
@@ -196,7 +199,10 @@ def test_explore_a_latent_in_chromium(tmp_path: Path) -> None:
     artifacts = Path(os.environ.get("ARTIFACTS_DIR", REPO / "tmp" / "artifacts"))
     artifacts.mkdir(parents=True, exist_ok=True)
     screenshot = artifacts / "explore_latent.png"
-    with streamlit_server(tmp_path / "streamlit.log") as url:
+    from test_subjects import session_subjects_directory
+
+    # the model converted by the other model tests of this session (or SCORING_SUBJECT_DIR) is reused
+    with streamlit_server(tmp_path / "streamlit.log", session_subjects_directory(tmp_path_factory)) as url:
         seen = explore_a_latent(url, screenshot)
     assert "latent" in seen["opened"]
     assert seen["heading"].startswith("Latent #") and "gemma-3-270m-L6-resid-topk" in seen["heading"]

