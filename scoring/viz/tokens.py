@@ -220,7 +220,8 @@ def comparison_html(
             title = result.explanation + (f" — {reason}" if reason else "")
             cells.append(
                 f'<div><div class="{head_class}" title="{html.escape(title, quote=True)}">'
-                f'{head} <span style="font-weight:400">({correlation})</span></div>'
+                # The mark comes first so that a long explanation cut short by the column never hides it.
+                f'<span style="font-weight:400">{correlation} ·</span> {head}</div>'
                 + tokens_html(
                     cell.tokens,
                     cell.simulated,
