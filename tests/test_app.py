@@ -728,3 +728,33 @@ def test_judge_counts_print_as_whole_numbers() -> None:
     press_score(app)
     metrics = table(app, "positives")
     assert all("." not in value for value in metrics["positives"])
+
+
+def chart_spec(app: AppTest, key: str) -> dict[str, object]:
+    chart = next(chart for chart in app.get("plotly_chart") if chart.key == key)
+    return json.loads(chart.proto.spec)  # type: ignore[attr-defined, no-any-return]
+
+
+def test_the_charts_show_misses_ties_and_zero_predictions() -> None:
+    app = paste(run_page(APP), MISSED + "\n the\t0\n leopard\t9\n")
+    choose_simulator(app, "score_simulator", "fake")
+    app.text_area(key="explanations_text").input("leopard")
+    app.multiselect(key="score_scorers").select("detection")
+    press_score(app)
+    per_sequence = chart_spec(app, "score_per_sequence")["data"]
+    assert [trace.get("name") for trace in per_sequence][1] == "missed firing"  # the amber overlay
+    assert "✗ missed" in per_sequence[0]["text"][0]
+    scatter = chart_spec(app, "score_scatter")["data"][0]
+    sizes = scatter["marker"]["size"]
+    assert max(sizes) > min(sizes)  # tied tokens drawn as one larger marker
+    assert any(text.startswith("5 tokens") for text in scatter["text"])
+    detection = chart_spec(app, "score_detection_fig")["data"]
+    assert all(trace["mode"] == "markers" for trace in detection)
+    assert 0.0 in [value for trace in detection for value in trace["y"]]  # a zero prediction is drawn
+    assert "· max 9" in html_of(app)
+
+
+def test_the_sidebar_lists_the_score_page_by_name() -> None:
+    app = run_page(APP)
+    labels = [link.proto.label for link in app.get("page_link")]  # type: ignore[attr-defined]
+    assert labels == ["Score", "Spot-check", "Benchmark", "Explore"]

@@ -232,7 +232,8 @@ def comparison_html(
                 + "</div>"
             )
         blocks.append(
-            f'<div class="cmpseq">{html.escape(sequence_label(reference.tokens, index))}</div>'
+            f'<div class="cmpseq">{html.escape(sequence_label(reference.tokens, index))}'
+            f'<span style="font-weight:400"> · max {max(raw, default=0.0):g}</span></div>'
             f'<div class="cmpgrid" style="grid-template-columns:repeat({n_columns},minmax(0,1fr))">'
             + "".join(cells)
             + "</div>"
