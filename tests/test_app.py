@@ -593,6 +593,10 @@ def register(monkeypatch: pytest.MonkeyPatch, name: str, factory: object) -> Non
 class RaisingSimulator(FakeSimulator):
     """Raises inside simulate, as a broken backend would."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = "raising"  # its own cache entries: never served the fake simulator's cached answers
+
     async def simulate(self, explanation: str, sequences: object) -> object:
         raise RuntimeError("backend exploded")
 
@@ -601,6 +605,10 @@ class StallingSimulator(FakeSimulator):
     """Never answers until the test releases it (blocks its thread like a hung network call)."""
 
     release = threading.Event()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = "stalling"  # its own cache entries: never served the fake simulator's cached answers
 
     async def simulate(self, explanation: str, sequences: object) -> object:
         self.release.wait(60)
@@ -758,3 +766,26 @@ def test_the_sidebar_lists_the_score_page_by_name() -> None:
     app = run_page(APP)
     labels = [link.proto.label for link in app.get("page_link")]  # type: ignore[attr-defined]
     assert labels == ["Score", "Spot-check", "Benchmark", "Explore"]
+
+
+def test_benchmark_results_go_stale_and_a_stalled_simulator_is_given_up_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = tiny_benchmark_page(tmp_path, monkeypatch)
+    choose_simulator(app, "bench_simulator", "fake")
+    app.button(key="FormSubmitter:bench_form-Run benchmark").click().run()
+    assert_clean(app)
+    assert [header.value for header in app.header][0] == "Results"
+    app.selectbox(key="bench_simulator").select("lexical").run()
+    assert [header.value for header in app.header][0] == "Results (stale)"
+    assert any("the simulator changed" in text for text in stale_warnings(app))
+    register(monkeypatch, "stalling", lambda argument: StallingSimulator())
+    StallingSimulator.release.clear()
+    try:
+        choose_simulator(app, "bench_simulator", "stalling")
+        app.number_input(key="bench_time_limit").set_value(1)
+        app.button(key="FormSubmitter:bench_form-Run benchmark").click().run()
+        assert_clean(app)
+        assert any("The benchmark stopped: no result within 1 s" in text for text in texts(app.error))
+    finally:
+        StallingSimulator.release.set()
