@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,6 @@ from scoring import ScoringInputError, rank_explanations, viz
 from scoring.bench import load_puzzles, run_bench
 
 SOURCES = ("Bundled OpenAI puzzles", "Upload a puzzle file")
-logger = logging.getLogger(__name__)
 
 
 
@@ -189,20 +187,21 @@ if report and puzzles:
         chosen = st.selectbox("Puzzle", wrong, key="bench_wrong_puzzle")
         puzzle = next(p for p in puzzles if p.key == chosen)
         settings = st.session_state.get("bench_settings", {})
-        try:
-            results = rank_explanations(
+        results = ui.run_with_progress_bar(
+            f"Re-scoring puzzle {chosen}…",
+            lambda progress: rank_explanations(
                 [puzzle.explanation, *puzzle.false_explanations],
                 puzzle.records,
                 simulator=ui.load_simulator(settings.get("simulator", spec)),
                 scorer=viewed,
                 cache=ui.simulation_cache() if settings.get("use_cache", True) else False,
-            )
-        except ScoringInputError as exc:
-            st.error(f"Cannot show this puzzle: {exc}")
-        except Exception as exc:  # noqa: BLE001
-            logger.exception("re-scoring puzzle %s failed", chosen)
-            st.error(f"Could not re-score this puzzle ({type(exc).__name__}: {exc}).")
-        else:
+                progress=progress,
+            ),
+            action="show this puzzle",
+            activity="Re-scoring this puzzle",
+            time_limit=float(st.session_state.get("bench_time_limit", ui.DEFAULT_TIME_LIMIT_SECONDS)),
+        )
+        if results is not None:
             true_result = next(r for r in results if r.explanation == puzzle.explanation.strip())
             st.markdown(
                 f"**True explanation:** {puzzle.explanation} — score "
