@@ -34,6 +34,7 @@ from dashboard.running import (
     generate_candidates,
     run_ranking,
     run_scorers,
+    run_with_progress_bar,
     show_generated,
 )
 from dashboard.settings import (
@@ -72,6 +73,7 @@ from dashboard.sidebar import (
 )
 
 __all__ = [
+    "run_with_progress_bar",
     "LoadedInput",
     "ABOUT_SCORE",
     "API_KEY_STATE",

@@ -53,11 +53,12 @@ class LoadedInput:
     """Per record: "top", "random", "quantile" where the input says so, else ""."""
     feature: str = ""
     """Who the feature is (model / layer / index, or source / id) when the input names it."""
+    fingerprint: str = ""
+    """`records_fingerprint` of the records, so results can be tied to the exact input they came from."""
 
-    @property
-    def fingerprint(self) -> str:
-        """A hash of the exact tokens and activations, so results can be tied to the input they came from."""
-        return records_fingerprint(self.records)
+    def __post_init__(self) -> None:
+        if not self.fingerprint:
+            self.fingerprint = records_fingerprint(self.records)
 
 
 LIMIT_MAX_TOKENS_STATE = "input_max_tokens"
@@ -134,7 +135,7 @@ def record_group(record: ActivationRecord) -> str:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _parse_text(text: str) -> tuple[list[ActivationRecord], list[CandidateExplanation], list[str], str]:
+def _parse_text(text: str) -> tuple[list[ActivationRecord], list[CandidateExplanation], list[str], str, str]:
     # The page checks its own, user-settable limits afterwards, with advice that names the setting.
     records = load_pasted(text, limits=Limits(_HARD_MAX_SEQUENCES, _HARD_MAX_TOKENS))
     explanations: list[CandidateExplanation] = []
@@ -152,14 +153,15 @@ def _parse_text(text: str) -> tuple[list[ActivationRecord], list[CandidateExplan
         if isinstance(items, list) and len(items) == len(records):
             # Feature exports (the Explore page's among them) label each excerpt in a "sample" field.
             groups = [str(item.get("sample", "")) if isinstance(item, dict) else "" for item in items]
-    return records, explanations, groups, feature
+    # Hashed once per distinct text (this function is cached), not on every rerun of the page.
+    return records, explanations, groups, feature, records_fingerprint(records)
 
 
 def read_input_text(text: str, name: str) -> LoadedInput:
     """Parse pasted/uploaded/bundled text; raises ScoringInputError saying what to fix."""
-    records, explanations, groups, feature = _parse_text(text)
+    records, explanations, groups, feature, fingerprint = _parse_text(text)
     check_input_limits(records, input_limits())
-    return LoadedInput(list(records), list(explanations), name, list(groups), feature)
+    return LoadedInput(list(records), list(explanations), name, list(groups), feature, fingerprint)
 
 
 def read_upload(upload: Any) -> LoadedInput:

@@ -58,7 +58,7 @@ def run_scorers(
     simulator = _simulator_or_error(spec)
     if simulator is None:
         return None
-    return _with_progress_bar(
+    return run_with_progress_bar(
         f"Scoring {len(explanations)} explanations with {spec}…",
         lambda progress: rank_with_scorers(
             list(explanations),
@@ -101,7 +101,7 @@ def generate_candidates(
     simulator = _simulator_or_error(spec)
     if simulator is None:
         return None
-    return _with_progress_bar(
+    return run_with_progress_bar(
         f"Writing {n} candidate explanations with {spec}…",
         lambda progress: generate_explanations(
             list(records),
@@ -128,7 +128,7 @@ def show_generated(generated: Sequence[GeneratedExplanation], added: Sequence[st
         st.dataframe(viz.generated_frame(generated), hide_index=True, key=key)
 
 
-def _with_progress_bar(
+def run_with_progress_bar(
     text: str,
     work: Callable[[Callable[[int, int, str], None]], T],
     *,

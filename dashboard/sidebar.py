@@ -44,10 +44,10 @@ DEFAULT_TIME_LIMIT_SECONDS = 600
 
 
 PAGES = (
-    ("app.py", "Score", "🔬"),
-    ("pages/2_Spot_check.py", "Spot-check", "🕵️"),
-    ("pages/3_Benchmark.py", "Benchmark", "🧩"),
-    ("pages/4_Explore.py", "Explore", "🧠"),
+    ("app.py", "Score", ":material/leaderboard:"),
+    ("pages/2_Spot_check.py", "Spot-check", ":material/fact_check:"),
+    ("pages/3_Benchmark.py", "Benchmark", ":material/extension:"),
+    ("pages/4_Explore.py", "Explore", ":material/neurology:"),
 )
 """The sidebar's page list: (script, label, icon). Streamlit's own list is switched off in
 .streamlit/config.toml because it can only name the entry script after its file ("app")."""

@@ -9,9 +9,10 @@ on the same cache, so they cost nothing extra.
 
 from __future__ import annotations
 
+import hashlib
 import json
-import logging
 import math
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -21,7 +22,16 @@ from scoring import ScoringInputError, rank_explanations, viz
 from scoring.bench import load_puzzles, run_bench
 
 SOURCES = ("Bundled OpenAI puzzles", "Upload a puzzle file")
-logger = logging.getLogger(__name__)
+
+
+
+def puzzles_fingerprint(source: Any) -> str:
+    """sha256 of the puzzle file's content (parsed JSON, or the bundled file's bytes)."""
+    if source is None:
+        return ""
+    data = Path(source).read_bytes() if isinstance(source, Path) else json.dumps(source, sort_keys=True).encode()
+    return hashlib.sha256(data).hexdigest()
+
 
 ui.page_setup("Benchmark", "🧩")
 st.session_state.setdefault("bench_source", SOURCES[0] if ui.BUNDLED_PUZZLES.exists() else SOURCES[1])
@@ -62,6 +72,7 @@ try:
         else:
             st.info("Upload a JSON puzzle file in the format described above.")
     puzzles = load_puzzles(puzzle_source) if puzzle_source is not None else None
+    puzzles_sha256 = puzzles_fingerprint(puzzle_source)
 except ScoringInputError as exc:
     st.error(f"Could not read the puzzles: {exc}")
     puzzles = None
@@ -81,40 +92,50 @@ if puzzles:
             "Puzzles to run (0 = all)", min_value=0, max_value=len(puzzles), step=1, key="bench_limit"
         )
         use_cache = st.checkbox("Use the cache", value=True, key="bench_use_cache")
+        st.session_state.setdefault("bench_time_limit", ui.DEFAULT_TIME_LIMIT_SECONDS)
+        time_limit = st.number_input(
+            "Time limit (seconds)",
+            min_value=1,
+            max_value=24 * 3600,
+            step=60,
+            key="bench_time_limit",
+            help="A simulator that has not finished by then is given up on, and the page says so.",
+        )
         submitted = st.form_submit_button("Run benchmark", type="primary")
+    fingerprint = {"puzzles": puzzles_sha256, "simulator": spec, "scorers": list(scorers), "limit": int(limit)}
     if submitted and not scorers:
         st.error("Choose at least one scorer.")
     elif submitted:
-        bar = st.progress(0.0, text=f"Scoring {explanations} explanations with {spec}…")
-        try:
-            simulator = ui.load_simulator(spec)
-            new_report = run_bench(
+        new_report = ui.run_with_progress_bar(
+            f"Scoring {explanations} explanations with {spec}…",
+            lambda progress: run_bench(
                 puzzle_source,
-                simulator=simulator,
+                simulator=ui.load_simulator(spec),
                 scorer=scorers,
                 cache=ui.simulation_cache() if use_cache else False,
                 limit=int(limit) or None,
-                progress=lambda done, total, message: bar.progress(done / total, text=message),
-            )
-        except ScoringInputError as exc:
-            bar.empty()
-            st.error(f"Cannot run the benchmark: {exc}")
-        except Exception as exc:  # noqa: BLE001 - keep the page up; the log has the traceback
-            bar.empty()
-            logger.exception("benchmark failed")
-            st.error(f"The benchmark failed ({type(exc).__name__}: {exc}). The server log has the details.")
-        else:
-            bar.progress(1.0, text="Done")
+                progress=progress,
+            ),
+            action="run the benchmark",
+            activity="The benchmark",
+            time_limit=float(time_limit),
+        )
+        if new_report is not None:
             st.session_state["bench_report"] = new_report
             st.session_state["bench_puzzles"] = source_name
             st.session_state["bench_settings"] = {"simulator": spec, "scorers": scorers, "use_cache": use_cache}
+            st.session_state["bench_fingerprint"] = fingerprint
 
 report = st.session_state.get("bench_report")
 if report and puzzles:
-    st.header("Results")
-    if st.session_state.get("bench_puzzles") != source_name:
-        previous = st.session_state.get("bench_puzzles")
-        st.info(f"These results are for {previous}; run the benchmark again for these puzzles.")
+    scored = st.session_state.get("bench_fingerprint") or {}
+    changed = [
+        words
+        for part, words in (("puzzles", "the puzzles"), ("simulator", "the simulator"), ("scorers", "the scorers"))
+        if scored.get(part) != fingerprint.get(part)
+    ]
+    st.header("Results (stale)" if changed else "Results")
+    ui.warn_if_stale(changed, str(st.session_state.get("bench_puzzles")), "Run benchmark")
     columns = st.columns(4)
     columns[0].metric("Accuracy", viz.format_number(report.get("accuracy"), 3), help="Puzzles won outright")
     columns[1].metric(
@@ -166,20 +187,21 @@ if report and puzzles:
         chosen = st.selectbox("Puzzle", wrong, key="bench_wrong_puzzle")
         puzzle = next(p for p in puzzles if p.key == chosen)
         settings = st.session_state.get("bench_settings", {})
-        try:
-            results = rank_explanations(
+        results = ui.run_with_progress_bar(
+            f"Re-scoring puzzle {chosen}…",
+            lambda progress: rank_explanations(
                 [puzzle.explanation, *puzzle.false_explanations],
                 puzzle.records,
                 simulator=ui.load_simulator(settings.get("simulator", spec)),
                 scorer=viewed,
                 cache=ui.simulation_cache() if settings.get("use_cache", True) else False,
-            )
-        except ScoringInputError as exc:
-            st.error(f"Cannot show this puzzle: {exc}")
-        except Exception as exc:  # noqa: BLE001
-            logger.exception("re-scoring puzzle %s failed", chosen)
-            st.error(f"Could not re-score this puzzle ({type(exc).__name__}: {exc}).")
-        else:
+                progress=progress,
+            ),
+            action="show this puzzle",
+            activity="Re-scoring this puzzle",
+            time_limit=float(st.session_state.get("bench_time_limit", ui.DEFAULT_TIME_LIMIT_SECONDS)),
+        )
+        if results is not None:
             true_result = next(r for r in results if r.explanation == puzzle.explanation.strip())
             st.markdown(
                 f"**True explanation:** {puzzle.explanation} — score "

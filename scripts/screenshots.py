@@ -28,10 +28,23 @@ WIDTH, HEIGHT = 1400, 1500
 EXPLORE_SECONDS = 900
 
 
-def scroll_to(page: Page, xpath: str) -> None:
+def scroll_to(page: Page, xpath: str, margin: int = 20) -> None:
+    """Scroll the page so that the element at `xpath` sits `margin` pixels below the top of the window.
+
+    Streamlit scrolls its main container, not the window, so the container is the one moved.
+    """
     element = page.find_xpath(xpath)
-    page.driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", element)
-    page.driver.execute_script("window.scrollBy(0, -20);")
+    page.driver.execute_script(
+        "const element = arguments[0];"
+        "element.scrollIntoView({block: 'start'});"
+        "let box = element.parentElement;"
+        "while (box && !(box.scrollHeight > box.clientHeight && getComputedStyle(box).overflowY !== 'visible')) {"
+        "  box = box.parentElement;"
+        "}"
+        "(box || document.scrollingElement).scrollBy(0, -arguments[1]);",
+        element,
+        margin,
+    )
     page.idle()
 
 
@@ -52,7 +65,6 @@ def spot_check(page: Page, simulator: str, out: Path) -> Path:
     page.click_xpath("//button[@data-testid='stBaseButton-primaryFormSubmit']")
     page.find_xpath("//h2[contains(., 'Verdicts')]")
     scroll_to(page, "//h2[contains(., 'Verdicts')]")
-    page.driver.execute_script("window.scrollBy(0, -420);")  # keep the feature line and the claims in view
     path = out / "spot_check.png"
     page.screenshot(path, full_page=False)
     return path

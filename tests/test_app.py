@@ -596,6 +596,10 @@ def register(monkeypatch: pytest.MonkeyPatch, name: str, factory: object) -> Non
 class RaisingSimulator(FakeSimulator):
     """Raises inside simulate, as a broken backend would."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = "raising"  # its own cache entries: never served the fake simulator's cached answers
+
     async def simulate(self, explanation: str, sequences: object) -> object:
         raise RuntimeError("backend exploded")
 
@@ -604,6 +608,10 @@ class StallingSimulator(FakeSimulator):
     """Never answers until the test releases it (blocks its thread like a hung network call)."""
 
     release = threading.Event()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = "stalling"  # its own cache entries: never served the fake simulator's cached answers
 
     async def simulate(self, explanation: str, sequences: object) -> object:
         self.release.wait(60)
@@ -731,3 +739,56 @@ def test_judge_counts_print_as_whole_numbers() -> None:
     press_score(app)
     metrics = table(app, "positives")
     assert all("." not in value for value in metrics["positives"])
+
+
+def chart_spec(app: AppTest, key: str) -> dict[str, object]:
+    chart = next(chart for chart in app.get("plotly_chart") if chart.key == key)
+    return json.loads(chart.proto.spec)  # type: ignore[attr-defined, no-any-return]
+
+
+def test_the_charts_show_misses_ties_and_zero_predictions() -> None:
+    app = paste(run_page(APP), MISSED + "\n the\t0\n leopard\t9\n")
+    choose_simulator(app, "score_simulator", "fake")
+    app.text_area(key="explanations_text").input("leopard")
+    app.multiselect(key="score_scorers").select("detection")
+    press_score(app)
+    per_sequence = chart_spec(app, "score_per_sequence")["data"]
+    assert [trace.get("name") for trace in per_sequence][1] == "missed firing"  # the amber overlay
+    assert "✗ missed" in per_sequence[0]["text"][0]
+    scatter = chart_spec(app, "score_scatter")["data"][0]
+    sizes = scatter["marker"]["size"]
+    assert max(sizes) > min(sizes)  # tied tokens drawn as one larger marker
+    assert any(text.startswith("5 tokens") for text in scatter["text"])
+    detection = chart_spec(app, "score_detection_fig")["data"]
+    assert all(trace["mode"] == "markers" for trace in detection)
+    assert 0.0 in [value for trace in detection for value in trace["y"]]  # a zero prediction is drawn
+    assert "· max 9" in html_of(app)
+
+
+def test_the_sidebar_lists_the_score_page_by_name() -> None:
+    app = run_page(APP)
+    labels = [link.proto.label for link in app.get("page_link")]  # type: ignore[attr-defined]
+    assert labels == ["Score", "Spot-check", "Benchmark", "Explore"]
+
+
+def test_benchmark_results_go_stale_and_a_stalled_simulator_is_given_up_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = tiny_benchmark_page(tmp_path, monkeypatch)
+    choose_simulator(app, "bench_simulator", "fake")
+    app.button(key="FormSubmitter:bench_form-Run benchmark").click().run()
+    assert_clean(app)
+    assert [header.value for header in app.header][0] == "Results"
+    app.selectbox(key="bench_simulator").select("lexical").run()
+    assert [header.value for header in app.header][0] == "Results (stale)"
+    assert any("the simulator changed" in text for text in stale_warnings(app))
+    register(monkeypatch, "stalling", lambda argument: StallingSimulator())
+    StallingSimulator.release.clear()
+    try:
+        choose_simulator(app, "bench_simulator", "stalling")
+        app.number_input(key="bench_time_limit").set_value(1)
+        app.button(key="FormSubmitter:bench_form-Run benchmark").click().run()
+        assert_clean(app)
+        assert any("The benchmark stopped: no result within 1 s" in text for text in texts(app.error))
+    finally:
+        StallingSimulator.release.set()

@@ -114,8 +114,8 @@ def test_comparison_html_has_real_plus_one_column_per_explanation(results: list[
     assert page.count("Real activations") == 2
     assert "cats &lt;b&gt;" in page and "cats <b>" not in page
     assert "model said &lt;nonsense&gt;" in page
-    assert "(r = 0.97)" in page and "(error)" in page
-    assert "(✗ missed)" in page and 'class="head missed"' in page and "a missed firing" in page
+    assert "r = 0.97 ·" in page and "error ·" in page
+    assert "✗ missed ·" in page and 'class="head missed"' in page and "a missed firing" in page
     assert "raw 5" in page  # the real column's hover shows the raw activation
     assert viz.comparison_html(results, max_sequences=1).count('class="cmpgrid"') == 1
     assert viz.comparison_html([]) == ""

@@ -220,7 +220,8 @@ def comparison_html(
             title = result.explanation + (f" — {reason}" if reason else "")
             cells.append(
                 f'<div><div class="{head_class}" title="{html.escape(title, quote=True)}">'
-                f'{head} <span style="font-weight:400">({correlation})</span></div>'
+                # The mark comes first so that a long explanation cut short by the column never hides it.
+                f'<span style="font-weight:400">{correlation} ·</span> {head}</div>'
                 + tokens_html(
                     cell.tokens,
                     cell.simulated,
@@ -231,7 +232,8 @@ def comparison_html(
                 + "</div>"
             )
         blocks.append(
-            f'<div class="cmpseq">{html.escape(sequence_label(reference.tokens, index))}</div>'
+            f'<div class="cmpseq">{html.escape(sequence_label(reference.tokens, index))}'
+            f'<span style="font-weight:400"> · max {max(raw, default=0.0):g}</span></div>'
             f'<div class="cmpgrid" style="grid-template-columns:repeat({n_columns},minmax(0,1fr))">'
             + "".join(cells)
             + "</div>"
