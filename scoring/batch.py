@@ -130,48 +130,39 @@ def _progress_bar(total: int, enabled: bool) -> Any:
     )
 
 
-async def _run(
-    input_path: Path,
-    output_path: Path,
-    simulator: Simulator,
-    run_settings: dict[str, Any],
-    concurrency: int,
-    scoring_options: dict[str, Any],
-    batch_options: dict[str, Any],
-    correction: str | None,
-    tally: Tally,
-) -> None:
-    """`correction`: the p-value correction across each feature's explanations, None for none."""
-    cache = resolve_cache(batch_options.get("cache", True))
-    retry_failed = bool(batch_options.get("retry_failed", True))
-    limits = batch_options.get("limits")
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    with output_path.open("a", encoding="utf-8") as handle:
-        lock_output(handle, output_path)
-        finished = read_finished(output_path, run_settings, retry_failed)
-        await _write_results(
-            input_path, output_path, handle, simulator, run_settings, concurrency, scoring_options,
-            batch_options, correction, tally, cache, limits, finished,
-        )
+@dataclass
+class Job:
+    """What one run of `run_batch` scores, how, and where it writes."""
+
+    input_path: Path
+    output_path: Path
+    simulator: Simulator
+    run_settings: dict[str, Any]
+    """What a result depends on; a rerun with other settings scores again instead of skipping."""
+    concurrency: int
+    scoring_options: dict[str, Any]
+    batch_options: dict[str, Any]
+    correction: str | None
+    """The p-value correction across each feature's explanations, None for none."""
+    tally: Tally = field(default_factory=Tally)
 
 
-async def _write_results(
-    input_path: Path,
-    output_path: Path,
-    handle: TextIO,
-    simulator: Simulator,
-    run_settings: dict[str, Any],
-    concurrency: int,
-    scoring_options: dict[str, Any],
-    batch_options: dict[str, Any],
-    correction: str | None,
-    tally: Tally,
-    cache: Any,
-    limits: Any,
-    finished: Finished,
-) -> None:
+async def _run(job: Job) -> None:
+    cache = resolve_cache(job.batch_options.get("cache", True))
+    retry_failed = bool(job.batch_options.get("retry_failed", True))
+    limits = job.batch_options.get("limits")
+    job.output_path.parent.mkdir(parents=True, exist_ok=True)
+    with job.output_path.open("a", encoding="utf-8") as handle:
+        lock_output(handle, job.output_path)
+        finished = read_finished(job.output_path, job.run_settings, retry_failed)
+        await _write_results(job, handle, cache, limits, finished)
+
+
+async def _write_results(job: Job, handle: TextIO, cache: Any, limits: Any, finished: Finished) -> None:
+    input_path, output_path, simulator, tally = job.input_path, job.output_path, job.simulator, job.tally
+    batch_options, correction = job.batch_options, job.correction
     total = sum(count_pairs(text) for _, text in input_lines(input_path))
-    semaphore = asyncio.Semaphore(concurrency)
+    semaphore = asyncio.Semaphore(job.concurrency)
     running: set[asyncio.Task[None]] = set()
     crashes: list[BaseException] = []
 
@@ -194,7 +185,7 @@ async def _write_results(
         bar.total -= 1
         bar.refresh()
 
-    writer = BatchWriter(handle, run_settings, bool(batch_options.get("include_sequences", False)))
+    writer = BatchWriter(handle, job.run_settings, bool(batch_options.get("include_sequences", False)))
 
     def record(feature: Feature, position: int, result: ScoreResult) -> None:
         if writer.result(feature, position, result) == STATUS_OK:
@@ -238,7 +229,7 @@ async def _write_results(
                     simulator=simulator,
                     cache=cache,
                     limits=limits,
-                    **scoring_options,
+                    **job.scoring_options,
                 )
             except ScoringInputError as exc:
                 tally.input_errors += 1
@@ -380,22 +371,20 @@ def run_batch(
     if corrects:
         identity["correction"] = correction
     run_settings = json.loads(json.dumps(identity, sort_keys=True, default=str))
-    tally = Tally()
+    job = Job(
+        source,
+        destination,
+        instance,
+        run_settings,
+        concurrency,
+        scoring_options,
+        batch_options,
+        correction if corrects and correction != "none" else None,
+    )
+    tally = job.tally
     started = time.perf_counter()
     try:
-        asyncio.run(
-            _run(
-                source,
-                destination,
-                instance,
-                run_settings,
-                concurrency,
-                scoring_options,
-                batch_options,
-                correction if corrects and correction != "none" else None,
-                tally,
-            )
-        )
+        asyncio.run(_run(job))
     except KeyboardInterrupt:
         logger.warning(
             "interrupted after %d new results; every finished line is in %s, run the same command to resume",
