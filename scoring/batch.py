@@ -159,9 +159,8 @@ async def _run(job: Job) -> None:
 
 
 async def _write_results(job: Job, handle: TextIO, cache: Any, limits: Any, finished: Finished) -> None:
-    input_path, output_path, simulator, tally = job.input_path, job.output_path, job.simulator, job.tally
-    batch_options, correction = job.batch_options, job.correction
-    total = sum(count_pairs(text) for _, text in input_lines(input_path))
+    tally = job.tally
+    total = sum(count_pairs(text) for _, text in input_lines(job.input_path))
     semaphore = asyncio.Semaphore(job.concurrency)
     running: set[asyncio.Task[None]] = set()
     crashes: list[BaseException] = []
@@ -171,7 +170,7 @@ async def _write_results(job: Job, handle: TextIO, cache: Any, limits: Any, fini
         if not task.cancelled() and task.exception() is not None:
             crashes.append(task.exception())  # type: ignore[arg-type]
 
-    bar = _progress_bar(total, bool(batch_options.get("progress", True)))
+    bar = _progress_bar(total, bool(job.batch_options.get("progress", True)))
 
     def advance() -> None:
         bar.update(1)
@@ -185,7 +184,7 @@ async def _write_results(job: Job, handle: TextIO, cache: Any, limits: Any, fini
         bar.total -= 1
         bar.refresh()
 
-    writer = BatchWriter(handle, job.run_settings, bool(batch_options.get("include_sequences", False)))
+    writer = BatchWriter(handle, job.run_settings, bool(job.batch_options.get("include_sequences", False)))
 
     def record(feature: Feature, position: int, result: ScoreResult) -> None:
         if writer.result(feature, position, result) == STATUS_OK:
@@ -211,7 +210,7 @@ async def _write_results(job: Job, handle: TextIO, cache: Any, limits: Any, fini
         for position in sorted(set(fields) - set(family.results)):
             # A line of an earlier run, corrected then over other p-values: write it again when that changed.
             _, offset = finished.p_values[feature.feature_id, feature.explanations[position]]
-            earlier = line_at(output_path, offset)
+            earlier = line_at(job.output_path, offset)
             metrics = earlier.get("metrics") or {}
             now = jsonable(fields[position])
             if any(metrics.get(name) != value for name, value in now.items()):
@@ -226,7 +225,7 @@ async def _write_results(job: Job, handle: TextIO, cache: Any, limits: Any, fini
                 result = await ascore_explanation(
                     explanation,
                     feature.records,
-                    simulator=simulator,
+                    simulator=job.simulator,
                     cache=cache,
                     limits=limits,
                     **job.scoring_options,
@@ -241,8 +240,8 @@ async def _write_results(job: Job, handle: TextIO, cache: Any, limits: Any, fini
                 writer.failure(feature, position, f"internal error ({type(exc).__name__}: {exc}); see the log")
                 if family is not None:
                     family.waiting -= 1
-                    if family.waiting == 0 and correction is not None:
-                        record_family(family, correction)
+                    if family.waiting == 0 and job.correction is not None:
+                        record_family(family, job.correction)
                 advance()
                 return
             else:
@@ -251,17 +250,17 @@ async def _write_results(job: Job, handle: TextIO, cache: Any, limits: Any, fini
                     record(feature, position, result)
                 else:
                     family.results[position] = result
-            if family is not None and correction is not None:
+            if family is not None and job.correction is not None:
                 family.waiting -= 1
                 if family.waiting == 0:
-                    record_family(family, correction)
+                    record_family(family, job.correction)
         finally:
             semaphore.release()
         # Not reached when cancelled: an interrupted pair is not done, and the bar does not count it.
         advance()
 
     try:
-        for number, text in input_lines(input_path):
+        for number, text in input_lines(job.input_path):
             digest = line_digest(text)
             try:
                 feature = parse_line(text, number, limits)
@@ -281,7 +280,7 @@ async def _write_results(job: Job, handle: TextIO, cache: Any, limits: Any, fini
                 for position, explanation in enumerate(feature.explanations)
                 if ("pair", feature.feature_id, explanation) not in finished.keys
             }
-            family = Family(feature, len(to_score)) if correction is not None and to_score else None
+            family = Family(feature, len(to_score)) if job.correction is not None and to_score else None
             for position in range(len(feature.explanations)):
                 if position not in to_score:
                     skip()
