@@ -80,15 +80,20 @@ if handed_over:
 
 examples = example_paths()
 first_example = DEFAULT_EXAMPLE if DEFAULT_EXAMPLE in examples else next(iter(examples), "")
-st.session_state.setdefault("source_kind", SOURCES[0] if examples else SOURCES[1])
-st.session_state.setdefault("example_name", first_example)
-st.session_state.setdefault("pasted_text", "")
-st.session_state.setdefault("explanations_text", example_explanations(first_example))
-st.session_state.setdefault("score_results", None)
-st.session_state.setdefault("score_results_by_scorer", {})
-st.session_state.setdefault("score_settings", {})
-st.session_state.setdefault("generated_explanations", [])
-st.session_state.setdefault("generate_n", 3)
+# After the hand-over, which fills some of these keys with the handed-over records.
+ui.state_defaults(
+    {
+        "source_kind": SOURCES[0] if examples else SOURCES[1],
+        "example_name": first_example,
+        "pasted_text": "",
+        "explanations_text": example_explanations(first_example),
+        "score_results": None,
+        "score_results_by_scorer": {},
+        "score_settings": {},
+        "generated_explanations": [],
+        "generate_n": 3,
+    }
+)
 
 st.title("Score explanations")
 st.caption(

@@ -70,6 +70,7 @@ from dashboard.sidebar import (
     simulator_label,
     simulator_options,
     simulator_select,
+    state_defaults,
 )
 
 __all__ = [
@@ -107,6 +108,7 @@ __all__ = [
     "load_simulator",
     "negative_note",
     "page_setup",
+    "state_defaults",
     "preview_records",
     "read_input_text",
     "read_upload",

@@ -180,31 +180,19 @@ def render_results(
         _render_simulations(results, prefix)
 
     st.subheader("Download")
-    left, middle, right = st.columns(3)
-    left.download_button(
-        "Ranking (CSV)",
-        results_module.results_csv(results),
-        "ranking.csv",
-        "text/csv",
-        key=f"{prefix}_dl_csv",
-        on_click="ignore",
+    downloads = (
+        ("Ranking (CSV)", results_module.results_csv(results), "ranking.csv", "text/csv", "csv"),
+        ("Every token (CSV)", results_module.tokens_csv(results), "tokens.csv", "text/csv", "tokens"),
+        (
+            "Everything (JSON)",
+            results_module.results_json(results, {"settings": _json_safe(settings)}),
+            "results.json",
+            "application/json",
+            "json",
+        ),
     )
-    middle.download_button(
-        "Every token (CSV)",
-        results_module.tokens_csv(results),
-        "tokens.csv",
-        "text/csv",
-        key=f"{prefix}_dl_tokens",
-        on_click="ignore",
-    )
-    right.download_button(
-        "Everything (JSON)",
-        results_module.results_json(results, {"settings": _json_safe(settings)}),
-        "results.json",
-        "application/json",
-        key=f"{prefix}_dl_json",
-        on_click="ignore",
-    )
+    for column, (label, data, file_name, mime, key) in zip(st.columns(3), downloads, strict=True):
+        column.download_button(label, data, file_name, mime, key=f"{prefix}_dl_{key}", on_click="ignore")
 
 
 RANKING_COLUMN_CONFIG = {

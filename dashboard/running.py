@@ -43,6 +43,17 @@ def _simulator_or_error(spec: str) -> Simulator | None:
     return None
 
 
+def _run_with_simulator(
+    spec: str, text: str, work: Callable[[Simulator, Callable[[int, int, str], None]], T], **options: Any
+) -> T | None:
+    """`work(simulator, progress)` under `run_with_progress_bar` (`options` go there); None when the simulator
+    cannot be loaded or the work fails (the reason is shown)."""
+    simulator = _simulator_or_error(spec)
+    if simulator is None:
+        return None
+    return run_with_progress_bar(text, lambda progress: work(simulator, progress), **options)
+
+
 def run_scorers(
     explanations: Sequence[str], records: Sequence[ActivationRecord], settings: dict[str, Any]
 ) -> dict[str, list[ScoreResult]] | None:
@@ -55,12 +66,10 @@ def run_scorers(
         st.error("Choose at least one scorer.")
         return None
     spec = settings["simulator"]
-    simulator = _simulator_or_error(spec)
-    if simulator is None:
-        return None
-    return run_with_progress_bar(
+    return _run_with_simulator(
+        spec,
         f"Scoring {len(explanations)} explanations with {spec}…",
-        lambda progress: rank_with_scorers(
+        lambda simulator, progress: rank_with_scorers(
             list(explanations),
             list(records),
             scorers,
@@ -98,12 +107,10 @@ def generate_candidates(
     records: Sequence[ActivationRecord], spec: str, n: int, use_cache: bool = True
 ) -> list[GeneratedExplanation] | None:
     """Candidates from `scoring.generate_explanations` with a progress bar; None after an error (shown)."""
-    simulator = _simulator_or_error(spec)
-    if simulator is None:
-        return None
-    return run_with_progress_bar(
+    return _run_with_simulator(
+        spec,
         f"Writing {n} candidate explanations with {spec}…",
-        lambda progress: generate_explanations(
+        lambda simulator, progress: generate_explanations(
             list(records),
             simulator=simulator,
             n=n,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
@@ -53,11 +55,19 @@ PAGES = (
 .streamlit/config.toml because it can only name the entry script after its file ("app")."""
 
 
-def page_setup(title: str, icon: str = "🔬") -> None:
-    """Page config and the sidebar shared by all pages (page list, API settings, cache info)."""
+def page_setup(title: str, icon: str = "🔬", state: Mapping[str, Any] | None = None) -> None:
+    """Page config and the sidebar shared by all pages (page list, API settings, cache info), then the
+    page's own session-state defaults `state`."""
     st.set_page_config(page_title=f"{title} · explanation scorer", page_icon=icon, layout="wide")
     page_links()
     sidebar_settings()
+    state_defaults(state or {})
+
+
+def state_defaults(defaults: Mapping[str, Any]) -> None:
+    """Each key of `defaults` in session state, unless the session already holds a value for it."""
+    for key, value in defaults.items():
+        st.session_state.setdefault(key, value)
 
 
 def page_links() -> None:
@@ -73,13 +83,7 @@ def page_links() -> None:
 
 def sidebar_settings() -> None:
     """API key / base URL / model in the sidebar; values live in session state across pages."""
-    for name, default in (
-        (API_KEY_STATE, ""),
-        (BASE_URL_STATE, ""),
-        (API_MODEL_STATE, DEFAULT_OPENAI_MODEL),
-        (EXTRA_SPEC_STATE, ""),
-    ):
-        st.session_state.setdefault(name, default)
+    state_defaults({API_KEY_STATE: "", BASE_URL_STATE: "", API_MODEL_STATE: DEFAULT_OPENAI_MODEL, EXTRA_SPEC_STATE: ""})
     with st.sidebar:
         with st.expander("API simulators", expanded=False):
             st.caption(

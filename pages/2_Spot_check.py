@@ -20,13 +20,18 @@ from scoring.api import sort_results
 SOURCES = ("Bundled example", "Paste JSON", "Upload a file")
 EXAMPLE = ui.EXAMPLES_DIR / "neuronpedia_spot_check.json"
 
-ui.page_setup("Spot-check", "🕵️")
-st.session_state.setdefault("spot_source", SOURCES[0] if EXAMPLE.exists() else SOURCES[1])
-st.session_state.setdefault("spot_pasted", "")
-st.session_state.setdefault("spot_results", None)
-st.session_state.setdefault("spot_claims", None)
-st.session_state.setdefault("spot_settings", {})
-st.session_state.setdefault("spot_tolerance", 0.05)
+ui.page_setup(
+    "Spot-check",
+    "🕵️",
+    state={
+        "spot_source": SOURCES[0] if EXAMPLE.exists() else SOURCES[1],
+        "spot_pasted": "",
+        "spot_results": None,
+        "spot_claims": None,
+        "spot_settings": {},
+        "spot_tolerance": 0.05,
+    },
+)
 
 st.title("Spot-check claimed scores")
 st.caption(

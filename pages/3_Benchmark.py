@@ -33,12 +33,17 @@ def puzzles_fingerprint(source: Any) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-ui.page_setup("Benchmark", "🧩")
-st.session_state.setdefault("bench_source", SOURCES[0] if ui.BUNDLED_PUZZLES.exists() else SOURCES[1])
-st.session_state.setdefault("bench_report", None)
-st.session_state.setdefault("bench_puzzles", None)
-st.session_state.setdefault("bench_settings", {})
-st.session_state.setdefault("bench_limit", 0)
+ui.page_setup(
+    "Benchmark",
+    "🧩",
+    state={
+        "bench_source": SOURCES[0] if ui.BUNDLED_PUZZLES.exists() else SOURCES[1],
+        "bench_report": None,
+        "bench_puzzles": None,
+        "bench_settings": {},
+        "bench_limit": 0,
+    },
+)
 
 st.title("Benchmark a simulator and scorers on puzzles")
 st.caption(

@@ -37,13 +37,7 @@ st.caption(
     "where it fires most, test it on your own text, and score explanations of it."
 )
 
-for key, default in (
-    ("explore_hits", None),
-    ("explore_unit", None),
-    ("explore_corpus", None),
-    ("explore_sort_token", -1),
-):
-    st.session_state.setdefault(key, default)
+ui.state_defaults({"explore_hits": None, "explore_unit": None, "explore_corpus": None, "explore_sort_token": -1})
 
 
 @st.cache_resource(show_spinner="Loading the subject model (the very first time converts it: a minute or more)…")

@@ -130,48 +130,38 @@ def _progress_bar(total: int, enabled: bool) -> Any:
     )
 
 
-async def _run(
-    input_path: Path,
-    output_path: Path,
-    simulator: Simulator,
-    run_settings: dict[str, Any],
-    concurrency: int,
-    scoring_options: dict[str, Any],
-    batch_options: dict[str, Any],
-    correction: str | None,
-    tally: Tally,
-) -> None:
-    """`correction`: the p-value correction across each feature's explanations, None for none."""
-    cache = resolve_cache(batch_options.get("cache", True))
-    retry_failed = bool(batch_options.get("retry_failed", True))
-    limits = batch_options.get("limits")
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    with output_path.open("a", encoding="utf-8") as handle:
-        lock_output(handle, output_path)
-        finished = read_finished(output_path, run_settings, retry_failed)
-        await _write_results(
-            input_path, output_path, handle, simulator, run_settings, concurrency, scoring_options,
-            batch_options, correction, tally, cache, limits, finished,
-        )
+@dataclass
+class Job:
+    """What one run of `run_batch` scores, how, and where it writes."""
+
+    input_path: Path
+    output_path: Path
+    simulator: Simulator
+    run_settings: dict[str, Any]
+    """What a result depends on; a rerun with other settings scores again instead of skipping."""
+    concurrency: int
+    scoring_options: dict[str, Any]
+    batch_options: dict[str, Any]
+    correction: str | None
+    """The p-value correction across each feature's explanations, None for none."""
+    tally: Tally = field(default_factory=Tally)
 
 
-async def _write_results(
-    input_path: Path,
-    output_path: Path,
-    handle: TextIO,
-    simulator: Simulator,
-    run_settings: dict[str, Any],
-    concurrency: int,
-    scoring_options: dict[str, Any],
-    batch_options: dict[str, Any],
-    correction: str | None,
-    tally: Tally,
-    cache: Any,
-    limits: Any,
-    finished: Finished,
-) -> None:
-    total = sum(count_pairs(text) for _, text in input_lines(input_path))
-    semaphore = asyncio.Semaphore(concurrency)
+async def _run(job: Job) -> None:
+    cache = resolve_cache(job.batch_options.get("cache", True))
+    retry_failed = bool(job.batch_options.get("retry_failed", True))
+    limits = job.batch_options.get("limits")
+    job.output_path.parent.mkdir(parents=True, exist_ok=True)
+    with job.output_path.open("a", encoding="utf-8") as handle:
+        lock_output(handle, job.output_path)
+        finished = read_finished(job.output_path, job.run_settings, retry_failed)
+        await _write_results(job, handle, cache, limits, finished)
+
+
+async def _write_results(job: Job, handle: TextIO, cache: Any, limits: Any, finished: Finished) -> None:
+    tally = job.tally
+    total = sum(count_pairs(text) for _, text in input_lines(job.input_path))
+    semaphore = asyncio.Semaphore(job.concurrency)
     running: set[asyncio.Task[None]] = set()
     crashes: list[BaseException] = []
 
@@ -180,7 +170,7 @@ async def _write_results(
         if not task.cancelled() and task.exception() is not None:
             crashes.append(task.exception())  # type: ignore[arg-type]
 
-    bar = _progress_bar(total, bool(batch_options.get("progress", True)))
+    bar = _progress_bar(total, bool(job.batch_options.get("progress", True)))
 
     def advance() -> None:
         bar.update(1)
@@ -194,7 +184,7 @@ async def _write_results(
         bar.total -= 1
         bar.refresh()
 
-    writer = BatchWriter(handle, run_settings, bool(batch_options.get("include_sequences", False)))
+    writer = BatchWriter(handle, job.run_settings, bool(job.batch_options.get("include_sequences", False)))
 
     def record(feature: Feature, position: int, result: ScoreResult) -> None:
         if writer.result(feature, position, result) == STATUS_OK:
@@ -220,7 +210,7 @@ async def _write_results(
         for position in sorted(set(fields) - set(family.results)):
             # A line of an earlier run, corrected then over other p-values: write it again when that changed.
             _, offset = finished.p_values[feature.feature_id, feature.explanations[position]]
-            earlier = line_at(output_path, offset)
+            earlier = line_at(job.output_path, offset)
             metrics = earlier.get("metrics") or {}
             now = jsonable(fields[position])
             if any(metrics.get(name) != value for name, value in now.items()):
@@ -235,10 +225,10 @@ async def _write_results(
                 result = await ascore_explanation(
                     explanation,
                     feature.records,
-                    simulator=simulator,
+                    simulator=job.simulator,
                     cache=cache,
                     limits=limits,
-                    **scoring_options,
+                    **job.scoring_options,
                 )
             except ScoringInputError as exc:
                 tally.input_errors += 1
@@ -250,8 +240,8 @@ async def _write_results(
                 writer.failure(feature, position, f"internal error ({type(exc).__name__}: {exc}); see the log")
                 if family is not None:
                     family.waiting -= 1
-                    if family.waiting == 0 and correction is not None:
-                        record_family(family, correction)
+                    if family.waiting == 0 and job.correction is not None:
+                        record_family(family, job.correction)
                 advance()
                 return
             else:
@@ -260,17 +250,17 @@ async def _write_results(
                     record(feature, position, result)
                 else:
                     family.results[position] = result
-            if family is not None and correction is not None:
+            if family is not None and job.correction is not None:
                 family.waiting -= 1
                 if family.waiting == 0:
-                    record_family(family, correction)
+                    record_family(family, job.correction)
         finally:
             semaphore.release()
         # Not reached when cancelled: an interrupted pair is not done, and the bar does not count it.
         advance()
 
     try:
-        for number, text in input_lines(input_path):
+        for number, text in input_lines(job.input_path):
             digest = line_digest(text)
             try:
                 feature = parse_line(text, number, limits)
@@ -290,7 +280,7 @@ async def _write_results(
                 for position, explanation in enumerate(feature.explanations)
                 if ("pair", feature.feature_id, explanation) not in finished.keys
             }
-            family = Family(feature, len(to_score)) if correction is not None and to_score else None
+            family = Family(feature, len(to_score)) if job.correction is not None and to_score else None
             for position in range(len(feature.explanations)):
                 if position not in to_score:
                     skip()
@@ -380,22 +370,20 @@ def run_batch(
     if corrects:
         identity["correction"] = correction
     run_settings = json.loads(json.dumps(identity, sort_keys=True, default=str))
-    tally = Tally()
+    job = Job(
+        source,
+        destination,
+        instance,
+        run_settings,
+        concurrency,
+        scoring_options,
+        batch_options,
+        correction if corrects and correction != "none" else None,
+    )
+    tally = job.tally
     started = time.perf_counter()
     try:
-        asyncio.run(
-            _run(
-                source,
-                destination,
-                instance,
-                run_settings,
-                concurrency,
-                scoring_options,
-                batch_options,
-                correction if corrects and correction != "none" else None,
-                tally,
-            )
-        )
+        asyncio.run(_run(job))
     except KeyboardInterrupt:
         logger.warning(
             "interrupted after %d new results; every finished line is in %s, run the same command to resume",

@@ -339,12 +339,7 @@ class OpenAISimulator:
             raise _Failed(str(exc)) from exc
 
     async def _run(
-        self,
-        mode: str,
-        client: openai.AsyncOpenAI,
-        explanation: str,
-        sequences: list[list[str]],
-        usage: Usage,
+        self, mode: str, client: openai.AsyncOpenAI, explanation: str, sequences: list[list[str]], usage: Usage
     ) -> list[SequenceSimulation]:
         if mode == PROMPT_LOGPROBS:
             return await self._run_prompt_logprobs(client, explanation, sequences, usage)
@@ -386,12 +381,7 @@ class OpenAISimulator:
         ]
 
     async def _run_chat(
-        self,
-        mode: str,
-        client: openai.AsyncOpenAI,
-        explanation: str,
-        sequences: list[list[str]],
-        usage: Usage,
+        self, mode: str, client: openai.AsyncOpenAI, explanation: str, sequences: list[list[str]], usage: Usage
     ) -> list[SequenceSimulation]:
         counts = [len(tokens) for tokens in sequences]
         messages: list[dict[str, str]] = [

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import scoring.subjects as subjects
@@ -178,29 +180,17 @@ def _command_neurons(args: argparse.Namespace) -> int:
 def _command_records(args: argparse.Namespace) -> int:
     subject, sae, layer = _resolve(args)
     corpus = subjects.load_corpus(args.corpus)
-
-    index: subjects.ActivationIndex
     with progress_bar("indexing corpus windows", "window") as report:
+        open_windows: Callable[..., subjects.ActivationIndex]
         if sae is None:
             subject.check_unit(layer, args.neuron, args.kind)
-            index = subjects.open_index(
-                subject,
-                corpus,
-                window_tokens=args.window_tokens,
-                max_windows=args.max_windows or subjects.MAX_WINDOWS,
-                progress=report,
-            )
-            kind = args.kind
+            open_windows = partial(subjects.open_index, subject, corpus)
+            default_windows, kind = subjects.MAX_WINDOWS, args.kind
         else:
-            index = latent_units.open_latent_index(
-                subject,
-                sae,
-                corpus,
-                window_tokens=args.window_tokens,
-                max_windows=args.max_windows or latent_units.LATENT_MAX_WINDOWS,
-                progress=report,
-            )
-            kind = latent_units.LATENT
+            open_windows = partial(latent_units.open_latent_index, subject, sae, corpus)
+            default_windows, kind = latent_units.LATENT_MAX_WINDOWS, latent_units.LATENT
+        max_windows = args.max_windows or default_windows
+        index = open_windows(window_tokens=args.window_tokens, max_windows=max_windows, progress=report)
     dedup = "none" if args.no_diverse else args.dedup
     records = index.records(
         subject,

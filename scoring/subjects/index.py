@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from scoring.errors import ScoringInputError
-from scoring.subjects.corpus import MAX_WINDOWS, WINDOW_TOKENS, Corpus, chunk_corpus, default_corpus
+from scoring.subjects.corpus import MAX_WINDOWS, WINDOW_TOKENS, Corpus, Windows, chunk_corpus, default_corpus
 from scoring.subjects.model import KINDS, Progress, SubjectModel, subjects_directory
 
 logger = logging.getLogger(__name__)
@@ -185,10 +185,13 @@ class ActivationIndex:
         skip = 1 if subject.bos_token_id is not None else 0
         for start in range(0, len(windows), batch_size):
             batch = [subject.with_bos(self.token_ids[w].tolist()) for w in windows[start : start + batch_size]]
-            captured = subject.capture(np.asarray(batch), [layer], kind)
-            rows.append(captured[:, 0, skip:, index])
+            rows.append(self._capture(subject, np.asarray(batch), layer, kind)[:, skip:, index])
         width = self.token_ids.shape[1]
         return np.concatenate(rows, axis=0) if rows else np.zeros((0, width), dtype=np.float32)
+
+    def _capture(self, subject: SubjectModel, batch: np.ndarray, layer: int, kind: str) -> np.ndarray:
+        """(batch, tokens) ids, BOS included -> (batch, tokens, units): every unit of `kind` at `layer`."""
+        return subject.capture(batch, [layer], kind)[:, 0]
 
 
 def select_diverse(
@@ -304,11 +307,14 @@ def index_directory(
     subject: SubjectModel, corpus: Corpus, window_tokens: int = WINDOW_TOKENS, max_windows: int = MAX_WINDOWS
 ) -> Path:
     """Where the index of this model, corpus and windowing lives (it exists when meta.json does)."""
-    identity = json.dumps(
-        [INDEX_FORMAT, subject.name, corpus.fingerprint, window_tokens, max_windows], separators=(",", ":")
-    )
-    digest = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:16]
-    return subjects_directory() / subject.name / "index" / digest
+    identity = [INDEX_FORMAT, subject.name, corpus.fingerprint, window_tokens, max_windows]
+    return hashed_directory(subject, "index", identity)
+
+
+def hashed_directory(subject: SubjectModel, folder: str, identity: list[Any]) -> Path:
+    """``<subjects>/<model>/<folder>/<digest of identity>``: one folder per distinct index."""
+    digest = hashlib.sha256(json.dumps(identity, separators=(",", ":")).encode("utf-8")).hexdigest()[:16]
+    return subjects_directory() / subject.name / folder / digest
 
 
 def open_index(
@@ -354,24 +360,10 @@ def build_index(
     maxima = {kind: np.zeros((n_windows, subject.n_layers, subject.widths[kind]), dtype=np.float32) for kind in KINDS}
     skip = 1 if subject.bos_token_id is not None else 0
     logger.info("indexing %d windows of %s with %s", n_windows, corpus.name, subject.name)
-    if progress:
-        progress(0, n_windows, "indexing the corpus")
-    for start in range(0, n_windows, batch_size):
-        batch = np.asarray([subject.with_bos(row.tolist()) for row in windows.token_ids[start : start + batch_size]])
+    for start, batch in window_batches(subject, windows, batch_size, progress, "indexing the corpus"):
         captured = subject.capture_kinds(batch, layers, KINDS)
         for kind in KINDS:
             maxima[kind][start : start + len(batch)] = captured[kind][:, :, skip:, :].max(axis=2)
-        done = min(n_windows, start + batch_size)
-        if progress:
-            progress(done, n_windows, f"indexed {done}/{n_windows} windows")
-    home = Path(directory)
-    partial = home.with_name(home.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    np.save(partial / "token_ids.npy", windows.token_ids)
-    for kind, table in maxima.items():
-        np.save(partial / f"{kind}_max.npy", table)
-    (partial / "tokens.json").write_text(json.dumps(windows.tokens, ensure_ascii=False), encoding="utf-8")
     meta = {
         "format": INDEX_FORMAT,
         "model": subject.name,
@@ -382,25 +374,60 @@ def build_index(
         "n_layers": subject.n_layers,
         "widths": dict(subject.widths),
     }
-    (partial / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    shutil.rmtree(home, ignore_errors=True)
-    partial.rename(home)
+    home = Path(directory)
+    write_index_files(home, windows, maxima, meta)
     return read_index(home)
 
 
-def read_index(directory: str | Path) -> ActivationIndex:
-    """An index written by `build_index` (maxima memory-mapped, so opening is instant)."""
+def window_batches(
+    subject: SubjectModel, windows: Windows, batch_size: int, progress: Progress | None, what: str
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(first window, (batch, tokens) ids with BOS) over all `windows`, reporting progress after each batch."""
+    n_windows = windows.token_ids.shape[0]
+    if progress:
+        progress(0, n_windows, what)
+    for start in range(0, n_windows, batch_size):
+        rows = windows.token_ids[start : start + batch_size]
+        yield start, np.asarray([subject.with_bos(row.tolist()) for row in rows])
+        done = min(n_windows, start + batch_size)
+        if progress:
+            progress(done, n_windows, f"indexed {done}/{n_windows} windows")
+
+
+def write_index_files(home: Path, windows: Windows, maxima: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    """Write an index into `home` through a ``.partial`` folder, so a crash never leaves half an index."""
+    partial = home.with_name(home.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    np.save(partial / "token_ids.npy", windows.token_ids)
+    for kind, table in maxima.items():
+        np.save(partial / f"{kind}_max.npy", table)
+    (partial / "tokens.json").write_text(json.dumps(windows.tokens, ensure_ascii=False), encoding="utf-8")
+    (partial / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    shutil.rmtree(home, ignore_errors=True)
+    partial.rename(home)
+
+
+def read_index_files(
+    directory: str | Path, kinds: Sequence[str], index_format: int, what: str
+) -> tuple[Path, dict[str, Any], np.ndarray, list[list[str]], dict[str, np.ndarray]]:
+    """(home, meta, token_ids, tokens, maxima memory-mapped) of an index written by `write_index_files`."""
     home = Path(directory)
     meta = json.loads((home / "meta.json").read_text(encoding="utf-8"))
-    if meta.get("format") != INDEX_FORMAT:
-        raise ScoringInputError(f"the index in {home} has an old format; delete that folder to rebuild it")
-    return ActivationIndex(
+    if meta.get("format") != index_format:
+        raise ScoringInputError(f"the {what} in {home} has an old format; delete that folder to rebuild it")
+    return (
         home,
         meta,
         np.load(home / "token_ids.npy"),
         json.loads((home / "tokens.json").read_text(encoding="utf-8")),
-        {kind: np.load(home / f"{kind}_max.npy", mmap_mode="r") for kind in KINDS},
+        {kind: np.load(home / f"{kind}_max.npy", mmap_mode="r") for kind in kinds},
     )
+
+
+def read_index(directory: str | Path) -> ActivationIndex:
+    """An index written by `build_index` (maxima memory-mapped, so opening is instant)."""
+    return ActivationIndex(*read_index_files(directory, KINDS, INDEX_FORMAT, "index"))
 
 
 def feature_json(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +19,14 @@ import numpy as np
 
 from scoring.errors import ScoringInputError
 from scoring.subjects.corpus import WINDOW_TOKENS, Corpus, chunk_corpus
-from scoring.subjects.index import ActivationIndex
-from scoring.subjects.model import Progress, SubjectModel, TextActivations, subjects_directory
+from scoring.subjects.index import (
+    ActivationIndex,
+    hashed_directory,
+    read_index_files,
+    window_batches,
+    write_index_files,
+)
+from scoring.subjects.model import Progress, SubjectModel, TextActivations
 from scoring.subjects.sae import WEIGHTS_FILE, SparseAutoencoder
 
 logger = logging.getLogger(__name__)
@@ -119,17 +124,8 @@ class LatentIndex(ActivationIndex):
     def check_unit(self, subject: SubjectModel, layer: int, index: int, kind: str) -> None:
         self.window_maxima(layer, index, kind)
 
-    def _window_values(
-        self, subject: SubjectModel, windows: Sequence[int], layer: int, index: int, kind: str, batch_size: int = 16
-    ) -> np.ndarray:
-        self.check_unit(subject, layer, index, kind)
-        rows = []
-        skip = 1 if subject.bos_token_id is not None else 0
-        for start in range(0, len(windows), batch_size):
-            batch = [subject.with_bos(self.token_ids[w].tolist()) for w in windows[start : start + batch_size]]
-            rows.append(capture_latents(subject, self._sae(), np.asarray(batch))[:, skip:, index])
-        width = self.token_ids.shape[1]
-        return np.concatenate(rows, axis=0) if rows else np.zeros((0, width), dtype=np.float32)
+    def _capture(self, subject: SubjectModel, batch: np.ndarray, layer: int, kind: str) -> np.ndarray:
+        return capture_latents(subject, self._sae(), batch)
 
     def density(self, index: int) -> float:
         """Share of windows in which the latent fires at all (max > 0)."""
@@ -144,12 +140,8 @@ def latent_index_directory(
     max_windows: int = LATENT_MAX_WINDOWS,
 ) -> Path:
     """Where the latent index of this model, SAE, corpus and windowing lives."""
-    identity = json.dumps(
-        [LATENT_INDEX_FORMAT, subject.name, sae_fingerprint(sae), corpus.fingerprint, window_tokens, max_windows],
-        separators=(",", ":"),
-    )
-    digest = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:16]
-    return subjects_directory() / subject.name / "latent-index" / digest
+    identity = [LATENT_INDEX_FORMAT, subject.name, sae_fingerprint(sae), corpus.fingerprint, window_tokens, max_windows]
+    return hashed_directory(subject, "latent-index", identity)
 
 
 def open_latent_index(
@@ -196,20 +188,9 @@ def _build_latent_index(
     maxima = np.zeros((n_windows, sae.d_sae), dtype=np.float32)
     skip = 1 if subject.bos_token_id is not None else 0
     logger.info("indexing %d windows of %s with the SAE %s", n_windows, corpus.name, sae.name)
-    if progress:
-        progress(0, n_windows, "indexing the corpus for the SAE's latents")
-    for start in range(0, n_windows, batch_size):
-        batch = np.asarray([subject.with_bos(row.tolist()) for row in windows.token_ids[start : start + batch_size]])
+    batches = window_batches(subject, windows, batch_size, progress, "indexing the corpus for the SAE's latents")
+    for start, batch in batches:
         maxima[start : start + len(batch)] = capture_latents(subject, sae, batch)[:, skip:, :].max(axis=1)
-        done = min(n_windows, start + batch_size)
-        if progress:
-            progress(done, n_windows, f"indexed {done}/{n_windows} windows")
-    partial = home.with_name(home.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    np.save(partial / "token_ids.npy", windows.token_ids)
-    np.save(partial / f"{LATENT}_max.npy", maxima)
-    (partial / "tokens.json").write_text(json.dumps(windows.tokens, ensure_ascii=False), encoding="utf-8")
     meta = {
         "format": LATENT_INDEX_FORMAT,
         "model": subject.name,
@@ -223,25 +204,12 @@ def _build_latent_index(
         "window_tokens": window_tokens,
         "n_windows": n_windows,
     }
-    (partial / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    shutil.rmtree(home, ignore_errors=True)
-    partial.rename(home)
+    write_index_files(home, windows, {LATENT: maxima}, meta)
 
 
 def read_latent_index(directory: str | Path, sae: SparseAutoencoder | None = None) -> LatentIndex:
     """A latent index written by `open_latent_index` (maxima memory-mapped)."""
-    home = Path(directory)
-    meta = json.loads((home / "meta.json").read_text(encoding="utf-8"))
-    if meta.get("format") != LATENT_INDEX_FORMAT:
-        raise ScoringInputError(f"the latent index in {home} has an old format; delete that folder to rebuild it")
-    return LatentIndex(
-        home,
-        meta,
-        np.load(home / "token_ids.npy"),
-        json.loads((home / "tokens.json").read_text(encoding="utf-8")),
-        {LATENT: np.load(home / f"{LATENT}_max.npy", mmap_mode="r")},
-        sae=sae,
-    )
+    return LatentIndex(*read_index_files(directory, [LATENT], LATENT_INDEX_FORMAT, "latent index"), sae=sae)
 
 
 # --------------------------------------------------------------------------- search

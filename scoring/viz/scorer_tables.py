@@ -10,7 +10,7 @@ import pandas as pd
 from scoring.judged import JUDGE_THRESHOLD
 from scoring.results import ScoreResult
 from scoring.scorers import ACTIVE_THRESHOLD, DECISION_THRESHOLD
-from scoring.viz.tables import format_number
+from scoring.viz.tables import numbers_as_text, tint_rows
 from scoring.viz.tokens import sequence_label
 
 
@@ -79,16 +79,8 @@ _OUTCOME_STYLES = {
 
 def detection_table(result: ScoreResult) -> Any:
     """`detection_frame` for display: numbers as text, right verdicts green, wrong ones red."""
-    frame = detection_frame(result)
-    shown = frame.copy()
-    for name in ("real_max", "prediction"):
-        if name in shown.columns:
-            shown[name] = [format_number(value, 2) for value in frame[name]]
-
-    def tint(row: pd.Series) -> list[str]:
-        return [_OUTCOME_STYLES.get(str(row.get("outcome")), "")] * len(row)
-
-    return shown.style.apply(tint, axis=1)
+    shown = numbers_as_text(detection_frame(result), ("real_max", "prediction"), digits=2)
+    return tint_rows(shown, lambda row: _OUTCOME_STYLES.get(str(row.get("outcome")), ""))
 
 
 def fuzzing_frame(result: ScoreResult) -> pd.DataFrame:
@@ -179,12 +171,5 @@ _JUDGMENT_STYLES = {
 
 def judgments_table(result: ScoreResult) -> Any:
     """`judgments_frame` for display: numbers as text, right answers green, wrong ones red."""
-    frame = judgments_frame(result)
-    shown = frame.copy()
-    shown["target"] = [format_number(value, 2) for value in frame["target"]]
-    shown["p_yes"] = [format_number(value, 3) for value in frame["p_yes"]]
-
-    def tint(row: pd.Series) -> list[str]:
-        return [_JUDGMENT_STYLES.get(str(row.get("outcome")), "")] * len(row)
-
-    return shown.style.apply(tint, axis=1)
+    shown = numbers_as_text(numbers_as_text(judgments_frame(result), ("target",), digits=2), ("p_yes",), digits=3)
+    return tint_rows(shown, lambda row: _JUDGMENT_STYLES.get(str(row.get("outcome")), ""))

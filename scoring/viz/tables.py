@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -59,6 +59,20 @@ def format_number(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+def numbers_as_text(frame: pd.DataFrame, columns: Sequence[str], digits: int = 3) -> pd.DataFrame:
+    """A copy of `frame` with those of `columns` it has written by `format_number`."""
+    shown = frame.copy()
+    for name in columns:
+        if name in shown.columns:
+            shown[name] = [format_number(value, digits) for value in frame[name]]
+    return shown
+
+
+def tint_rows(shown: pd.DataFrame, row_style: Callable[[pd.Series], str]) -> Any:
+    """A Styler of `shown` with every cell of a row given `row_style(row)` (a CSS declaration, or "")."""
+    return shown.style.apply(lambda row: [row_style(row)] * len(row), axis=1)
+
+
 def ranking_table(results: Sequence[ScoreResult], generated: Collection[str] = ()) -> Any:
     """The ranking for display: numbers as text ('n/a' when undefined), the best row tinted green.
 
@@ -76,11 +90,7 @@ def ranking_table(results: Sequence[ScoreResult], generated: Collection[str] = (
     shown["seconds"] = [format_number(value, 2) for value in frame["seconds"]]
     shown["cached"] = ["yes" if value else "no" for value in frame["cached"]]
     best = best_index(results)
-
-    def tint(row: pd.Series) -> list[str]:
-        return [_BEST_ROW_STYLE if row.name == best else ""] * len(row)
-
-    return shown.style.apply(tint, axis=1)
+    return tint_rows(shown, lambda row: _BEST_ROW_STYLE if row.name == best else "")
 
 
 def per_sequence_frame(results: Sequence[ScoreResult]) -> pd.DataFrame:
@@ -178,15 +188,8 @@ _VERDICT_STYLES = {
 
 def highlight_verdicts(frame: pd.DataFrame) -> Any:
     """Styler for `spot_check_frame`: numbers as text; disagreements red, across methods amber; agreements green."""
-    shown = frame.copy()
-    for name in ("claimed", "rescored", "difference"):
-        if name in shown.columns:
-            shown[name] = [format_number(value) for value in frame[name]]
-
-    def tint(row: pd.Series) -> list[str]:
-        return [_VERDICT_STYLES.get(str(row.get("verdict")), "")] * len(row)
-
-    return shown.style.apply(tint, axis=1)
+    shown = numbers_as_text(frame, ("claimed", "rescored", "difference"))
+    return tint_rows(shown, lambda row: _VERDICT_STYLES.get(str(row.get("verdict")), ""))
 
 
 def bench_frame(report: Mapping[str, Any]) -> pd.DataFrame:
@@ -221,15 +224,8 @@ def bench_frame(report: Mapping[str, Any]) -> pd.DataFrame:
 
 def highlight_bench(frame: pd.DataFrame) -> Any:
     """Styler for `bench_frame`: numbers as text ('n/a' when undefined), lost puzzles tinted red."""
-    shown = frame.copy()
-    for name in ("true_score", "best_false_score", "margin"):
-        if name in shown.columns:
-            shown[name] = [format_number(value) for value in frame[name]]
-
-    def tint(row: pd.Series) -> list[str]:
-        return ["" if row.get("won") else "background-color: rgba(220,53,69,0.18)"] * len(row)
-
-    return shown.style.apply(tint, axis=1)
+    shown = numbers_as_text(frame, ("true_score", "best_false_score", "margin"))
+    return tint_rows(shown, lambda row: "" if row.get("won") else "background-color: rgba(220,53,69,0.18)")
 
 
 DISAGREEMENT_MARK = "⚠"
@@ -301,11 +297,7 @@ def scorer_ranking_table(
         shown[f"{name} rank"] = [
             "n/a" if rank is None or pd.isna(rank) else f"#{int(rank)}" for rank in frame[f"{name} rank"]
         ]
-
-    def tint(row: pd.Series) -> list[str]:
-        return [_DISAGREEMENT_STYLE if row.get("disagreement") else ""] * len(row)
-
-    return shown.style.apply(tint, axis=1)
+    return tint_rows(shown, lambda row: _DISAGREEMENT_STYLE if row.get("disagreement") else "")
 
 
 def metrics_frame(results: Sequence[ScoreResult]) -> pd.DataFrame:

@@ -222,13 +222,7 @@ def comparison_html(
                 f'<div><div class="{head_class}" title="{html.escape(title, quote=True)}">'
                 # The mark comes first so that a long explanation cut short by the column never hides it.
                 f'<span style="font-weight:400">{correlation} ·</span> {head}</div>'
-                + tokens_html(
-                    cell.tokens,
-                    cell.simulated,
-                    hover=hover,
-                    error=cell.error,
-                    include_style=False,
-                )
+                + _simulated_html(cell, hover)
                 + "</div>"
             )
         blocks.append(
@@ -264,6 +258,13 @@ def color_legend_html(vmax: float = SCALE_MAX) -> str:
     )
 
 
+def _simulated_html(sequence: SequenceResult, hover: Sequence[str], outlined: Collection[int] = ()) -> str:
+    """A sequence's simulated activations as token boxes (the page's heatmap CSS is added once, by the caller)."""
+    return tokens_html(
+        sequence.tokens, sequence.simulated, hover=hover, error=sequence.error, include_style=False, outlined=outlined
+    )
+
+
 def fuzzing_html(result: ScoreResult, *, max_sequences: int | None = None) -> str:
     """Activating sequences as simulated-activation heatmaps with the really active tokens outlined."""
     blocks = [_HEATMAP_CSS]
@@ -280,14 +281,7 @@ def fuzzing_html(result: ScoreResult, *, max_sequences: int | None = None) -> st
         ]
         blocks.append(
             f'<div class="cmpseq">{html.escape(sequence_label(sequence.tokens, sequence.index))}</div>'
-            + tokens_html(
-                sequence.tokens,
-                sequence.simulated,
-                hover=hover,
-                error=sequence.error,
-                include_style=False,
-                outlined=active,
-            )
+            + _simulated_html(sequence, hover, outlined=active)
         )
     if shown == 0:
         blocks.append('<div class="tokviz">No sequence has both active and inactive tokens.</div>')
