@@ -4,9 +4,9 @@
 
 Starts `streamlit run app.py` on a free 127.0.0.1 port, opens it in headless
 Chromium and, as a user would: scores the bundled example on the Score page,
-re-scores the bundled feature on the Spot-check page, and runs the subject
-model on the Explore page (its first load converts the model: minutes on a
-small CPU). Each picture is the browser window scrolled to the part it shows.
+re-scores the bundled feature on the Spot-check page, and opens an SAE latent's
+page in Explore (loads the subject model and indexes part of the bundled corpus:
+minutes on a small CPU). Each picture is the browser window scrolled to the part it shows.
 Needs what `tests/test_browser.py` needs (chromium, chromium-driver, selenium).
 """
 
@@ -25,7 +25,6 @@ from scripts.streamlit_browser import REPO, Page, chromium, missing_requirements
 logger = logging.getLogger("screenshots")
 
 WIDTH, HEIGHT = 1400, 1500
-EXPLORE_SECONDS = 900
 
 
 def scroll_to(page: Page, xpath: str, margin: int = 20) -> None:
@@ -70,19 +69,14 @@ def spot_check(page: Page, simulator: str, out: Path) -> Path:
     return path
 
 
-def explore(page: Page, out: Path) -> Path:
-    from selenium.webdriver.support.ui import WebDriverWait
+def explore(url: str, out: Path) -> Path:
+    """A latent's page in Explore ("My favorite color is red." and the latent that fires on " red"),
+    driven by the Explore browser test's own steps."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from test_explore_browser import explore_a_latent
 
-    page.open("Explore")
-    patient = Page(page.driver, page.url)
-    patient.wait = WebDriverWait(page.driver, EXPLORE_SECONDS)
-    patient.find_xpath("//h1[contains(., 'Explore')]")
-    patient.click_xpath("//button[@data-testid='stBaseButton-primaryFormSubmit']")
-    patient.find_xpath("//h3[contains(., 'Top ')]")
-    patient.idle()
-    scroll_to(patient, "//h3[contains(., 'Top ')]")
-    path = out / "explore.png"
-    patient.screenshot(path, full_page=False)
+    path = out / "explore-latent.png"
+    explore_a_latent(url, path, text="My favorite color is red.", latent=1347, window=(1400, 2300))
     return path
 
 
@@ -103,10 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             page = Page(driver, url)
             shots = [score_results(page, args.simulator, args.out), spot_check(page, args.simulator, args.out)]
-            if not args.skip_explore:
-                shots.append(explore(page, args.out))
         finally:
             driver.quit()
+        if not args.skip_explore:
+            shots.append(explore(url, args.out))
     for path in shots:
         logger.info("wrote %s", path)
     return 0
