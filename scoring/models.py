@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 # cores; waiting passively costs little when they do not. Read when torch loads, so set it first.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-CONVERSION_FORMAT = 1
+CONVERSION_FORMAT = 2
 """Bumped when the converted folder's layout changes, so old folders are converted again."""
 
 
@@ -218,6 +218,9 @@ def converted_folder(key: str, directory: Path | None = None) -> Path:
         # The weights are dequantized floats now; the saved config must not claim a GGUF quantization.
         if hasattr(config, "quantization_config"):
             del config.quantization_config
+        # Saved with the config alone, so name the class that reads the weights (servers such as
+        # `transformers serve` look it up there).
+        config.architectures = [type(model).__name__]
         partial = home.with_name(home.name + f".partial-{os.getpid()}")
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)

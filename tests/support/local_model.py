@@ -13,8 +13,6 @@ import os
 import sys
 from pathlib import Path
 
-MODEL_FOLDER_NAME = "gemma-3-270m-chat"
-
 GEMMA_TURNS = (
     "{{ bos_token }}{% for message in messages %}"
     "{% set role = 'model' if message['role'] == 'assistant' else 'user' %}"
@@ -32,7 +30,7 @@ def gemma_folder() -> Path:
     from scoring import models
 
     converted = models.converted_folder("gemma-3-270m")
-    folder = converted.parent / MODEL_FOLDER_NAME
+    folder = converted.parent / f"{converted.name}-chat"  # a new conversion gets a new folder
     if (folder / "done").exists():
         return folder
     staging = folder.with_name(folder.name + f".partial-{os.getpid()}")
