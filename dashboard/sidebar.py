@@ -19,7 +19,7 @@ from scoring import (
     open_cache,
 )
 from scoring.cache import SimulationCache, default_cache_directory
-from scoring.simulators import DEFAULT_SIMULATOR_REASON
+from scoring.simulators import default_simulator
 
 logger = logging.getLogger(__name__)
 
@@ -151,19 +151,19 @@ def simulator_select(key: str) -> str:
             "API models (set a key in the sidebar) are stronger but cost money.",
         )
     )
-    if spec == default_simulator_spec() and DEFAULT_SIMULATOR_REASON:
-        st.caption(DEFAULT_SIMULATOR_REASON)
-    if spec.split(":", 1)[0] == "local":
+    if spec == default_simulator_spec():
+        st.caption(default_simulator()[1])
+    elif spec.split(":", 1)[0] == "local":
         st.caption(LOCAL_CAVEAT)
     return spec
 
 
 LOCAL_CAVEAT = (
-    "The embedded language model (Qwen2.5-Coder-1.5B) reads the explanation and lists the words that fit. "
-    'It tells category explanations apart ("colors" vs "smells") better than the baselines, but it is '
-    'weak on structural or conditional ones ("the word after *of*", "wrong sums"), where a decoy naming '
-    "the firing words can win, and it takes minutes per score on a small CPU. For scores you rely on, use "
-    "an API model; the measurements are in docs/local-simulator.md."
+    "The embedded language model (Qwen2.5-Coder-1.5B by default) reads the explanation and lists the words "
+    'that fit. It tells category explanations apart ("colors" vs "smells") better than the baselines, but it '
+    'is weak on structural or conditional ones ("the word after *of*", "wrong sums"), where a decoy naming '
+    "the firing words can win. For scores you rely on, use an API model; the measurements are in "
+    "docs/local-simulator.md."
 )
 
 

@@ -34,7 +34,7 @@ from scoring.records import (
 from scoring.results import GeneratedExplanation, ScoreResult
 from scoring.sampling import sample_records
 from scoring.scorers import ATTENTION_SCORERS, JUDGE_SCORERS, SCORER_OPTIONS, SCORERS, check_scorer_options
-from scoring.simulators import DEFAULT_JUDGE, DEFAULT_SIMULATOR, Explainer, ExplanationExample, Simulator, get_simulator
+from scoring.simulators import DEFAULT_JUDGE, Explainer, ExplanationExample, Simulator, default_simulator, get_simulator
 from scoring.simulators.runner import run_explanations
 
 MAX_EXPLANATION_CHARS = 2000
@@ -53,9 +53,9 @@ _simulators_lock = threading.Lock()
 
 
 def default_simulator_spec(judge: bool = False) -> str:
-    """The spec used when none is given (`scoring.simulators.DEFAULT_SIMULATOR`, chosen by benchmark);
-    with `judge`, for work that needs a model that judges or writes (`DEFAULT_JUDGE`)."""
-    return DEFAULT_JUDGE if judge else DEFAULT_SIMULATOR
+    """The spec used when none is given (`scoring.simulators.default_simulator`, chosen by benchmark for
+    this hardware); with `judge`, for work that needs a model that judges or writes (`DEFAULT_JUDGE`)."""
+    return DEFAULT_JUDGE if judge else default_simulator()[0]
 
 
 def resolve_simulator(simulator: str | Simulator | None, *, judge: bool = False) -> Simulator:

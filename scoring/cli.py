@@ -22,7 +22,7 @@ from scoring.textformat import new_explanations
 
 def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
     """The simulator and scorer, which sequences are scored and how they are scaled (score and batch)."""
-    parser.add_argument("--simulator", default=None, help="simulator spec (default: embedding; for judges: local)")
+    parser.add_argument("--simulator", default=None, help="simulator spec (default: local; embedding without bf16)")
     parser.add_argument("--scorer", default="simulation", help="scoring method (default: simulation)")
     parser.add_argument("--sampling", default="all", choices=list(STRATEGIES))
     parser.add_argument("-n", "--n-sequences", type=int, default=None, help="how many sequences to use")
@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="accuracy of a scorer on a puzzle suite")
     bench.add_argument("puzzles", help="puzzle file in the schema of OpenAI's puzzles.json")
-    bench.add_argument("--simulator", default=None, help="simulator spec (default: embedding; for judges: local)")
+    bench.add_argument("--simulator", default=None, help="simulator spec (default: local; embedding without bf16)")
     bench.add_argument(
         "--scorer",
         action="append",

@@ -276,13 +276,20 @@ def test_rank_with_scorers_rejects_unknown_or_no_scorers(seed_records):
         rank_with_scorers(["fox"], seed_records, [], simulator="fake")
 
 
-def test_the_default_simulator_and_the_default_judge() -> None:
+def test_the_default_simulator_follows_the_hardware_and_the_judge_is_local(monkeypatch: pytest.MonkeyPatch) -> None:
     from scoring.api import default_simulator_spec, resolve_simulator
-    from scoring.simulators import DEFAULT_JUDGE, DEFAULT_SIMULATOR
+    from scoring.simulators import DEFAULT_JUDGE, default_simulator
 
-    # Chosen by benchmark (docs/local-simulator.md): embedding simulates; judging and writing need local.
-    assert (DEFAULT_SIMULATOR, DEFAULT_JUDGE) == ("embedding", "local")
-    assert default_simulator_spec() == "embedding" and default_simulator_spec(judge=True) == "local"
-    assert resolve_simulator(None).name == "embedding"  # nothing is loaded until a simulation runs
+    # Chosen by benchmark (docs/local-simulator.md): local where it runs in bfloat16 or on a GPU, else embedding.
+    for dtype, expected in (("bfloat16", "local"), ("float32", "embedding")):
+        monkeypatch.setenv("SCORING_DEVICE", "cpu")
+        monkeypatch.setenv("SCORING_DTYPE", dtype)
+        default_simulator.cache_clear()
+        spec, reason = default_simulator()
+        assert spec == expected and f"The default simulator is `{expected}`" in reason
+        assert default_simulator_spec() == expected
+        assert resolve_simulator(None).name == expected  # nothing is loaded until a simulation runs
+    default_simulator.cache_clear()
+    assert DEFAULT_JUDGE == "local" and default_simulator_spec(judge=True) == "local"
     judge = resolve_simulator(None, judge=True)
     assert judge.name == "local" and judge.capabilities.can_judge

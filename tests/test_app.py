@@ -89,16 +89,17 @@ def test_score_page_loads_with_the_bundled_example() -> None:
     assert not any(option.startswith("fake") for option in options)  # for tests, not offered
 
 
-def test_the_default_says_why_and_local_carries_its_caveat() -> None:
-    from scoring.simulators import DEFAULT_SIMULATOR_REASON
+def test_the_default_says_why_and_other_local_specs_carry_the_caveat() -> None:
+    from scoring.simulators import default_simulator
 
+    reason = default_simulator()[1]
     app = run_page(APP)
     assert app.selectbox(key="score_simulator").value == default_simulator_spec()
-    assert DEFAULT_SIMULATOR_REASON and DEFAULT_SIMULATOR_REASON in texts(app.caption)
-    assert ui.LOCAL_CAVEAT not in texts(app.caption)
-    choose_simulator(app, "score_simulator", "local")
+    assert reason in texts(app.caption)
+    choose_simulator(app, "score_simulator", "lexical")
+    assert reason not in texts(app.caption) and ui.LOCAL_CAVEAT not in texts(app.caption)
+    choose_simulator(app, "score_simulator", "local:model=gemma-3-270m&method=pointer")
     assert ui.LOCAL_CAVEAT in texts(app.caption)
-    assert DEFAULT_SIMULATOR_REASON not in texts(app.caption)
 
 
 def test_scoring_with_fake_fills_ranking_heatmaps_and_charts() -> None:
