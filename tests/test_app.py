@@ -22,9 +22,9 @@ TIMEOUT = 60
 
 
 @pytest.fixture(autouse=True)
-def no_model_loading(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The pages may offer `local` (and default to it), but no test here may build it."""
-    if "local" in SIMULATORS:
+def no_model_loading(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pages may offer `local` (and default to it), but no test here builds it unless marked `model`."""
+    if "local" in SIMULATORS and request.node.get_closest_marker("model") is None:
 
         def refuse(argument: str | None) -> Simulator:
             raise AssertionError("a dashboard test tried to load the local model; select `fake`")
@@ -100,6 +100,18 @@ def test_the_default_says_why_and_other_local_specs_carry_the_caveat() -> None:
     assert reason not in texts(app.caption) and ui.LOCAL_CAVEAT not in texts(app.caption)
     choose_simulator(app, "score_simulator", "local:model=gemma-3-270m&method=pointer")
     assert ui.LOCAL_CAVEAT in texts(app.caption)
+
+
+@pytest.mark.model
+def test_the_default_simulator_scores_the_bundled_example() -> None:
+    """What a newcomer's first Score press runs: the default simulator, loaded from its package."""
+    app = AppTest.from_file(APP, default_timeout=900)
+    app.run()
+    score_with(app, default_simulator_spec(), "fast animals\nkitchen furniture")
+    assert not app.error, texts(app.error)
+    ranking = table(app, "rank")
+    assert list(ranking["explanation"]) == ["fast animals", "kitchen furniture"]
+    assert app.session_state["score_results"][0].error is None
 
 
 def test_scoring_with_fake_fills_ranking_heatmaps_and_charts() -> None:
