@@ -16,12 +16,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,57 +27,22 @@ import pytest
 pytestmark = [pytest.mark.browser, pytest.mark.model]
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from scripts.streamlit_browser import streamlit_server as shared_streamlit_server  # noqa: E402
+
 CHROMIUM = os.environ.get("CHROMIUM_BINARY", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER", shutil.which("chromedriver") or "/usr/bin/chromedriver")
-SERVER_START_SECONDS = 90
 MODEL_SECONDS = 600  # a first run converts the packaged model (minutes on 2 busy cores)
 INDEX_WINDOWS = 128
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def streamlit_server(log: Path, subjects_directory: Path | None = None) -> Iterator[str]:
-    """`streamlit run app.py` on a free loopback port; stopped (its whole process group) on exit."""
-    environment = dict(os.environ)
-    if subjects_directory is not None:
-        environment["SCORING_SUBJECT_DIR"] = str(subjects_directory)
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true"]
-    command += ["--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
-    command += ["--server.fileWatcherType", "none"]
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(
-            command, cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT, env=environment, start_new_session=True
-        )
-        try:
-            deadline = time.monotonic() + SERVER_START_SECONDS
-            while True:
-                if process.poll() is not None:
-                    raise AssertionError(f"streamlit exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-                try:
-                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                        if response.status == 200:
-                            break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"streamlit did not answer in {SERVER_START_SECONDS} s:\n{log.read_text()}")
-                time.sleep(0.5)
-            yield url
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait(timeout=15)
+    """The dashboard's server (`scripts.streamlit_browser`), its indexes under `subjects_directory` when given."""
+    env = {"SCORING_SUBJECT_DIR": str(subjects_directory)} if subjects_directory is not None else None
+    with shared_streamlit_server(log, env) as url:
+        yield url
 
 
 def explore_a_latent(

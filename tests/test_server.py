@@ -16,7 +16,7 @@ from scoring.errors import ScoringInputError
 from scoring.server import create_app, load_settings, serve
 from scoring.simulators.base import SequenceSimulation, SimulationBatch
 from scoring.simulators.fake import FakeSimulator
-from tests.support.scoring_server import RunningServer, scoring_servers
+from tests.support.scoring_server import RunningServer, scoring_servers, strict_json
 
 SEED_BODY: dict[str, Any] = {
     "explanation": "fast animals",
@@ -67,15 +67,6 @@ def server(servers: list[RunningServer]) -> RunningServer:
 @pytest.fixture
 def keyed_server(servers: list[RunningServer]) -> RunningServer:
     return servers[1]
-
-
-def strict_json(text: str) -> Any:
-    """Parse JSON refusing NaN/Infinity, which are not JSON."""
-
-    def refuse(constant: str) -> None:
-        raise AssertionError(f"the server sent {constant}, which is not valid JSON")
-
-    return json.loads(text, parse_constant=refuse)
 
 
 def post(server: RunningServer, body: Any, path: str = "/score") -> httpx.Response:

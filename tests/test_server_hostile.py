@@ -29,7 +29,7 @@ import pytest
 
 from scoring.errors import ScoringInputError
 from scoring.server import check_exposure, load_settings
-from tests.support.scoring_server import RunningServer, fake_openai_server, scoring_servers
+from tests.support.scoring_server import RunningServer, fake_openai_server, scoring_servers, strict_json
 
 SECRET = "s3cret-for-tests"
 MAX_BODY = 20_000
@@ -74,13 +74,6 @@ def server(servers: list[RunningServer]) -> RunningServer:
 @pytest.fixture
 def keyed(servers: list[RunningServer]) -> RunningServer:
     return servers[1]
-
-
-def strict_json(text: str) -> Any:
-    def refuse(constant: str) -> None:
-        raise AssertionError(f"the server sent {constant}, which is not valid JSON")
-
-    return json.loads(text, parse_constant=refuse)
 
 
 # ---------------------------------------------------------------- the hostile requests

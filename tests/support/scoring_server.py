@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -11,6 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -150,3 +152,12 @@ def _wait_until_healthy(server: RunningServer, health_path: str, seconds: float)
             pass
         time.sleep(0.1)
     raise RuntimeError(f"the server did not answer /health within {seconds} s:\n{server.log()}")
+
+
+def strict_json(text: str) -> Any:
+    """Parse JSON refusing NaN/Infinity, which are not JSON."""
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"the server sent {constant}, which is not valid JSON")
+
+    return json.loads(text, parse_constant=refuse)
