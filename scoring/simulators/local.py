@@ -166,7 +166,27 @@ class LocalSimulator(SyncSimulator):
         )
 
     def options(self) -> dict[str, Any]:
-        return {"method": self.method, "text_model": self.text_model, "floor": self.floor}
+        # The weights' arithmetic (int8, bfloat16, float32) changes the numbers a little: part of the cache key.
+        spec = models.MODELS[self.simulator_model]
+        _, dtype = models.choose_device_dtype(int8_storage=spec.storage == "int8")
+        return {"method": self.method, "text_model": self.text_model, "floor": self.floor, "dtype": dtype}
+
+    # ------------------------------------------------------------------ first use
+
+    def preparation_needed(self) -> str | None:
+        """What the first score will do before it starts (convert a model once per machine), or None."""
+        keys = dict.fromkeys((self.simulator_model, self.text_model_key))
+        missing = [key for key in keys if models.conversion_needed(key)]
+        if not missing:
+            return None
+        return (
+            f"First use on this machine: converts {' and '.join(missing)} from the installed package "
+            "(about 2 minutes, 2.2 GB on disk for the Qwen model), then loads it."
+        )
+
+    def prepare(self, progress: models.Progress | None = None) -> None:
+        """Convert (if this machine never did) and load the simulating model, reporting `progress`."""
+        models.load(self.simulator_model, progress=progress)
 
     def explain_options(self) -> dict[str, Any]:
         return {"max_tokens": EXPLAIN_MAX_TOKENS, "temperature": EXPLAIN_TEMPERATURE, "top_k": EXPLAIN_TOP_K}

@@ -1,0 +1,354 @@
+"""Int8 weights for the embedded simulator: streamed out of the packaged GGUF, run by torch's int8 kernels.
+
+A 1.5B model in float32 needs over 6 GB of memory and, on a CPU without native
+bfloat16, a minute or more per score. Here the packaged Q4_K/Q6_K GGUF is
+converted tensor by tensor (never the whole model in float32 at once) into:
+
+* the attention and gate/up projections as int8 with one float32 scale per output
+  row (symmetric: ``weight ~ int8 * scale``);
+* the down projections, the output head and the token embeddings as float16;
+* norms and biases as float32;
+
+in one safetensors file per block (`convert`). `load_model` builds the
+transformers model without allocating its float weights and puts in:
+
+* on an x86 CPU: oneDNN's int8 linear kernel with activations scaled per token
+  (`Int8RowsLinear`) and fbgemm's float16-weight kernel for the down projections
+  and the output head, so the model holds about 2.7 GB;
+* with a float compute dtype (CUDA, Apple's MPS, or ``SCORING_DTYPE``): plain
+  linear layers with the stored weights in that dtype.
+
+The quantized ops are torch's eager int8 API, deprecated upstream in favour of
+torchao, whose CPU path without ``torch.compile`` was 40x slower here
+(docs/local-simulator.md); `tests/test_int8_weights.py` checks the contract this
+module relies on.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from scoring import gguf_file
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+"""progress(stage, done, total): called as work advances."""
+
+STORAGE = "int8-rows"
+"""Name of this storage in the converted folder's ``converted.json``."""
+
+EMBEDDING_FILE = "embeddings.safetensors"
+BLOCK_FILE = "block-{index:03d}.safetensors"
+
+_BLOCK_TENSORS: dict[str, tuple[str, str]] = {
+    "attn_norm.weight": ("input_layernorm.weight", "float32"),
+    "ffn_norm.weight": ("post_attention_layernorm.weight", "float32"),
+    "attn_q.weight": ("self_attn.q_proj.weight", "int8"),
+    "attn_k.weight": ("self_attn.k_proj.weight", "int8"),
+    "attn_v.weight": ("self_attn.v_proj.weight", "int8"),
+    "attn_output.weight": ("self_attn.o_proj.weight", "int8"),
+    "attn_q.bias": ("self_attn.q_proj.bias", "float32"),
+    "attn_k.bias": ("self_attn.k_proj.bias", "float32"),
+    "attn_v.bias": ("self_attn.v_proj.bias", "float32"),
+    "ffn_gate.weight": ("mlp.gate_proj.weight", "int8"),
+    "ffn_up.weight": ("mlp.up_proj.weight", "int8"),
+    # The inputs of down_proj carry a few channels hundreds of times larger than the
+    # rest (up to ~1400 against a median of ~5 in Qwen2.5-1.5B). In int8, even with
+    # those columns split off in float32, the next-token agreement with float32 fell
+    # from 0.95 to 0.93 (KL 0.018 -> 0.03 nats): it keeps float16 weights.
+    "ffn_down.weight": ("mlp.down_proj.weight", "float16"),
+}
+"""GGUF name inside ``blk.N.`` -> (transformers name inside ``model.layers.N.``, storage)."""
+
+_TOP_TENSORS: dict[str, tuple[str, str]] = {
+    "token_embd.weight": ("model.embed_tokens.weight", "float16"),
+    "output_norm.weight": ("model.norm.weight", "float32"),
+    "output.weight": ("lm_head.weight", "float16"),
+}
+"""GGUF name -> (transformers name, how it is stored) for the tensors outside the blocks."""
+
+ROWS_PER_CHUNK = 16384
+"""Rows dequantized at a time for the large embedding and head matrices (bounds the float32 copy)."""
+
+SUPPORTED_ARCHITECTURES = ("qwen2",)
+"""GGUF architectures whose tensor names this converter maps (others keep the float32 conversion)."""
+
+
+def int8_rows(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(int8 weights, float32 scale per row) with weight ~ int8 * scale[:, None]; all-zero rows get scale 1."""
+    largest = np.abs(weight).max(axis=1)
+    scale = np.where(largest > 0, largest / 127.0, 1.0).astype(np.float32)
+    quantized = np.clip(np.rint(weight / scale[:, None]), -127, 127).astype(np.int8)
+    return quantized, scale
+
+
+def _stored(source: BinaryIO, tensor: gguf_file.Tensor, how: str) -> list[tuple[str, np.ndarray]]:
+    """The pieces of one tensor in its storage form: ("", array), or (".int8", rows) and (".scale", scales)."""
+    if how == "float32":
+        return [("", gguf_file.read_rows(source, tensor, 0, tensor.rows))]
+    parts: list[np.ndarray] = []
+    scales: list[np.ndarray] = []
+    for start in range(0, tensor.rows, ROWS_PER_CHUNK):
+        chunk = gguf_file.read_rows(source, tensor, start, min(tensor.rows, start + ROWS_PER_CHUNK))
+        if how == "float16":
+            parts.append(chunk.astype(np.float16))
+        else:
+            quantized, scale = int8_rows(chunk)
+            parts.append(quantized)
+            scales.append(scale)
+    if how == "float16":
+        return [("", np.concatenate(parts))]
+    return [(".int8", np.concatenate(parts)), (".scale", np.concatenate(scales))]
+
+
+def _write_part(gguf: Path, target: Path, tensors: list[tuple[str, gguf_file.Tensor, str]]) -> None:
+    """Convert `tensors` ((transformers name, GGUF tensor, storage)) into one safetensors file."""
+    from safetensors.numpy import save_file
+
+    stored: dict[str, np.ndarray] = {}
+    with gguf.open("rb") as source:
+        for name, tensor, how in tensors:
+            for suffix, array in _stored(source, tensor, how):
+                stored[name + suffix] = array
+    save_file(stored, str(target))
+
+
+CONVERSION_THREADS = 2
+"""Parts converted at once (numpy's dequantization releases the GIL for most of its work)."""
+
+
+def convert(gguf: Path, folder: Path, progress: Progress | None = None) -> None:
+    """Write the int8 storage of the GGUF file `gguf` into `folder` (which exists): weights, config, tokenizer."""
+    header = gguf_file.read_header(gguf)
+    architecture = header.metadata.get("general.architecture")
+    if architecture not in SUPPORTED_ARCHITECTURES:
+        raise ValueError(f"int8 storage maps {', '.join(SUPPORTED_ARCHITECTURES)} GGUF files, not {architecture}")
+    blocks = sorted({int(m.group(1)) for name in header.tensors if (m := re.match(r"blk\.(\d+)\.", name))})
+    known = set(_TOP_TENSORS) | {f"blk.{index}.{suffix}" for index in blocks for suffix in _BLOCK_TENSORS}
+    unknown = sorted(set(header.tensors) - known)
+    if unknown:
+        raise ValueError(f"{gguf.name} holds tensors this converter does not map: {unknown[:5]}")
+    parts: dict[Path, list[tuple[str, gguf_file.Tensor, str]]] = {
+        folder / EMBEDDING_FILE: [
+            (name, header.tensors[gguf_name], how)
+            for gguf_name, (name, how) in _TOP_TENSORS.items()
+            if gguf_name in header.tensors
+        ]
+    }
+    for index in blocks:
+        parts[folder / BLOCK_FILE.format(index=index)] = [
+            (f"model.layers.{index}.{name}", header.tensors[f"blk.{index}.{suffix}"], how)
+            for suffix, (name, how) in _BLOCK_TENSORS.items()
+            if f"blk.{index}.{suffix}" in header.tensors
+        ]
+    stage = "converting the weights to int8"
+    if progress:
+        progress(stage, 0, len(parts))
+    with ThreadPoolExecutor(CONVERSION_THREADS) as pool:
+        pending = [pool.submit(_write_part, gguf, target, tensors) for target, tensors in parts.items()]
+        for done, future in enumerate(as_completed(pending), start=1):
+            future.result()
+            if progress:
+                progress(stage, done, len(parts))
+    gguf_file.qwen2_config(header).save_pretrained(str(folder))
+    gguf_file.qwen2_tokenizer(header).save_pretrained(str(folder))
+    (folder / "int8.json").write_text(json.dumps({"storage": STORAGE, "blocks": len(blocks)}, indent=1) + "\n")
+    release_free_memory()
+
+
+def stored_in_int8(folder: Path) -> bool:
+    """Whether `folder` holds this module's storage (not a plain transformers checkpoint)."""
+    return (folder / "int8.json").is_file()
+
+
+def int8_kernels_available() -> bool:
+    """Whether this torch build has the kernels `load_model` uses for int8: oneDNN's int8 and fbgemm's (x86 CPUs)."""
+    import torch
+
+    return (
+        bool(torch.backends.mkldnn.is_available())
+        and hasattr(torch.ops.onednn, "qlinear_pointwise")
+        and "fbgemm" in torch.backends.quantized.supported_engines
+    )
+
+
+ACTIVATION_LEVELS = 63
+"""Activations are quantized to -63..63 (7 bits): 8-bit ones can saturate AVX2's int16 pair sums."""
+
+
+@functools.cache
+def _module_classes() -> tuple[Any, Any, Any]:
+    """(Int8RowsLinear, Float16Linear, Float16Embedding), defined once torch is imported."""
+    import torch
+
+    class Int8RowsLinear(torch.nn.Module):
+        """y = x W^T + b with W in int8 per output row and x quantized per token (oneDNN).
+
+        Each row (token) of the input gets its own scale, so one token with large
+        values (the first of a prompt often has them) does not flatten the others.
+        The bias is added in float32.
+        """
+
+        def __init__(self, int8: Any, scale: Any, bias: Any) -> None:
+            super().__init__()
+            self.out_features, self.in_features = int8.shape
+            self._packed = torch.ops.onednn.qlinear_prepack(int8, None)
+            self.register_buffer("_scale", scale.float().clone(), persistent=False)
+            self.register_buffer("_zero", torch.zeros(self.out_features, dtype=torch.long), persistent=False)
+            self.register_buffer("bias", bias, persistent=False)
+
+        def forward(self, x: Any) -> Any:
+            flat = x.reshape(-1, self.in_features)
+            largest = flat.abs().amax(dim=1, keepdim=True).clamp_(min=1e-12)
+            quantized = (flat * (ACTIVATION_LEVELS / largest)).round_().add_(64).to(torch.uint8)
+            out = torch.ops.onednn.qlinear_pointwise(
+                quantized,
+                1.0 / ACTIVATION_LEVELS,
+                64,
+                self._packed,
+                self._scale,
+                self._zero,
+                None,
+                1.0,
+                0,
+                torch.float32,
+                "none",
+                [None],
+                "",
+            ).mul_(largest)
+            if self.bias is not None:
+                out.add_(self.bias)
+            return out.reshape(*x.shape[:-1], self.out_features)
+
+    class Float16Linear(torch.nn.Module):
+        """y = x W^T + b with W in float16 (fbgemm's packed form) and x, y in float32.
+
+        Packed in blocks of `ROWS_PER_CHUNK` output rows, so packing the output head
+        never holds its whole float32 copy (0.9 GB for Qwen's vocabulary).
+        """
+
+        def __init__(self, weight: Any, bias: Any) -> None:
+            super().__init__()
+            self.out_features, self.in_features = weight.shape
+            self._packed = [
+                torch.ops.quantized.linear_prepack_fp16(
+                    weight[start : start + ROWS_PER_CHUNK].float(),
+                    None if bias is None else bias[start : start + ROWS_PER_CHUNK].float(),
+                )
+                for start in range(0, self.out_features, ROWS_PER_CHUNK)
+            ]
+
+        def forward(self, x: Any) -> Any:
+            flat = x.reshape(-1, self.in_features)
+            parts = [torch.ops.quantized.linear_dynamic_fp16(flat, packed) for packed in self._packed]
+            out = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+            return out.reshape(*x.shape[:-1], self.out_features)
+
+    class Float16Embedding(torch.nn.Embedding):
+        """Keeps its table in float16 and returns float32 rows."""
+
+        def forward(self, input: Any) -> Any:  # noqa: A002 - torch's parameter name
+            return super().forward(input).float()
+
+    return Int8RowsLinear, Float16Linear, Float16Embedding
+
+
+def release_free_memory() -> None:
+    """Give freed heap memory back to the system (glibc keeps it per thread otherwise); no-op elsewhere."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _float_linear(weight: Any, bias: Any, dtype: Any, device: str) -> Any:
+    import torch
+
+    out_features, in_features = weight.shape
+    module = torch.nn.Linear(in_features, out_features, bias=bias is not None, device="meta")
+    module.weight = torch.nn.Parameter(weight.to(device=device, dtype=dtype), False)
+    if bias is not None:
+        module.bias = torch.nn.Parameter(bias.to(device=device, dtype=dtype), False)
+    return module
+
+
+def load_model(folder: Path, device: str, dtype: str, progress: Progress | None = None) -> Any:
+    """The causal LM stored in `folder`, in eval mode.
+
+    ``dtype="int8"`` (x86 CPU, `int8_kernels_available`): int8 and float16-weight linear layers as
+    stored, float32 everywhere else. Any float dtype: every weight in that dtype on
+    `device` (CUDA, Apple's MPS, or a CPU without those kernels).
+    """
+    import torch
+    from accelerate import init_empty_weights
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    int8 = dtype == "int8"
+    if int8 and (device != "cpu" or not int8_kernels_available()):
+        raise ValueError("int8 linear layers need an x86 CPU and a torch build with oneDNN")
+    compute = torch.float32 if int8 else getattr(torch, dtype)
+    rows_linear, float16_linear, float16_embedding = _module_classes()
+    config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+    if config.tie_word_embeddings:
+        raise ValueError(f"{folder} ties its output head to the embeddings, which int8 storage does not support")
+    with init_empty_weights(include_buffers=False):
+        model = AutoModelForCausalLM.from_config(config, dtype=compute)
+    linears = {name for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
+    files = [folder / EMBEDDING_FILE] + sorted(folder.glob("block-*.safetensors"))
+    rest: dict[str, Any] = {}
+    for done, path in enumerate(files):
+        if progress:
+            progress("loading the model", done, len(files))
+        tensors = load_file(str(path))
+        for name in sorted({key.rsplit(".weight", 1)[0] for key in tensors if ".weight" in key} & linears):
+            bias = tensors.pop(f"{name}.bias", None)
+            # Copies: a tensor of a loaded file keeps the whole file's buffer alive.
+            bias = None if bias is None else bias.clone()
+            if f"{name}.weight.int8" in tensors:
+                rows, scale = tensors.pop(f"{name}.weight.int8"), tensors.pop(f"{name}.weight.scale")
+                if int8:
+                    module = rows_linear(rows, scale, bias)
+                else:
+                    module = _float_linear(rows.to(compute) * scale.to(compute)[:, None], bias, compute, device)
+            else:
+                weight = tensors.pop(f"{name}.weight")
+                module = float16_linear(weight, bias) if int8 else _float_linear(weight, bias, compute, device)
+            model.set_submodule(name, module)
+        embedding = tensors.pop("model.embed_tokens.weight", None)
+        if embedding is not None:
+            if int8:
+                table = float16_embedding(*embedding.shape, _weight=embedding, _freeze=True)
+            else:
+                table = torch.nn.Embedding.from_pretrained(embedding.to(device=device, dtype=compute))
+            model.set_input_embeddings(table)
+        rest.update({key: value.to(device=device, dtype=compute, copy=True) for key, value in tensors.items()})
+        del tensors
+    parameters = dict(model.named_parameters())
+    unexpected = sorted(set(rest) - set(parameters))
+    if unexpected:
+        raise ValueError(f"{folder} holds weights the model does not have: {unexpected[:5]}")
+    for name, value in rest.items():
+        owner, _, attribute = name.rpartition(".")
+        setattr(model.get_submodule(owner), attribute, torch.nn.Parameter(value, requires_grad=False))
+    left = [name for name, parameter in model.named_parameters() if parameter.device.type == "meta"]
+    if left:
+        raise ValueError(f"{folder} lacks weights for {left[:5]}")
+    model.to(device)
+    model.eval()
+    release_free_memory()
+    if progress:
+        progress("loading the model", len(files), len(files))
+    return model
