@@ -89,7 +89,7 @@ SCORING_DEFAULTS: dict[str, Any] = {
 """Options passed on to `ascore_explanation` and their defaults there; they, with the simulator, define a run."""
 SCORING_OPTIONS = tuple(SCORING_DEFAULTS)
 
-BATCH_OPTIONS = ("cache", "progress", "include_sequences", "retry_failed", "limits")
+BATCH_OPTIONS = ("cache", "progress", "include_sequences", "retry_failed", "limits", "allow_paths")
 
 CORRECTIONS = (*P_VALUE_CORRECTIONS, "none")
 """Values of ``correction``: how the p-values of one feature's explanations are corrected."""
@@ -144,6 +144,8 @@ class Job:
     batch_options: dict[str, Any]
     correction: str | None
     """The p-value correction across each feature's explanations, None for none."""
+    allowed_dirs: tuple[Path, ...] = ()
+    """Folders a line's ``records`` path may be read from: the input's own folder, and ``allow_paths``."""
     tally: Tally = field(default_factory=Tally)
 
 
@@ -263,7 +265,7 @@ async def _write_results(job: Job, handle: TextIO, cache: Any, limits: Any, fini
         for number, text in input_lines(job.input_path):
             digest = line_digest(text)
             try:
-                feature = parse_line(text, number, limits)
+                feature = parse_line(text, number, limits, job.allowed_dirs)
             except Exception as exc:
                 if ("line", str(number), digest) in finished.keys:
                     skip()
@@ -322,8 +324,10 @@ def run_batch(
     such as ``{"window": 16}``, ``sampling``, ``n_sequences``, ``seed``, ``normalization``),
     ``cache`` (as there; default True),
     ``limits`` (records.Limits), ``progress`` (tqdm bar on stderr, default True),
-    ``include_sequences`` (per-sequence results in each line, default False) and
-    ``retry_failed`` (score pairs whose simulation failed again, default True).
+    ``include_sequences`` (per-sequence results in each line, default False),
+    ``retry_failed`` (score pairs whose simulation failed again, default True) and
+    ``allow_paths`` (folders besides the input file's own from which a line's ``records`` path may be
+    read; a path anywhere else is that line's input error, and the file is not opened).
     Returns a summary: counts, time, throughput, usage and mean score of this run.
     Interrupted (Ctrl-C), it keeps every line written; run it again to resume.
     """
@@ -379,6 +383,7 @@ def run_batch(
         scoring_options,
         batch_options,
         correction if corrects and correction != "none" else None,
+        allowed_dirs=(source.resolve().parent, *allowed_folders(options.get("allow_paths"))),
     )
     tally = job.tally
     started = time.perf_counter()
@@ -410,6 +415,21 @@ def run_batch(
         "mean_score": sum(tally.scores) / len(tally.scores) if tally.scores else None,
         "usage": tally.usage.to_dict(),
     }
+
+
+def allowed_folders(folders: Any) -> list[Path]:
+    """The ``allow_paths`` option as existing folders; ScoringInputError names one that is not."""
+    if folders is None:
+        return []
+    if isinstance(folders, (str, Path)):
+        folders = [folders]
+    checked = []
+    for folder in folders:
+        path = Path(folder).expanduser()
+        if not path.is_dir():
+            raise ScoringInputError(f"--allow-paths {folder}: not a folder; name folders records may be read from")
+        checked.append(path.resolve())
+    return checked
 
 
 def summary_line(summary: dict[str, Any]) -> str:

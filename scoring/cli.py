@@ -139,6 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--include-sequences", action="store_true", help="per-sequence results in every line")
     batch.add_argument("--no-retry-failed", action="store_true", help="on resume, keep failed pairs as they are")
     batch.add_argument("--no-progress", action="store_true", help="no progress bar")
+    batch.add_argument(
+        "--allow-paths",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder from which a line's \"records\" path may be read (repeat for more); paths are read "
+        "only from the input file's folder otherwise",
+    )
 
     subject_commands.add_parsers(commands)
     return parser
@@ -409,6 +417,7 @@ def _command_batch(args: argparse.Namespace) -> int:
         include_sequences=args.include_sequences,
         retry_failed=not args.no_retry_failed,
         progress=not args.no_progress,
+        allow_paths=args.allow_paths,
     )
     print(json.dumps(summary, default=lambda v: None))
     print(summary_line(summary), file=sys.stderr)
