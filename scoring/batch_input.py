@@ -47,7 +47,7 @@ def explanations_of(data: dict[str, Any]) -> list[str]:
         raw = [raw]
     if not isinstance(raw, list) or not raw:
         raise ScoringInputError('"explanations" must be a non-empty list of strings')
-    texts: list[str] = []
+    texts: dict[str, None] = {}  # ordered, and a repeat is found in constant time
     for position, item in enumerate(raw):
         if isinstance(item, dict):
             texts_in_item = [
@@ -60,9 +60,8 @@ def explanations_of(data: dict[str, Any]) -> list[str]:
                 f'"description"), got {item!r}'
             )
         check_unicode(item, f"explanations[{position}]")
-        if item not in texts:
-            texts.append(item)
-    return texts
+        texts.setdefault(item)
+    return list(texts)
 
 
 def parse_line(

@@ -9,6 +9,7 @@
   line per pair.
 """
 
+# ruff: noqa: E501 - the tables of bad inputs and the exact messages read best one a line
 from __future__ import annotations
 
 import json
@@ -119,3 +120,133 @@ def test_the_score_command_reads_any_path_but_never_shows_its_contents(layout: d
         assert done.returncode == 2, done.stderr
         assert SECRET not in done.stderr and "Traceback" not in done.stderr
         assert done.stderr.startswith("error: ") and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_an_output_that_is_a_hard_link_to_the_input_is_refused(tmp_path: Path) -> None:
+    """It once read its own output without end (182,501 lines in 25 s)."""
+    source = write_lines(tmp_path / "in.jsonl", {"id": "a", "activations": GOOD_RECORDS, "explanations": ["fox"]})
+    linked = tmp_path / "linked.jsonl"
+    linked.hardlink_to(source)
+    before = source.read_bytes()
+    done = cli("batch", str(source), "-o", str(linked), "--simulator", "lexical", "--no-progress", timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == "error: the output file must differ from the input file (it is the input under another name)"
+    assert source.read_bytes() == before
+
+
+def deep_json(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+BAD_LINES = {
+    "nested 100,000 deep": (deep_json(100_000), "nested too deeply"),
+    "a 5,000-digit integer": (
+        json.dumps({"id": "big", "activations": [{"tokens": ["a"], "values": [0]}], "explanations": ["a"]}).replace(
+            "[0]", "[" + "9" * 5000 + "]"
+        ),
+        "more than 4300 digits",
+    ),
+    "a value beyond 1e30": (
+        json.dumps({"id": "huge", "activations": [{"tokens": ["a", "b"], "values": [0, 1e31]}], "explanations": ["a"]}),
+        "value 1 is 1e+31, beyond the limit of 1e+30 in magnitude",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_LINES))
+def test_a_bad_batch_line_is_one_input_error_without_traceback_or_raw_exception(tmp_path: Path, case: str) -> None:
+    text, expected = BAD_LINES[case]
+    source = write_lines(tmp_path / "in.jsonl", text, {"id": "good", "activations": GOOD_RECORDS, "explanations": ["fox"]})
+    output = tmp_path / "out.jsonl"
+    done = cli("batch", str(source), "-o", str(output), "--simulator", "lexical", "--no-progress", timeout=60)
+    assert "Traceback" not in done.stderr and "Error:" not in done.stderr, done.stderr
+    entries = read_output(output)
+    assert [entry["status"] for entry in entries] == ["input_error", "ok"]
+    assert expected in entries[0]["error"] and "{" not in entries[0]["error"], entries[0]["error"]
+    assert "RecursionError" not in entries[0]["error"] and "ValueError" not in entries[0]["error"]
+
+
+def test_the_magnitude_limit_message_is_filled_in_from_the_score_command(tmp_path: Path) -> None:
+    records = tmp_path / "huge.json"
+    records.write_text(json.dumps([{"tokens": ["a", "b"], "values": [0, -2e31]}]))
+    done = cli("score", str(records), "-e", "a", "--simulator", "lexical", "--no-cache", timeout=60)
+    assert done.returncode == 2
+    # read from a file, the value itself is not quoted (an error never shows what a file holds)
+    assert done.stderr.strip() == "error: sequence[0] value 1 is beyond the limit of 1e+30 in magnitude; rescale the activations"
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    records = tmp_path / "feature.json"
+    records.write_text(json.dumps(GOOD_RECORDS))
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("x")
+    source = write_lines(tmp_path / "in.jsonl", {"id": "a", "activations": GOOD_RECORDS, "explanations": ["fox"]})
+    return {"records": records, "file": not_a_folder, "input": source, "folder": tmp_path}
+
+
+COMMAND_LINES = {
+    "score JSON nested 100,000 deep": (["score", "{deep}", "-e", "fox"], "nested too deeply"),
+    "score a 5,000-digit integer": (["score", "{bigint}", "-e", "fox"], "more than 4300 digits"),
+    "--cache-dir naming a file": (["score", "{records}", "-e", "fox", "--cache-dir", "{file}"], "is a file"),
+    "--cache-dir under /proc": (["score", "{records}", "-e", "fox", "--cache-dir", "/proc/scoring-cache"], "cannot keep a cache"),
+    "batch -o naming a folder": (["batch", "{input}", "-o", "{folder}"], "is a folder; name a file"),
+    "batch -o in a missing folder": (["batch", "{input}", "-o", "{folder}/missing/dir/out.jsonl"], "does not exist; create it first"),
+    "serve --port 70000": (["serve", "--port", "70000"], "port number from 1 to 65535"),
+    "serve --port -1": (["serve", "--port=-1"], "port number from 1 to 65535"),
+}
+
+
+@pytest.mark.parametrize("case", list(COMMAND_LINES))
+def test_a_bad_command_line_is_one_line_and_exit_2(files: dict[str, Path], case: str) -> None:
+    deep = files["folder"] / "deep.json"
+    deep.write_text(deep_json(100_000))
+    bigint = files["folder"] / "bigint.json"
+    bigint.write_text('[{"tokens": ["a"], "values": [' + "9" * 5000 + "]}]")
+    names = {**{name: str(path) for name, path in files.items()}, "deep": str(deep), "bigint": str(bigint)}
+    arguments, expected = COMMAND_LINES[case]
+    done = cli(*[argument.format(**names) for argument in arguments], "--simulator", "lexical", timeout=60)
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    assert "Traceback" not in done.stderr
+    lines = [text for text in done.stderr.splitlines() if text.startswith(("error:", "python -m scoring"))]
+    assert len(lines) == 1 and expected in lines[0], done.stderr
+    assert not (files["folder"] / "missing").exists()
+
+
+def test_a_repeated_input_line_is_scored_and_written_once(tmp_path: Path) -> None:
+    feature = {"id": "a", "activations": GOOD_RECORDS, "explanations": ["fox", "ran", "fox"]}
+    source = write_lines(tmp_path / "in.jsonl", feature, feature, {**feature, "id": "b"})
+    output = tmp_path / "out.jsonl"
+    summary = run_batch(source, output, simulator="fake", progress=False, cache=False)
+    pairs = [(entry["feature_id"], entry["explanation"]) for entry in read_output(output)]
+    assert sorted(pairs) == [("a", "fox"), ("a", "ran"), ("b", "fox"), ("b", "ran")]
+    # a line's own repeats were always dropped; line 2 repeats both pairs of line 1
+    assert summary["duplicates"] == 2 and summary["written"] == 4
+
+
+def test_compact_leaves_one_line_per_pair_the_last(tmp_path: Path) -> None:
+    source = write_lines(
+        tmp_path / "in.jsonl",
+        {"id": "a", "activations": GOOD_RECORDS, "explanations": ["fox", "ran"]},
+        "not json",
+    )
+    output = tmp_path / "out.jsonl"
+    for _ in range(3):  # every rerun retries the failed pairs and appends a line for each
+        run_batch(source, output, simulator="fake:fail", progress=False, cache=False)
+    before = read_output(output)
+    assert len(before) == 2 * 3 + 1
+    done = cli(
+        "batch", str(source), "-o", str(output), "--simulator", "fake:fail", "--no-progress", "--compact",
+        "--no-retry-failed",
+    )
+    assert done.returncode == 0, done.stderr
+    after = read_output(output)
+    last_of: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for entry in before:
+        last_of[entry.get("explanation"), entry.get("line")] = entry  # a key keeps its first place
+    assert after == list(last_of.values())  # each pair's last line, in the order the pairs first appear
+    assert {entry["status"] for entry in after if entry["explanation"]} == {"failed"}
+    summary = json.loads(done.stdout)
+    assert summary["compacted"] == len(before) - len(after) == 4
+    assert "4 superseded lines removed" in done.stderr
+    assert not list(tmp_path.glob(".out.jsonl.*"))

@@ -112,6 +112,8 @@ def serve(
     """
     import uvicorn
 
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ScoringInputError(f"port must be a whole number from 1 to 65535, got {port!r}")
     log_level = str(options.pop("log_level", "info")).lower()
     settings = load_settings(simulator, **options)
     if not logging.getLogger().handlers:
