@@ -3,14 +3,19 @@
 A dashboard is often served to a team: whatever one member types into the Score page's paste box, the
 Spot-check page, or an uploaded file must not open a file on the machine that serves it. Each test names
 files that hold a secret or valid records, and checks, through Python's audit hooks, that the page opened
-none of them, loaded nothing from them and showed none of their text.
+none of them, loaded nothing from them and showed none of their text. Nor does it hand a key of its
+machine's to an address a user typed, or send an environment variable a user named as a key.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -146,3 +151,68 @@ def test_the_explore_page_checks_the_sae_folder_before_loading_it() -> None:
     source = (REPO / "pages" / "4_Explore.py").read_text(encoding="utf-8")
     assert "sparse_autoencoder(str(ui.allowed_sae_folder(sae_path, shipped)))" in source
     assert source.count("sparse_autoencoder(") == 2  # the cached loader's definition and that one call
+
+
+class _HeaderRecorder(BaseHTTPRequestHandler):
+    """Records every request's Authorization header, then answers 500 (no model needed)."""
+
+    seen: ClassVar[list[str]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
+        type(self).seen.append(self.headers.get("Authorization", ""))
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.send_response(500)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
+        return
+
+
+@pytest.fixture
+def upstream() -> Iterator[str]:
+    """An address on loopback that records the Authorization header it is sent."""
+    _HeaderRecorder.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _HeaderRecorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _authorization_sent(spec: str) -> list[str]:
+    from scoring import load_records, score_explanation
+
+    records = load_records([{"tokens": ["a", " fox"], "values": [0, 1]}])
+    result = score_explanation("fox", records, simulator=ui.load_simulator(spec), cache=False)
+    assert result.error  # the recorder answers 500: the call failed, after sending its headers
+    return list(_HeaderRecorder.seen)
+
+
+def test_an_address_typed_in_the_dashboard_never_gets_the_machines_key(
+    upstream: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A browser user typing their own server's address must not receive the key set where the dashboard runs."""
+    monkeypatch.setenv("OPENAI_COMPATIBLE_API_KEY", f"sk-{CANARY}")
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    sent = _authorization_sent(f"openai-compatible:m@{upstream}?retries=0&timeout=5")
+    assert sent and not any(CANARY in header for header in sent), sent
+    # the operator's own address (OPENAI_BASE_URL) gets the operator's key
+    _HeaderRecorder.seen = []
+    monkeypatch.setenv("OPENAI_BASE_URL", upstream)
+    sent = _authorization_sent(f"openai-compatible:mine@{upstream}?retries=0&timeout=5")
+    assert sent and all(header == f"Bearer sk-{CANARY}" for header in sent), sent
+
+
+@pytest.mark.parametrize(
+    "kind", ["openai:gpt-4o-mini?key_env=AWS_SECRET_ACCESS_KEY", "openai-compatible:m@{url}?key_env=HOME"]
+)
+def test_a_spec_typed_in_the_dashboard_cannot_name_an_environment_variable_as_its_key(
+    upstream: str, kind: str
+) -> None:
+    with pytest.raises(ScoringInputError, match="key_env"):
+        ui.load_simulator(kind.format(url=upstream))
+    assert _HeaderRecorder.seen == []

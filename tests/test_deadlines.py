@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import string
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +33,7 @@ from scoring.simulators.base import (
 from scoring.simulators.lexical import MIN_PREFIX, LexicalSimulator, explanation_terms, stem
 from scoring.simulators.runner import FairSemaphore, run_simulations
 from scoring.words import word_groups
+from tests.support.expensive import lexical_attack_body
 from tests.support.scoring_server import scoring_servers
 
 
@@ -79,17 +79,6 @@ def test_a_word_of_thousands_of_tokens_is_one_group() -> None:
     groups = word_groups(tokens)
     assert [word for word, _ in groups] == ["w" + "x" * 5000, "next"]
     assert groups[0][1] == list(range(5001)) and groups[1][1] == [5001]
-
-
-def attack_body() -> dict[str, Any]:
-    """The issue's body: 320 four-letter words as the explanation, long hyphen-joined tokens (about 1 MB)."""
-    generator = random.Random(3)
-    explanation = " ".join("".join(generator.choices(string.ascii_lowercase, k=4)) for _ in range(320))
-    token = " " + "-".join(["wxyz"] * 200)
-    return {
-        "explanation": explanation,
-        "activations": [{"tokens": [token] * 60, "values": [float(i % 7) for i in range(60)]} for _ in range(20)],
-    }
 
 
 def test_a_cancelled_lexical_simulation_stops_within_one_sequence(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -239,7 +228,7 @@ def test_the_fair_semaphore_serves_groups_by_turns_and_survives_cancelled_waiter
 def test_the_issues_lexical_attack_leaves_the_server_answering(tmp_path: Path, record_property: Any) -> None:
     """A 1 MB lexical request, then a tiny one: both answered (once, the tiny one waited 57 s, or got 504)."""
     environment = {"SERVER_KEY": "", "SCORING_CACHE_DIR": str(tmp_path / "cache"), "SCORING_REQUEST_TIMEOUT": "20"}
-    body = json.dumps(attack_body()).encode()
+    body = json.dumps(lexical_attack_body()).encode()
     assert len(body) > 900_000
     tiny = {"explanation": "fox", "activations": [{"tokens": ["a", " fox"], "values": [0, 1]}]}
 

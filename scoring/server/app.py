@@ -179,6 +179,9 @@ class ScoringService:
         for spec in settings.allowed_simulators:
             self.simulators.setdefault(spec, resolve_simulator(spec))
         self.cache = resolve_cache(settings.cache)
+        # scipy.stats takes a second or two of CPU to import: paid at start, not by the first request while it
+        # holds the scoring loop.
+        import scipy.stats  # noqa: F401
         self.limits = Limits(
             max_sequences=settings.max_sequences, max_tokens_per_sequence=settings.max_tokens_per_sequence
         )
