@@ -9,6 +9,7 @@ do only that: caching, concurrency, retries and cost accounting live once in
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import math
 import threading
 from collections.abc import Sequence
@@ -201,7 +202,8 @@ class SyncSimulator:
             finally:
                 _STOP.reset(token)
 
-        work = asyncio.get_running_loop().run_in_executor(None, run)
+        # As asyncio.to_thread does, the thread runs in a copy of the caller's context.
+        work = asyncio.get_running_loop().run_in_executor(None, contextvars.copy_context().run, run)
         try:
             return await asyncio.shield(work)
         except asyncio.CancelledError:
