@@ -1,6 +1,6 @@
 """The scoring server measured: throughput, /health under heavy load, slow clients.
 
-    python benchmarks/bench_server.py [--scenario all|throughput|heavy|slowloris] [--requests 400]
+    python benchmarks/bench_server.py [--scenario all|throughput|heavy|slowloris|expensive] [--requests 400]
         [--concurrency 16] [--sequences 20] [--tokens 64] [--heavy-requests 6] [--half-sent 300]
 
 Each scenario starts `python -m scoring serve` on a free loopback port with its own empty
@@ -17,6 +17,9 @@ cache and prints one JSON object:
   admission bound), the seconds each took, and the /health latencies.
 - ``slowloris``: `--half-sent` connections that send part of their headers or body and stop;
   /health is timed while they are held, then the seconds until the server has closed them all.
+- ``expensive``: the costly request of issue 23 (about 1 MB for `lexical`: 320 explanation words, tokens of
+  hyphen-joined word pieces), then one tiny request 1 s later, with ``request_timeout`` 10 s: the status and
+  seconds of each, and the server process's CPU-seconds.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.support.expensive import lexical_attack_body  # noqa: E402
 from tests.support.scoring_server import scoring_server  # noqa: E402
 
 WORDS = "the quick brown fox jumps over a lazy dog while rain falls on cold hills and rivers".split()
@@ -193,7 +197,46 @@ def slowloris(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-SCENARIOS = {"throughput": throughput, "heavy": heavy, "slowloris": slowloris}
+def expensive(args: argparse.Namespace) -> dict[str, Any]:
+    body = json.dumps(lexical_attack_body()).encode()
+    tiny = {"explanation": "fox", "activations": [{"tokens": ["a", " fox"], "values": [0, 1]}]}
+
+    async def run(url: str) -> list[tuple[int, float]]:
+        async with httpx.AsyncClient(base_url=url, timeout=600) as client:
+
+            async def post(content: bytes, wait: float) -> tuple[int, float]:
+                await asyncio.sleep(wait)
+                started = time.perf_counter()
+                response = await client.post("/score", content=content, headers={"content-type": "application/json"})
+                return response.status_code, round(time.perf_counter() - started, 2)
+
+            return list(await asyncio.gather(post(body, 0.0), post(json.dumps(tiny).encode(), 1.0)))
+
+    with tempfile.TemporaryDirectory() as directory:
+        env = {"SERVER_KEY": "", "SCORING_CACHE_DIR": str(Path(directory) / "cache"), "SCORING_REQUEST_TIMEOUT": "10"}
+        with scoring_server(Path(directory) / "server.log", simulator=args.simulator, env=env) as server:
+            before = _cpu_seconds(server.process.pid)
+            (attack_status, attack_seconds), (tiny_status, tiny_seconds) = asyncio.run(run(server.url))
+            cpu = _cpu_seconds(server.process.pid) - before
+    return {
+        "benchmark": "server /score, one costly request then a tiny one",
+        "simulator": args.simulator,
+        "body_megabytes": round(len(body) / 1e6, 2),
+        "costly": {"status": attack_status, "seconds": attack_seconds},
+        "tiny_1s_later": {"status": tiny_status, "seconds": tiny_seconds},
+        "server_cpu_seconds": round(cpu, 2),
+    }
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (Linux /proc)."""
+    import os
+
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+SCENARIOS = {"throughput": throughput, "heavy": heavy, "slowloris": slowloris, "expensive": expensive}
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ import hashlib
 import html
 import json
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,6 +172,37 @@ def read_upload(upload: Any) -> LoadedInput:
     except UnicodeDecodeError as exc:
         raise ScoringInputError(f"{upload.name} is not UTF-8 text; save it as UTF-8 JSON, CSV or TSV") from exc
     return read_input_text(text, upload.name)
+
+
+SAE_ROOT_VARIABLE = "SCORING_SAE_ROOT"
+"""Environment variable naming the folder(s) (os.pathsep-separated) under which the Explore page opens SAEs."""
+
+
+def sae_roots() -> list[Path]:
+    """The folders set in SCORING_SAE_ROOT where the dashboard runs (none when it is unset)."""
+    value = os.environ.get(SAE_ROOT_VARIABLE, "")
+    return [Path(part).expanduser().resolve() for part in value.split(os.pathsep) if part.strip()]
+
+
+def allowed_sae_folder(text: str, shipped: Path | None) -> Path:
+    """The SAE folder typed on the Explore page, when the dashboard may open it; else ScoringInputError.
+
+    Allowed: the packaged SAE, and folders under SCORING_SAE_ROOT (a relative name is taken under the first
+    root). Anything else is refused before it is looked at, so a typed path tells nothing about the machine.
+    """
+    roots = sae_roots()
+    typed = Path(text.strip()).expanduser()
+    path = (typed if typed.is_absolute() or not roots else roots[0] / typed).resolve()
+    if shipped is not None and path == shipped.resolve():
+        return path
+    if any(path.is_relative_to(root) for root in roots):
+        return path
+    listed = ", ".join(str(root) for root in roots)
+    where = f"folders under {listed}" if roots else f"no other ({SAE_ROOT_VARIABLE} is unset)"
+    raise ScoringInputError(
+        f"this dashboard opens the packaged SAE and {where}; ask whoever runs it to set {SAE_ROOT_VARIABLE} to "
+        "the folder holding your SAEs"
+    )
 
 
 def records_summary(records: Sequence[ActivationRecord]) -> str:

@@ -145,7 +145,7 @@ with st.expander("SAE and corpus", expanded=False):
 sae: SparseAutoencoder | None = None
 if sae_path.strip():
     try:
-        sae = sparse_autoencoder(sae_path.strip())
+        sae = sparse_autoencoder(str(ui.allowed_sae_folder(sae_path, shipped)))
         latents.check_sae_fits(subject, sae)
     except ScoringInputError as exc:
         st.error(f"SAE: {exc}")

@@ -26,7 +26,12 @@ Rerunning the same command resumes: pairs already in the output with status ``ok
 simulated again or, when its simulations reached the cache, read from it. A rerun
 with other scoring settings (simulator, sampling, ...) than the output was made with
 is refused, so one file never mixes them; a retried ``failed`` pair gets a new line,
-and the last line of a pair is its result.
+and **the last line of a pair is its result**. ``compact`` (``batch --compact``) rewrites
+the output at the end of the run with one line per pair, its last, in one rename.
+
+A pair (feature id, explanation) that an earlier line of the same input already holds is
+scored once (a warning names the line). The output must be a file in a folder that
+exists, and not the input under any name (a path, a symbolic or a hard link).
 
 With a scorer that reports a p-value (``binary-condition``), the p-values of the
 explanations of one input line (one feature) are corrected for their number, Holm by
@@ -66,6 +71,7 @@ from scoring.batch_output import (
     STATUS_OK,
     BatchWriter,
     Finished,
+    compact_output,
     line_at,
     lock_output,
     read_finished,
@@ -89,7 +95,7 @@ SCORING_DEFAULTS: dict[str, Any] = {
 """Options passed on to `ascore_explanation` and their defaults there; they, with the simulator, define a run."""
 SCORING_OPTIONS = tuple(SCORING_DEFAULTS)
 
-BATCH_OPTIONS = ("cache", "progress", "include_sequences", "retry_failed", "limits")
+BATCH_OPTIONS = ("cache", "progress", "include_sequences", "retry_failed", "limits", "allow_paths", "compact")
 
 CORRECTIONS = (*P_VALUE_CORRECTIONS, "none")
 """Values of ``correction``: how the p-values of one feature's explanations are corrected."""
@@ -104,8 +110,12 @@ class Tally:
     failed: int = 0
     input_errors: int = 0
     skipped: int = 0
+    duplicates: int = 0
+    """Pairs that an earlier line of this input already holds (same feature id and explanation): scored once."""
     recorrected: int = 0
     """Lines of earlier runs written again because their corrected p-values changed."""
+    compacted: int = 0
+    """Lines removed by ``compact``: earlier lines of pairs that have a later one."""
     scores: list[float] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
 
@@ -144,6 +154,8 @@ class Job:
     batch_options: dict[str, Any]
     correction: str | None
     """The p-value correction across each feature's explanations, None for none."""
+    allowed_dirs: tuple[Path, ...] = ()
+    """Folders a line's ``records`` path may be read from: the input's own folder, and ``allow_paths``."""
     tally: Tally = field(default_factory=Tally)
 
 
@@ -151,11 +163,12 @@ async def _run(job: Job) -> None:
     cache = resolve_cache(job.batch_options.get("cache", True))
     retry_failed = bool(job.batch_options.get("retry_failed", True))
     limits = job.batch_options.get("limits")
-    job.output_path.parent.mkdir(parents=True, exist_ok=True)
     with job.output_path.open("a", encoding="utf-8") as handle:
         lock_output(handle, job.output_path)
         finished = read_finished(job.output_path, job.run_settings, retry_failed)
         await _write_results(job, handle, cache, limits, finished)
+        if job.batch_options.get("compact"):
+            job.tally.compacted = compact_output(handle, job.output_path)
 
 
 async def _write_results(job: Job, handle: TextIO, cache: Any, limits: Any, finished: Finished) -> None:
@@ -183,6 +196,25 @@ async def _write_results(job: Job, handle: TextIO, cache: Any, limits: Any, fini
         tally.skipped += 1
         bar.total -= 1
         bar.refresh()
+
+    scheduled: set[tuple[str, str]] = set()
+    """(feature id, explanation) of every pair this run has taken up: a repeated one is scored once."""
+
+    def repeated(feature: Feature, position: int) -> bool:
+        pair = (feature.feature_id, feature.explanations[position])
+        if pair not in scheduled:
+            scheduled.add(pair)
+            return False
+        logger.warning(
+            "input line %d repeats feature %s, explanation %r of an earlier line: scored once",
+            feature.line,
+            feature.feature_id,
+            feature.explanations[position],
+        )
+        tally.duplicates += 1
+        bar.total -= 1
+        bar.refresh()
+        return True
 
     writer = BatchWriter(handle, job.run_settings, bool(job.batch_options.get("include_sequences", False)))
 
@@ -263,7 +295,7 @@ async def _write_results(job: Job, handle: TextIO, cache: Any, limits: Any, fini
         for number, text in input_lines(job.input_path):
             digest = line_digest(text)
             try:
-                feature = parse_line(text, number, limits)
+                feature = parse_line(text, number, limits, job.allowed_dirs)
             except Exception as exc:
                 if ("line", str(number), digest) in finished.keys:
                     skip()
@@ -275,15 +307,15 @@ async def _write_results(job: Job, handle: TextIO, cache: Any, limits: Any, fini
                 writer.input_error(number, message, digest)
                 advance()
                 continue
-            to_score = {
-                position
-                for position, explanation in enumerate(feature.explanations)
-                if ("pair", feature.feature_id, explanation) not in finished.keys
-            }
+            to_score = set()
+            for position, explanation in enumerate(feature.explanations):
+                if ("pair", feature.feature_id, explanation) in finished.keys:
+                    skip()
+                elif not repeated(feature, position):
+                    to_score.add(position)
             family = Family(feature, len(to_score)) if job.correction is not None and to_score else None
             for position in range(len(feature.explanations)):
                 if position not in to_score:
-                    skip()
                     continue
                 # At most `concurrency` pairs in flight; reading waits here, so memory stays bounded.
                 await semaphore.acquire()
@@ -322,8 +354,11 @@ def run_batch(
     such as ``{"window": 16}``, ``sampling``, ``n_sequences``, ``seed``, ``normalization``),
     ``cache`` (as there; default True),
     ``limits`` (records.Limits), ``progress`` (tqdm bar on stderr, default True),
-    ``include_sequences`` (per-sequence results in each line, default False) and
-    ``retry_failed`` (score pairs whose simulation failed again, default True).
+    ``include_sequences`` (per-sequence results in each line, default False),
+    ``retry_failed`` (score pairs whose simulation failed again, default True),
+    ``compact`` (at the end, rewrite the output with one line per pair, its last; default False) and
+    ``allow_paths`` (folders besides the input file's own from which a line's ``records`` path may be
+    read; a path anywhere else is that line's input error, and the file is not opened).
     Returns a summary: counts, time, throughput, usage and mean score of this run.
     Interrupted (Ctrl-C), it keeps every line written; run it again to resume.
     """
@@ -346,8 +381,7 @@ def run_batch(
     if not source.is_file():
         raise ScoringInputError(f"input file not found: {source}")
     destination = Path(output_path)
-    if destination.resolve() == source.resolve():
-        raise ScoringInputError("the output file must differ from the input file")
+    check_output_path(source, destination)
     if simulator is None:
         simulator = default_simulator_spec()
     instance = resolve_simulator(simulator)
@@ -379,6 +413,7 @@ def run_batch(
         scoring_options,
         batch_options,
         correction if corrects and correction != "none" else None,
+        allowed_dirs=(source.resolve().parent, *allowed_folders(options.get("allow_paths"))),
     )
     tally = job.tally
     started = time.perf_counter()
@@ -404,7 +439,9 @@ def run_batch(
         "failed": tally.failed,
         "input_errors": tally.input_errors,
         "skipped": tally.skipped,
+        "duplicates": tally.duplicates,
         "recorrected": tally.recorrected,
+        "compacted": tally.compacted,
         "seconds": round(seconds, 3),
         "scores_per_second": round(written / seconds, 3) if seconds > 0 else None,
         "mean_score": sum(tally.scores) / len(tally.scores) if tally.scores else None,
@@ -412,11 +449,47 @@ def run_batch(
     }
 
 
+def check_output_path(source: Path, destination: Path) -> None:
+    """ScoringInputError unless `destination` can be the output of a batch reading `source`.
+
+    It must be a file (new or not) in a folder that exists, and not the input under any name: not the same
+    path, nor a link to it, nor a hard link (the same device and inode), or the batch would read its own
+    output without end.
+    """
+    if destination.is_dir():
+        raise ScoringInputError(f"the output {destination} is a folder; name a file, such as {destination}/out.jsonl")
+    if not destination.parent.is_dir():
+        raise ScoringInputError(
+            f"the output's folder {destination.parent} does not exist; create it first, or name a file in a "
+            "folder that exists"
+        )
+    if destination.resolve() == source.resolve() or (destination.exists() and destination.samefile(source)):
+        raise ScoringInputError("the output file must differ from the input file (it is the input under another name)")
+
+
+def allowed_folders(folders: Any) -> list[Path]:
+    """The ``allow_paths`` option as existing folders; ScoringInputError names one that is not."""
+    if folders is None:
+        return []
+    if isinstance(folders, (str, Path)):
+        folders = [folders]
+    checked = []
+    for folder in folders:
+        path = Path(folder).expanduser()
+        if not path.is_dir():
+            raise ScoringInputError(f"--allow-paths {folder}: not a folder; name folders records may be read from")
+        checked.append(path.resolve())
+    return checked
+
+
 def summary_line(summary: dict[str, Any]) -> str:
     """One line for people: what this run did, and what to do about failures."""
     line = (
         f"batch: {summary['ok']} ok, {summary['failed']} failed, {summary['input_errors']} bad input, "
-        f"{summary['skipped']} done by earlier runs -> {summary['output']}"
+        f"{summary['skipped']} done by earlier runs"
+        + (f", {summary['duplicates']} repeated pairs scored once" if summary.get("duplicates") else "")
+        + (f", {summary['compacted']} superseded lines removed" if summary.get("compacted") else "")
+        + f" -> {summary['output']}"
     )
     if summary["failed"]:
         line += "; run the same command again to retry the failed pairs"

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from scoring.errors import ScoringInputError
-from scoring.records import ActivationRecord, check_unicode, load_records, lone_surrogate
+from scoring.records import ActivationRecord, check_unicode, load_records, lone_surrogate, parse_json
 
 
 @dataclass
@@ -47,7 +47,7 @@ def explanations_of(data: dict[str, Any]) -> list[str]:
         raw = [raw]
     if not isinstance(raw, list) or not raw:
         raise ScoringInputError('"explanations" must be a non-empty list of strings')
-    texts: list[str] = []
+    texts: dict[str, None] = {}  # ordered, and a repeat is found in constant time
     for position, item in enumerate(raw):
         if isinstance(item, dict):
             texts_in_item = [
@@ -60,27 +60,28 @@ def explanations_of(data: dict[str, Any]) -> list[str]:
                 f'"description"), got {item!r}'
             )
         check_unicode(item, f"explanations[{position}]")
-        if item not in texts:
-            texts.append(item)
-    return texts
+        texts.setdefault(item)
+    return list(texts)
 
 
-def parse_line(text: str, line: int, limits: Any = None) -> Feature:
-    """One input line to a Feature; raises ScoringInputError saying what to fix."""
+def parse_line(
+    text: str, line: int, limits: Any = None, allowed_dirs: Sequence[str | Path] | None = None
+) -> Feature:
+    """One input line to a Feature; raises ScoringInputError saying what to fix.
+
+    ``allowed_dirs``: the folders a ``records`` path may be read from (see `load_records`).
+    """
     position = lone_surrogate(text)
     if position is not None:
         raise ScoringInputError(
             f"the line is not valid UTF-8 (at character {position + 1}); save the input as UTF-8"
         )
-    try:
-        data = json.loads(text.strip())
-    except json.JSONDecodeError as exc:
-        raise ScoringInputError(f"not valid JSON ({exc.msg} at character {exc.pos + 1})") from exc
+    data = parse_json(text.strip(), "the line")
     if not isinstance(data, dict):
         raise ScoringInputError(f"each line must be a JSON object, got {type(data).__name__}")
     explanations = explanations_of(data)
     source = data.get("records", data)
-    records = load_records(source, limits=limits)
+    records = load_records(source, limits=limits, allowed_dirs=allowed_dirs)
     return Feature(line, feature_id_of(data, line), records, explanations)
 
 

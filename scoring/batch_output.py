@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -161,6 +162,48 @@ class BatchWriter:
                 "line_digest": digest,
             }
         )
+
+
+def output_key(entry: dict[str, Any], number: int) -> tuple[str, ...]:
+    """What a line of the output is the result of: a pair (feature id, explanation), else its input line.
+
+    Of several lines with one key, the last is the result (a retried pair, a line written again).
+    """
+    if entry.get("explanation") is not None:
+        return ("pair", str(entry.get("feature_id")), str(entry["explanation"]))
+    if entry.get("line") is not None:
+        return ("line", str(entry.get("line")), str(entry.get("line_digest")))
+    return ("unkeyed", str(number))
+
+
+def compact_output(handle: TextIO, output_path: Path) -> int:
+    """Rewrite the output with one line per pair (its last), in the order the pairs first appear.
+
+    `handle` is the output, open and locked by this run (see `lock_output`). The new file replaces the old one
+    in one rename, so a crash leaves one or the other whole. Lines that are not JSON objects are dropped.
+    Returns the number of lines removed.
+    """
+    handle.flush()
+    content = output_path.read_bytes()
+    latest: dict[tuple[str, ...], bytes] = {}
+    count = 0
+    for number, raw in enumerate(content.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        count += 1
+        try:
+            entry = json.loads(raw.decode("utf-8", errors="replace"))
+        except json.JSONDecodeError:
+            continue
+        if isinstance(entry, dict):
+            latest[output_key(entry, number)] = raw  # a key keeps its first place, with its last line
+    temporary = output_path.with_name(f".{output_path.name}.compact")
+    with temporary.open("wb") as rewritten:
+        rewritten.writelines(raw + b"\n" for raw in latest.values())
+        rewritten.flush()
+        os.fsync(rewritten.fileno())
+    os.replace(temporary, output_path)
+    return count - len(latest)
 
 
 def lock_output(handle: TextIO, output_path: Path) -> None:

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 
 import diskcache
 
+from scoring.errors import ScoringInputError
 from scoring.simulators.base import Explainer, ExplanationExample, Simulator
 from scoring.simulators.judge import Judge, JudgeQuestion
 
@@ -168,8 +170,22 @@ def open_cache(directory: str | Path | None = None) -> SimulationCache:
     path = Path(directory).expanduser().resolve() if directory is not None else default_cache_directory().resolve()
     with _open_lock:
         if path not in _open_caches:
-            _open_caches[path] = SimulationCache(path)
+            _open_caches[path] = _new_cache(path)
         return _open_caches[path]
+
+
+def _new_cache(path: Path) -> SimulationCache:
+    """A cache in `path`; ScoringInputError says what to fix when the folder cannot hold one."""
+    if path.exists() and not path.is_dir():
+        raise ScoringInputError(f"the cache folder {path} is a file; name a folder (--cache-dir, SCORING_CACHE_DIR)")
+    try:
+        return SimulationCache(path)
+    except (OSError, sqlite3.Error) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ScoringInputError(
+            f"cannot keep a cache in {path} ({reason}); name a folder you may write to (--cache-dir, "
+            "SCORING_CACHE_DIR), or turn the cache off (--no-cache)"
+        ) from None
 
 
 def default_cache() -> SimulationCache:

@@ -61,6 +61,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    """An argparse type: a TCP port number, 1 to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m scoring", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and warnings")
@@ -113,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="Neuronpedia-compatible HTTP scoring server")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=5000)
+    serve.add_argument("--port", type=_port, default=5000, help="TCP port, 1 to 65535 (default 5000)")
     serve.add_argument("--simulator", default=None)
     serve.add_argument(
         "--allow-open",
@@ -139,6 +150,19 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--include-sequences", action="store_true", help="per-sequence results in every line")
     batch.add_argument("--no-retry-failed", action="store_true", help="on resume, keep failed pairs as they are")
     batch.add_argument("--no-progress", action="store_true", help="no progress bar")
+    batch.add_argument(
+        "--compact",
+        action="store_true",
+        help="at the end, rewrite the output with one line per pair (its last line, which is its result)",
+    )
+    batch.add_argument(
+        "--allow-paths",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder from which a line's \"records\" path may be read (repeat for more); paths are read "
+        "only from the input file's folder otherwise",
+    )
 
     subject_commands.add_parsers(commands)
     return parser
@@ -409,6 +433,8 @@ def _command_batch(args: argparse.Namespace) -> int:
         include_sequences=args.include_sequences,
         retry_failed=not args.no_retry_failed,
         progress=not args.no_progress,
+        allow_paths=args.allow_paths,
+        compact=args.compact,
     )
     print(json.dumps(summary, default=lambda v: None))
     print(summary_line(summary), file=sys.stderr)

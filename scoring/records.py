@@ -15,6 +15,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,15 @@ from pydantic_core import PydanticCustomError
 
 from scoring.errors import ScoringInputError
 from scoring.sequence_check import MAX_ABS_ACTIVATION as MAX_ABS_ACTIVATION
-from scoring.sequence_check import STRICT, TokensAndValues, parse_activation, sequence_error_message
+from scoring.sequence_check import (
+    STRICT,
+    TokensAndValues,
+    parse_activation,
+    quoting_input,
+    sequence_error_message,
+    shown,
+    unquoted_input,
+)
 from scoring.sequence_check import check_unicode as check_unicode
 from scoring.sequence_check import lone_surrogate as lone_surrogate
 
@@ -77,6 +86,7 @@ def load_records(
     source: str | Path | dict[str, Any] | list[Any] | Sequence[ActivationRecord],
     *,
     limits: Limits | None = None,
+    allowed_dirs: Sequence[str | Path] | None = None,
 ) -> list[ActivationRecord]:
     """Read activation records from a path, a JSON/CSV string or a parsed object.
 
@@ -86,6 +96,12 @@ def load_records(
     ``random_sample``, ``random_sample_by_quantile``, ...) or a long CSV/TSV with
     columns ``sequence, token, activation``. Raises ScoringInputError saying what
     to fix when the input is unusable.
+
+    ``allowed_dirs``: where a path (a `Path`, or a one-line string) may be read from. None (the default,
+    for callers that trust whoever named the path): anywhere. A sequence of folders: only files inside
+    one of them, after following symlinks; ``()`` reads no file at all, so text from a stranger (a
+    dashboard's paste box, a batch line) is never taken for a path to open. Errors about a file's
+    contents give the place of a problem, never the file's text.
     """
     limits = limits or DEFAULT_LIMITS
     if isinstance(source, (list, tuple)) and source and all(isinstance(r, ActivationRecord) for r in source):
@@ -93,11 +109,12 @@ def load_records(
         for index, record in enumerate(records):
             _validate_pair(record.tokens, record.activations, record.source or f"sequence {index}")
     else:
-        parsed = _parse_source(source)
-        if isinstance(parsed, list) and parsed and isinstance(parsed[0], ActivationRecord):
-            records = parsed
-        else:
-            records = _records_from_object(parsed)
+        parsed, from_file = _parse_source(source, allowed_dirs)
+        with unquoted_input() if from_file else nullcontext():
+            if isinstance(parsed, list) and parsed and isinstance(parsed[0], ActivationRecord):
+                records = parsed
+            else:
+                records = _records_from_object(parsed)
     if not records:
         raise ScoringInputError("no activation sequences found: give at least one sequence of tokens and values")
     _check_limits(records, limits, "sequences")
@@ -119,9 +136,10 @@ def _check_limits(records: Sequence[ActivationRecord | AttentionRecord], limits:
             )
 
 
-def _parse_source(source: Any) -> Any:
+def _parse_source(source: Any, allowed_dirs: Sequence[str | Path] | None) -> tuple[Any, bool]:
+    """The parsed input, and whether it was read from a file (its errors then quote nothing)."""
     if isinstance(source, Path):
-        return _read_path(source)
+        return _read_path(source, allowed_dirs), True
     if isinstance(source, bytes):
         source = source.decode("utf-8", errors="replace")
     if isinstance(source, str):
@@ -129,55 +147,99 @@ def _parse_source(source: Any) -> Any:
         if not text:
             raise ScoringInputError("the records input is empty: paste JSON or CSV, or give a file path")
         if text[0] in "[{":
-            return _parse_json(text, "the records text")
-        if "\n" not in text and len(text) < 4096:
+            return parse_json(text, "the records text"), False
+        if "\n" not in text and len(text) < 4096 and not looks_like_token_text(text):
+            if allowed_dirs is not None and not allowed_dirs:
+                raise ScoringInputError(
+                    "could not read the records: expected JSON, CSV/TSV with columns sequence, token, activation, "
+                    "or token<TAB>activation lines. A file path is not opened here: give the records themselves "
+                    "(or upload the file)"
+                )
             path = Path(text).expanduser()
-            if path.exists():
-                return _read_path(path)
+            if allowed_dirs is not None or path.exists():
+                return _read_path(path, allowed_dirs), True
             if text.lower().endswith((".json", ".csv", ".tsv", ".jsonl")):
                 raise ScoringInputError(f"file not found: {text}")
         if looks_like_token_text(text):
-            return parse_token_text(text)
+            return parse_token_text(text), False
         if "\n" in text and ("," in text or "\t" in text):
-            return _parse_table(text, "the records text")
+            return _parse_table(text, "the records text"), False
         raise ScoringInputError(
             "could not read the records: expected a file path, JSON, or CSV/TSV with columns "
             "sequence, token, activation"
         )
     if isinstance(source, (dict, list, tuple)):
-        return source
+        return source, False
     raise ScoringInputError(
         f"records must be a path, a JSON/CSV string, a dict or a list, not {type(source).__name__}"
     )
 
 
-def _read_path(path: Path) -> Any:
+def check_allowed_path(path: Path, allowed_dirs: Sequence[str | Path]) -> Path:
+    """`path` resolved (symlinks followed), when it lies inside one of `allowed_dirs`; else ScoringInputError.
+
+    Nothing is opened and the error is the same whether the file exists or not, so a refused path tells
+    whoever named it nothing about the machine.
+    """
+    resolved = path.expanduser().resolve()
+    for folder in allowed_dirs:
+        if resolved.is_relative_to(Path(folder).expanduser().resolve()):
+            return resolved
+    folders = ", ".join(str(folder) for folder in allowed_dirs) or "none"
+    raise ScoringInputError(
+        f"{path} is outside the folders records may be read from ({folders}); move the file there, or allow "
+        "its folder (batch: --allow-paths DIR)"
+    )
+
+
+def _read_path(path: Path, allowed_dirs: Sequence[str | Path] | None = None) -> Any:
+    if allowed_dirs is not None:
+        path = check_allowed_path(path, allowed_dirs)
     if not path.exists():
         raise ScoringInputError(f"file not found: {path}")
     if path.is_dir():
         raise ScoringInputError(f"{path} is a folder; give the path of a JSON or CSV/TSV file")
+    if not path.is_file():
+        raise ScoringInputError(f"{path} is not a regular file; give the path of a JSON or CSV/TSV file")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise ScoringInputError(f"{path} is not UTF-8 text ({exc}); save it as UTF-8 JSON or CSV") from exc
-    if path.suffix.lower() in (".csv", ".tsv"):
+        raise ScoringInputError(
+            f"{path} is not UTF-8 text (byte {exc.start}); save it as UTF-8 JSON or CSV"
+        ) from None
+    except OSError as exc:
+        raise ScoringInputError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+    # Errors about what the file holds name the place, never the text (see `unquoted_input`).
+    with unquoted_input():
+        if path.suffix.lower() in (".csv", ".tsv"):
+            return _parse_table(text, str(path))
+        if not text.strip():
+            raise ScoringInputError(f"{path} is empty")
+        if text.lstrip()[:1] in "[{":
+            return parse_json(text, str(path))
+        if looks_like_token_text(text):
+            return parse_token_text(text)
         return _parse_table(text, str(path))
-    if not text.strip():
-        raise ScoringInputError(f"{path} is empty")
-    if text.lstrip()[:1] in "[{":
-        return _parse_json(text, str(path))
-    if looks_like_token_text(text):
-        return parse_token_text(text)
-    return _parse_table(text, str(path))
 
 
-def _parse_json(text: str, where: str) -> Any:
+LONG_INTEGER = "an integer of more than 4300 digits, too long to read; write it as a float such as 1e30"
+"""The end of the message for a JSON number Python refuses to convert."""
+
+
+def parse_json(text: str, where: str) -> Any:
+    """`text` parsed as JSON; ScoringInputError naming `where` and what is wrong (never a traceback)."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ScoringInputError(
             f"{where} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from exc
+        ) from None
+    except RecursionError:
+        raise ScoringInputError(
+            f"{where} is JSON nested too deeply to read (over about 900 levels); records nest 3 or 4 levels"
+        ) from None
+    except ValueError:  # the only other failure: an integer longer than Python's 4300-digit limit
+        raise ScoringInputError(f"{where} holds {LONG_INTEGER}") from None
 
 
 _SEQUENCE_COLUMNS = ("sequence", "sequence_id", "seq", "record", "example")
@@ -205,7 +267,7 @@ def _parse_table(text: str, where: str) -> list[ActivationRecord]:
     if seq_col is None or tok_col is None or val_col is None:
         raise ScoringInputError(
             f"{where}: a CSV/TSV needs a header row with columns sequence, token, activation "
-            f"(found {', '.join(header) or 'none'})"
+            f"(found {', '.join(header) or 'none' if quoting_input() else f'{len(header)} columns'})"
         )
     order: list[str] = []
     grouped: dict[str, tuple[list[str], list[Any]]] = {}
@@ -219,9 +281,9 @@ def _parse_table(text: str, where: str) -> list[ActivationRecord]:
         grouped[key][0].append(row[tok_col])
         grouped[key][1].append(row[val_col].strip())
     records = []
-    for key in order:
+    for number, key in enumerate(order, start=1):
         tokens, values = grouped[key]
-        source = f"sequence {key!r}"
+        source = f"sequence {key!r}" if quoting_input() else f"sequence number {number}"
         records.append(ActivationRecord(tokens, _clean_values(values, source), source))
     return records
 
@@ -263,8 +325,8 @@ def parse_token_text(text: str) -> list[dict[str, Any]]:
             continue
         if "\t" not in line:
             raise ScoringInputError(
-                f"line {line_number} ({line[:40]!r}) has no tab: write each token as 'token<TAB>activation', "
-                "with a blank line between sequences"
+                f"line {line_number}{f' ({line[:40]!r})' if quoting_input() else ''} has no tab: write each token "
+                "as 'token<TAB>activation', with a blank line between sequences"
             )
         token, _, value_text = line.rpartition("\t")
         is_header = first_content_line and token.strip().lower() in _TOKEN_TEXT_HEADERS
@@ -275,12 +337,12 @@ def parse_token_text(text: str) -> list[dict[str, Any]]:
             value = float(value_text.strip())
         except ValueError:
             raise ScoringInputError(
-                f"line {line_number}: the activation {value_text.strip()!r} is not a number; "
+                f"line {line_number}: the activation{shown(value_text.strip())} is not a number; "
                 "write 'token<TAB>activation' with a number after the tab"
             ) from None
         if not math.isfinite(value):
             raise ScoringInputError(
-                f"line {line_number}: the activation {value_text.strip()!r} must be a finite number"
+                f"line {line_number}: the activation{shown(value_text.strip())} must be a finite number"
             )
         tokens.append(_TOKEN_TEXT_ESCAPE.sub(lambda match: _TOKEN_TEXT_ESCAPES[match.group(1)], token))
         values.append(value)
@@ -324,7 +386,7 @@ def _records_from_object(data: Any) -> list[ActivationRecord]:
             return records
         if "tokens" in data:
             return _records_from_list([data], "record")
-        keys = ", ".join(sorted(map(str, data))[:10]) or "none"
+        keys = ", ".join(sorted(map(str, data))[:10]) or "none" if quoting_input() else f"{len(data)} of them"
         raise ScoringInputError(
             "could not find activation records in this JSON object (keys: "
             f"{keys}); expected 'activations': [{{'tokens': [...], 'values': [...]}}] or OpenAI neuron "
@@ -456,7 +518,7 @@ def load_attention_records(source: Any, *, limits: Limits | None = None) -> list
     if isinstance(source, (list, tuple)) and source and all(isinstance(r, AttentionRecord) for r in source):
         records = [_recheck(record, f"attention record {index}") for index, record in enumerate(source)]
     else:
-        parsed = _parse_source(source)
+        parsed, from_file = _parse_source(source, None)
         if isinstance(parsed, dict) and "records" in parsed:
             parsed = parsed["records"]
         elif isinstance(parsed, dict):
@@ -466,7 +528,10 @@ def load_attention_records(source: Any, *, limits: Limits | None = None) -> list
                 "attention records must be JSON: a list of {'tokens': [...], 'attention': [[...]]} or "
                 "{'tokens': [...], 'pairs': [[from, to, value], ...]} objects"
             )
-        records = [_attention_record_from_item(item, f"attention record {index}") for index, item in enumerate(parsed)]
+        with unquoted_input() if from_file else nullcontext():
+            records = [
+                _attention_record_from_item(item, f"attention record {index}") for index, item in enumerate(parsed)
+            ]
     if not records:
         raise ScoringInputError("no attention records found: give at least one record of tokens and attention")
     _check_limits(records, limits, "attention records")
@@ -502,19 +567,23 @@ def _attention_tokens(tokens: Any, where: str) -> list[str]:
     for position, token in enumerate(tokens):
         if not isinstance(token, str):
             raise ScoringInputError(
-                f"{where} token {position} is {type(token).__name__} {token!r}; tokens must be strings"
+                f"{where} token {position} is {type(token).__name__}{shown(token)}; tokens must be strings"
             )
     return list(tokens)
 
 
 def _attention_value(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ScoringInputError(f"{where} is {type(value).__name__} {value!r}; attention values must be numbers")
+        raise ScoringInputError(f"{where} is {type(value).__name__}{shown(value)}; attention values must be numbers")
     number = float(value)
     if not math.isfinite(number):
-        raise ScoringInputError(f"{where} is {value!r}; replace NaN/inf attention values with finite numbers")
+        raise ScoringInputError(
+            f"{where} is{shown(value)} not finite; replace NaN/inf attention values with finite numbers"
+        )
     if number < 0:
-        raise ScoringInputError(f"{where} is {value!r}; attention weights must be >= 0 (give weights, not logits)")
+        raise ScoringInputError(
+            f"{where} is{shown(value)} negative; attention weights must be >= 0 (give weights, not logits)"
+        )
     return number
 
 
@@ -565,11 +634,13 @@ def _pairs_from_list(pairs: Any, n_tokens: int, where: str) -> list[AttentionPai
         elif isinstance(pair, (list, tuple)) and len(pair) == 3:
             items = tuple(pair)
         else:
-            raise ScoringInputError(f"{label} is {pair!r}; give [from_index, to_index, value]")
+            raise ScoringInputError(
+                f"{label} is {type(pair).__name__}{shown(pair)}; give [from_index, to_index, value]"
+            )
         indices = []
         for name, index in zip(("from", "to"), items[:2], strict=True):
             if isinstance(index, bool) or not isinstance(index, int):
-                raise ScoringInputError(f"{label}: the {name} index {index!r} must be a whole number")
+                raise ScoringInputError(f"{label}: the {name} index{shown(index)} must be a whole number")
             if not 0 <= index < n_tokens:
                 raise ScoringInputError(
                     f"{label}: the {name} index {index} is out of range for {n_tokens} tokens (0..{n_tokens - 1})"

@@ -7,6 +7,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -23,6 +26,44 @@ STRICT = {"strict": True}
 """Validation context of `TokensAndValues` that refuses numeric strings as values (JSON APIs)."""
 
 
+_QUOTE_INPUT: ContextVar[bool] = ContextVar("scoring_quote_input", default=True)
+
+
+@contextmanager
+def unquoted_input() -> Iterator[None]:
+    """Within the block, error messages name the place of a bad value but never quote it.
+
+    Records read from a file path are checked in this mode: whoever named the file must not learn its
+    contents from an error (a path to ``.env`` would otherwise show ``OPENAI_API_KEY=...``).
+    """
+    token = _QUOTE_INPUT.set(False)
+    try:
+        yield
+    finally:
+        _QUOTE_INPUT.reset(token)
+
+
+def quoting_input() -> bool:
+    """False inside `unquoted_input`: messages must not carry the input's text."""
+    return _QUOTE_INPUT.get()
+
+
+def shown(value: Any) -> str:
+    """`value` as an error message quotes it (a space and its repr), or "" inside `unquoted_input`."""
+    return f" {value!r}" if _QUOTE_INPUT.get() else ""
+
+
+def _quoted_then(value: Any) -> str:
+    """" 'x'," to read "value 3 is 'x', not a number", or "" to read "value 3 is not a number"."""
+    return f" {value!r}," if _QUOTE_INPUT.get() else ""
+
+
+def _error(kind: str, message: str, position: int) -> PydanticCustomError:
+    # The message is complete here, so its text (which may quote the input) is never read as a template;
+    # only ``position`` is context, for callers that point at the item.
+    return PydanticCustomError(kind, message, {"position": position})
+
+
 def lone_surrogate(text: str) -> int | None:
     """Position of the first lone surrogate in `text` (not valid Unicode, cannot be encoded), else None."""
     try:
@@ -37,7 +78,7 @@ def check_unicode(text: str, what: str) -> str:
     position = lone_surrogate(text)
     if position is not None:
         raise ScoringInputError(
-            f"{what} holds a lone surrogate {text[position]!r} at character {position}, which is not valid "
+            f"{what} holds a lone surrogate{shown(text[position])} at character {position}, which is not valid "
             "Unicode; fix the text's encoding"
         )
     return text
@@ -45,44 +86,47 @@ def check_unicode(text: str, what: str) -> str:
 
 def _token(value: Any, position: int) -> str:
     if not isinstance(value, str):
-        raise PydanticCustomError(
-            "token_type", "token {position} is {kind} {value}; tokens must be strings",
-            {"position": position, "kind": type(value).__name__, "value": repr(value)},
+        raise _error(
+            "token_type", f"token {position} is {type(value).__name__}{shown(value)}; tokens must be strings", position
         )
     index = lone_surrogate(value)
     if index is not None:
-        raise PydanticCustomError(
+        raise _error(
             "token_unicode",
-            "token {position} holds a lone surrogate {value} at character {index}, which is not valid Unicode; "
-            "fix the text's encoding",
-            {"position": position, "value": repr(value[index]), "index": index},
+            f"token {position} holds a lone surrogate{shown(value[index])} at character {index}, which is not "
+            "valid Unicode; fix the text's encoding",
+            position,
         )
     return value
 
 
 def parse_activation(value: Any, position: int, strict: bool) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)) or (strict and isinstance(value, str)):
-        raise PydanticCustomError(
-            "value_type", "value {position} is {kind} {value}; activations must be numbers",
-            {"position": position, "kind": type(value).__name__, "value": repr(value)},
+        raise _error(
+            "value_type",
+            f"value {position} is {type(value).__name__}{shown(value)}; activations must be numbers",
+            position,
         )
     try:
         number = float(value)
     except (ValueError, OverflowError):
-        raise PydanticCustomError(
-            "value_parsing", "value {position} is {value}, not a number; activations must be numbers",
-            {"position": position, "value": repr(value)},
+        raise _error(
+            "value_parsing",
+            f"value {position} is{_quoted_then(value)} not a number; activations must be numbers",
+            position,
         ) from None
     if not math.isfinite(number):
-        raise PydanticCustomError(
-            "value_finite", "value {position} is {value}; replace NaN/inf activations with finite numbers",
-            {"position": position, "value": repr(value)},
+        raise _error(
+            "value_finite",
+            f"value {position} is{_quoted_then(value)} not finite; replace NaN/inf activations with finite numbers",
+            position,
         )
     if abs(number) > MAX_ABS_ACTIVATION:
-        raise PydanticCustomError(
+        raise _error(
             "value_range",
-            "value {position} is {value}, beyond the limit of {limit:g} in magnitude; rescale the activations",
-            {"position": position, "value": repr(value), "limit": MAX_ABS_ACTIVATION},
+            f"value {position} is{_quoted_then(value)} beyond the limit of {MAX_ABS_ACTIVATION:g} in magnitude; "
+            "rescale the activations",
+            position,
         )
     return number
 

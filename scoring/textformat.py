@@ -36,14 +36,18 @@ __all__ = [
 
 
 def load_pasted(text: str, *, limits: Limits | None = None) -> list[ActivationRecord]:
-    """Records from pasted or uploaded text: JSON, long CSV/TSV, or the token<TAB>activation text format."""
+    """Records from pasted or uploaded text: JSON, long CSV/TSV, or the token<TAB>activation text format.
+
+    The text is only ever text: a file path in it is never opened (a dashboard may be served to a team, and
+    what one member types must not read the serving machine's files).
+    """
     if not text or not text.strip():
         raise ScoringInputError("nothing to read: paste JSON records or 'token<TAB>activation' lines")
     stripped = text.strip()
     try:
-        return load_records(text, limits=limits)
+        return load_records(text, limits=limits, allowed_dirs=())
     except ScoringInputError as exc:
-        if stripped[0] in "[{" or looks_like_token_text(text):
+        if stripped[0] in "[{" or looks_like_token_text(text) or "token<TAB>activation" in str(exc):
             raise
         raise ScoringInputError(
             f"{exc}. Or use the simple text format: one 'token<TAB>activation' per line, "

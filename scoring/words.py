@@ -11,17 +11,21 @@ from collections.abc import Sequence
 
 
 def word_groups(tokens: Sequence[str]) -> list[tuple[str, list[int]]]:
-    """(word without outer spaces, the indices of its tokens), in order; whitespace-only tokens give ""."""
-    groups: list[tuple[str, list[int]]] = []
+    """(word without outer spaces, the indices of its tokens), in order; whitespace-only tokens give "".
+
+    Linear in the text's length: a word of thousands of tokens costs no more than thousands of words.
+    """
+    parts: list[list[str]] = []
+    members: list[list[int]] = []
     for index, token in enumerate(tokens):
         previous = tokens[index - 1] if index else ""
-        continues = bool(groups) and token[:1].isalnum() and previous[-1:].isalnum()
-        if continues:
-            word, indices = groups[-1]
-            groups[-1] = (word + token, [*indices, index])
+        if parts and token[:1].isalnum() and previous[-1:].isalnum():
+            parts[-1].append(token)
+            members[-1].append(index)
         else:
-            groups.append((token, [index]))
-    return [(word.strip(), indices) for word, indices in groups]
+            parts.append([token])
+            members.append([index])
+    return [("".join(part).strip(), indices) for part, indices in zip(parts, members, strict=True)]
 
 
 def word_of_token(tokens: Sequence[str]) -> list[int]:

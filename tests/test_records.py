@@ -1,6 +1,7 @@
 import json
 import math
 import re
+from pathlib import Path
 
 import pytest
 
@@ -245,3 +246,41 @@ def test_a_negative_seed_is_an_input_error() -> None:
     records = load_records([{"tokens": ["a", "b"], "values": [0, 1]}])
     with pytest.raises(ScoringInputError, match="seed must be a whole number from 0"):
         score_explanation("b", records, simulator="lexical", seed=-1, cache=False)
+
+
+def test_text_only_input_never_opens_a_path(tmp_path: Path) -> None:
+    """allowed_dirs=() (the dashboard's paste box): a path is text, and the error is the same whether it exists."""
+    from tests.support.file_reads import watch_reads
+
+    records_file = tmp_path / "feature.json"
+    records_file.write_text(json.dumps([{"tokens": ["a", " fox"], "values": [0, 3]}]))
+    messages = set()
+    with watch_reads(tmp_path) as opened:
+        for text in (str(records_file), str(tmp_path / "missing.json"), f"{tmp_path}/../{tmp_path.name}/feature.json"):
+            with pytest.raises(ScoringInputError, match="not opened") as raised:
+                load_records(text, allowed_dirs=())
+            messages.add(str(raised.value))
+    assert opened == [] and len(messages) == 1
+    assert load_records(str(records_file))[0].tokens == ["a", " fox"]  # the library's default still reads paths
+
+
+def test_errors_about_a_files_contents_never_quote_it(tmp_path: Path) -> None:
+    secret = "sk-canary-55d0"
+    cases = {
+        ".env": f"OPENAI_API_KEY={secret}\n",
+        "values.csv": f"sequence,token,activation\n0,a,{secret}\n",
+        "text.txt": f"{secret}\t1\n b\t{secret}\n",
+        "object.json": json.dumps({secret: 1}),
+        "values.json": json.dumps([{"tokens": ["a"], "values": [secret]}]),
+        "token.json": json.dumps([{"tokens": [{"t": secret}], "values": [1]}]),
+    }
+    for name, content in cases.items():
+        path = tmp_path / name
+        path.write_text(content, encoding="utf-8")
+        with pytest.raises(ScoringInputError) as raised:
+            load_records(path)
+        assert secret not in str(raised.value), (name, str(raised.value))
+        with pytest.raises(ScoringInputError) as pasted:
+            load_records(content, allowed_dirs=())
+        if name != ".env":  # the same text pasted is the user's own: its errors may quote it
+            assert secret in str(pasted.value), (name, str(pasted.value))

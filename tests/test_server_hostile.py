@@ -92,6 +92,8 @@ class Case:
     path: str = "/score"
     headers: dict[str, str] = field(default_factory=lambda: dict(JSON_TYPE))
     keyed: bool = False
+    absent: str = ""
+    """Text the answer must not contain (an upstream address, an unfilled template, raw exception text)."""
 
 
 def raw(value: Any) -> bytes:
@@ -222,7 +224,7 @@ CASES: list[Case] = [
     Case("value-just-over-limit", text_body('{"explanation": "x", "activations": [{"tokens": ["a", "b"], "values": [1, 1.0001e30]}]}'), 422, "activations[0].values[1]"),
     Case("value-at-limit-accepted", text_body('{"explanation": "x", "activations": [{"tokens": ["a", "b"], "values": [1, 1e30]}]}'), 200),
     Case("value-huge-integer", text_body('{"explanation": "x", "activations": [{"tokens": ["a", "b"], "values": [1, ' + "9" * 400 + "]}]}"), 422, "activations[0].values[1]"),
-    Case("value-integer-over-4300-digits", text_body('{"explanation": "x", "activations": [{"tokens": ["a", "b"], "values": [1, ' + "9" * 5000 + "]}]}"), 400, "body"),
+    Case("value-integer-over-4300-digits", text_body('{"explanation": "x", "activations": [{"tokens": ["a", "b"], "values": [1, ' + "9" * 5000 + "]}]}"), 400, "body", absent="set_int_max_str_digits"),
     Case("value-underflow-accepted", text_body('{"explanation": "x", "activations": [{"tokens": ["a", "b"], "values": [1e-400, 1]}]}'), 200),
     Case("value-negative-zero-accepted", text_body('{"explanation": "x", "activations": [{"tokens": ["a", "b"], "values": [-0.0, 1]}]}'), 200),
     Case("seed-negative", raw(body_with(seed=-1)), 422, "seed"),
@@ -292,9 +294,29 @@ CASES: list[Case] = [
     Case("secret-null", raw(body_with(secret=None)), 401, "secret", keyed=True),
     Case("secret-surrogate", text_body('{"secret": "\\ud800", "explanation": "x", "activations": [{"tokens": ["a"], "values": [1]}]}'), 401, "secret", keyed=True),
     Case("secret-non-ascii", raw(body_with(secret="sécret🦊")), 401, "secret", keyed=True),
-    Case("secret-type-before-secret-check", raw(body_with(secret=12)), 422, "secret", keyed=True),
+    Case("secret-number-is-a-wrong-secret", raw(body_with(secret=12)), 401, "secret", keyed=True),
     Case("secret-bad-body-is-about-the-body", b"{", 400, "not valid JSON", keyed=True),
     Case("secret-right", raw(body_with(secret=SECRET)), 200, keyed=True),
+    # --- issue 23: the secret before the schema, the key in a header, duplicate keys, filled templates, no leaks
+    Case("keyed-bad-schema-without-secret-is-401", raw({"explanation": "x"}), 401, "secret", keyed=True),
+    Case("keyed-bad-schema-wrong-secret-is-401", raw({"secret": "nope", "activations": 3}), 401, "secret", keyed=True),
+    Case("keyed-right-secret-then-the-schema", raw({"secret": SECRET, "activations": 3}), 422, "activations", keyed=True),
+    Case("bearer-wrong", raw(GOOD), 401, "Authorization", headers={**JSON_TYPE, "authorization": "Bearer nope"}, keyed=True),
+    Case("bearer-not-bearer", raw(GOOD), 401, "Authorization", headers={**JSON_TYPE, "authorization": "Basic eDp5"}, keyed=True),
+    Case("bearer-right-no-body-secret", raw(GOOD), 200, headers={**JSON_TYPE, "authorization": f"Bearer {SECRET}"}, keyed=True),
+    Case("bearer-ignored-on-an-open-server", raw(GOOD), 200, headers={**JSON_TYPE, "authorization": "Bearer anything"}),
+    Case("duplicate-secret-last-right", text_body('{"secret": "WRONG", "secret": "' + SECRET + '", "explanation": "x", "activations": [{"tokens": ["a"], "values": [1]}]}'), 400, "'secret' appears twice", keyed=True),
+    Case("duplicate-secret-first-right", text_body('{"secret": "' + SECRET + '", "secret": "WRONG", "explanation": "x", "activations": [{"tokens": ["a"], "values": [1]}]}'), 400, "'secret' appears twice", keyed=True),
+    Case("duplicate-explanation", text_body('{"explanation": "a", "explanation": "b", "activations": [{"tokens": ["a"], "values": [1]}]}'), 400, "'explanation' appears twice"),
+    Case("duplicate-key-in-a-sequence", text_body('{"explanation": "x", "activations": [{"tokens": ["a"], "values": [1], "values": [2]}]}'), 400, "'values' appears twice"),
+    Case("duplicate-key-in-an-ignored-field", text_body('{"explanation": "x", "extra": {"a": 1, "a": 2}, "activations": [{"tokens": ["a"], "values": [1]}]}'), 400, "'a' appears twice"),
+    Case("value-beyond-limit-names-the-limit", text_body('{"explanation": "x", "activations": [{"tokens": ["a", "b"], "values": [1, 1e31]}]}'), 422, "limit of 1e+30", absent="{limit"),
+    Case("nested-100000-keyed", text_body(nested(100_000)), 400, "nested too deeply", keyed=True),
+    Case("integer-5000-digits-keyed", text_body('{"n": ' + "7" * 5000 + "}"), 400, "4300 digits", keyed=True, absent="set_int_max_str_digits"),
+    Case("unknown-simulator-hides-upstream", raw(body_with(simulator="nope")), 422, "simulator", absent="127.0.0.1:9"),
+    Case("docs-off", None, 404, "/docs", method="GET", path="/docs"),
+    Case("openapi-off", None, 404, "/openapi.json", method="GET", path="/openapi.json"),
+    Case("redoc-off", None, 404, "/redoc", method="GET", path="/redoc"),
 ]
 
 
@@ -321,6 +343,8 @@ def test_a_hostile_request_gets_no_5xx_and_a_4xx_names_the_field_or_limit(
     data = strict_json(response.text)
     if response.status_code >= 400:
         assert case.names in data["error"], data
+    if case.absent:
+        assert case.absent not in response.text, response.text[:500]
     if response.status_code == 200:
         assert "score" in data or "results" in data
 
@@ -335,10 +359,15 @@ def test_the_server_survives_every_hostile_request(servers: list[RunningServer])
 # ---------------------------------------------------------------- slow clients
 
 
-def _connect(server: RunningServer) -> socket.socket:
+def _connect(server: RunningServer, source: str = "127.0.0.1") -> socket.socket:
+    """A raw connection to `server` from the loopback address `source` (each is another client to the server)."""
     host, port = server.url.removeprefix("http://").split(":")
-    connection = socket.create_connection((host, int(port)), timeout=30)
-    return connection
+    return socket.create_connection((host, int(port)), timeout=30, source_address=(source, 0))
+
+
+def _from(source: str, **options: Any) -> httpx.Client:
+    """An HTTP client whose requests come from the loopback address `source`."""
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=source), timeout=30, **options)
 
 
 def _read_until_closed(connection: socket.socket, seconds: float) -> tuple[bytes, float]:
@@ -362,6 +391,23 @@ def test_a_body_that_never_arrives_gets_408_and_the_connection_closes(server: Ru
     assert received.startswith(b"HTTP/1.1 408"), received[:200]
     assert b"body_timeout" in received
     assert seconds < 30  # the deadline is 2 s here; this only says it ended at all
+
+
+def test_a_client_leaving_mid_body_is_one_log_line_not_a_500(server: RunningServer) -> None:
+    before = len(server.log().splitlines())
+    with _connect(server, "127.0.0.9") as connection:
+        head = "POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 150\r\n\r\n"
+        connection.sendall(head.encode() + b'{"explanation": "fox"')
+        time.sleep(0.3)  # the server has the headers and part of the body when the client leaves
+    deadline = time.monotonic() + 30
+    while not any("127.0.0.9" in line for line in server.log().splitlines()[before:]):
+        assert time.monotonic() < deadline, server.log()[-2000:]
+        time.sleep(0.1)
+    time.sleep(0.5)  # anything else it would log about this request has been written by now
+    lines = server.log().splitlines()[before:]
+    assert "Traceback" not in "\n".join(lines) and not [line for line in lines if " 500 " in line], lines
+    (line,) = [line for line in lines if "127.0.0.9" in line]
+    assert "POST /score 499" in line and "disconnected" in line
 
 
 def test_a_declared_length_over_the_limit_gets_413_before_any_body(server: RunningServer) -> None:
@@ -411,8 +457,9 @@ def test_slowloris_hundreds_of_half_sent_requests_do_not_stop_the_server(
         health = httpx.get(f"{server.url}/health", timeout=30)
         record_property("health_seconds_with_300_half_sent", round(time.monotonic() - started, 3))
         assert health.status_code == 200
-        scored = httpx.post(f"{server.url}/score", json=GOOD, timeout=30)
-        assert scored.status_code == 200
+        with _from("127.0.0.2") as other_client:  # the half-sending client holds only its own share
+            scored = other_client.post(f"{server.url}/score", json=GOOD)
+        assert scored.status_code == 200, scored.text
         deadline = time.monotonic() + 60
         open_connections = list(half_sent)
         while open_connections and time.monotonic() < deadline:
@@ -454,6 +501,7 @@ def test_admission_refuses_past_the_body_bytes_bound_with_503_and_retry_after(
     limits = {
         "SCORING_MAX_BODY_BYTES": "2100000",
         "SCORING_MAX_INFLIGHT_BODY_BYTES": "6300000",
+        "SCORING_MAX_CLIENT_BODY_BYTES": "6300000",  # one client may use the whole budget here
         "SERVER_KEY": "",
         "SCORING_CACHE_DIR": str(tmp_path / "cache"),
         "SCORING_MAX_SEQUENCES": "8",
@@ -520,24 +568,184 @@ def test_past_the_request_bound_new_requests_get_503(tmp_path: Path) -> None:
 
 
 def test_two_hundred_concurrent_distinct_requests_all_succeed(server: RunningServer, record_property: Any) -> None:
+    """200 requests at once from four clients (50 each, within a client's share of 64) are all scored."""
+
     async def fire() -> tuple[list[httpx.Response], float]:
-        limits = httpx.Limits(max_connections=200)
-        async with httpx.AsyncClient(base_url=server.url, timeout=120, limits=limits) as client:
+        limits = httpx.Limits(max_connections=50)
+        clients = [
+            httpx.AsyncClient(
+                base_url=server.url,
+                timeout=120,
+                transport=httpx.AsyncHTTPTransport(local_address=f"127.0.0.{10 + number}", limits=limits),
+            )
+            for number in range(4)
+        ]
+        try:
             bodies = [{**GOOD, "explanation": f"fox number {index}"} for index in range(200)]
             started = time.monotonic()
-            posts = asyncio.gather(*(client.post("/score", json=body) for body in bodies))
+            posts = asyncio.gather(
+                *(clients[index % 4].post("/score", json=body) for index, body in enumerate(bodies))
+            )
             await asyncio.sleep(0.05)
             probe_started = time.monotonic()
-            health = await client.get("/health")
+            health = await clients[0].get("/health")
             probe = time.monotonic() - probe_started
             assert health.status_code == 200
             responses = await posts
             record_property("seconds_for_200", round(time.monotonic() - started, 3))
             return responses, probe
+        finally:
+            for client in clients:
+                await client.aclose()
 
     responses, probe = asyncio.run(fire())
     record_property("health_seconds_under_200", round(probe, 3))
     assert [response.status_code for response in responses] == [200] * 200
+
+
+def _hold(server: RunningServer, source: str, declared: int, sent: bytes = b"", key: str = "") -> socket.socket:
+    """A scoring request from `source` that declares `declared` body bytes, sends `sent` of them, and waits."""
+    connection = _connect(server, source)
+    authorization = f"Authorization: Bearer {key}\r\n" if key else ""
+    head = f"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{authorization}"
+    connection.sendall(f"{head}Content-Length: {declared}\r\n\r\n".encode() + sent)
+    return connection
+
+
+def _read_one_answer(connection: socket.socket, seconds: float) -> tuple[bytes, float]:
+    """One whole HTTP answer (headers and the body its Content-Length announces), and the time it took."""
+    started = time.monotonic()
+    connection.settimeout(seconds)
+    received = b""
+    while b"\r\n\r\n" not in received or len(received.partition(b"\r\n\r\n")[2]) < _content_length(received):
+        chunk = connection.recv(65536)
+        if not chunk:
+            break
+        received += chunk
+    return received, time.monotonic() - started
+
+
+def _content_length(answer: bytes) -> int:
+    for line in answer.partition(b"\r\n\r\n")[0].split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 0
+
+
+def _wait_for_in_flight(server: RunningServer, requests: int, body_bytes: int = 0) -> dict[str, Any]:
+    """/health once the server counts `requests` in flight holding at least `body_bytes` (the holds arrived)."""
+    deadline = time.monotonic() + 30
+    while True:
+        in_flight = httpx.get(f"{server.url}/health", timeout=30).json()["in_flight"]
+        if in_flight["requests"] >= requests and in_flight["body_bytes"] >= body_bytes:
+            return dict(in_flight)
+        assert time.monotonic() < deadline, in_flight
+        time.sleep(0.05)
+
+
+def test_three_idle_connections_declaring_10_mb_shut_nobody_out(tmp_path: Path, record_property: Any) -> None:
+    """The attack of issue 23: headers of a 10 MB POST and nothing more, three times, from one client.
+
+    Admission once reserved the declared 30 MB, the whole body budget, and every other request got 503 until
+    the 30 s body deadline. Bytes that never arrive now cost nothing.
+    """
+    environment = {"SERVER_KEY": "", "SCORING_CACHE_DIR": str(tmp_path / "cache")}  # the default limits
+    with scoring_servers([(tmp_path / "server.log", "lexical", environment)]) as (running,):
+        idle = [_hold(running, "127.0.0.3", 10_000_000) for _ in range(3)]
+        try:
+            in_flight = _wait_for_in_flight(running, 3)
+            assert in_flight["body_bytes"] == 0
+            statuses = [httpx.post(f"{running.url}/score", json=GOOD, timeout=30).status_code for _ in range(10)]
+            record_property("statuses_with_three_idle_10mb_posts", statuses)
+            assert statuses == [200] * 10
+        finally:
+            for connection in idle:
+                connection.close()
+
+
+def test_a_client_past_its_byte_share_gets_503_and_another_client_is_served(tmp_path: Path) -> None:
+    environment = {
+        "SERVER_KEY": "",
+        "SCORING_CACHE_DIR": str(tmp_path / "cache"),
+        "SCORING_MAX_BODY_BYTES": "200000",
+        "SCORING_MAX_INFLIGHT_BODY_BYTES": "1000000",
+    }
+    body = raw(body_with(padding="x" * 60_000))
+    with scoring_servers([(tmp_path / "server.log", "lexical", environment)]) as (running,):
+        holder = _hold(running, "127.0.0.4", 200_000, b'{"padding": "' + b"x" * 150_000)
+        try:
+            assert _wait_for_in_flight(running, 1, 150_000)["clients"] == 1
+            with _from("127.0.0.4") as same_client:
+                refused = same_client.post(f"{running.url}/score", content=body, headers=JSON_TYPE)
+            assert refused.status_code == 503, refused.text
+            assert "max_client_body_bytes" in refused.json()["error"] and refused.headers["retry-after"] == "2"
+            with _from("127.0.0.5") as other_client:
+                served = other_client.post(f"{running.url}/score", content=body, headers=JSON_TYPE)
+            assert served.status_code == 200, served.text
+        finally:
+            holder.close()
+
+
+def test_a_client_past_its_request_share_gets_503_and_another_client_is_served(tmp_path: Path) -> None:
+    environment = {
+        "SERVER_KEY": "",
+        "SCORING_CACHE_DIR": str(tmp_path / "cache"),
+        "SCORING_MAX_CLIENT_REQUESTS": "2",
+    }
+    with scoring_servers([(tmp_path / "server.log", "lexical", environment)]) as (running,):
+        holders = [_hold(running, "127.0.0.6", 100, b"{") for _ in range(2)]
+        try:
+            _wait_for_in_flight(running, 2)
+            with _from("127.0.0.6") as same_client:
+                refused = same_client.post(f"{running.url}/score", json=GOOD)
+            assert refused.status_code == 503 and "max_client_requests" in refused.json()["error"]
+            with _from("127.0.0.7") as other_client:
+                assert other_client.post(f"{running.url}/score", json=GOOD).status_code == 200
+        finally:
+            for connection in holders:
+                connection.close()
+
+
+def test_the_key_in_the_authorization_header_is_checked_before_the_body_and_lifts_the_client_share(
+    tmp_path: Path,
+) -> None:
+    environment = {
+        "SERVER_KEY": SECRET,
+        "SCORING_CACHE_DIR": str(tmp_path / "cache"),
+        "SCORING_MAX_CLIENT_REQUESTS": "1",
+        "SCORING_BODY_TIMEOUT": "20",
+    }
+    with scoring_servers([(tmp_path / "server.log", "lexical", environment)]) as (running,):
+        # A wrong key in the header: 401 at once, though the declared body never comes (no 20 s wait, no 408).
+        with _hold(running, "127.0.0.8", 5000, key="wrong") as wrong:
+            received, seconds = _read_one_answer(wrong, 60)
+        assert received.startswith(b"HTTP/1.1 401") and b"Authorization" in received, received[:300]
+        assert seconds < 15
+        holder = _hold(running, "127.0.0.8", 100, b"{")
+        try:
+            _wait_for_in_flight(running, 1)
+            with _from("127.0.0.8") as same_client:
+                refused = same_client.post(f"{running.url}/score", json=body_with(secret=SECRET))
+                assert refused.status_code == 503 and "max_client_requests" in refused.json()["error"]
+                trusted = same_client.post(
+                    f"{running.url}/score", json=GOOD, headers={"authorization": f"Bearer {SECRET}"}
+                )
+                assert trusted.status_code == 200, trusted.text  # no secret in the body needed either
+        finally:
+            holder.close()
+
+
+def test_a_body_framed_twice_is_refused(server: RunningServer) -> None:
+    """Content-Length and Transfer-Encoding: chunked together: proxies may disagree on where the body ends."""
+    body = raw(GOOD)
+    chunked = f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+    with _connect(server) as connection:
+        head = "POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        head += f"Content-Length: {len(body)}\r\nTransfer-Encoding: chunked\r\n\r\n"
+        connection.sendall(head.encode() + chunked)
+        received, _ = _read_until_closed(connection, 30)
+    assert received.startswith(b"HTTP/1.1 400") and b"Transfer-Encoding" in received, received[:300]
 
 
 def test_identical_requests_in_flight_are_simulated_once(tmp_path: Path) -> None:
@@ -602,3 +810,25 @@ def test_health_shows_addresses_to_a_caller_with_the_key(servers: list[RunningSe
     without = httpx.get(f"{keyed.url}/health", headers={"authorization": "Bearer nope"}, timeout=30).json()
     assert with_key["simulator"] == without["simulator"] == "lexical"  # no address in this spec either way
     assert with_key["secret_required"] is True
+
+
+def test_upstream_addresses_reach_only_a_caller_with_the_key(tmp_path: Path) -> None:
+    """A failing upstream names its address in its reason; an open server hides it everywhere a client reads."""
+    from fastapi.testclient import TestClient
+
+    from scoring.server import create_app
+
+    upstream = "openai-compatible:m@http://127.0.0.1:9/v1?retries=0&timeout=5"
+    body = {**GOOD, "simulator": upstream}
+    for key in ("", SECRET):
+        settings = load_settings("lexical", server_key=key, cache=False, allowed_simulators=(upstream,))
+        client = TestClient(create_app(settings), raise_server_exceptions=False)
+        failed = client.post("/score", json={**body, "secret": key})
+        unknown = client.post("/score", json={**body, "secret": key, "simulator": "nope"})
+        ranked = client.post("/score/many", json={**many(simulator=upstream), "secret": key, "explanations": ["a"]})
+        assert failed.status_code == 502 and unknown.status_code == 422 and ranked.status_code == 502
+        for answer in (failed, unknown, ranked):
+            assert ("127.0.0.1:9" in answer.text) == bool(key), answer.text[:400]
+        if not key:
+            assert "could not reach <hidden>" in failed.json()["error"]
+            assert "openai-compatible:m@<hidden>" in unknown.json()["error"]

@@ -22,23 +22,29 @@ Status codes:
   with ``error`` saying why: real or simulated activations constant, or some sequences
   failed to simulate (the API never scores a subset silently); each failed simulation
   carries its own ``error``, the others their simulated activations.
-- 400: the body is empty, not UTF-8, not JSON, or nested too deeply. 401: wrong or missing
-  secret (checked after the schema, so a malformed body is a 4xx about the body whoever
-  sends it). 404/405: no such route. 408: the body did not arrive within ``body_timeout``.
+- 400: the body is empty, not UTF-8, not JSON, nested too deeply, holds a key twice in one
+  object, or is framed twice (Content-Length and Transfer-Encoding). 401: wrong or missing
+  secret (a key in an ``Authorization: Bearer`` header is checked before the body is read,
+  the body's ``secret`` as soon as the JSON is decoded, before the schema). 404/405: no such
+  route. 408: the body did not arrive within ``body_timeout``.
 - 413: the body is larger than ``max_body_bytes``. 415: the body is not declared as UTF-8
   JSON. 422: the body does not match the schema or a limit; ``error`` names the field and
   ``errors`` lists every problem.
 - 502: the simulator failed on every sequence (its error is in ``error``); nothing could
   be scored, and the fault is upstream of this server, not in the request.
 - 503 with ``Retry-After``: ``max_concurrent_requests`` scoring requests, or
-  ``max_inflight_body_bytes`` of bodies, are already in flight. 504: scoring took longer
-  than ``request_timeout``.
+  ``max_inflight_body_bytes`` of bodies (counted as they arrive), are already in flight,
+  or this client's share of them (``max_client_requests``, ``max_client_body_bytes``).
+  504: scoring took longer than ``request_timeout``; the scoring stops too.
+- A client that leaves before its body is complete is logged once, as 499.
 
 The secret is ``SERVER_KEY`` from the environment or a ``.env`` file, compared in
 constant time; an empty or unset key accepts any request, which the server allows only on
 a loopback address unless ``allow_open`` (``--allow-open``) says otherwise, and then warns
-about at start. ``/health`` shows upstream server addresses only to a caller sending
-``Authorization: Bearer <SERVER_KEY>``. Limits and deadlines come from ``serve`` options,
+about at start. Upstream server addresses are shown only to callers with the key
+(``/health``: a caller sending ``Authorization: Bearer <SERVER_KEY>``); an open server
+hides them from everyone. ``/docs`` and ``/openapi.json`` are off unless ``docs``
+(``SCORING_DOCS``) is set. The threat model is in docs/server.md. Limits and deadlines come from ``serve`` options,
 else the environment (``SCORING_`` + the setting's name, e.g. ``SCORING_MAX_BODY_BYTES``),
 else the defaults of `ServerSettings` (see docs/server.md). A request may pick a
 simulator other than the server's only when it is listed in ``allowed_simulators`` /
@@ -112,6 +118,8 @@ def serve(
     """
     import uvicorn
 
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ScoringInputError(f"port must be a whole number from 1 to 65535, got {port!r}")
     log_level = str(options.pop("log_level", "info")).lower()
     settings = load_settings(simulator, **options)
     if not logging.getLogger().handlers:

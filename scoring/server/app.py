@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from scoring.api import arank_explanations, ascore_explanation, resolve_cache, resolve_simulator
 from scoring.errors import ScoringInputError
@@ -33,10 +34,11 @@ from scoring.metrics import sequence_fit
 from scoring.records import ActivationRecord, Limits
 from scoring.results import ScoreResult, SequenceResult, jsonable
 from scoring.server.middleware import (
+    AUTHORIZED,
+    CLIENT_GONE,
     AccessLogMiddleware,
     Admission,
-    AdmissionMiddleware,
-    BodyGuardMiddleware,
+    RequestGuardMiddleware,
 )
 from scoring.server.schema import BodyError, ScoreManyRequest, ScoreRequest, ScoringOptions, parse_body
 from scoring.server.settings import ServerSettings, load_settings
@@ -69,8 +71,11 @@ def error_response(status_code: int, message: str, headers: dict[str, str] | Non
     return SafeJSONResponse({"error": message, **extra}, status_code=status_code, headers=headers)
 
 
-def scored_sequence(sequence: SequenceResult) -> dict[str, Any]:
-    """One sequence as neuron-explainer's ScoredSequenceSimulation, plus our extra fields."""
+def scored_sequence(sequence: SequenceResult, hide_addresses: bool = False) -> dict[str, Any]:
+    """One sequence as neuron-explainer's ScoredSequenceSimulation, plus our extra fields.
+
+    ``hide_addresses``: upstream server addresses in its error become ``<hidden>``.
+    """
     fit = sequence_fit(sequence.real, sequence.simulated) if sequence.simulated else None
     return {
         "simulation": {
@@ -88,16 +93,20 @@ def scored_sequence(sequence: SequenceResult) -> dict[str, Any]:
         "index": sequence.index,
         "normalized_true_activations": sequence.real,
         "cached": sequence.cached,
-        "error": sequence.error,
+        "error": redact(sequence.error) if hide_addresses and sequence.error else sequence.error,
     }
 
 
-def score_payload(result: ScoreResult, include_metrics: bool) -> dict[str, Any]:
-    """The /score answer for one result."""
+def score_payload(result: ScoreResult, include_metrics: bool, hide_addresses: bool = False) -> dict[str, Any]:
+    """The /score answer for one result (``hide_addresses``: upstream addresses in errors become ``<hidden>``)."""
+
+    def shown(error: str | None) -> str | None:
+        return redact(error) if hide_addresses and error else error
+
     payload: dict[str, Any] = {
         "score": result.score,
-        "simulations": [scored_sequence(sequence) for sequence in result.sequences],
-        "error": result.error,
+        "simulations": [scored_sequence(sequence, hide_addresses) for sequence in result.sequences],
+        "error": shown(result.error),
         "explanation": result.explanation,
         "simulator": result.simulator,
         "scorer": result.scorer,
@@ -106,7 +115,9 @@ def score_payload(result: ScoreResult, include_metrics: bool) -> dict[str, Any]:
         "seconds": round(result.seconds, 4),
     }
     if result.judgments:
-        payload["judgments"] = [judgment.to_dict() for judgment in result.judgments]
+        payload["judgments"] = [
+            {**judgment.to_dict(), "error": shown(judgment.error)} for judgment in result.judgments
+        ]
     if include_metrics:
         payload["metrics"] = result.metrics
         payload["sampling"] = result.sampling
@@ -150,12 +161,12 @@ class ScoringLoop:
         self.thread.join(timeout=10)
 
 
-_URL = re.compile(r"@https?://\S+")
+_URL = re.compile(r"https?://[^\s'\"<>]+")
 
 
-def redact(spec: str) -> str:
-    """A simulator spec without its server address (upstream URLs are not for anonymous callers)."""
-    return _URL.sub("@<hidden>", spec)
+def redact(text: str) -> str:
+    """A simulator spec or an error without server addresses (upstream URLs are not for anonymous callers)."""
+    return _URL.sub("<hidden>", text)
 
 
 class ScoringService:
@@ -168,34 +179,45 @@ class ScoringService:
         for spec in settings.allowed_simulators:
             self.simulators.setdefault(spec, resolve_simulator(spec))
         self.cache = resolve_cache(settings.cache)
+        # scipy.stats takes a second or two of CPU to import: paid at start, not by the first request while it
+        # holds the scoring loop.
+        import scipy.stats  # noqa: F401
         self.limits = Limits(
             max_sequences=settings.max_sequences, max_tokens_per_sequence=settings.max_tokens_per_sequence
         )
         self.admission = Admission(
-            settings.max_concurrent_requests, settings.max_inflight_body_bytes, settings.max_body_bytes
+            max_requests=settings.max_concurrent_requests,
+            max_bytes=settings.max_inflight_body_bytes,
+            max_client_requests=settings.max_client_requests,
+            max_client_bytes=settings.client_body_bytes,
         )
         self.scoring_loop: ScoringLoop | None = None
         self.flights: dict[str, asyncio.Future[Any]] = {}
         self.requests_scored = 0
         self.requests_merged = 0
+        # On a keyed server every scoring request has shown the key by the time it is read; on an open one,
+        # anyone may ask, and upstream addresses are theirs to see nowhere.
+        self.hide_addresses = not settings.server_key
 
-    def check_secret(self, secret: str | None) -> None:
+    def check_secret(self, secret: Any) -> None:
         if not self.is_authorized(secret):
             raise HTTPException(status_code=401, detail="wrong or missing secret (the field secret)")
 
-    def is_authorized(self, secret: str | None) -> bool:
+    def is_authorized(self, secret: Any) -> bool:
         expected = self.settings.server_key
         if not expected:
             return True
+        if not isinstance(secret, str):
+            return False
         # surrogatepass: a lone surrogate in what a client sent is a wrong secret, not an error
-        given = (secret or "").encode("utf-8", errors="surrogatepass")
+        given = secret.encode("utf-8", errors="surrogatepass")
         return hmac.compare_digest(given, expected.encode("utf-8", errors="surrogatepass"))
 
     def simulator_for(self, spec: str | None) -> Simulator:
         if spec is None:
             return self.simulators[self.settings.simulator]
         if spec not in self.simulators:
-            offered = ", ".join(sorted(self.simulators))
+            offered = ", ".join(sorted(redact(name) if self.hide_addresses else name for name in self.simulators))
             raise InvalidField(
                 "simulator", f"simulator {spec!r} is not enabled on this server; use one of: {offered}"
             )
@@ -272,7 +294,7 @@ class ScoringService:
             result.cached,
             result.error,
         )
-        payload = score_payload(result, include_metrics=body.metrics)
+        payload = score_payload(result, include_metrics=body.metrics, hide_addresses=self.hide_addresses)
         return (502 if simulation_failed(result) else 200), render_json(payload)
 
     async def score_many(self, body: ScoreManyRequest) -> tuple[int, bytes]:
@@ -291,23 +313,34 @@ class ScoringService:
             explanations, records, simulator=simulator, cache=self.cache, limits=self.limits, **body.api_options()
         )
         self.requests_scored += 1
-        payloads = [score_payload(result, include_metrics=body.metrics) for result in results]
+        payloads = [
+            score_payload(result, include_metrics=body.metrics, hide_addresses=self.hide_addresses)
+            for result in results
+        ]
         for rank, payload in enumerate(payloads, start=1):
             payload["rank"] = rank
         everything_failed = all(simulation_failed(result) for result in results)
         return (502 if everything_failed else 200), render_json({"results": payloads})
 
 
-def _parse_with_key(raw: bytes, content_type: str | None, model: type[Body]) -> tuple[Body, str]:
-    body = parse_body(raw, content_type, model)
+def _parse_with_key(
+    raw: bytes, content_type: str | None, model: type[Body], check_secret: Callable[[Any], None] | None
+) -> tuple[Body, str]:
+    body = parse_body(raw, content_type, model, check_secret)
     key = hashlib.sha256(f"{model.__name__}:{body.flight_key()}".encode()).hexdigest()
     return body, key
 
 
-async def read_body(request: Request, model: type[Body]) -> tuple[Body, str]:
-    """The request's body as `model` and its single-flight key, parsed off the event loop."""
+async def read_body(
+    request: Request, model: type[Body], check_secret: Callable[[Any], None] | None
+) -> tuple[Body, str]:
+    """The request's body as `model` and its single-flight key, parsed off the event loop.
+
+    ``check_secret`` sees the body's secret once the JSON is decoded (None: the header already showed the
+    key, or the server has none).
+    """
     raw = await request.body()
-    return await asyncio.to_thread(_parse_with_key, raw, request.headers.get("content-type"), model)
+    return await asyncio.to_thread(_parse_with_key, raw, request.headers.get("content-type"), model, check_secret)
 
 
 def _body_schema(model: type[ScoringOptions]) -> dict[str, Any]:
@@ -331,6 +364,10 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         description="Neuronpedia-compatible scoring of neuron/latent explanations.",
         default_response_class=SafeJSONResponse,
         lifespan=lifespan,
+        # Off by default: a server reachable by strangers need not describe itself to them.
+        docs_url="/docs" if settings.docs else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs else None,
     )
     app.state.service = service
     service.scoring_loop = ScoringLoop()
@@ -363,6 +400,11 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     async def _scoring_input(request: Request, error: ScoringInputError) -> Response:
         return error_response(422, f"body: {error}", errors=[{"field": "body", "message": str(error)}])
 
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(request: Request, error: ClientDisconnect) -> Response:
+        # Nobody is left to read an answer; the access log line says what happened (status 499).
+        return Response(status_code=CLIENT_GONE)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> Response:
         # Our bug, not the client's: the traceback goes to the log, the client gets JSON.
@@ -384,10 +426,19 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             "cache": service.cache is not None,
             "requests_scored": service.requests_scored,
             "requests_merged": service.requests_merged,
-            "in_flight": {"requests": admission.requests, "body_bytes": admission.bytes, "refused": admission.refused},
+            "in_flight": {
+                "requests": admission.requests,
+                "body_bytes": admission.bytes,
+                "clients": len(admission.clients),
+                "refused": admission.refused,
+            },
             "uptime_seconds": round(time.time() - service.started, 1),
             "limits": settings.limits(),
         }
+
+    def secret_check(request: Request) -> Callable[[Any], None] | None:
+        trusted = not settings.server_key or request.scope.get(AUTHORIZED, False)
+        return None if trusted else service.check_secret
 
     async def scored(status_and_body: Awaitable[tuple[int, bytes]]) -> Response:
         status, content = await status_and_body
@@ -396,26 +447,23 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     @app.post("/score", openapi_extra=_body_schema(ScoreRequest))
     async def score(request: Request) -> Response:
         """Score one explanation (the Neuronpedia scorer route)."""
-        body, key = await read_body(request, ScoreRequest)
-        service.check_secret(body.secret)
+        body, key = await read_body(request, ScoreRequest, secret_check(request))
         return await scored(service.run_scoring(key, lambda: service.score_one(body)))
 
     @app.post("/score/many", openapi_extra=_body_schema(ScoreManyRequest))
     async def score_many(request: Request) -> Response:
         """Score several explanations of the same activations; results best first."""
-        body, key = await read_body(request, ScoreManyRequest)
-        service.check_secret(body.secret)
+        body, key = await read_body(request, ScoreManyRequest, secret_check(request))
         return await scored(service.run_scoring(key, lambda: service.score_many(body)))
 
-    # The last added is the outermost: the log sees every answer, and admission runs before any body is read.
+    # The last added is the outermost: the log sees every answer, and the guard runs before any body is read.
     app.add_middleware(
-        BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes, body_timeout=settings.body_timeout
-    )
-    app.add_middleware(
-        AdmissionMiddleware,
+        RequestGuardMiddleware,
         admission=service.admission,
-        retry_after_seconds=settings.retry_after_seconds,
+        max_body_bytes=settings.max_body_bytes,
         body_timeout=settings.body_timeout,
+        retry_after_seconds=settings.retry_after_seconds,
+        server_key_matches=service.is_authorized if settings.server_key else None,
     )
     app.add_middleware(AccessLogMiddleware)
     return app

@@ -4,7 +4,7 @@ An ASGI app first hears of a request once its headers are complete, so a client 
 sends headers a byte at a time, or never finishes them (slowloris), would hold each connection forever:
 uvicorn times out idle keep-alive connections only after a response. `HeaderTimeoutProtocol` closes any
 connection whose request headers are not complete ``header_timeout`` seconds after it opened or after its
-previous response. Body deadlines are the app's (`BodyGuardMiddleware`).
+previous response. Body deadlines are the app's (`RequestGuardMiddleware`).
 """
 
 from __future__ import annotations

@@ -8,11 +8,12 @@ deep, numbers too long, not an object, then each field that does not fit the sch
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError, field_validator
 
-from scoring.records import NORMALIZATIONS, STRICT, TokensAndValues, lone_surrogate
+from scoring.records import LONG_INTEGER, NORMALIZATIONS, STRICT, TokensAndValues, lone_surrogate
 from scoring.sampling import MAX_SEED, STRATEGIES
 from scoring.scorers import SCORERS
 
@@ -134,8 +135,37 @@ Request = TypeVar("Request", bound=ScoringOptions)
 JSON_MEDIA_TYPES = ("application/json",)
 
 
-def parse_body(raw: bytes, content_type: str | None, model: type[Request]) -> Request:
-    """The request `model` from a raw body; BodyError says what is wrong with it."""
+class DuplicateKey(ValueError):
+    """A JSON object names the same key twice."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`json.loads`'s object hook: the object, unless a key repeats (JSON parsers disagree on which one wins)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKey(key)
+            seen.add(key)
+    return obj
+
+
+def parse_body(
+    raw: bytes,
+    content_type: str | None,
+    model: type[Request],
+    check_secret: Callable[[Any], None] | None = None,
+) -> Request:
+    """The request `model` from a raw body; BodyError says what is wrong with it.
+
+    ``check_secret`` is called with the body's ``secret`` as soon as the JSON is decoded, before the schema
+    is checked: a client without the key learns nothing about the schema, and costs no validation.
+    """
     _check_content_type(content_type)
     if not raw.strip():
         raise BodyError(400, [("body", "the body is empty; send a JSON object")])
@@ -148,20 +178,26 @@ def parse_body(raw: bytes, content_type: str | None, model: type[Request]) -> Re
                       "send JSON encoded as UTF-8")],
         ) from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_refuse_duplicates)
     except json.JSONDecodeError as exc:
         message = f"the body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
         raise BodyError(400, [("body", message)]) from None
+    except DuplicateKey as exc:
+        raise BodyError(
+            400, [("body", f"the key {exc.key!r} appears twice in one object; send each key once")]
+        ) from None
     except RecursionError:
         raise BodyError(
             400, [("body", "the body's JSON is nested too deeply to read (over about 900 levels); "
                            "this API's bodies nest 3 levels")]
         ) from None
-    except ValueError as exc:  # e.g. an integer longer than Python's 4300-digit limit
-        raise BodyError(400, [("body", f"the body's JSON cannot be read: {exc}")]) from None
+    except ValueError:  # the only other failure: an integer longer than Python's 4300-digit limit
+        raise BodyError(400, [("body", f"the body holds {LONG_INTEGER}")]) from None
     if not isinstance(data, dict):
         kind = "array" if isinstance(data, list) else "null" if data is None else type(data).__name__
         raise BodyError(422, [("body", f"the body must be a JSON object, got {kind}")])
+    if check_secret is not None:
+        check_secret(data.get("secret"))
     try:
         return model.model_validate(data, context=STRICT)
     except ValidationError as exc:

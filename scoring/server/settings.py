@@ -51,9 +51,16 @@ class ServerSettings(BaseSettings):
 
     max_concurrent_requests: int = Field(default=256, ge=1)
     """Scoring requests admitted at once (reading, waiting or scoring); more get 503 with Retry-After."""
+    max_client_requests: int = Field(default=64, ge=1)
+    """Scoring requests one client (IP address) may have in flight; more get 503 with Retry-After. A request
+    with ``Authorization: Bearer <SERVER_KEY>`` is held only to max_concurrent_requests."""
     max_inflight_body_bytes: int = Field(default=30_000_000, ge=1)
-    """Bytes of request bodies admitted at once (a body takes about 13 times its size in memory once
-    parsed); a request that would pass it gets 503 with Retry-After. At least max_body_bytes."""
+    """Bytes of request bodies in flight, counted as they arrive and held until the request ends (a body
+    takes about 13 times its size in memory once parsed); a request whose bytes would pass it gets 503 with
+    Retry-After. At least max_body_bytes."""
+    max_client_body_bytes: int | None = Field(default=None, ge=1)
+    """Bytes of request bodies one client may have in flight (None: max_body_bytes, one largest body at a
+    time); past it, 503 with Retry-After. Not for requests with the key in their Authorization header."""
     request_timeout: float = Field(default=300.0, gt=0)
     """Seconds one scoring request may take once its body is read; then 504."""
     body_timeout: float = Field(default=30.0, gt=0)
@@ -63,6 +70,8 @@ class ServerSettings(BaseSettings):
     then the connection closes."""
     retry_after_seconds: int = Field(default=2, ge=1)
     """The ``Retry-After`` of a 503."""
+    docs: bool = False
+    """Serve the interactive API documentation (``/docs``, ``/openapi.json``); off, they are 404."""
 
     @field_validator("allowed_simulators", mode="before")
     @classmethod
@@ -80,9 +89,17 @@ class ServerSettings(BaseSettings):
             )
         return self
 
+    @property
+    def client_body_bytes(self) -> int:
+        """max_client_body_bytes in effect: its default, and never above max_inflight_body_bytes."""
+        share = self.max_client_body_bytes if self.max_client_body_bytes is not None else self.max_body_bytes
+        return min(share, self.max_inflight_body_bytes)
+
     def limits(self) -> dict[str, Any]:
         """The limits a client may want to know (``/health`` shows them)."""
-        return {name: getattr(self, name) for name in LIMIT_FIELDS}
+        limits = {name: getattr(self, name) for name in LIMIT_FIELDS}
+        limits["max_client_body_bytes"] = self.client_body_bytes
+        return limits
 
 
 LIMIT_FIELDS = (
@@ -92,7 +109,9 @@ LIMIT_FIELDS = (
     "max_explanations",
     "max_explanation_chars",
     "max_concurrent_requests",
+    "max_client_requests",
     "max_inflight_body_bytes",
+    "max_client_body_bytes",
     "request_timeout",
     "body_timeout",
     "header_timeout",

@@ -9,8 +9,11 @@ do only that: caching, concurrency, retries and cost accounting live once in
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import math
+import threading
 from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -167,7 +170,11 @@ class SyncSimulator:
     """Base for simulators whose work is blocking Python (in-process models).
 
     Subclasses implement `simulate_sync`; `simulate` runs it in a worker
-    thread so an event loop (server, dashboard) stays responsive.
+    thread so an event loop (server, dashboard) stays responsive. When the
+    call is cancelled (a request's deadline), `stop_requested()` turns True
+    inside `simulate_sync`, which should check it between sequences and
+    return early; `simulate` waits for the thread to end before it passes the
+    cancellation on, so the runner's concurrency limit still counts the work.
     """
 
     name: str = "sync"
@@ -186,7 +193,37 @@ class SyncSimulator:
     async def simulate(
         self, explanation: str, sequences: Sequence[Sequence[str]]
     ) -> SimulationBatch:
-        return await asyncio.to_thread(self.simulate_sync, explanation, sequences)
+        stop = threading.Event()
+
+        def run() -> SimulationBatch:
+            token = _STOP.set(stop)
+            try:
+                return self.simulate_sync(explanation, sequences)
+            finally:
+                _STOP.reset(token)
+
+        # As asyncio.to_thread does, the thread runs in a copy of the caller's context.
+        work = asyncio.get_running_loop().run_in_executor(None, contextvars.copy_context().run, run)
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            stop.set()
+            # The thread cannot be killed: it stops at its next check; until then it holds its slot.
+            await asyncio.wait([work])
+            raise
+
+
+_STOP: ContextVar[threading.Event | None] = ContextVar("scoring_simulation_stop", default=None)
+
+
+class SimulationStopped(Exception):
+    """Raised by a `simulate_sync` that saw `stop_requested()`: nobody waits for its result."""
+
+
+def stop_requested() -> bool:
+    """True inside `SyncSimulator.simulate_sync` once its call was cancelled: stop, the result is not wanted."""
+    stop = _STOP.get()
+    return stop is not None and stop.is_set()
 
 
 def check_simulation(values: Sequence[float] | None, n_tokens: int) -> SequenceSimulation:

@@ -44,7 +44,15 @@ from cachetools import LRUCache
 
 from scoring.errors import ScoringInputError
 from scoring.models import offline
-from scoring.simulators.base import Capabilities, SimulationBatch, SyncSimulator, Usage, check_simulation
+from scoring.simulators.base import (
+    Capabilities,
+    SimulationBatch,
+    SimulationStopped,
+    SyncSimulator,
+    Usage,
+    check_simulation,
+    stop_requested,
+)
 from scoring.words import word_of_token
 
 logger = logging.getLogger(__name__)
@@ -205,6 +213,8 @@ class EmbeddingSimulator(SyncSimulator):
         span = self.config.ceiling - self.config.floor
         results = []
         for tokens in sequences:
+            if stop_requested():
+                raise SimulationStopped("the request was cancelled (its deadline passed)")
             similarity = self.similarities(explanation, tokens)
             activations = np.clip((similarity - self.config.floor) / span, 0.0, 1.0) * 10.0
             results.append(check_simulation(activations.tolist(), len(tokens)))

@@ -181,11 +181,14 @@ class OpenAISimulator:
         name: str = "openai",
         api_key: str | None = None,
         key_required: bool = True,
+        key_from_environment: bool = True,
     ) -> None:
         self.config = config
         self.name = name
         self.model = config.model
-        self._api_key = resolve_api_key(api_key, config.key_env, required=key_required)
+        self._api_key = resolve_api_key(
+            api_key, config.key_env, required=key_required, from_environment=key_from_environment
+        )
         prices = pricing.price_per_million(config.model)
         self.capabilities = Capabilities(
             max_sequences_per_call=config.batch,
@@ -519,8 +522,17 @@ def openai_simulator(argument: str | None, *, api_key: str | None = None) -> Ope
     return OpenAISimulator(parse_openai_spec(argument), name="openai", api_key=api_key)
 
 
-def compatible_simulator(argument: str | None, *, api_key: str | None = None) -> OpenAISimulator:
-    """Factory of ``openai-compatible:<model>@<base_url>[?options]``."""
+def compatible_simulator(
+    argument: str | None, *, api_key: str | None = None, key_from_environment: bool = True
+) -> OpenAISimulator:
+    """Factory of ``openai-compatible:<model>@<base_url>[?options]``.
+
+    ``key_from_environment=False``: send only ``api_key`` (or none), never a key of this machine's.
+    """
     return OpenAISimulator(
-        parse_compatible_spec(argument), name="openai-compatible", api_key=api_key, key_required=False
+        parse_compatible_spec(argument),
+        name="openai-compatible",
+        api_key=api_key,
+        key_required=False,
+        key_from_environment=key_from_environment,
     )

@@ -113,10 +113,15 @@ def parse_compatible_spec(argument: str | None) -> OpenAIBackendConfig:
     return parse_options(match["query"] or "", config)
 
 
-def resolve_api_key(explicit: str | None, env_name: str, *, required: bool) -> str | None:
-    """The key from the argument, the environment, or a .env file, in that order."""
-    if explicit:
-        return explicit
+def resolve_api_key(
+    explicit: str | None, env_name: str, *, required: bool, from_environment: bool = True
+) -> str | None:
+    """The key from the argument, the environment, or a .env file, in that order.
+
+    ``from_environment=False``: only the argument (an address a stranger typed gets no key of this machine's).
+    """
+    if explicit or not from_environment:
+        return explicit or None
     value = os.environ.get(env_name)
     if not value:
         from dotenv import dotenv_values, find_dotenv

@@ -5,7 +5,7 @@ each sequence (or question) is looked up in the cache; the misses go to the
 simulator in chunks of ``capabilities.max_sequences_per_call`` (or
 ``max_questions_per_call``), at most ``capabilities.max_concurrency`` calls at
 a time per simulator (shared by every score running on the same event loop,
-and by its simulations and judgments); results are validated; successes are
+and by its simulations and judgments, which take turns chunk by chunk); results are validated; successes are
 cached, failures never; usage and cost are added up. Generated explanations
 (`run_explanations`) go through the same cache, concurrency limit and cost
 accounting, one attempt per call.
@@ -17,7 +17,9 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import TypeVar
 
 from scoring.cache import SimulationCache, explanation_key, judgment_key, simulation_key
@@ -40,16 +42,69 @@ ProgressCallback = Callable[[int, int, str], None]
 _Caller = Simulator | Judge | Explainer
 """Whatever the runner sends work to: a simulator, and its judge and explainer sides."""
 
-_semaphores: weakref.WeakKeyDictionary[_Caller, tuple[asyncio.AbstractEventLoop, asyncio.Semaphore]] = (
+class FairSemaphore:
+    """A semaphore whose waiters are served in turn by group, one call each, not first come first served.
+
+    Every score waits on its simulator's one semaphore with all its chunks at once. Served in arrival
+    order, a small request behind a large one would wait for all the large one's chunks; served by turns,
+    it waits for at most one chunk of each score ahead of it.
+    """
+
+    def __init__(self, value: int) -> None:
+        self.free = value
+        self.waiting: dict[object, deque[asyncio.Future[None]]] = {}
+        """Waiters by group, the group to serve next first."""
+
+    async def acquire(self, group: object) -> None:
+        if self.free > 0 and not self.waiting:
+            self.free -= 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self.waiting.setdefault(group, deque()).append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed a slot just as it was cancelled: pass the slot on
+            else:
+                queue = self.waiting.get(group)
+                if queue is not None and waiter in queue:
+                    queue.remove(waiter)
+                    if not queue:
+                        del self.waiting[group]
+            raise
+
+    def release(self) -> None:
+        while self.waiting:
+            group = next(iter(self.waiting))
+            queue = self.waiting.pop(group)
+            waiter = queue.popleft()
+            if queue:
+                self.waiting[group] = queue  # to the back of the turn
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.free += 1
+
+    @asynccontextmanager
+    async def slot(self, group: object) -> AsyncIterator[None]:
+        await self.acquire(group)
+        try:
+            yield
+        finally:
+            self.release()
+
+
+_semaphores: weakref.WeakKeyDictionary[_Caller, tuple[asyncio.AbstractEventLoop, FairSemaphore]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _semaphore_for(simulator: _Caller) -> asyncio.Semaphore:
+def _semaphore_for(simulator: _Caller) -> FairSemaphore:
     loop = asyncio.get_running_loop()
     entry = _semaphores.get(simulator)
     if entry is None or entry[0] is not loop:
-        entry = (loop, asyncio.Semaphore(max(1, simulator.capabilities.max_concurrency)))
+        entry = (loop, FairSemaphore(max(1, simulator.capabilities.max_concurrency)))
         _semaphores[simulator] = entry
     return entry[1]
 
@@ -77,17 +132,19 @@ async def _run_chunks(
     finished: Callable[[list[int], list[Outcome], Usage], None],
     usage: Usage,
 ) -> None:
-    """Run `call` on every chunk, at most ``max_concurrency`` at a time per simulator.
+    """Run `call` on every chunk, at most ``max_concurrency`` at a time per simulator, by turns with other
+    callers' chunks (`FairSemaphore`).
 
     An exception fails its chunk's items with the reason (`failure`); `finished`
     receives each chunk's outcomes and its own usage (with its seconds) as it
     completes; usage and time are added up into `usage`.
     """
     semaphore = _semaphore_for(simulator) if chunks else None
+    group = object()
 
     async def run_chunk(chunk: list[int]) -> None:
         assert semaphore is not None
-        async with semaphore:
+        async with semaphore.slot(group):
             started = time.perf_counter()
             try:
                 outcomes, chunk_usage = await call(chunk)
