@@ -17,6 +17,7 @@ import numpy as np
 
 from scoring.job import ScoringJob, new_result
 from scoring.metrics import classification_metrics, compute_metrics, pearson, roc_auc
+from scoring.prompts import token_runs
 from scoring.results import ScoreResult
 from scoring.simulators.runner import run_simulations
 
@@ -171,27 +172,54 @@ def fuzzing_markings(real: Sequence[Sequence[float]], seed: int) -> list[tuple[i
     return markings
 
 
+CORRECT = "correct"
+"""A marking of a run of active tokens (>= MARKED_SHARE x the sequence's max)."""
 SAME_TEXT = "same text"
 """A wrong marking on inactive tokens of an activating sequence: the wrong words of the right text."""
 OTHER_TEXT = "other text"
 """A wrong marking in a non-activating sequence: the right words, perhaps, in the wrong text."""
+MARKING_KINDS = (CORRECT, SAME_TEXT, OTHER_TEXT)
 
 
 @dataclass(frozen=True)
-class Marking:
-    """A span of consecutive tokens marked as active, rightly or wrongly."""
+class SpanMarkings:
+    """The markings of `fuzzing`: spans of consecutive tokens, as parallel arrays (there can be millions)."""
 
-    sequence: int
-    """Position of its sequence among the chosen records."""
-    start: int
-    stop: int
-    """Its tokens: ``start`` up to, not including, ``stop``."""
-    wrong: str | None
-    """None for a correct marking, else `SAME_TEXT` or `OTHER_TEXT`."""
+    sequence: np.ndarray
+    """Position of each span's sequence among the chosen records."""
+    start: np.ndarray
+    stop: np.ndarray
+    """Each span's tokens: ``start`` up to, not including, ``stop``."""
+    kind: np.ndarray
+    """Each span's index in MARKING_KINDS: 0 correct, 1 same text, 2 other text."""
+
+    def __len__(self) -> int:
+        return len(self.kind)
+
+    def rows(self) -> list[tuple[int, int, int, str]]:
+        """(sequence, start, stop, kind name) of every span, in order: for reading and tests."""
+        return [
+            (int(q), int(a), int(b), MARKING_KINDS[int(k)])
+            for q, a, b, k in zip(self.sequence, self.start, self.stop, self.kind, strict=True)
+        ]
+
+    def means(self, simulated: Sequence[Sequence[float]]) -> np.ndarray:
+        """The mean simulated value over each span's tokens (from prefix sums: no loop over spans).
+
+        Rounded to 9 decimals, so that spans of equal values tie as they should
+        despite the rounding errors of the running sums.
+        """
+        lengths = [len(values) for values in simulated]
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        flat = np.concatenate([np.asarray(values, dtype=float) for values in simulated]) if lengths else np.zeros(0)
+        sums = np.concatenate([[0.0], np.cumsum(flat)])
+        first = offsets[self.sequence] + self.start
+        last = offsets[self.sequence] + self.stop
+        return np.round((sums[last] - sums[first]) / (self.stop - self.start), 9)
 
 
-def span_markings(real: Sequence[Sequence[float]]) -> list[Marking]:
-    """Every correct and every wrong marking of `fuzzing`, in order; no sampling, so no seed.
+def span_markings(real: Sequence[Sequence[float]]) -> SpanMarkings:
+    """Every correct and every wrong marking of `fuzzing`, correct ones first; no sampling, so no seed.
 
     Correct: each run of consecutive tokens at >= MARKED_SHARE x its sequence's
     highest activation (and >= ACTIVE_THRESHOLD) in an activating sequence.
@@ -200,33 +228,32 @@ def span_markings(real: Sequence[Sequence[float]]) -> list[Marking]:
     (`SAME_TEXT`) and in non-activating ones (`OTHER_TEXT`). Tokens between the
     two thresholds are in no marking.
     """
-    correct: list[Marking] = []
+    correct: list[tuple[int, int, int]] = []
     for position, values in enumerate(real):
         peak = max(values, default=0.0)
-        if peak < ACTIVE_THRESHOLD:
-            continue
-        cut = max(MARKED_SHARE * peak, ACTIVE_THRESHOLD)
-        correct += [Marking(position, start, stop, None) for start, stop in _runs([v >= cut for v in values])]
-    wrong: list[Marking] = []
-    for length in sorted({marking.stop - marking.start for marking in correct}):
-        for position, values in enumerate(real):
-            kind = SAME_TEXT if max(values, default=0.0) >= ACTIVE_THRESHOLD else OTHER_TEXT
-            for start, stop in _runs([v < ACTIVE_THRESHOLD for v in values]):
-                wrong += [Marking(position, first, first + length, kind) for first in range(start, stop - length + 1)]
-    return correct + wrong
-
-
-def _runs(flags: Sequence[bool]) -> list[tuple[int, int]]:
-    """(start, stop) of every maximal run of True in `flags`."""
-    runs = []
-    start = None
-    for index, flag in enumerate([*flags, False]):
-        if flag and start is None:
-            start = index
-        elif not flag and start is not None:
-            runs.append((start, index))
-            start = None
-    return runs
+        if peak >= ACTIVE_THRESHOLD:
+            cut = max(MARKED_SHARE * peak, ACTIVE_THRESHOLD)
+            correct += [(position, a, b) for a, b in token_runs([i for i, v in enumerate(values) if v >= cut])]
+    parts = [np.array([[q, a, b, 0] for q, a, b in correct], dtype=np.int64).reshape(-1, 4)]
+    lengths = [len(values) for values in real]
+    if sum(lengths):
+        # every token of every sequence in one array; a span may not cross from one sequence into the next
+        owner = np.repeat(np.arange(len(real)), lengths)
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        inactive = np.concatenate([np.asarray(values, dtype=float) < ACTIVE_THRESHOLD for values in real])
+        inactive_before = np.concatenate([[0], np.cumsum(inactive)])
+        kind = np.where([max(values, default=0.0) >= ACTIVE_THRESHOLD for values in real], 1, 2)
+        for length in sorted({b - a for _, a, b in correct}):
+            first = np.arange(len(inactive) - length + 1)
+            fits = (inactive_before[first + length] - inactive_before[first] == length) & (
+                owner[first] == owner[first + length - 1]
+            )
+            first = first[fits]
+            sequence = owner[first]
+            start = first - offsets[sequence]
+            parts.append(np.stack([sequence, start, start + length, kind[sequence]], axis=1))
+    table = np.concatenate(parts)
+    return SpanMarkings(table[:, 0], table[:, 1], table[:, 2], table[:, 3])
 
 
 async def fuzzing_scorer(job: ScoringJob) -> ScoreResult:
@@ -245,15 +272,13 @@ async def fuzzing_scorer(job: ScoringJob) -> ScoreResult:
     result = await _simulate(job, "fuzzing")
     if result.error is None:
         markings = span_markings(job.real)
-        predicted = [
-            float(np.mean((result.sequences[m.sequence].simulated or [])[m.start : m.stop])) for m in markings
-        ]
-        labels = [marking.wrong is None for marking in markings]
-        result.metrics = classification_metrics(labels, predicted, DECISION_THRESHOLD)
+        predicted = markings.means([sequence.simulated or [] for sequence in result.sequences])
+        labels = markings.kind == 0
+        result.metrics = classification_metrics(labels.tolist(), predicted.tolist(), DECISION_THRESHOLD)
         parts = {}
-        for kind in (SAME_TEXT, OTHER_TEXT):
-            chosen = [i for i, marking in enumerate(markings) if marking.wrong in (None, kind)]
-            parts[kind] = roc_auc([labels[i] for i in chosen], [predicted[i] for i in chosen])
+        for code, kind in enumerate(MARKING_KINDS[1:], start=1):
+            chosen = (markings.kind == 0) | (markings.kind == code)
+            parts[kind] = roc_auc(labels[chosen], predicted[chosen])
         result.metrics["roc_auc_same_text"] = parts[SAME_TEXT]
         result.metrics["roc_auc_other_text"] = parts[OTHER_TEXT]
         defined = [value for value in parts.values() if not math.isnan(value)]

@@ -87,26 +87,41 @@ def test_fuzzing_by_hand():
 
 
 def test_span_markings_mark_runs_and_equal_length_wrong_spans():
-    from scoring.simulated import OTHER_TEXT, SAME_TEXT, Marking, span_markings
+    from scoring.simulated import CORRECT, OTHER_TEXT, SAME_TEXT, span_markings
 
     real = [
         [0.0, 9.0, 10.0, 0.0, 2.0, 0.0, 0.0],  # a run of two at >= 3 (0.3 x 10); 2.0 is active but below the cut
         [0.0, 0.5, 0.0],  # silent (max < 1)
     ]
-    markings = span_markings(real)
-    assert [m for m in markings if m.wrong is None] == [Marking(0, 1, 3, None)]
-    wrong = [(m.sequence, m.start, m.stop, m.wrong) for m in markings if m.wrong is not None]
-    # every run of two inactive tokens: none around the marked span or the token at 2.0, which is in no marking
-    assert wrong == [(0, 5, 7, SAME_TEXT), (1, 0, 2, OTHER_TEXT), (1, 1, 3, OTHER_TEXT)]
-    assert span_markings(real) == markings  # no sampling, no seed
+    markings = span_markings(real).rows()
+    # the correct span first, then every run of two inactive tokens: none around the marked span or the token
+    # at 2.0, which is in no marking, and none across the end of one sequence into the next
+    assert markings == [(0, 1, 3, CORRECT), (0, 5, 7, SAME_TEXT), (1, 0, 2, OTHER_TEXT), (1, 1, 3, OTHER_TEXT)]
+    assert span_markings(real).rows() == markings  # no sampling, no seed
+    simulated = [[0.0, 6.0, 8.0, 0.0, 0.0, 1.0, 3.0], [4.0, 0.0, 2.0]]
+    assert span_markings(real).means(simulated).tolist() == [7.0, 2.0, 2.0, 1.0]
+
+
+def test_span_markings_of_several_lengths_and_of_nothing():
+    from scoring.simulated import span_markings
+
+    real = [[5.0, 0.0, 5.0, 5.0, 0.0, 0.0, 0.0]]
+    rows = span_markings(real).rows()
+    assert [row[1:3] for row in rows if row[3] == "correct"] == [(0, 1), (2, 4)]
+    assert [row[1:3] for row in rows if row[3] != "correct"] == [(1, 2), (4, 5), (5, 6), (6, 7), (4, 6), (5, 7)]
+    # equal means tie exactly, whatever the rounding of the running sums
+    tied = span_markings([[5.0, 5.0, 5.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]]).means([[0.1, 0.2, 0.7] * 3])
+    assert len(tied) == 5 and len(set(tied.tolist())) == 1
+    assert span_markings([[0.0, 0.0], []]).rows() == []  # nothing fires: no marking at all
+    assert span_markings([]).rows() == []
 
 
 def test_span_markings_cut_is_relative_to_each_sequence():
     from scoring.simulated import span_markings
 
     # 0.3 x 4 = 1.2: 1.5 is marked in the weak sequence; 0.3 x 10 = 3 leaves 2.0 unmarked in the strong one
-    correct = [m for m in span_markings([[4.0, 1.5, 0.0], [10.0, 2.0, 0.0]]) if m.wrong is None]
-    assert [(m.sequence, m.start, m.stop) for m in correct] == [(0, 0, 2), (1, 0, 1)]
+    correct = [row for row in span_markings([[4.0, 1.5, 0.0], [10.0, 2.0, 0.0]]).rows() if row[3] == "correct"]
+    assert [row[:3] for row in correct] == [(0, 0, 2), (1, 0, 1)]
 
 
 def test_fuzzing_with_only_activating_texts_uses_the_same_text_markings():
