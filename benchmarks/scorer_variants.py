@@ -21,7 +21,8 @@ Readings of fuzzing (correct markings against wrong ones, ROC-AUC):
 
 Readings of detection (activating against non-activating sequences, ROC-AUC of a per-sequence
 prediction): ``highest value`` (before issue 28), ``mean``, ``mean of top 3``, ``share >= 5``,
-``highest - median`` and ``spread (shipped)``, the standard deviation (`sequence_spread`).
+``highest - median``, ``gini`` (how concentrated the simulated values are: 0 flat, near 1 on one
+token) and ``spread (shipped)``, the standard deviation (`sequence_spread`).
 
 Every reading treats a flat simulation (one value on every token) as no evidence (NaN), as the
 shipped scorers do; the report counts them (``flat_simulations``: none on the dev sets with `local`
@@ -135,6 +136,15 @@ def spans_per_sequence(real: Values, simulated: Values) -> float:
     return float(np.mean(defined)) if defined else math.nan
 
 
+def gini(values: Sequence[float]) -> float:
+    ordered = np.sort(np.asarray(values, dtype=float))
+    total = ordered.sum()
+    if total <= 0:
+        return 0.0
+    n = len(ordered)
+    return float((2 * np.arange(1, n + 1) - n - 1) @ ordered / (n * total))
+
+
 def per_sequence(prediction: Callable[[Sequence[float]], float]) -> Reading:
     def reading(real: Values, simulated: Values) -> float:
         labels = [max(values, default=0.0) >= ACTIVE_THRESHOLD for values in real]
@@ -159,6 +169,7 @@ DETECTION: dict[str, Reading] = {
     "mean of top 3": per_sequence(lambda guess: float(np.mean(sorted(guess)[-3:]))),
     "share >= 5": per_sequence(lambda guess: float(np.mean(np.asarray(guess) >= 5.0))),
     "highest - median": per_sequence(lambda guess: max(guess) - float(np.median(guess))),
+    "gini": per_sequence(lambda guess: gini(guess)),
     "spread (shipped)": per_sequence(sequence_spread),
 }
 
