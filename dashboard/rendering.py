@@ -81,13 +81,15 @@ def render_judgements(results_by_scorer: dict[str, list[ScoreResult]], prefix: s
             if name == "detection" or "sequence_predictions" in result.metrics:
                 if name in JUDGE_SCORERS:
                     how = "the judge is asked whether the sequence contains what the explanation describes, and "
-                    how += "its P(yes) is the prediction"
+                    how += "its P(yes) is the prediction; the ROC-AUC of those predictions is the score"
                 else:
-                    how = "the scorer predicts it from the sequence's simulation"
+                    how = (
+                        "the score is the ROC-AUC of the spread of each sequence's simulation (its standard "
+                        "deviation); the prediction is its highest simulated value"
+                    )
                 st.caption(
                     "Each sequence is activating when its real maximum is at least "
-                    f"{ACTIVE_THRESHOLD:g} of 10; {how}; the ROC-AUC of those predictions is the score. "
-                    "Verdicts at the decision threshold."
+                    f"{ACTIVE_THRESHOLD:g} of 10; {how}. Verdicts at the decision threshold."
                 )
                 st.dataframe(viz.detection_table(result), hide_index=True, key=f"{prefix}_{name}_seq")
                 st.plotly_chart(viz.detection_figure(result), key=f"{prefix}_{name}_fig")
@@ -103,7 +105,8 @@ def render_judgements(results_by_scorer: dict[str, list[ScoreResult]], prefix: s
             if name == "fuzzing":
                 st.caption(
                     "Per activating sequence, the simulation on the really active tokens (outlined) against the "
-                    "other tokens; the scorer compares with a seeded random sample of as many inactive tokens."
+                    "other tokens; the scorer compares spans at 0.3 x the sequence's max or more with every span of "
+                    "as many inactive tokens, in this text and in the non-activating ones."
                 )
                 st.dataframe(
                     viz.fuzzing_frame(result).map(lambda value: viz.format_number(value, 2)),

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import math
 import tempfile
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -83,6 +84,26 @@ def resolve_cache(cache: CacheOption) -> SimulationCache | None:
     if isinstance(cache, (str, Path)):
         return open_cache(cache)
     raise ScoringInputError(f"cache must be True/False, a directory or a SimulationCache, not {type(cache).__name__}")
+
+
+@contextlib.contextmanager
+def run_cache(cache: CacheOption, n_scorers: int) -> Iterator[SimulationCache | None]:
+    """The cache of a run of `n_scorers` scorers over the same explanations and records.
+
+    `cache` resolved; but when none is asked for and several scorers run, a
+    temporary cache that lives for this run only, so each simulation (and each
+    judgment) is made once and the later scorers read it instead of simulating again.
+    """
+    resolved = resolve_cache(cache)
+    if resolved is not None or n_scorers < 2:
+        yield resolved
+        return
+    with tempfile.TemporaryDirectory(prefix="scoring-run-") as directory:
+        scratch = SimulationCache(directory)
+        try:
+            yield scratch
+        finally:
+            scratch.close()
 
 
 def check_explanation(explanation: Any) -> str:
@@ -391,14 +412,8 @@ async def arank_with_scorers(
     options_by_scorer = split_scorer_options(names, options.pop("scorer_options", None))
     limits = options.pop("limits", None)
     loaded = load_records(records, limits=limits)
-    cache = resolve_cache(options.pop("cache", True))
-    scratch = None
-    if cache is None and len(names) > 1:
-        # No cache asked for: simulate afresh once, and let the other scorers reuse this run's simulations.
-        scratch = tempfile.TemporaryDirectory(prefix="scoring-run-")
-        cache = SimulationCache(scratch.name)
     ranked: dict[str, list[ScoreResult]] = {}
-    try:
+    with run_cache(options.pop("cache", True), len(names)) as cache:
         for position, name in enumerate(names):
             report = None
             if progress is not None:
@@ -417,11 +432,6 @@ async def arank_with_scorers(
                 limits=limits,
                 **options,
             )
-    finally:
-        if scratch is not None:
-            assert cache is not None
-            cache.close()
-            scratch.cleanup()
     return ranked
 
 

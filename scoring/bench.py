@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scoring.api import arank_explanations, refuse_attention_scorer, run_sync
+from scoring.api import arank_explanations, refuse_attention_scorer, run_cache, run_sync
 from scoring.errors import ScoringInputError
 from scoring.job import simulator_id
 from scoring.metrics import best_first_ranks, kendall_tau
@@ -224,9 +224,13 @@ async def arun_bench(
     With one scorer the summary has the keys of ARCHITECTURE.md. With several
     (a list or a comma list) the top-level figures are the first scorer's, and
     ``scorers`` holds each scorer's summary and ``agreement`` their rank
-    agreement (`rank_agreement`). Scorers run one after the other; with
-    ``cache=False`` each simulates afresh, so its seconds and tokens are what it
-    costs alone. `progress(done, total, message)` is called after each puzzle.
+    agreement (`rank_agreement`). Scorers run one after the other and the later
+    ones read the simulations (and judgments) of the earlier ones: from `cache`
+    when one is given, else from a temporary cache that lives for this run only
+    (`scoring.api.run_cache`). So with ``cache=False`` the first scorer's seconds
+    and tokens are what a fresh run costs, and a later scorer's are only what it
+    adds (its ``cache_hits`` count the simulations it reused).
+    `progress(done, total, message)` is called after each puzzle.
     """
     from scoring.api import resolve_simulator
 
@@ -250,8 +254,11 @@ async def arun_bench(
 
         return finished
 
-    for name in names:
-        summaries[name], scores[name] = await _bench_scorer(puzzles, sim, name, cache, report_puzzle(name))
+    with run_cache(cache, len(names)) as run_simulations:
+        for name in names:
+            summaries[name], scores[name] = await _bench_scorer(
+                puzzles, sim, name, run_simulations, report_puzzle(name)
+            )
     report = dict(summaries[names[0]])
     if len(names) > 1:
         report["scorers"] = {

@@ -11,11 +11,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from scoring.job import ScoringJob, new_result
-from scoring.metrics import classification_metrics, compute_metrics, pearson
+from scoring.metrics import classification_metrics, compute_metrics, pearson, roc_auc
+from scoring.prompts import token_runs
 from scoring.results import ScoreResult
 from scoring.simulators.runner import run_simulations
 
@@ -80,24 +82,65 @@ ACTIVE_THRESHOLD = 1.0
 """A token (or sequence, by its max) counts as active at >= 1 on the 0..10 scale, i.e. 10% of the max."""
 DECISION_THRESHOLD = 5.0
 """A simulated value >= 5 of 10 counts as a "yes" for accuracy, precision, recall and F1."""
+MARKED_SHARE = 0.3
+"""Fuzzing marks the tokens at >= 0.3 x their sequence's highest real activation (delphi's threshold)."""
+
+
+def flat_simulation_error(result: ScoreResult) -> str | None:
+    """Why `result`'s simulation is no evidence at all, or None.
+
+    A simulation with the same value on every token says nothing about which
+    tokens or texts fire. It is not chance (an ROC-AUC of 0.5 would rank it
+    above an explanation that tried and partly failed): like the correlation of
+    `simulation`, the score is undefined, and a NaN score ranks last.
+    """
+    values = [value for sequence in result.sequences for value in sequence.simulated or []]
+    if values and max(values) == min(values):
+        return (
+            f"the simulation is {values[0]:g} on every token, so it cannot tell which tokens or texts fire "
+            "and the score is undefined; the explanation predicts nothing about these records"
+        )
+    return None
+
+
+def sequence_spread(simulated: Sequence[float]) -> float:
+    """How strongly a sequence's simulation singles out some of its tokens: the standard deviation of its values.
+
+    `detection` ranks sequences by it. A simulation that rises on a few tokens
+    over a low floor spreads widely; one that is flat, high or low, does not.
+    """
+    return float(np.std(simulated)) if len(simulated) else math.nan
 
 
 async def detection_scorer(job: ScoringJob) -> ScoreResult:
     """Does the simulation tell activating sequences from non-activating ones?
 
-    Each sequence's prediction is its highest simulated activation; a sequence
-    is activating when its real max is >= ACTIVE_THRESHOLD. The score is the
-    ROC-AUC (0.5 is chance); balanced accuracy, precision, recall and F1 at
-    DECISION_THRESHOLD come with it. An explanation naming a surface token
-    that also occurs in non-activating text predicts activity there and loses.
+    A sequence is activating when its real max is >= ACTIVE_THRESHOLD. Each
+    sequence is ranked by `sequence_spread`, how strongly its simulation
+    singles out some of its tokens, and the score is the ROC-AUC of that
+    ranking (0.5 is chance). Not by its highest simulated value: a simulator
+    that puts 10 on every occurrence of a word the explanation names reaches
+    10 in the trap texts too (the `local` simulator does in 58% of the dev
+    sets' non-activating sequences), so highest values tie and cannot tell the
+    right explanation from a decoy. That ranking stays in ``roc_auc_max``;
+    balanced accuracy, precision, recall and F1 count a sequence whose highest
+    simulated value is >= DECISION_THRESHOLD as "fires" (``sequence_predictions``
+    holds those values, ``sequence_spreads`` the spreads). An explanation
+    naming a surface token that also occurs in non-activating text predicts
+    activity there and loses. A flat simulation is no evidence: NaN
+    (`flat_simulation_error`).
     """
     started = time.perf_counter()
     result = await _simulate(job, "detection")
     if result.error is None:
         labels = [max(seq.real) >= ACTIVE_THRESHOLD for seq in result.sequences]
-        predicted = [max(seq.simulated or [0.0]) for seq in result.sequences]
-        result.metrics = classification_metrics(labels, predicted, DECISION_THRESHOLD)
-        result.metrics["sequence_predictions"] = predicted
+        highest = [max(seq.simulated or [0.0]) for seq in result.sequences]
+        spreads = [sequence_spread(seq.simulated or []) for seq in result.sequences]
+        result.metrics = classification_metrics(labels, highest, DECISION_THRESHOLD)
+        result.metrics["roc_auc_max"] = result.metrics["roc_auc"]
+        result.metrics["roc_auc"] = roc_auc(labels, spreads)
+        result.metrics["sequence_predictions"] = highest
+        result.metrics["sequence_spreads"] = spreads
         result.score = float(result.metrics["roc_auc"])
         if math.isnan(result.score):
             result.error = (
@@ -105,13 +148,18 @@ async def detection_scorer(job: ScoringJob) -> ScoreResult:
                 f"(found {result.metrics['positives']} and {result.metrics['negatives']}); "
                 "add random or low-activation records"
             )
+        else:
+            result.error = flat_simulation_error(result)
+            if result.error is not None:
+                result.score = math.nan
     result.seconds = time.perf_counter() - started
     return result
 
 
 def fuzzing_markings(real: Sequence[Sequence[float]], seed: int) -> list[tuple[int, list[int], list[int]]]:
-    """The correct and wrong markings of fuzzing: per sequence with active and inactive tokens,
-    (its position, its active token indices, as many of its inactive token indices drawn at random, seeded)."""
+    """The `fuzzing-judge` scorer's markings (a judge is asked about each, so they are few): per sequence
+    with active and inactive tokens, (its position, its active token indices, as many of its inactive
+    token indices drawn at random, seeded)."""
     rng = np.random.default_rng(seed)
     markings = []
     for position, values in enumerate(real):
@@ -124,28 +172,125 @@ def fuzzing_markings(real: Sequence[Sequence[float]], seed: int) -> list[tuple[i
     return markings
 
 
-async def fuzzing_scorer(job: ScoringJob) -> ScoreResult:
-    """Within activating sequences, are the right tokens the ones predicted?
+CORRECT = "correct"
+"""A marking of a run of active tokens (>= MARKED_SHARE x the sequence's max)."""
+SAME_TEXT = "same text"
+"""A wrong marking on inactive tokens of an activating sequence: the wrong words of the right text."""
+OTHER_TEXT = "other text"
+"""A wrong marking in a non-activating sequence: the right words, perhaps, in the wrong text."""
+MARKING_KINDS = (CORRECT, SAME_TEXT, OTHER_TEXT)
 
-    For every activating sequence two marked versions are judged: the real
-    active tokens (a correct marking) and as many inactive tokens drawn at
-    random, seeded (a wrong marking). Each marking's prediction is the mean
-    simulated activation over its marked tokens. The score is the ROC-AUC of
-    correct against wrong markings; explanations that fire on the wrong word
-    of the right text are punished here.
+
+@dataclass(frozen=True)
+class SpanMarkings:
+    """The markings of `fuzzing`: spans of consecutive tokens, as parallel arrays (there can be millions)."""
+
+    sequence: np.ndarray
+    """Position of each span's sequence among the chosen records."""
+    start: np.ndarray
+    stop: np.ndarray
+    """Each span's tokens: ``start`` up to, not including, ``stop``."""
+    kind: np.ndarray
+    """Each span's index in MARKING_KINDS: 0 correct, 1 same text, 2 other text."""
+
+    def __len__(self) -> int:
+        return len(self.kind)
+
+    def rows(self) -> list[tuple[int, int, int, str]]:
+        """(sequence, start, stop, kind name) of every span, in order: for reading and tests."""
+        return [
+            (int(q), int(a), int(b), MARKING_KINDS[int(k)])
+            for q, a, b, k in zip(self.sequence, self.start, self.stop, self.kind, strict=True)
+        ]
+
+    def means(self, simulated: Sequence[Sequence[float]]) -> np.ndarray:
+        """The mean simulated value over each span's tokens (from prefix sums: no loop over spans).
+
+        Rounded to 9 decimals, so that spans of equal values tie as they should
+        despite the rounding errors of the running sums.
+        """
+        lengths = [len(values) for values in simulated]
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        flat = np.concatenate([np.asarray(values, dtype=float) for values in simulated]) if lengths else np.zeros(0)
+        sums = np.concatenate([[0.0], np.cumsum(flat)])
+        first = offsets[self.sequence] + self.start
+        last = offsets[self.sequence] + self.stop
+        return np.round((sums[last] - sums[first]) / (self.stop - self.start), 9)
+
+
+def span_markings(real: Sequence[Sequence[float]]) -> SpanMarkings:
+    """Every correct and every wrong marking of `fuzzing`, correct ones first; no sampling, so no seed.
+
+    Correct: each run of consecutive tokens at >= MARKED_SHARE x its sequence's
+    highest activation (and >= ACTIVE_THRESHOLD) in an activating sequence.
+    Wrong: for each length of a correct marking, every run of that many
+    consecutive inactive tokens (< ACTIVE_THRESHOLD), in activating sequences
+    (`SAME_TEXT`) and in non-activating ones (`OTHER_TEXT`). Tokens between the
+    two thresholds are in no marking.
+    """
+    correct: list[tuple[int, int, int]] = []
+    for position, values in enumerate(real):
+        peak = max(values, default=0.0)
+        if peak >= ACTIVE_THRESHOLD:
+            cut = max(MARKED_SHARE * peak, ACTIVE_THRESHOLD)
+            correct += [(position, a, b) for a, b in token_runs([i for i, v in enumerate(values) if v >= cut])]
+    parts = [np.array([[q, a, b, 0] for q, a, b in correct], dtype=np.int64).reshape(-1, 4)]
+    lengths = [len(values) for values in real]
+    if sum(lengths):
+        # every token of every sequence in one array; a span may not cross from one sequence into the next
+        owner = np.repeat(np.arange(len(real)), lengths)
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        inactive = np.concatenate([np.asarray(values, dtype=float) < ACTIVE_THRESHOLD for values in real])
+        inactive_before = np.concatenate([[0], np.cumsum(inactive)])
+        kind = np.where([max(values, default=0.0) >= ACTIVE_THRESHOLD for values in real], 1, 2)
+        for length in sorted({b - a for _, a, b in correct}):
+            first = np.arange(len(inactive) - length + 1)
+            fits = (inactive_before[first + length] - inactive_before[first] == length) & (
+                owner[first] == owner[first + length - 1]
+            )
+            first = first[fits]
+            sequence = owner[first]
+            start = first - offsets[sequence]
+            parts.append(np.stack([sequence, start, start + length, kind[sequence]], axis=1))
+    table = np.concatenate(parts)
+    return SpanMarkings(table[:, 0], table[:, 1], table[:, 2], table[:, 3])
+
+
+async def fuzzing_scorer(job: ScoringJob) -> ScoreResult:
+    """Does the simulation put its activity on the marked active spans rather than on any other span?
+
+    Every marking of `span_markings` is predicted by the mean simulated value
+    over its tokens. Two ROC-AUCs of correct against wrong markings: against
+    the wrong spans of the same (activating) texts, ``roc_auc_same_text``,
+    which punishes activity on the wrong words of the right text; and against
+    spans of non-activating texts, ``roc_auc_other_text``, which punishes
+    surface matches out of context. The score is their mean (the one defined
+    when the records give only one kind of wrong marking). A flat simulation is
+    no evidence: NaN (`flat_simulation_error`).
     """
     started = time.perf_counter()
     result = await _simulate(job, "fuzzing")
     if result.error is None:
-        labels: list[bool] = []
-        predicted: list[float] = []
-        for position, active, wrong in fuzzing_markings(job.real, job.seed):
-            simulated = result.sequences[position].simulated or []
-            labels += [True, False]
-            predicted += [float(np.mean([simulated[i] for i in active])), float(np.mean([simulated[i] for i in wrong]))]
-        result.metrics = classification_metrics(labels, predicted, DECISION_THRESHOLD)
-        result.score = float(result.metrics["roc_auc"])
-        if math.isnan(result.score):
-            result.error = "fuzzing needs activating sequences that also have inactive tokens"
+        markings = span_markings(job.real)
+        predicted = markings.means([sequence.simulated or [] for sequence in result.sequences])
+        labels = markings.kind == 0
+        result.metrics = classification_metrics(labels.tolist(), predicted.tolist(), DECISION_THRESHOLD)
+        parts = {}
+        for code, kind in enumerate(MARKING_KINDS[1:], start=1):
+            chosen = (markings.kind == 0) | (markings.kind == code)
+            parts[kind] = roc_auc(labels[chosen], predicted[chosen])
+        result.metrics["roc_auc_same_text"] = parts[SAME_TEXT]
+        result.metrics["roc_auc_other_text"] = parts[OTHER_TEXT]
+        defined = [value for value in parts.values() if not math.isnan(value)]
+        result.score = float(np.mean(defined)) if defined else math.nan
+        if not defined:
+            result.error = (
+                "fuzzing needs activating sequences and inactive tokens to mark wrongly "
+                "(in those sequences or in non-activating ones); add random or low-activation records"
+            )
+        else:
+            result.error = flat_simulation_error(result)
+            if result.error is not None:
+                result.score = math.nan
     result.seconds = time.perf_counter() - started
     return result

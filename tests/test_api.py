@@ -225,6 +225,26 @@ def test_rank_with_scorers_simulates_once_for_all_scorers(seed_records):
     assert simulator.sequences_simulated == 6 and not again["fuzzing"][0].cached  # no cache across calls
 
 
+def test_run_cache_is_temporary_only_when_several_scorers_run_without_one(tmp_path):
+    from scoring.api import run_cache
+
+    with run_cache(False, 1) as cache:
+        assert cache is None  # one scorer, no cache asked for: nothing to share
+    with run_cache(tmp_path / "mine", 3) as cache:
+        assert cache is not None and cache.directory == tmp_path / "mine"  # the one asked for, kept
+    assert (tmp_path / "mine").exists()
+    with run_cache(False, 2) as cache:
+        assert cache is not None
+        scratch = cache.directory
+        cache.set("key", [1.0, 2.0])
+        assert cache.get("key", 2) == [1.0, 2.0]
+    assert not scratch.exists()  # the run's cache is gone with the run
+    with pytest.raises(RuntimeError), run_cache(False, 2) as cache:
+        scratch = cache.directory
+        raise RuntimeError("a scorer failed")
+    assert not scratch.exists()  # also when the run fails
+
+
 JUDGED_RECORDS = [
     ActivationRecord(["the", " fox", " ran"], [0.0, 8.0, 0.0]),
     ActivationRecord(["a", " dog", " sat"], [0.0, 0.0, 0.0]),

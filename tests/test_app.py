@@ -371,8 +371,9 @@ def test_several_scorers_rank_side_by_side_and_show_how_they_judged() -> None:
     assert list(by_scorer["explanation"][:2]) == ["fox, leopard, cheetah, hare and other quick animals", "fast animals"]
     assert {"simulation", "simulation rank", "detection rank", "fuzzing rank"} <= set(by_scorer.columns)
     assert list(by_scorer["simulation rank"][:2]) == ["#1", "#2"]
-    # 'animals' matches no token: undefined under simulation, scored by detection and fuzzing
-    assert by_scorer["disagreement"].iloc[-1] == "⚠ n/a"
+    # 'animals' matches no token: a flat simulation, no evidence (NaN) for every scorer, so they do not disagree
+    assert by_scorer["explanation"].iloc[-1] == "animals" and by_scorer["disagreement"].iloc[-1] == ""
+    assert list(by_scorer.iloc[-1][["simulation", "detection", "fuzzing"]]) == ["n/a"] * 3
     assert app.session_state["score_results"][0].scorer == "simulation"
     assert set(app.session_state["score_results_by_scorer"]) == {"simulation", "detection", "fuzzing"}
     assert [tab.label for tab in app.tabs] == ["detection", "fuzzing"]

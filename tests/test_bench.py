@@ -108,10 +108,14 @@ def test_several_scorers_report_each_and_their_agreement():
     assert (scorers["fuzzing"]["accuracy"], scorers["fuzzing"]["pairwise_accuracy"]) == (1.0, 1.0)
     assert scorers["simulation"]["puzzles"]["pets"]["false_scores"] == {"dog": -0.3333, "sat": -0.3333}
     assert scorers["detection"]["puzzles"]["pets"]["false_scores"] == {"dog": 0.0, "sat": 1.0}
-    assert scorers["fuzzing"]["puzzles"]["pets"]["false_scores"] == {"dog": 0.5, "sat": 0.0}
-    for summary in scorers.values():
-        assert summary["n_scores"] == 5 and summary["prompt_tokens_per_score"] == 4
-        assert summary["cost_usd"] is None  # the fake simulator makes requests with no price
+    # fuzzing: the mean of same-text and other-text ROC-AUCs ("dog" 0.5 and 0.25, "sat" 0 and 0.5)
+    assert scorers["fuzzing"]["puzzles"]["pets"]["false_scores"] == {"dog": 0.375, "sat": 0.25}
+    # without a cache, the later scorers read this run's simulations: no prompt tokens of their own
+    assert [summary["prompt_tokens_per_score"] for summary in scorers.values()] == [4, 0, 0]
+    assert [summary["cache_hits"] for summary in scorers.values()] == [0, 10, 10]
+    assert all(summary["n_scores"] == 5 for summary in scorers.values())
+    # the fake simulator makes requests with no price; reading them back costs nothing
+    assert [summary["cost_usd"] for summary in scorers.values()] == [None, 0.0, 0.0]
     pairs = {tuple(pair["scorers"]): pair for pair in report["agreement"]["pairs"]}
     assert pairs[("simulation", "detection")]["kendall_tau"] == pytest.approx((0.5 + 1) / 2)
     assert pairs[("simulation", "fuzzing")]["kendall_tau"] == pytest.approx((2 / math.sqrt(6) + 1) / 2)
@@ -123,6 +127,53 @@ def test_several_scorers_report_each_and_their_agreement():
     # the top level stays the first scorer's, as with one scorer
     assert report["scorer"] == "simulation" and report["accuracy"] == 1.0
     assert report["puzzles"] == scorers["simulation"]["puzzles"]
+
+
+def test_several_scorers_simulate_once_within_a_run_and_leave_no_cache(tmp_path, monkeypatch):
+    from scoring.simulators.fake import FakeSimulator
+
+    monkeypatch.setenv("SCORING_CACHE_DIR", str(tmp_path / "user-cache"))
+    simulator = FakeSimulator()
+    report = run_bench(TINY, simulator=simulator, scorer="simulation,detection,fuzzing", cache=False)
+    # 2 puzzles x (1 true + 1 or 2 false explanations) x 2 sentences, each simulated once for three scorers
+    assert simulator.sequences_simulated == 10
+    assert report["scorers"]["fuzzing"]["cache_hits"] == 10
+    assert not (tmp_path / "user-cache").exists()
+    again = FakeSimulator()
+    run_bench(TINY, simulator=again, scorer="simulation,fuzzing", cache=False)
+    assert again.sequences_simulated == 10  # the run's cache did not outlive the run
+
+
+# A context trap: the neuron fires on "shelled" and "peeled" (a shell coming off); the true explanation also
+# names the context words "nuts" and "eggs", which occur in texts where it does not fire. The decoy predicts
+# nothing: the fake simulation is 0 on every token.
+CONTEXT_TRAP = {
+    "shells": {
+        "name": "shells",
+        "explanation": "shelled nuts and eggs",
+        "false_explanations": ["zebra stripes"],
+        "sentences": [
+            ["the", [" shelled", 8], " nuts"],
+            ["they", [" peeled", 6], " the", " eggs"],
+            [" nuts", " in", " a", " bowl"],
+            ["eggs", " for", " breakfast"],
+        ],
+    }
+}
+
+
+def test_on_a_context_trap_a_flat_decoy_does_not_outrank_the_true_explanation():
+    # Before issue 28 the flat decoy scored 0.5 (ties everywhere) in detection and fuzzing, as did the true
+    # explanation (detection: 10 in the trap text as in both activating ones; fuzzing: random wrong markings on
+    # " nuts" and " eggs"), and a tie is a lost pair.
+    report = run_bench(CONTEXT_TRAP, simulator="fake", scorer="simulation,detection,fuzzing", cache=False)
+    for name in ("simulation", "detection", "fuzzing"):
+        puzzle = report["scorers"][name]["puzzles"]["shells"]
+        assert puzzle["won"] is True, name
+        assert puzzle["false_scores"] == {"zebra stripes": None}, name  # no evidence: NaN, never chance
+        assert any(words in puzzle["errors"]["zebra stripes"] for words in ("on every token", "same value"))
+    assert report["scorers"]["detection"]["puzzles"]["shells"]["true_score"] > 0.5
+    assert report["scorers"]["fuzzing"]["puzzles"]["shells"]["true_score"] > 0.5
 
 
 def test_one_scorer_keeps_the_single_scorer_report():

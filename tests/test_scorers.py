@@ -38,27 +38,113 @@ def test_a_name_can_be_registered_once():
 
 def test_detection_by_hand():
     result = score_explanation("fox", RECORDS, simulator="fake", scorer="detection", cache=False)
-    # sequence maxima predicted: 10, 0, 10, 0 ; labels: T, F, F, T
-    # positives {10, 0} vs negatives {0, 10}: pairs 1 + 0.5 + 0.5 + 0 = 2 of 4
+    # simulated: [0 10 0], [0 0 0], [0 10 0], [0 0]; labels: T, F, F, T
+    # spreads (standard deviations) 10*sqrt(2)/3, 0, 10*sqrt(2)/3, 0
+    one_in_three = 10 * math.sqrt(2) / 3
+    assert result.metrics["sequence_spreads"] == pytest.approx([one_in_three, 0.0, one_in_three, 0.0])
+    # positives {4.71, 0} vs negatives {0, 4.71}: pairs 1 + 0.5 + 0.5 + 0 = 2 of 4
+    assert result.score == pytest.approx(0.5) and result.metrics["roc_auc"] == result.score
+    # the verdicts read each sequence's highest simulated value at 5
     assert result.metrics["sequence_predictions"] == [10.0, 0.0, 10.0, 0.0]
-    assert result.score == pytest.approx(0.5)
+    assert result.metrics["roc_auc_max"] == pytest.approx(0.5)
     assert result.metrics["recall"] == pytest.approx(0.5)
     assert result.metrics["precision"] == pytest.approx(0.5)
     assert result.metrics["balanced_accuracy"] == pytest.approx(0.5)
     better = score_explanation("fox cat", RECORDS, simulator="fake", scorer="detection", cache=False)
-    # predicted 10, 0, 10, 10: positives {10, 10} vs negatives {0, 10}: 1 + 0.5 + 1 + 0.5 = 3 of 4
-    assert better.score == pytest.approx(0.75)
+    # spreads 4.71, 0, 4.71, 5 ([0 10] singles out half its tokens): positives {4.71, 5} vs negatives {0, 4.71}:
+    # 1 + 0.5 + 1 + 1 = 3.5 of 4; by highest values (10, 0, 10, 10) it would be 3 of 4, "big cat" tied with the trap
+    assert better.score == pytest.approx(0.875)
+    assert better.metrics["roc_auc_max"] == pytest.approx(0.75)
     assert better.metrics["f1"] == pytest.approx(0.8)
     assert better.scorer == "detection"
 
 
+def test_sequence_spread():
+    from scoring.simulated import sequence_spread
+
+    assert sequence_spread([3.0, 3.0, 3.0]) == 0.0  # flat at any height singles out nothing
+    assert sequence_spread([10.0, 10.0]) == 0.0
+    assert sequence_spread([0.0, 10.0]) == pytest.approx(5.0)
+    assert sequence_spread([0.0, 10.0, 0.0, 0.0]) < sequence_spread([0.0, 10.0])
+    assert math.isnan(sequence_spread([]))
+
+
 def test_fuzzing_by_hand():
-    # activating sequences: (fox ran) and (big cat); each wrong marking has one inactive token with simulation 0
+    # correct markings: " fox" of sequence 0 (real 8) and " cat" of sequence 3 (real 6), one token each;
+    # wrong markings of one token: "the", " ran", "big" in the activating texts (same text) and the six tokens
+    # of the two silent texts (other text)
     only_fox = score_explanation("fox", RECORDS, simulator="fake", scorer="fuzzing", cache=False)
-    # correct markings 10 (fox) and 0 (cat); wrong markings 0 and 0: pairs 1 + 1 + 0.5 + 0.5 = 3 of 4
-    assert only_fox.score == pytest.approx(0.75)
+    # correct {10, 0}; same text {0, 0, 0}: 3 + 1.5 = 4.5 of 6; other text {0, 0, 0, 0, 10 (" fox"), 0}:
+    # 5.5 + 2.5 = 8 of 12; the score is their mean
+    assert only_fox.metrics["roc_auc_same_text"] == pytest.approx(0.75)
+    assert only_fox.metrics["roc_auc_other_text"] == pytest.approx(8 / 12)
+    assert only_fox.score == pytest.approx((0.75 + 8 / 12) / 2)
     both = score_explanation("fox cat", RECORDS, simulator="fake", scorer="fuzzing", cache=False)
-    assert both.score == pytest.approx(1.0)
+    # correct {10, 10}: every same-text pair won, other text 5.5 of 6 each (" fox" of the trap ties)
+    assert both.metrics["roc_auc_same_text"] == pytest.approx(1.0)
+    assert both.metrics["roc_auc_other_text"] == pytest.approx(11 / 12)
+    assert both.score == pytest.approx((1.0 + 11 / 12) / 2)
+
+
+def test_span_markings_mark_runs_and_equal_length_wrong_spans():
+    from scoring.simulated import CORRECT, OTHER_TEXT, SAME_TEXT, span_markings
+
+    real = [
+        [0.0, 9.0, 10.0, 0.0, 2.0, 0.0, 0.0],  # a run of two at >= 3 (0.3 x 10); 2.0 is active but below the cut
+        [0.0, 0.5, 0.0],  # silent (max < 1)
+    ]
+    markings = span_markings(real).rows()
+    # the correct span first, then every run of two inactive tokens: none around the marked span or the token
+    # at 2.0, which is in no marking, and none across the end of one sequence into the next
+    assert markings == [(0, 1, 3, CORRECT), (0, 5, 7, SAME_TEXT), (1, 0, 2, OTHER_TEXT), (1, 1, 3, OTHER_TEXT)]
+    assert span_markings(real).rows() == markings  # no sampling, no seed
+    simulated = [[0.0, 6.0, 8.0, 0.0, 0.0, 1.0, 3.0], [4.0, 0.0, 2.0]]
+    assert span_markings(real).means(simulated).tolist() == [7.0, 2.0, 2.0, 1.0]
+
+
+def test_span_markings_of_several_lengths_and_of_nothing():
+    from scoring.simulated import span_markings
+
+    real = [[5.0, 0.0, 5.0, 5.0, 0.0, 0.0, 0.0]]
+    rows = span_markings(real).rows()
+    assert [row[1:3] for row in rows if row[3] == "correct"] == [(0, 1), (2, 4)]
+    assert [row[1:3] for row in rows if row[3] != "correct"] == [(1, 2), (4, 5), (5, 6), (6, 7), (4, 6), (5, 7)]
+    # equal means tie exactly, whatever the rounding of the running sums
+    tied = span_markings([[5.0, 5.0, 5.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]]).means([[0.1, 0.2, 0.7] * 3])
+    assert len(tied) == 5 and len(set(tied.tolist())) == 1
+    assert span_markings([[0.0, 0.0], []]).rows() == []  # nothing fires: no marking at all
+    assert span_markings([]).rows() == []
+
+
+def test_span_markings_cut_is_relative_to_each_sequence():
+    from scoring.simulated import span_markings
+
+    # 0.3 x 4 = 1.2: 1.5 is marked in the weak sequence; 0.3 x 10 = 3 leaves 2.0 unmarked in the strong one
+    correct = [row for row in span_markings([[4.0, 1.5, 0.0], [10.0, 2.0, 0.0]]).rows() if row[3] == "correct"]
+    assert [row[:3] for row in correct] == [(0, 0, 2), (1, 0, 1)]
+
+
+def test_fuzzing_with_only_activating_texts_uses_the_same_text_markings():
+    result = score_explanation("fox", [RECORDS[0], RECORDS[3]], simulator="fake", scorer="fuzzing", cache=False)
+    assert math.isnan(result.metrics["roc_auc_other_text"])
+    # correct {10, 0} against same-text {0, 0, 0}
+    assert result.score == pytest.approx(0.75) and result.error is None
+
+
+def test_fuzzing_with_nothing_to_mark_wrongly_is_nan_with_reason():
+    every_token_fires = [ActivationRecord(["the", " fox"], [5.0, 8.0])]
+    result = score_explanation("fox", every_token_fires, simulator="fake", scorer="fuzzing", cache=False)
+    assert math.isnan(result.score)
+    assert "inactive tokens to mark wrongly" in result.error and "add random or low-activation records" in result.error
+
+
+@pytest.mark.parametrize("scorer", ["detection", "fuzzing"])
+def test_a_flat_simulation_is_no_evidence_nan_with_reason(scorer):
+    # "zebra" names no token: the fake simulation is 0 everywhere, which is not chance (0.5) but no evidence
+    result = score_explanation("zebra", RECORDS, simulator="fake", scorer=scorer, cache=False)
+    assert math.isnan(result.score)
+    assert "0 on every token" in result.error and "predicts nothing" in result.error
+    assert result.metrics["roc_auc"] == pytest.approx(0.5)  # what the old reading would have scored
 
 
 def test_detection_without_negatives_is_nan_with_reason():

@@ -387,6 +387,11 @@ def test_detection_frame_reads_the_recorded_predictions() -> None:
     derived = viz.detection_frame(detection_result(None))  # not recorded: the highest simulated value
     assert list(derived["prediction"][:4]) == [9.0, 2.0, 6.0, 0.0]
     assert derived["outcome"][4] == "not simulated" and math.isnan(derived["prediction"][4])
+    assert "spread" not in frame.columns  # a scorer that ranks by its predictions records no spreads
+    spread = detection_result([9.0, 2.0, 6.0, 0.0, 7.0])
+    spread.metrics["sequence_spreads"] = [4.5, 1.0, 3.0, 0.0, 0.5]
+    assert list(viz.detection_frame(spread)["spread"]) == [4.5, 1.0, 3.0, 0.0, 0.5]
+    assert list(viz.detection_table(spread).data["spread"]) == ["4.50", "1.00", "3.00", "0.00", "0.50"]
     judged = detection_result([True, False, True, False, False])  # a judge's yes/no answers
     assert list(viz.detection_frame(judged)["judged"]) == ["fires", "silent", "fires", "silent", "silent"]
 

@@ -29,11 +29,16 @@ def detection_frame(result: ScoreResult) -> pd.DataFrame:
     (default DECISION_THRESHOLD). Outcomes: hit, miss, false alarm, correct
     rejection, or "not simulated" ("not judged" for a judge scorer). For
     detection-judge the prediction is the judge's P(yes) and the threshold 0.5.
+    When the scorer recorded ``metrics["sequence_spreads"]`` (detection ranks
+    sequences by them), a ``spread`` column shows them.
     """
     threshold = float(result.metrics.get("threshold", DECISION_THRESHOLD))
     recorded = result.metrics.get("sequence_predictions")
     if not isinstance(recorded, list) or len(recorded) != len(result.sequences):
         recorded = None
+    spreads = result.metrics.get("sequence_spreads")
+    if not isinstance(spreads, list) or len(spreads) != len(result.sequences):
+        spreads = None
     rows = []
     for position, sequence in enumerate(result.sequences):
         real_max = max(sequence.real, default=0.0)
@@ -66,6 +71,8 @@ def detection_frame(result: ScoreResult) -> pd.DataFrame:
                 "outcome": outcome,
             }
         )
+        if spreads is not None:
+            rows[-1]["spread"] = float(spreads[position])
     return pd.DataFrame(rows)
 
 
@@ -79,7 +86,7 @@ _OUTCOME_STYLES = {
 
 def detection_table(result: ScoreResult) -> Any:
     """`detection_frame` for display: numbers as text, right verdicts green, wrong ones red."""
-    shown = numbers_as_text(detection_frame(result), ("real_max", "prediction"), digits=2)
+    shown = numbers_as_text(detection_frame(result), ("real_max", "prediction", "spread"), digits=2)
     return tint_rows(shown, lambda row: _OUTCOME_STYLES.get(str(row.get("outcome")), ""))
 
 
@@ -87,10 +94,11 @@ def fuzzing_frame(result: ScoreResult) -> pd.DataFrame:
     """Per activating sequence that also has inactive tokens: the simulation on the active vs the other tokens.
 
     A token is active at real >= ACTIVE_THRESHOLD. ``right_higher`` says whether
-    the active (correctly marked) tokens get a higher mean simulated activation
-    than the inactive ones. The fuzzing scorer compares with a seeded random
-    sample of as many inactive tokens, which it does not record; the mean over
-    all inactive tokens shows the same comparison without the draw.
+    the active tokens get a higher mean simulated activation than the inactive
+    ones: a summary per sequence. The fuzzing scorer itself compares spans
+    (`scoring.simulated.span_markings`): runs of tokens at >= 0.3 x the
+    sequence's max against every run of as many inactive tokens, in this text
+    and in the non-activating ones.
     """
     rows = []
     for sequence in result.sequences:

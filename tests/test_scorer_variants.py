@@ -1,0 +1,102 @@
+"""benchmarks/scorer_variants.py: its shipped readings agree with the scorers, and its table adds up."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from scoring.bench import run_bench
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Two puzzles in which the fake simulator (10 on the explanation's words) separates the readings: the first is a
+# context trap (the true explanation also names "nuts", a word that occurs where the neuron is silent, and the decoy
+# "the" fires in every text but one), the second has a decoy that matches nothing (a flat simulation, NaN for every
+# reading).
+PUZZLES = {
+    "shells": {
+        "name": "shells",
+        "explanation": "shelled peeled nuts",
+        "false_explanations": ["nuts", "the"],
+        "sentences": [
+            ["the", [" shelled", 8], " nuts", " were", " good"],
+            ["they", [" peeled", 6], " the", " eggs"],
+            [" nuts", " in", " a", " bowl"],
+            ["eggs", " for", " the", " breakfast"],
+        ],
+    },
+    "colors": {
+        "name": "colors",
+        "explanation": "red",
+        "false_explanations": ["zebra"],
+        "sentences": [[[" red", 10], " hat"], ["a", " blue", " hat"]],
+    },
+}
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("scorer_variants", ROOT / "benchmarks" / "scorer_variants.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["scorer_variants"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+variants = _load()
+
+
+@pytest.fixture
+def puzzles(tmp_path: Path):
+    path = tmp_path / "puzzles.json"
+    path.write_text(json.dumps(PUZZLES))
+    return path, variants.simulate(path, "fake", cache=False)
+
+
+def test_the_shipped_readings_win_the_pairs_the_scorers_win(puzzles):
+    path, data = puzzles
+    report = run_bench(str(path), simulator="fake", scorer="simulation,detection,fuzzing", cache=False)
+    for scorer, reading in [
+        ("simulation", variants.pearson_score),
+        ("detection", variants.DETECTION["spread (shipped)"]),
+        ("fuzzing", variants.FUZZING["spans, both (shipped)"]),
+    ]:
+        summary = report["scorers"][scorer]
+        won = sum(puzzle["pairs_won"] for puzzle in summary["puzzles"].values())
+        assert variants.pairs_won(data, reading) == (won, 3), scorer
+
+
+def test_the_readings_before_issue_28_lose_the_trap(puzzles):
+    _, data = puzzles
+    # highest values: 10, 10, 10 (the trap), 0 for the true explanation and 10, 10, 0, 10 for "the": both 0.75, a
+    # tie, which loses; spreads: 4.9, 4.3, 4.3, 0 against 4.0, 4.3, 0, 4.3, won (0.875 against 0.625)
+    assert variants.pairs_won(data, variants.DETECTION["highest value"]) == (2, 3)
+    assert variants.pairs_won(data, variants.DETECTION["spread (shipped)"]) == (3, 3)
+    assert variants.pairs_won(data, variants.FUZZING["spans, both (shipped)"]) == (3, 3)
+
+
+def test_a_flat_simulation_is_nan_for_every_reading(puzzles):
+    _, data = puzzles
+    real, simulations = data[1]
+    assert variants.is_flat(simulations[1]) and not variants.is_flat(simulations[0])
+    for reading in [*variants.FUZZING.values(), *variants.DETECTION.values()]:
+        assert variants.pairs_won([data[1]], reading) == (1, 1)  # the NaN decoy loses to any real true score
+
+
+def test_the_command_prints_every_reading_and_refuses_unknown_sets(capsys, monkeypatch, tmp_path):
+    path = tmp_path / "puzzles.json"
+    path.write_text(json.dumps(PUZZLES))
+    monkeypatch.setitem(variants.SETS, "tiny", path)
+    assert variants.main(["--simulator", "fake", "--sets", "tiny", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["flat_simulations"] == {"tiny": 1}
+    assert set(report["scorers"]["fuzzing"]) == set(variants.FUZZING)
+    assert report["scorers"]["detection"]["spread (shipped)"] == {"tiny": 1.0, "pooled": 1.0, "pooled_pairs": [3, 3]}
+    with pytest.raises(SystemExit):
+        variants.main(["--sets", "dev,nope"])
+    assert "--sets takes a comma list" in capsys.readouterr().err
