@@ -60,10 +60,10 @@ def score_results(page: Page, simulator: str, out: Path) -> Path:
 
 def spot_check(page: Page, simulator: str, out: Path) -> Path:
     page.open("Spot_check", title="Spot-check")
-    page.select("Simulator", simulator)
+    page.select("Judge", simulator)
     page.click_xpath("//button[@data-testid='stBaseButton-primaryFormSubmit']")
-    page.find_xpath("//h2[contains(., 'Verdicts')]")
-    scroll_to(page, "//h2[contains(., 'Verdicts')]")
+    page.find_xpath("//h2[contains(., 'derived and re-scored')]")
+    scroll_to(page, "//h2[contains(., 'derived and re-scored')]")
     path = out / "spot_check.png"
     page.screenshot(path, full_page=False)
     return path
