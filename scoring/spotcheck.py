@@ -227,8 +227,9 @@ class SpotCheckOptions:
     prompts: dict[str, Template] = field(default_factory=dict)
     """Prompt templates supplied by the user, by protocol (``eleuther_fuzz``, ...); ours otherwise."""
     embedding_model: str | Path | None = None
-    """Folder of a sentence-transformers model for eleuther_embedding (default: the judge's own embedding model
-    when it has one, as ``fake`` and ``embedding`` do, else the shipped all-MiniLM-L6-v2)."""
+    """eleuther_embedding's model: a sentence-transformers folder, or ``openai-compatible:<model>@<url>`` (a
+    server's /v1/embeddings); default: the judge's own embedding model when it has one, as ``fake`` and
+    ``embedding`` do, else the shipped all-MiniLM-L6-v2."""
     trust_remote_code: bool = False
     embedding_instruction: str | None = None
     """The text put before the explanation in the embedding query (default: ours)."""
@@ -281,8 +282,9 @@ class _Checker:
     def embedder(self) -> Embedder:
         """The model a user names, else the judge's own (``fake``'s, ``embedding``'s), else the shipped one."""
         if self._embedder is None:
-            folder = self.options.embedding_model
-            self._embedder = embedder_for(self.judge, folder, self.options.trust_remote_code)
+            named = self.options.embedding_model
+            # a named model needs no judge: the judge (local by default) is not even built
+            self._embedder = embedder_for(None if named else self.judge, named, self.options.trust_remote_code)
         return self._embedder
 
     def template(self, kind: str) -> Template:

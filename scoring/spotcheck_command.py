@@ -60,7 +60,11 @@ def add_parser(commands: Any, positive_int: Callable[[str], int]) -> None:
         help=f"a JSON list of chat messages to use instead of our prompt; TYPE is one of {', '.join(KINDS)}",
     )
     spot.add_argument(
-        "--embedding-model", default=None, metavar="FOLDER", help="a sentence-transformers model for eleuther_embedding"
+        "--embedding-model",
+        default=None,
+        metavar="FOLDER|SPEC",
+        help="eleuther_embedding's model: a sentence-transformers folder, or openai-compatible:<model>@<url> "
+        "(a server's /v1/embeddings)",
     )
     spot.add_argument(
         "--trust-remote-code", action="store_true", help="let --embedding-model run the code in its folder"

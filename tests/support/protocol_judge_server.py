@@ -13,6 +13,9 @@ fake_chat_reply`), read from the messages themselves:
 - ``1. ...`` lines after ``The neuron responds to: ...`` (our SAEBench layout): the
   numbers that fit, comma-separated, or None.
 
+``POST /v1/embeddings`` keeps the body too and embeds each input as counts of its
+lower-case words hashed into 64 dimensions (so texts that share words are similar).
+
 The model name steers faults: ``fail-503`` answers HTTP 503; ``no-list`` answers text with
 no list in it; ``reject-reasoning`` answers 400 naming ``reasoning_effort`` when the
 request carries it (as servers that do not know the parameter do). ``GET /requests``
@@ -26,6 +29,7 @@ import argparse
 import json
 import re
 import time
+import zlib
 from typing import Any
 
 import uvicorn
@@ -64,6 +68,15 @@ def reply_to(messages: list[dict[str, Any]]) -> str:
     return fake_chat_reply(ChatRequest(pairs, 1.0, 1, reply_shape="index-list", explanation=explanation, items=items))
 
 
+def word_vector(text: str, size: int = 64) -> list[float]:
+    """Counts of the text's lower-case words, hashed into `size` dimensions (a 1 in the last as a floor)."""
+    vector = [0.0] * size
+    for word in re.findall(r"[a-z]+", text.lower()):
+        vector[zlib.crc32(word.encode()) % (size - 1)] += 1.0
+    vector[-1] = 1.0
+    return vector
+
+
 class RecordingServer:
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
@@ -90,6 +103,18 @@ class RecordingServer:
             }
         )
 
+    async def embeddings(self, request: Request) -> JSONResponse:
+        body = await request.json()
+        self.received.append(body)
+        if body.get("model") == "fail-503":
+            return JSONResponse({"error": {"message": "overloaded", "type": "server_error"}}, status_code=503)
+        inputs = body.get("input")
+        texts = [inputs] if isinstance(inputs, str) else list(inputs or [])
+        data = [{"object": "embedding", "index": index, "embedding": word_vector(text)} for index, text in
+                enumerate(texts)]
+        usage = {"prompt_tokens": len(texts), "total_tokens": len(texts)}
+        return JSONResponse({"object": "list", "data": data, "model": body.get("model"), "usage": usage})
+
     async def requests(self, request: Request) -> JSONResponse:
         if request.method == "POST":
             self.received.clear()
@@ -104,6 +129,7 @@ def build_app() -> Starlette:
     return Starlette(
         routes=[
             Route("/v1/chat/completions", server.chat, methods=["POST"]),
+            Route("/v1/embeddings", server.embeddings, methods=["POST"]),
             Route("/v1/models", server.models, methods=["GET"]),
             Route("/requests", server.requests, methods=["GET"]),
             Route("/requests/reset", server.requests, methods=["POST"]),
