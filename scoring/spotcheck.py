@@ -84,6 +84,29 @@ FLAGGED = ("contradicts its details", "disagrees")
 TOLERANCE = 0.05
 """How far a claim may lie from a re-score (beyond 2 sd for sampled judges) and still agree."""
 
+MODEL_PLACEHOLDER = "{model}"
+"""In a judge spec, replaced by each claim's own judge model (as `routed_model` names it), so that every claim is
+re-scored by the model that made it: ``openai-compatible:{model}@https://openrouter.ai/api/v1``."""
+
+_MODEL_VENDORS = (("gpt-", "openai"), ("o1", "openai"), ("o3", "openai"), ("o4", "openai"), ("gemini-", "google"))
+"""Prefixes of bare judge model names as Neuronpedia stores them, and the vendor an OpenRouter id puts first."""
+
+
+def routed_model(name: str, model_ids: dict[str, str] | None = None) -> str:
+    """A claim's judge model as an OpenAI-compatible router (OpenRouter) names it.
+
+    A name given in `model_ids` maps to its id; an id with a vendor (``openai/gpt-4o-mini``) stays;
+    OpenAI's and Google's bare names get their vendor (``gpt-4o-mini`` -> ``openai/gpt-4o-mini``);
+    any other name is sent as it is (name its id in `model_ids` when the router spells it otherwise).
+    """
+    name = name.strip()
+    if model_ids and name in model_ids:
+        return model_ids[name]
+    if "/" in name:
+        return name
+    vendor = next((vendor for prefix, vendor in _MODEL_VENDORS if name.lower().startswith(prefix)), None)
+    return f"{vendor}/{name}" if vendor else name
+
 
 def verdict_family(verdict: str) -> str:
     """A verdict without what differs: 'disagrees (methods differ: model)' -> 'disagrees (methods differ)'."""
@@ -236,6 +259,8 @@ class SpotCheckOptions:
     explanations: tuple[str, ...] = ()
     """Further explanations to score with each protocol the feature's claims use (re-score only)."""
     cache: SimulationCache | str | Path | bool | None = True
+    model_ids: dict[str, str] = field(default_factory=dict)
+    """Claim model name -> the id the judge spec's ``{model}`` gets (see `routed_model`)."""
 
 
 Progress = Callable[[int, int, str], None]
@@ -273,10 +298,37 @@ class _Checker:
         self._embedder: Embedder | None = None
 
     @property
+    def per_claim_model(self) -> bool:
+        """Whether the judge spec names each claim's own model (``{model}``)."""
+        return isinstance(self.options.judge, str) and MODEL_PLACEHOLDER in self.options.judge
+
+    @property
     def judge(self) -> Simulator:
         if self._judge is None:
             self._judge = resolve_simulator(self.options.judge, judge=True)
         return self._judge
+
+    def judge_spec_for(self, claimed_model: str) -> str | Simulator | None:
+        """The judge for a claim: the one judge, or the spec with ``{model}`` replaced by the claim's model."""
+        if not self.per_claim_model:
+            return self.options.judge
+        if not claimed_model.strip():
+            raise ScoringInputError(
+                f"the judge spec has {MODEL_PLACEHOLDER} but the claim names no model; give a judge without it"
+            )
+        spec = str(self.options.judge)
+        return spec.replace(MODEL_PLACEHOLDER, routed_model(claimed_model, self.options.model_ids))
+
+    def _same_model(self, claimed_model: str, judge_model: str) -> bool:
+        """Whether a re-score's judge is the claim's model: by name, or because ``{model}`` put it there."""
+        if self.per_claim_model:
+            return True  # the claim's own name, or the id the user mapped it to
+        return normalized_model(claimed_model) == normalized_model(judge_model)
+
+    def judge_for(self, claimed_model: str) -> Simulator:
+        if not self.per_claim_model:
+            return self.judge
+        return resolve_simulator(self.judge_spec_for(claimed_model), judge=True)
 
     @property
     def embedder(self) -> Embedder:
@@ -284,7 +336,8 @@ class _Checker:
         if self._embedder is None:
             named = self.options.embedding_model
             # a named model needs no judge: the judge (local by default) is not even built
-            self._embedder = embedder_for(None if named else self.judge, named, self.options.trust_remote_code)
+            own = None if named or self.per_claim_model else self.judge
+            self._embedder = embedder_for(own, named, self.options.trust_remote_code)
         return self._embedder
 
     def template(self, kind: str) -> Template:
@@ -364,8 +417,8 @@ class _Checker:
         except ScoringInputError as exc:
             return Rescore(scorer, "", math.nan, error=str(exc))
 
-    def _chat_judge(self, scorer: str) -> tuple[ChatJudge | None, str, str | None]:
-        judge = self.judge
+    def _chat_judge(self, scorer: str, claimed_model: str) -> tuple[ChatJudge | None, str, str | None]:
+        judge = self.judge_for(claimed_model)
         name = simulator_id(judge, writing=True)
         if not can_chat(judge):
             return None, name, (
@@ -387,7 +440,7 @@ class _Checker:
         same_explanation: bool,
         report: Progress | None,
     ) -> Rescore:
-        judge, name, problem = self._chat_judge("recall-alt")
+        judge, name, problem = self._chat_judge("recall-alt", claimed_model)
         if judge is None:
             return Rescore("recall-alt", name, math.nan, error=problem)
         notes: list[str] = []
@@ -430,7 +483,7 @@ class _Checker:
         self, text: str, kind: str, claimed_model: str, derivation: Derivation | None, report: Progress | None
     ) -> Rescore:
         scorer = SCORE_TYPE_SCORERS[kind]
-        judge, name, problem = self._chat_judge(scorer)
+        judge, name, problem = self._chat_judge(scorer, claimed_model)
         if judge is None:
             return Rescore(scorer, name, math.nan, error=problem)
         notes: list[str] = []
@@ -482,7 +535,7 @@ class _Checker:
             text,
             self.feature.records,
             scorer=scorer,
-            simulator=self.options.judge if judged else self.options.simulator,
+            simulator=self.judge_spec_for(claimed_model) if judged else self.options.simulator,
             cache=self.cache if self.cache is not None else False,
             progress=report,
             **options,
@@ -503,7 +556,7 @@ class _Checker:
             rescore.differences.append("method (the claim does not say how it was scored; re-scored by simulation)")
         elif not claimed_model:
             rescore.differences.append(f"model (the claim does not name one; re-scored with {result.simulator})")
-        elif normalized_model(claimed_model) != normalized_model(simulator_model(result.simulator)):
+        elif not self._same_model(claimed_model, simulator_model(result.simulator)):
             rescore.differences.append(f"model ({result.simulator}, the claim's {claimed_model})")
         return rescore
 
@@ -515,7 +568,7 @@ class _Checker:
         judge_model = simulator_model(outcome.judge)
         if not claimed_model:
             rescore.differences.append(f"model (the claim does not name one; re-scored with {outcome.judge})")
-        elif normalized_model(claimed_model) != normalized_model(judge_model):
+        elif not self._same_model(claimed_model, judge_model):
             rescore.differences.append(f"model ({outcome.judge}, the claim's {claimed_model})")
         if outcome.prompt == "ours":
             rescore.differences.append("prompt (ours)")

@@ -35,7 +35,20 @@ def add_parser(commands: Any, positive_int: Callable[[str], int]) -> None:
         "feature", help="feature JSON (Neuronpedia's /api/feature response), a JSON list of them, or JSONL (a queue)"
     )
     spot.add_argument("--rescore", action="store_true", help="also re-score every claim with --judge")
-    spot.add_argument("--judge", default=None, help="judge of the re-scores: a simulator spec (default: local)")
+    spot.add_argument(
+        "--judge",
+        default=None,
+        help="judge of the re-scores: a simulator spec (default: local); {model} in it becomes each claim's own "
+        "model, e.g. openai-compatible:{model}@https://openrouter.ai/api/v1",
+    )
+    spot.add_argument(
+        "--model-id",
+        action="append",
+        default=[],
+        metavar="NAME=ID",
+        help="the id {model} gets for a claim model NAME (default: gpt-*/o*: openai/NAME, gemini-*: google/NAME, "
+        "else NAME); repeat",
+    )
     spot.add_argument(
         "--simulator", default=None, help="simulator for claims of our simulation scorers (default: the default)"
     )
@@ -79,6 +92,18 @@ def add_parser(commands: Any, positive_int: Callable[[str], int]) -> None:
     spot.add_argument("--no-cache", action="store_true", help="judge again even when cached")
     spot.add_argument("--cache-dir", default=None)
     spot.add_argument("--json", action="store_true", help="print one JSON object per feature")
+
+
+def _model_ids(entries: list[str]) -> dict[str, str]:
+    found = {}
+    for entry in entries:
+        name, separator, model_id = entry.partition("=")
+        if not separator or not name.strip() or not model_id.strip():
+            raise ScoringInputError(
+                f"--model-id takes NAME=ID, e.g. claude-3-5-haiku=anthropic/claude-3.5-haiku; got {entry!r}"
+            )
+        found[name.strip()] = model_id.strip()
+    return found
 
 
 def _prompts(entries: list[str]) -> dict[str, Any]:
@@ -162,6 +187,7 @@ def command(args: argparse.Namespace) -> int:
         trust_remote_code=args.trust_remote_code,
         embedding_instruction=_instruction(args.embedding_instruction_file),
         explanations=tuple(args.explanation),
+        model_ids=_model_ids(args.model_id),
         cache=False if args.no_cache else (args.cache_dir or True),
     )
     features = load_features(args.feature)

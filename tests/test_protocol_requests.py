@@ -189,3 +189,25 @@ def test_an_embedding_rescore_by_a_server_sends_query_and_examples_and_names_its
     assert failed.rescore is not None and failed.rescore.error is not None and "did not embed" in failed.rescore.error
     assert failed.verdict == "follows from its details" and "not re-scored" in failed.reason
     received(judge_server)
+
+
+def test_a_judge_spec_with_model_rescores_each_claim_by_its_own_model(judge_server: RunningServer) -> None:
+    data = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    data["explanations"] = data["explanations"][:1]
+    data["explanations"][0]["scores"] = data["explanations"][0]["scores"][:2]  # recall_alt and eleuther_fuzz
+    data["explanations"][0]["scores"][1]["explanationScoreModelName"] = "my-judge"
+    received(judge_server)
+    judge = f"openai-compatible:{{model}}@{judge_server.url}/v1?retries=0"
+    check = spot_check(read_feature(data), rescore=True, judge=judge, runs=2, model_ids={"my-judge": "lab/judge-7b"},
+                       cache=False)
+    models = [body["model"] for body in received(judge_server)]
+    assert set(models) == {"openai/gpt-4o-mini", "lab/judge-7b"}  # each claim's model, as the router names it
+    recall, fuzz = check.claims
+    # the claim's own model with its stored messages: like with like, and the fake rule gives the stored judgments
+    assert recall.rescore is not None and recall.rescore.differences == [] and recall.verdict == "agrees"
+    assert fuzz.rescore is not None and fuzz.rescore.differences == ["prompt (ours)"]
+    assert fuzz.verdict == "agrees (methods differ: prompt)"
+    data["explanations"][0]["scores"][0]["explanationScoreModelName"] = ""
+    unnamed = spot_check(read_feature(data), rescore=True, judge=judge, runs=1, cache=False).claims[0]
+    assert unnamed.rescore is not None and "names no model" in (unnamed.rescore.error or "")
+    received(judge_server)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from scoring.protocols.neuronpedia import load_features, read_feature
-from scoring.spotcheck import ClaimCheck, Rescore, decide, normalized_model, spot_check, verdict_family
+from scoring.spotcheck import ClaimCheck, Rescore, decide, normalized_model, routed_model, spot_check, verdict_family
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "neuronpedia_spot_check.json"
@@ -210,6 +210,7 @@ def test_spot_check_text_and_queue(tmp_path: Path) -> None:
         ([str(EXAMPLE), "--prompt-file", "fuzz=x.json"], "TYPE=PATH with TYPE one of"),
         ([str(EXAMPLE), "--prompt-file", "eleuther_fuzz=missing.json"], "cannot read the prompt file"),
         ([str(EXAMPLE), "--tolerance", "-1"], "--tolerance must be"),
+        ([str(EXAMPLE), "--model-id", "gpt-4o-mini"], "--model-id takes NAME=ID"),
     ],
 )
 def test_spot_check_usage_errors_exit_2(arguments: list[str], message: str) -> None:
@@ -223,3 +224,14 @@ def test_score_on_a_feature_export_uses_its_explanations() -> None:
     table = done.stdout
     for explanation in ("coffee", "morning routines", "brewing", "espresso, latte, cappuccino"):
         assert explanation in table
+
+
+@pytest.mark.parametrize(
+    ("name", "routed"),
+    [("gpt-4o-mini", "openai/gpt-4o-mini"), ("o4-mini", "openai/o4-mini"),
+     ("gemini-2.0-flash", "google/gemini-2.0-flash"), ("openai/gpt-4.1", "openai/gpt-4.1"),
+     ("claude-3-5-haiku", "claude-3-5-haiku"), (" gpt-4o ", "openai/gpt-4o")],
+)
+def test_claim_models_are_routed_as_openrouter_names_them(name: str, routed: str) -> None:
+    assert routed_model(name) == routed
+    assert routed_model(name, {name.strip(): "lab/x"}) == "lab/x"
