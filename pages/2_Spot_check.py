@@ -14,10 +14,17 @@ from typing import Any
 import streamlit as st
 
 import dashboard as ui
-from scoring import ScoringInputError, viz
+from scoring import ScoringInputError, Simulator, viz
 from scoring.protocols.neuronpedia import NeuronpediaFeature, parse_feature_text
 from scoring.protocols.prompts import KINDS, Template, template_from_messages
-from scoring.spotcheck import FLAGGED, FeatureCheck, SpotCheckOptions, spot_check, verdict_family
+from scoring.spotcheck import (
+    FLAGGED,
+    MODEL_PLACEHOLDER,
+    FeatureCheck,
+    SpotCheckOptions,
+    spot_check,
+    verdict_family,
+)
 
 SOURCES = ("Bundled example", "Paste JSON", "Upload a file")
 EXAMPLE = ui.EXAMPLES_DIR / "neuronpedia_spot_check.json"
@@ -206,7 +213,9 @@ if feature is not None:
             judges,
             key=JUDGE_STATE,
             help="Answers the protocols' requests: local (embedded, offline, the stand-in), an API model (set a key "
-            "in the sidebar), or an OpenAI-compatible server such as a local vLLM (set its base URL).",
+            "in the sidebar), or an OpenAI-compatible server such as a local vLLM (set its base URL). A spec typed "
+            "in the sidebar with {model}, e.g. openai-compatible:{model}@https://openrouter.ai/api/v1, re-scores "
+            "each claim by its own model (key in OPENAI_COMPATIBLE_API_KEY).",
         )
         middle.number_input(
             "Runs of a sampled judge", min_value=1, max_value=20, key="spot_runs",
@@ -237,8 +246,10 @@ if feature is not None:
         except (ScoringInputError, ValueError) as exc:
             st.error(f"Could not read a prompt template: {exc}")
             templates = None
-        judge = None
-        if templates is not None:
+        judge: Simulator | str | None = None
+        if templates is not None and MODEL_PLACEHOLDER in spec:
+            judge = spec  # one judge per claim model, built by the check (keys from the environment)
+        elif templates is not None:
             try:
                 judge = ui.load_simulator(spec)
             except ScoringInputError as exc:

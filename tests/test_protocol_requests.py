@@ -211,3 +211,29 @@ def test_a_judge_spec_with_model_rescores_each_claim_by_its_own_model(judge_serv
     unnamed = spot_check(read_feature(data), rescore=True, judge=judge, runs=1, cache=False).claims[0]
     assert unnamed.rescore is not None and "names no model" in (unnamed.rescore.error or "")
     received(judge_server)
+
+
+def test_the_spot_check_page_rescores_each_claim_by_its_own_model(judge_server: RunningServer) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    import dashboard as ui
+
+    data = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    data["explanations"] = data["explanations"][:1]
+    data["explanations"][0]["scores"] = data["explanations"][0]["scores"][:2]  # no embedding claim: no model loads
+    app = AppTest.from_file(str(REPO / "pages" / "2_Spot_check.py"), default_timeout=120)
+    app.run()
+    app.radio(key="spot_source").set_value("Paste JSON").run()
+    app.text_area(key="spot_pasted").input(json.dumps(data)).run()
+    judge = f"openai-compatible:{{model}}@{judge_server.url}/v1?retries=0"
+    app.text_input(key=ui.EXTRA_SPEC_STATE).input(judge).run()
+    app.selectbox(key="spot_judge").select(judge)
+    app.number_input(key="spot_runs").set_value(1)
+    received(judge_server)
+    app.button(key="FormSubmitter:spot_form-Re-score").click().run()
+    assert not app.exception, [element.value for element in app.exception]
+    assert {body["model"] for body in received(judge_server)} == {"openai/gpt-4o-mini"}
+    claims = next(frame.value for frame in app.dataframe if "rescored" in frame.value.columns)
+    verdicts = dict(zip(claims["explanation"] + " " + claims["type"], claims["verdict"], strict=True))
+    assert verdicts["coffee recall_alt"] == "agrees"  # its own model, its stored messages: like with like
+    assert verdicts["coffee eleuther_fuzz"] == "agrees (methods differ: prompt)"
