@@ -6,9 +6,11 @@ explanation and the sequence's tokens; for a judgment (a yes/no answer) the
 same simulator fields, the question's kind, prompt version, explanation and
 content. Generated explanations share the store under keys of their own kind
 (simulator, model, explain prompt version and options, seed, attempt and the
-records shown). A prompt edit bumps its version and so never serves a stale
-result. Only successes are stored; an entry that cannot be read or does not
-fit is a miss, never an error.
+records shown), and so do the replies to protocol chat requests (simulator,
+model, options, and the whole request: messages, parameters, run number). A
+prompt edit bumps its version and so never serves a stale result. Only
+successes are stored; an entry that cannot be read or does not fit is a miss,
+never an error.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import diskcache
 
 from scoring.errors import ScoringInputError
 from scoring.simulators.base import Explainer, ExplanationExample, Simulator
+from scoring.simulators.chat import ChatJudge, ChatRequest
 from scoring.simulators.judge import Judge, JudgeQuestion
 
 logger = logging.getLogger(__name__)
@@ -64,6 +67,20 @@ def judgment_key(judge: Judge, question: JudgeQuestion) -> str:
         "explanation": question.explanation,
         "content": question.content,
     })
+
+
+def chat_key(judge: ChatJudge, request: ChatRequest) -> str:
+    """Key of one protocol chat reply: who answered, with which options, to which request (run included)."""
+    return _digest(
+        {
+            "format": CACHE_FORMAT,
+            "entry": "chat",
+            "simulator": judge.name,
+            "model": judge.model,
+            "options": judge.options(),
+            **request.key_fields(),
+        }
+    )
 
 
 def explanation_key(

@@ -1,4 +1,4 @@
-"""``python -m scoring ...``: score, explain, attention, bench, serve, batch.
+"""``python -m scoring ...``: score, explain, attention, bench, serve, batch, spot-check.
 
 User errors end with exit code 2 and one line on stderr saying what to fix.
 """
@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from scoring import spotcheck_command
+from scoring.batch_input import explanations_of
 from scoring.errors import ScoringInputError
 from scoring.records import NORMALIZATIONS
 from scoring.sampling import STRATEGIES, seed_argument
@@ -165,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     subject_commands.add_parsers(commands)
+    spotcheck_command.add_parser(commands, _positive_int)
     return parser
 
 
@@ -175,16 +178,13 @@ def _format(value: float | None, digits: int = 3) -> str:
 
 
 def _explanations_from_records(path: str) -> list[str]:
-    """A Neuronpedia request body carries its explanation; use it when no -e is given."""
+    """The explanations a file carries (a Neuronpedia request's, a feature export's); used when no -e is given."""
     try:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
+        return explanations_of(data) if isinstance(data, dict) else []
     except (OSError, ValueError):
         return []
-    if isinstance(data, dict):
-        found = data.get("explanations") or ([data["explanation"]] if data.get("explanation") else [])
-        return [str(item) for item in found if isinstance(item, str)]
-    return []
 
 
 def _command_score(args: argparse.Namespace) -> int:
@@ -449,6 +449,7 @@ COMMANDS = {
     "serve": _command_serve,
     "batch": _command_batch,
     **subject_commands.COMMANDS,
+    "spot-check": spotcheck_command.command,
 }
 
 

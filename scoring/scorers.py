@@ -3,7 +3,9 @@
 ``simulation``, ``detection`` and ``fuzzing`` simulate activations
 (`scoring.simulated`); ``detection-judge``, ``fuzzing-judge``,
 ``binary-condition`` and ``attention-head`` ask a judge yes/no questions
-(`scoring.judged`). A new scorer is an async function of a `ScoringJob`
+(`scoring.judged`); ``recall-alt``, ``eleuther-fuzz``, ``eleuther-recall``,
+``eleuther-embedding`` (Neuronpedia's score types) and ``saebench`` reproduce other
+tools' protocols (`scoring.protocols`). A new scorer is an async function of a `ScoringJob`
 returning a `ScoreResult`, added as a row of the table.
 """
 
@@ -16,6 +18,7 @@ from typing import Any
 from scoring import judged, simulated
 from scoring.errors import ScoringInputError
 from scoring.job import Scorer, ScoringJob, new_result, simulator_id
+from scoring.protocols import scorers as protocols
 from scoring.simulated import ACTIVE_THRESHOLD, DECISION_THRESHOLD, fuzzing_markings
 
 __all__ = [
@@ -65,6 +68,11 @@ SCORER_TABLE: tuple[ScorerEntry, ...] = (
         "binary-condition", judged.binary_condition_scorer, options=("window",), asks_judge=True, reports_p_value=True
     ),
     ScorerEntry("attention-head", judged.attention_head_scorer, reads_attention=True, asks_judge=True),
+    ScorerEntry("recall-alt", protocols.recall_alt_scorer, options=("prompt",), asks_judge=True),
+    ScorerEntry("eleuther-fuzz", protocols.eleuther_fuzz_scorer, options=("runs", "prompt"), asks_judge=True),
+    ScorerEntry("eleuther-recall", protocols.eleuther_recall_scorer, options=("runs", "prompt"), asks_judge=True),
+    ScorerEntry("eleuther-embedding", protocols.eleuther_embedding_scorer),
+    ScorerEntry("saebench", protocols.saebench_scorer, options=("runs", "prompt"), asks_judge=True),
 )
 
 

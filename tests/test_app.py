@@ -268,60 +268,77 @@ def test_switching_example_loads_its_explanations() -> None:
     assert "the pronoun she" in app.text_area(key="explanations_text").value
 
 
-def test_spot_check_names_the_feature_and_says_when_methods_differ() -> None:
+def test_spot_check_derives_every_claim_of_the_example_and_flags_the_planted_ones() -> None:
     app = run_page(SPOT_CHECK)
-    claims = table(app, "claimed score")
-    assert list(claims["claimed score"])[:3] == ["0.710", "0.550", "0.830"]
-    assert list(claims["score type"])[:3] == ["oai_token-act-pair"] * 3
-    assert claims["explainer"].iloc[0] == "gpt-4o-mini" and claims["scored with"].iloc[0] == "gpt-4o"
+    claims = table(app, "derived")
+    assert list(claims["type"])[:3] == ["recall_alt", "eleuther_fuzz", "eleuther_embedding"]
+    assert list(claims["claimed"])[:3] == list(claims["derived"])[:3] == ["0.733", "0.794", "0.730"]
+    verdicts = dict(zip(claims["explanation"] + " " + claims["type"], claims["verdict"], strict=True))
+    assert verdicts["morning routines recall_alt"] == "contradicts its details"
+    assert verdicts["brewing recall_alt"] == "contradicts its details"
+    assert verdicts["coffee eleuther_fuzz"] == "follows from its details"
     assert any("gpt2-small · layer 6-res-jb · index 3310" in text for text in texts(app.markdown))
-    choose_simulator(app, "spot_simulator", "fake")
+    assert any("2 of 7 claims are refuted" in text for text in texts(app.error))
+    # the evidence: the stored judgments per example, the failed fuzz batch among them, drawn as tokens
+    evidence = table(app, "outcome", index=1)
+    assert (evidence["outcome"] == "dropped").sum() == 5 and "wrong" in set(evidence["outcome"])
+    assert any("1 batch dropped" in text for text in texts(app.markdown))
+    drawn = html_of(app)
+    assert "data-outcome='dropped'" in drawn and "data-outcome='failed (counted as no)'" in drawn
+
+
+def test_spot_check_rescore_with_another_judge_says_the_methods_differ() -> None:
+    app = run_page(SPOT_CHECK)
+    app.text_input(key=ui.EXTRA_SPEC_STATE).input("fake").run()
+    app.selectbox(key="spot_judge").select("fake")  # inside the form: the choice travels with the submit
+    app.number_input(key="spot_runs").set_value(2)
+    app.text_area(key="spot_new_explanations").input("espresso drinks")
     app.button(key="FormSubmitter:spot_form-Re-score").click().run()
     assert_clean(app)
-    verdicts = table(app, "verdict")
-    assert list(verdicts["explanation"]) == list(claims["explanation"])
-    # claims by oai_token-act-pair with gpt-4o are not compared as if the fake re-score were the same method
-    assert "disagrees (methods differ)" in set(verdicts["verdict"]) and "disagrees" not in set(verdicts["verdict"])
-    assert verdicts["verdict"].iloc[-1] == "no claim"
-    assert "gpt-4o" in verdicts["comparison"].iloc[0] and "fake:fake-match" in verdicts["comparison"].iloc[0]
-    assert not app.error
-    assert any("another method or model" in text for text in texts(app.warning))
-    assert "cmpgrid" in html_of(app)
+    claims = table(app, "rescored")
+    rows = dict(zip(claims["explanation"] + " " + claims["type"], claims.to_dict("records"), strict=True))
+    assert rows["coffee recall_alt"]["verdict"] == "agrees (methods differ: model)"
+    assert rows["coffee eleuther_fuzz"]["verdict"] == "agrees (methods differ: model, prompt)"
+    assert rows["coffee eleuther_fuzz"]["sd"] == "0.000" and "over 2 runs" in rows["coffee eleuther_fuzz"]["reason"]
+    assert rows["morning routines recall_alt"]["verdict"] == "contradicts its details"
+    assert rows["espresso drinks recall_alt"]["verdict"] == "no claim"
+    assert rows["espresso drinks recall_alt"]["rescored"] != "n/a"
+    assert any("another judge model or prompt" in text for text in texts(app.warning))
+    assert any("Re-scored with `fake`" in text for text in texts(app.caption))
+    assert any(tab.label == "Re-score" for tab in app.tabs)
 
 
-def test_spot_check_flags_a_claim_made_the_same_way() -> None:
+def test_spot_check_says_when_a_type_is_an_explainer_or_details_are_bad() -> None:
     feature = {
         "modelId": "toy",
         "layer": "0",
         "index": "7",
         "explanations": [
-            {"description": "fox", "scores": [{"value": -0.9, "explanationScoreTypeName": "simulation",
-                                               "explanationScoreModelName": "fake-match"}]},
-            {"description": "leopard", "scores": [{"value": -0.9, "explanationScoreTypeName": "oai_token-act-pair"}]},
+            {"description": "fox", "scores": [{"value": 0.7, "explanationScoreTypeName": "oai_token-act-pair"}]},
+            {"description": "leopard", "scores": [{"value": 0.5, "explanationScoreTypeName": "recall_alt",
+                                                   "explanationScoreModelName": "gpt-4o-mini",
+                                                   "jsonDetails": "{\"top\": ["}]},
         ],
-        "activations": [{"tokens": ["a", " fox"], "values": [0, 9]}, {"tokens": ["b", " fox"], "values": [0, 7]},
-                        {"tokens": ["c", " leopard"], "values": [0, 1]}],
+        "activations": [{"tokens": ["a", " fox"], "values": [0, 9]}, {"tokens": ["c", " leopard"], "values": [0, 1]}],
     }
     app = run_page(SPOT_CHECK)
     app.radio(key="spot_source").set_value("Paste JSON").run()
     app.text_area(key="spot_pasted").input(json.dumps(feature)).run()
-    choose_simulator(app, "spot_simulator", "fake")
-    app.button(key="FormSubmitter:spot_form-Re-score").click().run()
     assert_clean(app)
-    verdicts = table(app, "verdict")
-    assert list(verdicts["verdict"]) == ["disagrees", "disagrees (methods differ)"]
-    assert verdicts["comparison"].iloc[0] == "same scorer and model"
-    assert "does not name its model" in verdicts["comparison"].iloc[1]
-    assert any("1 of 1 claims made the same way" in text for text in texts(app.error))
+    claims = table(app, "verdict")
+    assert list(claims["verdict"]) == ["not a score type", "details unreadable"]
+    assert "explainer method" in claims["reason"].iloc[0] and "not valid JSON" in claims["reason"].iloc[1]
     assert any("toy · layer 0 · index 7" in text for text in texts(app.markdown))
 
 
 def test_spot_check_without_explanations_says_what_to_add() -> None:
     app = run_page(SPOT_CHECK)
     app.radio(key="spot_source").set_value("Paste JSON").run()
-    app.text_area(key="spot_pasted").input('[{"tokens": ["a", " fox"], "values": [0, 3]}]').run()
+    app.text_area(key="spot_pasted").input('{"activations": [{"tokens": ["a", " fox"], "values": [0, 3]}]}').run()
     assert_clean(app)
     assert any('"explanations" list' in text for text in texts(app.error))
+    app.text_area(key="spot_pasted").input('[{"tokens": ["a", " fox"], "values": [0, 3]}]').run()
+    assert any("must be a JSON object" in text for text in texts(app.error))
 
 
 def test_spot_check_bad_json_shows_an_error() -> None:

@@ -129,3 +129,29 @@ def test_a_long_sequence_asks_for_the_in_page_limit_and_then_scrolls(page: Page)
     page.button("Show 3 more sequences")
     assert len(page.all_css(".cmpgrid")) == 13
     assert page.no_exception()
+
+
+def test_spot_check_shows_where_the_explanation_fails(page: Page) -> None:
+    page.open("Spot_check", title="Spot-check")
+    page.find_xpath("//h2[contains(., 'derived from their details')]")
+    alerts = page.texts("[data-testid='stAlert']")
+    assert any("2 of 7 claims are refuted" in text for text in alerts), alerts
+    # the refuted claims open by themselves: the stored judgments drawn as tokens, wrong ones marked
+    wrong = page.all_css(".cmpseq[data-outcome='wrong']")
+    assert wrong and any("expected yes" in element.text and "judged no" in element.text for element in wrong)
+    assert page.all_css(".cmpseq[data-outcome='failed (counted as no)']")
+    assert page.all_css(".tokviz .tok")
+    page.add_simulator_spec("fake")
+    page.select("Judge", "fake")
+    page.click_xpath("//button[@data-testid='stBaseButton-primaryFormSubmit']")
+    page.find_xpath("//h2[contains(., 'derived and re-scored')]")
+    alerts = page.texts("[data-testid='stAlert']")
+    assert any("another judge model or prompt" in text for text in alerts), alerts
+    # the tabs of the refuted claims' open evidence (those of closed expanders are in the page, hidden)
+    tabs = [tab for tab in page.all_css("[role='tab']") if tab.is_displayed() and tab.text == "Re-score"]
+    assert tabs
+    tabs[0].click()
+    page.idle()
+    summaries = [element.text for element in page.all_css("[role='tabpanel'] p") if element.is_displayed()]
+    assert any("examples judged wrong or failed" in text for text in summaries), summaries
+    assert page.no_exception()

@@ -20,11 +20,15 @@ def test_every_scorer_is_a_row_of_the_one_table():
     from scoring.scorers import ATTENTION_SCORERS, JUDGE_SCORERS, P_VALUE_SCORERS, SCORER_OPTIONS, SCORER_TABLE
 
     assert list(SCORERS) == [
-        "simulation", "detection", "fuzzing", "detection-judge", "fuzzing-judge", "binary-condition", "attention-head"
+        "simulation", "detection", "fuzzing", "detection-judge", "fuzzing-judge", "binary-condition", "attention-head",
+        "recall-alt", "eleuther-fuzz", "eleuther-recall", "eleuther-embedding", "saebench",
     ]
     assert [entry.name for entry in SCORER_TABLE] == list(SCORERS)
     assert sorted(ATTENTION_SCORERS) == ["attention-head"]
-    assert JUDGE_SCORERS == ("detection-judge", "fuzzing-judge", "binary-condition", "attention-head")
+    assert JUDGE_SCORERS == (
+        "detection-judge", "fuzzing-judge", "binary-condition", "attention-head",
+        "recall-alt", "eleuther-fuzz", "eleuther-recall", "saebench",
+    )
     assert P_VALUE_SCORERS == ("binary-condition",)
     assert SCORER_OPTIONS["binary-condition"] == ("window",) and SCORER_OPTIONS["simulation"] == ()
 

@@ -6,6 +6,7 @@ import io
 import json
 import math
 import re
+from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -228,14 +229,27 @@ def test_usage_summary_adds_up(results: list[ScoreResult]) -> None:
     assert results_module.usage_summary([results[1]])["cost_usd"] is None
 
 
-def test_spot_check_frame_and_styling() -> None:
-    scored = [result("a", 0.5, []), result("b", 0.2, [])]
-    frame = viz.spot_check_frame([0.9, None], scored)
-    assert list(frame["verdict"]) == ["disagrees", "no claim"]
-    assert frame.loc[0, "difference"] == pytest.approx(-0.4)
-    styler = viz.highlight_verdicts(frame)
-    assert list(styler.data["claimed"]) == ["0.900", "n/a"]
-    assert "rgba(220,53,69,0.25)" in styler.to_html()
+def test_spot_check_claims_table_and_evidence() -> None:
+    from scoring.protocols.neuronpedia import read_feature
+    from scoring.spotcheck import spot_check
+
+    data = json.loads((Path(__file__).resolve().parents[1] / "examples" / "neuronpedia_spot_check.json").read_text())
+    check = spot_check(read_feature(data, "example"))
+    frame = viz.claims_frame([check])
+    assert list(frame.columns) == list(viz.CLAIM_COLUMNS) and len(frame) == 8
+    wrong = frame[frame["explanation"] == "morning routines"].iloc[0]
+    assert (wrong["claimed"], wrong["derived"], wrong["verdict"]) == (0.83, 0.4, "contradicts its details")
+    styled = viz.claims_table(frame)
+    assert "rgba(220,53,69,0.3)" in styled.to_html() and list(styled.data["claimed"])[0] == "0.733"
+    fuzz = next(claim for claim in check.claims if claim.type == "eleuther_fuzz")
+    judged = viz.claim_evidence(fuzz)["stored"]
+    evidence = viz.evidence_frame(judged)
+    assert list(evidence.columns) == list(viz.EVIDENCE_COLUMNS) and len(evidence) == 25
+    assert (evidence["outcome"] == "dropped").sum() == 5
+    assert "1 batch dropped" in viz.evidence_summary(judged)
+    drawn = viz.evidence_html(judged)
+    assert drawn.count("class='cmpseq'") == len(viz.where_it_fails(judged)) and "tok active" in drawn
+    assert "data-outcome='dropped'" in drawn and "data-outcome='wrong'" in drawn
 
 
 def test_bench_frame_picks_the_strongest_false_explanation() -> None:

@@ -137,6 +137,11 @@ class _EmbeddingCache:
 _CACHE = _EmbeddingCache()
 
 
+def embed_texts(texts: Sequence[str]) -> np.ndarray:
+    """Unit-length embeddings of `texts` by the packaged model, one row each (kept in the in-memory cache)."""
+    return _CACHE.embed(texts)
+
+
 class EmbeddingSimulator(SyncSimulator):
     """Cosine similarity between the explanation and each token's word and context."""
 
@@ -174,6 +179,10 @@ class EmbeddingSimulator(SyncSimulator):
             "floor": self.config.floor,
             "ceiling": self.config.ceiling,
         }
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length embeddings of whole texts (the eleuther-embedding scorer's)."""
+        return embed_texts(texts)
 
     def _texts(self, tokens: Sequence[str]) -> tuple[list[int], list[str], list[str]]:
         """Word index per token, then the text of each word and of each word's context window."""

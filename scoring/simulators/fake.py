@@ -4,7 +4,9 @@ A token scores 10 when its lowercased, stripped text is a word of the
 explanation, else 0. As a judge it answers P(yes) = 1 - 0.5**k, where k counts
 the words inside the question's << >> marks (or of its whole content when
 nothing is marked) that are words of the explanation: 0 when none is, 0.5 for
-one, 0.75 for two. ``fake:fail`` fails every sequence and question with a
+one, 0.75 for two. To a protocol's chat request (`fake_chat_reply`) it answers in the
+request's reply shape by the same rule; as an embedding model (`FakeSimulator.embed`) it hashes
+words into a bag-of-words vector. ``fake:fail`` fails every sequence and question with a
 reason and ``fake:garbage`` returns the wrong number of values (and a P(yes) of
 1.5), to exercise error paths. It counts its calls so tests can prove the cache
 works.
@@ -17,10 +19,14 @@ activation, then alphabetical), and an error once the distinct tokens run out.
 
 from __future__ import annotations
 
+import json
 import re
+import zlib
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 from scoring.errors import ScoringInputError
 from scoring.simulators.base import (
@@ -31,6 +37,7 @@ from scoring.simulators.base import (
     SimulationBatch,
     Usage,
 )
+from scoring.simulators.chat import ChatBatch, ChatReply, ChatRequest
 from scoring.simulators.judge import JudgeQuestion, Judgment, JudgmentBatch
 
 MODES = ("match", "fail", "garbage")
@@ -52,6 +59,42 @@ def fake_p_yes(explanation: str, content: str) -> float:
     return 1.0 - 0.5**matches
 
 
+def _recall_alt_match(request: ChatRequest) -> bool:
+    """match-json: does a token with an activation above 0 in the final message's JSON name a word of the
+    explanation? (Falls back to the request's explanation and items when the message is not that JSON.)"""
+    try:
+        shown = json.loads(request.messages[-1][1])
+        explanation = str(shown["explanation"])
+        firing = " ".join(
+            str(item["token"])
+            for item in shown["activations"]
+            if isinstance(item.get("activation"), (int, float)) and item["activation"] > 0
+        )
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+        explanation, firing = request.explanation, " ".join(request.items)
+    wanted = set(words(explanation))
+    return any(word in wanted for word in words(firing))
+
+
+def fake_chat_reply(request: ChatRequest) -> str:
+    """The fake judge's reply text to a protocol request, in its reply shape.
+
+    match-json: ``{"match": ...}`` by `_recall_alt_match`; binary-list: 1 for each of `request.items`
+    whose `fake_p_yes` is at least 0.5, one entry per item; index-list: the numbers (from 1) of
+    those items, or "None"; text: "fake".
+    """
+    if request.reply_shape == "match-json":
+        match = _recall_alt_match(request)
+        reason = "a firing token names it" if match else "no firing token names it"
+        return json.dumps({"match": match, "reason": f"fake: {reason}"})
+    answers = [fake_p_yes(request.explanation, item) >= 0.5 for item in request.items]
+    if request.reply_shape == "binary-list":
+        return "[" + ", ".join("1" if answer else "0" for answer in answers) + "]"
+    if request.reply_shape == "index-list":
+        return ", ".join(str(number) for number, answer in enumerate(answers, start=1) if answer) or "None"
+    return "fake"
+
+
 class FakeSimulator:
     name = "fake"
     prompt_version = "fake-1"
@@ -67,6 +110,7 @@ class FakeSimulator:
         self.sequences_simulated = 0
         self.questions_judged = 0
         self.explain_calls = 0
+        self.chat_requests = 0
 
     @classmethod
     def from_argument(cls, argument: str | None) -> FakeSimulator:
@@ -106,6 +150,30 @@ class FakeSimulator:
             judgments = [Judgment(fake_p_yes(question.explanation, question.content)) for question in questions]
         usage = Usage(requests=1, prompt_tokens=sum(len(question.prompt.split()) for question in questions))
         return JudgmentBatch(judgments, usage)
+
+    async def chat(self, requests: Sequence[ChatRequest]) -> ChatBatch:
+        self.calls += 1
+        self.chat_requests += len(requests)
+        if self.mode == "fail":
+            replies = [ChatReply(None, "fake:fail always fails") for _ in requests]
+        elif self.mode == "garbage":
+            replies = [ChatReply("not an answer") for _ in requests]
+        else:
+            replies = [ChatReply(fake_chat_reply(request)) for request in requests]
+        prompt_tokens = sum(len(request.messages[-1][1].split()) for request in requests)
+        usage = Usage(requests=len(requests), prompt_tokens=prompt_tokens)
+        return ChatBatch(replies, usage)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Bag-of-words vectors (each word hashed to one of 64 dimensions), unit length: texts that share words
+        are similar."""
+        vectors = np.zeros((len(texts), 64), dtype=np.float64)
+        for row, text in enumerate(texts):
+            for word in words(text):
+                vectors[row, zlib.crc32(word.encode("utf-8")) % 64] += 1.0
+        norms = np.linalg.norm(vectors, axis=1)
+        norms[norms == 0] = 1.0
+        return vectors / norms[:, None]
 
     async def explain(self, examples: Sequence[ExplanationExample], attempt: int, seed: int) -> ExplanationAttempt:
         self.explain_calls += 1

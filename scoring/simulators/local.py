@@ -45,6 +45,7 @@ from scoring.simulators.base import (
     Usage,
     check_simulation,
 )
+from scoring.simulators.chat import ChatBatch, ChatRequest
 from scoring.simulators.judge import JudgeQuestion, Judgment, JudgmentBatch
 from scoring.words import word_groups
 
@@ -238,6 +239,12 @@ class LocalSimulator(SyncSimulator):
                     judgments.append(Judgment(1.0 / (1.0 + math.exp(-margin))))
             usage.prompt_tokens = lm.tokens_read - before
         return JudgmentBatch(judgments, usage)
+
+    async def chat(self, requests: Sequence[ChatRequest]) -> ChatBatch:
+        """Protocol chat requests, answered by the text model (`scoring.simulators.local_chat`)."""
+        from scoring.simulators import local_chat
+
+        return await asyncio.to_thread(local_chat.answer, self.text_model_key, requests)
 
     # ------------------------------------------------------------------ explain
 

@@ -63,6 +63,12 @@ the first generated token. A server that gives no logprobs is read from the
 reply text (Yes = 1, No = 0); a reply that is neither is asked again up to
 ``json_retries`` times, then fails with the reason.
 
+Protocol requests (`chat`: Neuronpedia's score types and SAEBench's autointerp, built
+by `scoring.protocols`) go out as the protocol sets them, and the reply text comes back
+for the protocol to parse; a server that rejects a parameter by name is handled as for
+every chat request (``temperature``, ``seed`` and ``reasoning_effort`` are dropped and
+remembered, ``max_tokens`` renamed).
+
 The module is split by concern: `openai_config` (spec strings and options),
 `openai_replies` (pure reply parsers), `openai_requests` (what a server accepts,
 what counts as an answer) and this one (the simulator).
@@ -115,6 +121,7 @@ from scoring.simulators.base import (
     Usage,
     check_simulation,
 )
+from scoring.simulators.chat import ChatBatch, ChatReply, ChatRequest
 from scoring.simulators.judge import JudgeQuestion, Judgment, JudgmentBatch
 from scoring.simulators.openai_config import (
     GENERATED_LOGPROBS,
@@ -508,6 +515,39 @@ class OpenAISimulator:
                 ]
         return Judgment(None, f"no usable answer after {self.config.json_retries + 1} attempts: {problem}")
 
+
+    async def chat(self, requests: Sequence[ChatRequest]) -> ChatBatch:
+        """Send each protocol request as it is (messages, temperature, max_tokens, response_format and the
+        protocol's extra parameters); the reply text comes back unparsed, a failed call as its reason."""
+        started = time.perf_counter()
+        usage = Usage()
+        state = self._state()
+        replies: list[ChatReply] = []
+        for request in requests:
+            params: dict[str, Any] = {
+                "model": self.model,
+                "messages": request.message_dicts(),
+                "temperature": request.temperature,
+                "max_tokens": request.max_tokens,
+                **dict(request.extra),
+            }
+            if request.response_format is not None:
+                params["response_format"] = {"type": request.response_format}
+            try:
+                response = await self._within_deadline(
+                    partial(self.negotiator.chat, state.client, params, None, usage)
+                )
+            except Unsupported as exc:
+                replies.append(ChatReply(None, f"the server cannot answer the request: {exc}"))
+                continue
+            except _Failed as exc:
+                replies.append(ChatReply(None, str(exc)))
+                continue
+            choice = response.choices[0] if response.choices else None
+            text = choice.message.content if choice is not None and choice.message else None
+            replies.append(ChatReply(text or ""))
+        usage.seconds = time.perf_counter() - started
+        return ChatBatch(replies, usage)
 
 
 class _Failed(Exception):

@@ -37,7 +37,7 @@ RETRY_BASE_SECONDS = 0.5
 
 
 # Parameters a server may reject by name; the chat call drops them (and remembers) rather than fail.
-_DROPPABLE = {"temperature", "seed"}
+_DROPPABLE = {"temperature", "seed", "reasoning_effort"}
 
 RESPONSE_FORMATS = ("json_schema", "json_object+schema", "json_object", "none")
 """Ways to ask for the reply's shape, tried in this order until the server accepts one: OpenAI's
@@ -188,8 +188,10 @@ class Negotiator:
                     continue
                 if exc.status_code == 500:
                     raise
-                if rejected in _DROPPABLE and rejected not in self.dropped:
-                    logger.info("%s rejects %r; sending requests without it", self.model, rejected)
+                if rejected in _DROPPABLE and rejected in request:
+                    # requests sent at once are all refused: each is sent again without it, the drop logged once
+                    if rejected not in self.dropped:
+                        logger.info("%s rejects %r; sending requests without it", self.model, rejected)
                     self.dropped.add(rejected)
                     continue
                 if rejected == "max_tokens" and self.token_limit_name == "max_tokens":

@@ -7,8 +7,8 @@ simulator in chunks of ``capabilities.max_sequences_per_call`` (or
 a time per simulator (shared by every score running on the same event loop,
 and by its simulations and judgments, which take turns chunk by chunk); results are validated; successes are
 cached, failures never; usage and cost are added up. Generated explanations
-(`run_explanations`) go through the same cache, concurrency limit and cost
-accounting, one attempt per call.
+(`run_explanations`) and the chat requests of scoring protocols (`run_chats`) go
+through the same cache, concurrency limit and cost accounting.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
-from scoring.cache import SimulationCache, explanation_key, judgment_key, simulation_key
+from scoring.cache import SimulationCache, chat_key, explanation_key, judgment_key, simulation_key
 from scoring.results import GeneratedExplanation
 from scoring.simulators.base import (
     Explainer,
@@ -33,14 +33,15 @@ from scoring.simulators.base import (
     Usage,
     check_simulation,
 )
+from scoring.simulators.chat import ChatJudge, ChatReply, ChatRequest
 from scoring.simulators.judge import Judge, JudgeQuestion, Judgment, check_judgment
 
 logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int, str], None]
 
-_Caller = Simulator | Judge | Explainer
-"""Whatever the runner sends work to: a simulator, and its judge and explainer sides."""
+_Caller = Simulator | Judge | Explainer | ChatJudge
+"""Whatever the runner sends work to: a simulator, and its judge, explainer and chat sides."""
 
 class FairSemaphore:
     """A semaphore whose waiters are served in turn by group, one call each, not first come first served.
@@ -287,6 +288,48 @@ async def run_judgments(
         progress=progress,
         noun="questions",
         verb="judged",
+    )
+
+
+async def run_chats(
+    judge: ChatJudge,
+    requests: Sequence[ChatRequest],
+    cache: SimulationCache | None = None,
+    progress: ProgressCallback | None = None,
+) -> tuple[list[ChatReply], Usage, list[bool]]:
+    """Answer every protocol chat request; returns replies in order, total usage, and which came from the cache.
+
+    Replies with text are cached (under the request with its run number, so the k runs of a
+    sampled judge stay k draws); failed calls and empty replies never are.
+    """
+    keys = [chat_key(judge, request) for request in requests]
+
+    def lookup(index: int) -> ChatReply | None:
+        text = cache.get_text(keys[index]) if cache is not None else None
+        return ChatReply(text) if text is not None else None
+
+    async def call(chunk: list[int]) -> tuple[list[ChatReply], Usage]:
+        batch = await judge.chat([requests[i] for i in chunk])
+        if len(batch.replies) != len(chunk):
+            reason = f"the judge returned {len(batch.replies)} replies for {len(chunk)} requests"
+            return [ChatReply(None, reason) for _ in chunk], batch.usage
+        return list(batch.replies), batch.usage
+
+    def store(index: int, outcome: ChatReply) -> None:
+        if outcome.ok and outcome.text and outcome.text.strip() and cache is not None:
+            cache.set_text(keys[index], outcome.text, {"simulator": judge.name, "entry": "chat"})
+
+    return await _run_cached(
+        judge,
+        len(requests),
+        lookup=lookup,
+        call=call,
+        store=store,
+        failure=lambda reason: ChatReply(None, reason),
+        chunk_size=judge.capabilities.max_questions_per_call,
+        progress=progress,
+        noun="requests",
+        verb="answered",
     )
 
 

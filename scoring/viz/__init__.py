@@ -2,7 +2,8 @@
 
 Nothing here imports Streamlit or scores anything, so the pages stay thin and
 every picture can be tested on plain data. Downloads (CSV, JSON) are in
-`scoring.results`, the spot-check verdict in `scoring.spotcheck`, the cost
+`scoring.results`, the spot-check verdicts in `scoring.spotcheck` (drawn by
+`scoring.viz.spot_check`), the cost
 estimate in `scoring.pricing`.
 """
 
@@ -21,6 +22,18 @@ from scoring.viz.scorer_tables import (
     judgments_frame,
     judgments_table,
 )
+from scoring.viz.spot_check import (
+    CLAIM_COLUMNS,
+    EVIDENCE_COLUMNS,
+    claim_evidence,
+    claims_frame,
+    claims_table,
+    evidence_frame,
+    evidence_html,
+    evidence_summary,
+    evidence_table,
+    where_it_fails,
+)
 from scoring.viz.tables import (
     COUNT_METRICS,
     DISAGREEMENT_MARK,
@@ -31,7 +44,6 @@ from scoring.viz.tables import (
     format_number,
     generated_frame,
     highlight_bench,
-    highlight_verdicts,
     metrics_frame,
     metrics_table,
     per_sequence_frame,
@@ -39,7 +51,6 @@ from scoring.viz.tables import (
     ranking_table,
     scorer_ranking_frame,
     scorer_ranking_table,
-    spot_check_frame,
 )
 from scoring.viz.tokens import (
     ACTIVATION_RGB,
@@ -59,6 +70,8 @@ from scoring.viz.tokens import (
 
 __all__ = [
     "ACTIVATION_RGB",
+    "CLAIM_COLUMNS",
+    "EVIDENCE_COLUMNS",
     "COUNT_METRICS",
     "DISAGREEMENT_MARK",
     "JUDGMENT_COLUMNS",
@@ -72,17 +85,23 @@ __all__ = [
     "bench_frame",
     "bench_scorers_frame",
     "best_index",
+    "claim_evidence",
+    "claims_frame",
+    "claims_table",
     "color_legend_html",
     "comparison_html",
     "detection_figure",
     "detection_frame",
     "detection_table",
+    "evidence_frame",
+    "evidence_html",
+    "evidence_summary",
+    "evidence_table",
     "format_number",
     "fuzzing_frame",
     "fuzzing_html",
     "generated_frame",
     "highlight_bench",
-    "highlight_verdicts",
     "judgments_frame",
     "judgments_table",
     "metrics_frame",
@@ -97,7 +116,7 @@ __all__ = [
     "sequence_label",
     "sequence_outcome",
     "shorten",
-    "spot_check_frame",
     "tokens_html",
     "visible_token_text",
+    "where_it_fails",
 ]

@@ -1,4 +1,4 @@
-"""Tables for display: ranking, per-sequence correlation, spot-check verdicts, scorer rankings, benchmarks."""
+"""Tables for display: ranking, per-sequence correlation, scorer rankings, benchmarks."""
 
 from __future__ import annotations
 
@@ -13,11 +13,8 @@ from scoring.results import (
     GeneratedExplanation,
     ScoreResult,
     explanation_source,
-    interval_text,
     ranking_frame,
 )
-from scoring.spotcheck import compare_method, verdict
-from scoring.textformat import CandidateExplanation
 from scoring.viz.tokens import OUTCOME_MARKS, sequence_label, sequence_outcome
 
 
@@ -137,59 +134,6 @@ def per_sequence_table(results: Sequence[ScoreResult]) -> pd.DataFrame:
             value = frame.iat[row, column]
             shown.iat[row, column] = format_number(value) if kind == "scored" else OUTCOME_MARKS[kind]
     return shown
-
-
-def spot_check_frame(
-    claims: Sequence[float | None],
-    results: Sequence[ScoreResult],
-    tolerance: float = 0.05,
-    candidates: Sequence[CandidateExplanation] | None = None,
-) -> pd.DataFrame:
-    """Claimed vs re-scored, one row per explanation (results in the claims' order).
-
-    With `candidates` (the explanations as the file gave them) the table also
-    shows who wrote each explanation, how its score was made, and whether that
-    is the re-score's method (`scoring.spotcheck.compare_method`); a verdict
-    across different methods says so.
-    """
-    rows = []
-    for position, (claimed, result) in enumerate(zip(claims, results, strict=True)):
-        low, high = result.interval
-        candidate = candidates[position] if candidates is not None else None
-        method = compare_method(candidate.score_type, candidate.score_model, result) if candidate else None
-        row: dict[str, Any] = {"explanation": result.explanation}
-        if candidate is not None:
-            row["explainer"] = candidate.explainer_model
-        row.update(
-            {
-                "claimed": claimed if claimed is not None else math.nan,
-                "rescored": result.score,
-                "interval": interval_text(low, high),
-                "difference": (result.score - claimed) if claimed is not None else math.nan,
-                "verdict": verdict(claimed, result, tolerance, same_method=method.same if method else True),
-            }
-        )
-        if candidate is not None and method is not None:
-            row["claim method"] = " · ".join(part for part in (candidate.score_type, candidate.score_model) if part)
-            row["comparison"] = method.note if claimed is not None else ""
-        row["error"] = result.error or ""
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-_VERDICT_STYLES = {
-    "disagrees": "background-color: rgba(220,53,69,0.25); font-weight: 600",
-    "agrees": "background-color: rgba(40,167,69,0.2)",
-    "disagrees (methods differ)": "background-color: rgba(255,193,7,0.3)",
-    "agrees (methods differ)": "background-color: rgba(40,167,69,0.1)",
-    "not scored": "background-color: rgba(255,193,7,0.25)",
-}
-
-
-def highlight_verdicts(frame: pd.DataFrame) -> Any:
-    """Styler for `spot_check_frame`: numbers as text; disagreements red, across methods amber; agreements green."""
-    shown = numbers_as_text(frame, ("claimed", "rescored", "difference"))
-    return tint_rows(shown, lambda row: _VERDICT_STYLES.get(str(row.get("verdict")), ""))
 
 
 def bench_frame(report: Mapping[str, Any]) -> pd.DataFrame:

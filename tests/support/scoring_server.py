@@ -94,6 +94,17 @@ def fake_openai_server(
 
 
 @contextmanager
+def protocol_judge_server(log_path: Path, startup_seconds: float = 60.0) -> Iterator[RunningServer]:
+    """Run tests/support/protocol_judge_server.py (records every request); its API is at ``<url>/v1``."""
+    port = free_port()
+    script = Path(__file__).with_name("protocol_judge_server.py")
+    command = [sys.executable, str(script), "--port", str(port)]
+    # the script imports the fake judge's rule from this checkout
+    with server_process(command, port, "/v1/models", log_path, {"PYTHONPATH": str(REPO)}, startup_seconds) as server:
+        yield server
+
+
+@contextmanager
 def openai_model_server(
     log_path: Path, folder: Path, name: str, startup_seconds: float = 300.0
 ) -> Iterator[RunningServer]:
