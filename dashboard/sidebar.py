@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,27 @@ def state_defaults(defaults: Mapping[str, Any]) -> None:
     """Each key of `defaults` in session state, unless the session already holds a value for it."""
     for key, value in defaults.items():
         st.session_state.setdefault(key, value)
+
+
+def keep_valid(key: str, options: Sequence[Any], *, many: bool = False) -> None:
+    """Before a selectbox, radio (or, with `many`, a multiselect) `key` is drawn: drop a value that is no
+    longer among `options`.
+
+    A widget's options change with the data (a new search, another SAE); the browser
+    may still send the label of an option an earlier run offered, and Streamlit then
+    hands that label back as the value. Whatever the widget held is checked here, so
+    the page never reads a stale or foreign value.
+    """
+    if key not in st.session_state:
+        return
+    value = st.session_state[key]
+    if many:
+        listed = list(value) if isinstance(value, (list, tuple)) else []
+        kept = [item for item in listed if item in options]
+        if kept != listed or not isinstance(value, (list, tuple)):
+            st.session_state[key] = kept
+    elif value not in options:
+        del st.session_state[key]
 
 
 def page_links() -> None:

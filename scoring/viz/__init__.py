@@ -6,6 +6,14 @@ every picture can be tested on plain data. Downloads (CSV, JSON) are in
 estimate in `scoring.pricing`.
 """
 
+from scoring.viz.explore import (
+    hit_label,
+    readable_token,
+    search_heatmap,
+    search_hits_frame,
+    window_maxima_histogram,
+    windows_html,
+)
 from scoring.viz.figures import (
     MISSED_COLOUR,
     activation_histogram,
@@ -28,6 +36,7 @@ from scoring.viz.tables import (
     bench_frame,
     bench_scorers_frame,
     best_index,
+    count,
     format_number,
     generated_frame,
     highlight_bench,
@@ -74,6 +83,7 @@ __all__ = [
     "best_index",
     "color_legend_html",
     "comparison_html",
+    "count",
     "detection_figure",
     "detection_frame",
     "detection_table",
@@ -83,6 +93,7 @@ __all__ = [
     "generated_frame",
     "highlight_bench",
     "highlight_verdicts",
+    "hit_label",
     "judgments_frame",
     "judgments_table",
     "metrics_frame",
@@ -91,13 +102,18 @@ __all__ = [
     "per_sequence_frame",
     "per_sequence_table",
     "ranking_table",
+    "readable_token",
     "scatter_figure",
     "scorer_ranking_frame",
     "scorer_ranking_table",
+    "search_heatmap",
+    "search_hits_frame",
     "sequence_label",
     "sequence_outcome",
     "shorten",
     "spot_check_frame",
     "tokens_html",
     "visible_token_text",
+    "window_maxima_histogram",
+    "windows_html",
 ]

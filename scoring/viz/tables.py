@@ -59,6 +59,11 @@ def format_number(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+def count(number: int, noun: str, plural: str | None = None) -> str:
+    """'1 sequence', '2 sequences', '4,150 tokens': a count with its noun in the right number."""
+    return f"{number:,} {noun if number == 1 else plural or noun + 's'}"
+
+
 def numbers_as_text(frame: pd.DataFrame, columns: Sequence[str], digits: int = 3) -> pd.DataFrame:
     """A copy of `frame` with those of `columns` it has written by `format_number`."""
     shown = frame.copy()
