@@ -56,7 +56,9 @@ class FakeSimulator:
     name = "fake"
     prompt_version = "fake-1"
     explain_prompt_version = "fake-explain-1"
-    capabilities = Capabilities(max_sequences_per_call=4, max_concurrency=4, can_judge=True, max_questions_per_call=4)
+    capabilities = Capabilities(
+        max_sequences_per_call=4, max_concurrency=4, can_judge=True, max_questions_per_call=4, cheap=True
+    )
 
     def __init__(self, mode: str = "match") -> None:
         if mode not in MODES:
@@ -92,8 +94,9 @@ class FakeSimulator:
                 results.append(
                     SequenceSimulation([10.0 if token.strip().lower() in wanted else 0.0 for token in tokens])
                 )
-        usage = Usage(requests=1, prompt_tokens=sum(len(tokens) for tokens in sequences))
-        return SimulationBatch(results, usage)
+        # A failed request read nothing: it costs no tokens (a real backend's failures are counted by the runner).
+        prompt_tokens = 0 if self.mode == "fail" else sum(len(tokens) for tokens in sequences)
+        return SimulationBatch(results, Usage(requests=1, prompt_tokens=prompt_tokens))
 
     async def judge(self, questions: Sequence[JudgeQuestion]) -> JudgmentBatch:
         self.calls += 1
