@@ -17,6 +17,7 @@ from scoring import (
     default_simulator_spec,
     get_simulator,
     open_cache,
+    preparation_needed,
 )
 from scoring.cache import SimulationCache, default_cache_directory
 from scoring.simulators import default_simulator
@@ -176,7 +177,29 @@ def simulator_select(key: str) -> str:
         st.caption(default_simulator()[1])
     elif spec.split(":", 1)[0] == "local":
         st.caption(LOCAL_CAVEAT)
+    first_use = first_use_note(spec)
+    st.session_state.pop(FIRST_USE_NOTE_STATE, None)
+    if first_use:
+        # Kept so that the preparation, later in this same run, can take the note away once it is done.
+        st.session_state[FIRST_USE_NOTE_STATE] = st.empty()
+        st.session_state[FIRST_USE_NOTE_STATE].warning(first_use, icon="⏳")
     return spec
+
+
+FIRST_USE_NOTE_STATE = "_first_use_note"
+
+
+def first_use_note(spec: str) -> str | None:
+    """What the first score with `spec` will do first (e.g. convert a model, with its time), or None when the
+    simulator is ready; said before the user commits to it."""
+    try:
+        needed = preparation_needed(load_simulator(spec))
+    except Exception:  # noqa: BLE001 - a simulator that cannot load says why when it is used
+        logger.debug("no preparation note for %s", spec, exc_info=True)
+        return None
+    if needed is None:
+        return None
+    return f"Before its first score, `{spec}` {needed}, with a progress bar; this happens once."
 
 
 LOCAL_CAVEAT = (
