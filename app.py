@@ -196,7 +196,11 @@ explanations = parse_explanation_lines(st.session_state.get("explanations_text",
 if loaded is not None and explanations:
     ui.show_estimate(simulator_spec, explanations, loaded.records, settings)
 
-if submitted:
+# "Score the chance level" under results scored without it: score again, the chance level included.
+chance_requested = bool(st.session_state.pop("score_chance_requested", False))
+if chance_requested:
+    settings["chance_level"] = True
+if submitted or chance_requested:
     if loaded is None:
         st.error("Load activations first (step 1): pick an example, paste records or upload a file.")
     elif not explanations:
@@ -228,5 +232,7 @@ if results:
     if len(by_scorer) > 1:
         ui.render_scorer_comparison(by_scorer, "score", generated_texts)
         st.caption(f"Everything below is for the first scorer, `{results[0].scorer}`.")
-    ui.render_results(results, "score", st.session_state.get("score_settings"), generated_texts)
+    ui.render_results(
+        results, "score", st.session_state.get("score_settings"), generated_texts, offer_chance_level=not changed
+    )
     ui.render_judgements(by_scorer, "score")

@@ -15,6 +15,7 @@ from scoring import (
     viz,
 )
 from scoring import results as results_module
+from scoring.null import null_from_metrics
 from scoring.scorers import ACTIVE_THRESHOLD, JUDGE_SCORERS
 
 logger = logging.getLogger(__name__)
@@ -118,10 +119,13 @@ def render_results(
     prefix: str,
     settings: dict[str, Any] | None = None,
     generated: Sequence[str] = (),
+    offer_chance_level: bool = False,
 ) -> None:
     """Ranking, heatmaps, per-sequence correlation, scatter and downloads for scored explanations.
 
-    `generated` names the explanations a simulator wrote (marked in the ranking).
+    `generated` names the explanations a simulator wrote (marked in the ranking). With
+    `offer_chance_level`, results without a chance level get a button that sets
+    ``st.session_state[f"{prefix}_chance_requested"]``; the page then scores again with it.
     """
     if not results:
         return
@@ -170,6 +174,7 @@ def render_results(
     failed = [result for result in results if result.error]
     for result in failed:
         st.warning(f"**{result.explanation}**: {result.error}")
+    _render_chance_level(results, prefix, offer_chance_level)
 
     if first.scorer in JUDGE_SCORERS:
         st.info(
@@ -205,6 +210,8 @@ RANKING_COLUMN_CONFIG = {
 
 SEQUENCES_PAGE = 10
 """Sequences drawn at first, and added by each "show more"."""
+FAILURES_PAGE = 20
+"""Sequences in the per-sequence correlation chart at first, and added by each of its "show more"."""
 
 
 def _markdown_text(text: str) -> str:
@@ -243,7 +250,21 @@ def _render_simulations(results: Sequence[ScoreResult], prefix: str) -> None:
         st.info("Choose at least one explanation to see its simulated activations.")
 
     st.subheader("Where each explanation fails")
-    st.plotly_chart(viz.per_sequence_figure(results), key=f"{prefix}_per_sequence")
+    failures_key = f"{prefix}_failures_shown"
+    st.session_state.setdefault(failures_key, FAILURES_PAGE)
+    failures_shown = min(int(st.session_state[failures_key]), n_sequences)
+    st.caption(
+        f"Correlation per sequence for the {viz.count(failures_shown, 'sequence')} of {n_sequences} with the "
+        "highest real activation, highest first (as in the token view above); the table below has every one."
+    )
+    st.plotly_chart(viz.per_sequence_figure(results, max_sequences=failures_shown), key=f"{prefix}_per_sequence")
+    if failures_shown < n_sequences:
+        st.button(
+            f"Show {min(FAILURES_PAGE, n_sequences - failures_shown)} more sequences in the chart",
+            key=f"{prefix}_failures_more",
+            on_click=_show_more,
+            args=(failures_key, FAILURES_PAGE),
+        )
     errors = [
         (result.explanation, sequence.index, sequence.error)
         for result in results
@@ -265,8 +286,44 @@ def _render_simulations(results: Sequence[ScoreResult], prefix: str) -> None:
     st.plotly_chart(viz.scatter_figure(chosen or results), key=f"{prefix}_scatter")
 
 
-def _show_more(state_key: str) -> None:
-    st.session_state[state_key] = int(st.session_state.get(state_key, SEQUENCES_PAGE)) + SEQUENCES_PAGE
+def _render_chance_level(results: Sequence[ScoreResult], prefix: str, offer: bool) -> None:
+    """The ranking chart against the chance level, or (with `offer`) a button to score the chance level."""
+    null = null_from_metrics(results[0])
+    if null is not None:
+        failed = f"; {viz.count(len(null.failed), 'unrelated explanation')} could not be scored" if null.failed else ""
+        nothing = (
+            f"; {null.predicted_nothing} predicted nothing and count as 0 (no correlation)"
+            if null.predicted_nothing
+            else ""
+        )
+        threshold = viz.format_number(null.threshold)
+        st.caption(
+            f"**Chance level**: {viz.count(null.n, 'explanation')} of unrelated features (a bank shipped with the "
+            f"project) scored the same way, with the same simulator and scorer; their 95th percentile is "
+            f"{threshold}{nothing}{failed}. **beats chance**: the share of them an explanation outscores; "
+            "**over chance p95**: its margin over their 95th percentile. Below the dashed line, an explanation "
+            "does no better than one of an unrelated feature."
+        )
+    elif offer and results[0].scorer not in JUDGE_SCORERS:
+        st.button(
+            "Score the chance level",
+            key=f"{prefix}_chance_button",
+            on_click=_request,
+            args=(f"{prefix}_chance_requested",),
+            help="Scores unrelated explanations (a bank shipped with the project) through the same simulator and "
+            "scorer, so each score reads against chance. With a slow simulator this takes about as long as "
+            "scoring 20 more explanations (with the cache on, the explanations above are not simulated again).",
+        )
+    if any(math.isfinite(result.score) for result in results):
+        st.plotly_chart(viz.ranking_figure(results), key=f"{prefix}_ranking_chart")
+
+
+def _request(state_key: str) -> None:
+    st.session_state[state_key] = True
+
+
+def _show_more(state_key: str, page: int = SEQUENCES_PAGE) -> None:
+    st.session_state[state_key] = int(st.session_state.get(state_key, page)) + page
 
 
 def _json_safe(settings: dict[str, Any]) -> dict[str, Any]:

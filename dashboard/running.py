@@ -99,7 +99,12 @@ def _run_with_simulator(
 def run_scorers(
     explanations: Sequence[str], records: Sequence[ActivationRecord], settings: dict[str, Any]
 ) -> dict[str, list[ScoreResult]] | None:
-    """Rank with every chosen scorer via `scoring.rank_with_scorers`, with a progress bar; None after an error."""
+    """Rank with every chosen scorer via `scoring.rank_with_scorers`, with a progress bar; None after an error.
+
+    The chance level (`scoring.null_scores`) is scored in the same pass when ``settings["chance_level"]`` is
+    true, or, when it is not set, when the simulator is cheap (`Capabilities.cheap`); with a slow simulator
+    the results offer it on demand.
+    """
     if not explanations:
         st.error("Enter at least one explanation (one per line) before scoring.")
         return None
@@ -108,10 +113,12 @@ def run_scorers(
         st.error("Choose at least one scorer.")
         return None
     spec = settings["simulator"]
-    return _run_with_simulator(
-        spec,
-        f"Scoring {len(explanations)} explanations with {spec}…",
-        lambda simulator, progress: rank_with_scorers(
+
+    def work(simulator: Simulator, progress: Callable[[int, int, str], None]) -> dict[str, list[ScoreResult]]:
+        chance_level = settings.get("chance_level")
+        if chance_level is None:
+            chance_level = simulator.capabilities.cheap
+        return rank_with_scorers(
             list(explanations),
             list(records),
             scorers,
@@ -122,7 +129,13 @@ def run_scorers(
             cache=simulation_cache() if settings["use_cache"] else False,
             progress=progress,
             limits=settings.get("limits") or input_limits(),
-        ),
+            null=True if chance_level else None,
+        )
+
+    return _run_with_simulator(
+        spec,
+        f"Scoring {viz.count(len(explanations), 'explanation')} with {spec}…",
+        work,
         action="score",
         activity="Scoring",
         time_limit=float(settings.get("time_limit") or DEFAULT_TIME_LIMIT_SECONDS),

@@ -3,14 +3,17 @@ chips, source switching, the failure chart, the negative-activation note and wor
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import pytest
-from streamlit.testing.v1 import AppTest
 from test_app import (  # noqa: F401 - no_model_loading is an autouse fixture
     APP,
     FakeSimulator,
     assert_clean,
     choose_simulator,
     no_model_loading,
+    paste,
     press_score,
     register,
     run_page,
@@ -75,3 +78,64 @@ def test_a_failed_preparation_is_an_error_and_the_page_still_scores(monkeypatch:
     assert not app.session_state["score_results"]
     score_with(app, "fake")
     assert not app.error and table(app, "rank").shape[0] == 4
+
+
+class SlowSimulator(FakeSimulator):
+    """A fake that says it is not cheap, as API and in-process models do."""
+
+    capabilities = replace(FakeSimulator.capabilities, cheap=False)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = "slow"
+
+
+def test_a_cheap_simulator_shows_the_chance_level_by_default() -> None:
+    app = score_with(run_page(APP), "fake")
+    ranking = table(app, "rank")
+    assert {"chance_percentile", "over_chance_p95"} <= set(ranking.columns)
+    assert all(value.endswith("%") or value == "n/a" for value in ranking["chance_percentile"])
+    assert any(value != "n/a" for value in ranking["chance_percentile"])
+    assert any("Chance level" in text and "95th percentile" in text for text in texts(app.caption))
+    results = app.session_state["score_results"]
+    assert all("null_percentile" in result.metrics for result in results)
+    # The chart draws the unrelated explanations and their 95th percentile.
+    charts = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+    ranking_chart = next(chart for chart in charts if "intervals" in chart["layout"]["title"]["text"])
+    assert any(trace.get("name") == "unrelated explanations" for trace in ranking_chart["data"])
+    assert any("chance, 95th percentile" in shape.get("text", "") for shape in ranking_chart["layout"]["annotations"])
+    assert not [button for button in app.button if button.key == "score_chance_button"]
+
+
+def test_a_slow_simulator_offers_the_chance_level_on_demand(monkeypatch: pytest.MonkeyPatch) -> None:
+    register(monkeypatch, "slow-for-chance", lambda argument: SlowSimulator())
+    app = score_with(run_page(APP), "slow-for-chance")
+    assert "chance_percentile" not in table(app, "rank").columns
+    assert all("null" not in result.metrics for result in app.session_state["score_results"])
+    app.button(key="score_chance_button").click().run()
+    assert_clean(app)
+    assert "chance_percentile" in table(app, "rank").columns
+    results = app.session_state["score_results"]
+    assert all(result.metrics["null_n"] >= 2 for result in results)
+    assert not [button for button in app.button if button.key == "score_chance_button"]
+
+
+def failure_chart(app) -> dict:
+    charts = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+    return next(chart for chart in charts if chart["layout"]["title"]["text"].startswith("Correlation per sequence"))
+
+
+def test_the_failure_chart_shows_the_strongest_sequences_first_and_more_on_demand() -> None:
+    text = "\n".join(f"s{index}\t0\n t{index}\t{index}\n" for index in range(45))
+    app = paste(run_page(APP), text)
+    score_with(app, explanations="t44\nt3")
+    rows = failure_chart(app)["data"][0]["y"]
+    assert len(rows) == 20
+    assert rows[0].startswith("#44") and rows[1].startswith("#43")
+    assert any("20 sequences of 45 with the highest real activation" in text for text in texts(app.caption))
+    app.button(key="score_failures_more").click().run()
+    assert_clean(app)
+    assert len(failure_chart(app)["data"][0]["y"]) == 40
+    app.button(key="score_failures_more").click().run()
+    assert len(failure_chart(app)["data"][0]["y"]) == 45
+    assert not [button for button in app.button if button.key == "score_failures_more"]

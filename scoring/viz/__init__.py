@@ -19,6 +19,7 @@ from scoring.viz.figures import (
     activation_histogram,
     detection_figure,
     per_sequence_figure,
+    ranking_figure,
     scatter_figure,
 )
 from scoring.viz.scorer_tables import (
@@ -49,6 +50,7 @@ from scoring.viz.tables import (
     scorer_ranking_frame,
     scorer_ranking_table,
     spot_check_frame,
+    strongest_sequences,
 )
 from scoring.viz.tokens import (
     ACTIVATION_RGB,
@@ -100,6 +102,8 @@ __all__ = [
     "metrics_table",
     "per_sequence_figure",
     "per_sequence_frame",
+    "ranking_figure",
+    "strongest_sequences",
     "per_sequence_table",
     "ranking_table",
     "readable_token",
