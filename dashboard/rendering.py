@@ -74,7 +74,7 @@ def render_judgements(results_by_scorer: dict[str, list[ScoreResult]], prefix: s
             names = [result.explanation for result in results]
             state_key = f"{prefix}_{name}_explanation"
             if st.session_state.get(state_key) not in names:
-                st.session_state.pop(state_key, None)
+                st.session_state[state_key] = names[0]
             chosen = st.selectbox("Explanation", names, key=state_key)
             result = next(result for result in results if result.explanation == chosen)
             if result.error:
@@ -161,7 +161,7 @@ def render_results(
     timing = f"{usage['seconds']:.2f} s summed over explanations" if wall is None else f"wall time {wall:.1f} s"
     st.caption(
         f"Simulator `{first.simulator}` · scorer `{first.scorer}` · normalization `{first.normalization}` · "
-        f"sampling `{first.sampling.get('strategy', '')}` on {len(first.sequences)} sequences · "
+        f"sampling `{first.sampling.get('strategy', '')}` on {viz.count(len(first.sequences), 'sequence')} · "
         f"{timing} · cost {'n/a' if cost is None else f'${cost:.5f}'}"
     )
     st.subheader("Ranking")
@@ -225,9 +225,12 @@ def _render_simulations(results: Sequence[ScoreResult], prefix: str) -> None:
     names = [result.explanation for result in results]
     default = names[: min(3, len(names))]
     state_key = f"{prefix}_heatmap_explanations"
+    st.session_state.setdefault(state_key, default)
     if any(name not in names for name in st.session_state.get(state_key, [])):
-        st.session_state.pop(state_key, None)
-    chosen_names = st.multiselect("Explanations to compare (one column each)", names, default=default, key=state_key)
+        # Set, not dropped: a value set in session state is sent to the browser, whose chips would otherwise
+        # keep reading the previous run's explanations.
+        st.session_state[state_key] = default
+    chosen_names = st.multiselect("Explanations to compare (one column each)", names, key=state_key)
     chosen = [result for result in results if result.explanation in chosen_names]
     n_sequences = max(len(result.sequences) for result in results)
     shown_key = f"{prefix}_shown"

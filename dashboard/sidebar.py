@@ -20,7 +20,7 @@ from scoring import (
     preparation_needed,
 )
 from scoring.cache import SimulationCache, default_cache_directory
-from scoring.simulators import default_simulator
+from scoring.simulators import Explainer, default_simulator
 
 logger = logging.getLogger(__name__)
 
@@ -187,6 +187,20 @@ def simulator_select(key: str) -> str:
 
 
 FIRST_USE_NOTE_STATE = "_first_use_note"
+
+
+WRITERS = "local, or an API model (openai:<model>, openai-compatible:<model>@<url>)"
+"""The simulators that write explanations, in words."""
+
+
+def can_write_explanations(spec: str) -> bool:
+    """Whether the simulator of `spec` writes explanations (`scoring.simulators.Explainer`); False when it
+    cannot be built (the page says why when it is used)."""
+    try:
+        return isinstance(load_simulator(spec), Explainer)
+    except Exception:  # noqa: BLE001 - a simulator that cannot load says why when it is used
+        logger.debug("could not build %s", spec, exc_info=True)
+        return False
 
 
 def first_use_note(spec: str) -> str | None:

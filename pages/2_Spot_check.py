@@ -178,6 +178,6 @@ if results and claims is not None and len(claims) == len(results):
     )
     not_scored = [result for result in results if not math.isfinite(result.score)]
     if not_scored:
-        st.warning(f"{len(not_scored)} explanations could not be scored; see the reasons below.")
+        st.warning(f"{viz.count(len(not_scored), 'explanation')} could not be scored; see the reasons below.")
     st.header("Re-scores in detail")
     ui.render_results(sort_results(list(results)), "spot", st.session_state.get("spot_settings"))

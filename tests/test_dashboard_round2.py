@@ -139,3 +139,74 @@ def test_the_failure_chart_shows_the_strongest_sequences_first_and_more_on_deman
     app.button(key="score_failures_more").click().run()
     assert len(failure_chart(app)["data"][0]["y"]) == 45
     assert not [button for button in app.button if button.key == "score_failures_more"]
+
+
+def test_the_compare_chips_follow_new_explanations() -> None:
+    app = score_with(run_page(APP), "fake")
+    chips = app.multiselect(key="score_heatmap_explanations")
+    first = list(chips.value)
+    assert len(first) == 3
+    score_with(app, "fake", "fox\nleopard\ncheetah\nsprints")
+    chips = app.multiselect(key="score_heatmap_explanations")
+    names = [result.explanation for result in app.session_state["score_results"]]
+    assert set(chips.options) == set(names)
+    assert list(chips.value) == names[:3] and not set(chips.value) & set(first)
+    # Removing a chip changes the columns drawn.
+    chips.unselect(names[0]).run()
+    assert_clean(app)
+    assert list(app.multiselect(key="score_heatmap_explanations").value) == names[1:3]
+
+
+def test_switching_away_from_the_example_leaves_its_explanations_behind() -> None:
+    app = run_page(APP)
+    example = app.text_area(key="explanations_text").value
+    assert example.strip()
+    app.radio(key="source_kind").set_value("Paste").run()
+    assert_clean(app)
+    assert app.text_area(key="explanations_text").value == ""
+    app.radio(key="source_kind").set_value("Bundled example").run()
+    assert app.text_area(key="explanations_text").value == example
+    # Explanations the user wrote (and scored: the list is in the Score form) stay when the source changes.
+    score_with(app, "fake", "my own idea")
+    app.radio(key="source_kind").set_value("Paste").run()
+    assert app.text_area(key="explanations_text").value == "my own idea"
+
+
+def test_generate_is_offered_only_with_a_simulator_that_writes() -> None:
+    app = choose_simulator(run_page(APP), "score_simulator", "embedding")
+    assert not [button for button in app.button if button.key == "generate_button"]
+    assert any("does not write them" in text and "local" in text for text in texts(app.caption))
+    choose_simulator(app, "score_simulator", "fake")
+    assert [button for button in app.button if button.key == "generate_button"]
+
+
+def test_the_negative_activation_note_follows_the_normalization_at_once() -> None:
+    app = paste(run_page(APP), "a\t-2\n fox\t8\n")
+    notes = lambda: [text for text in texts(app.caption) + texts(app.info) if "negative activations" in text]  # noqa: E731
+    assert any("`global` normalization sets them to 0" in text for text in notes())
+    app.selectbox(key="score_normalization").select("none").run()  # no Score pressed
+    assert_clean(app)
+    assert any("`none` normalization keeps them" in text for text in notes())
+    assert not any("sets them to 0" in text for text in notes())
+
+
+def test_counts_are_in_the_right_number_with_thousands_separators() -> None:
+    app = paste(run_page(APP), " a\t0\n fox\t3\n")
+    summary = next(text for text in texts(app.success) if text.startswith("Loaded"))
+    assert "1 sequence ·" in summary and "2 tokens" in summary and "1 active token " in summary
+    sequences = "\n\n".join("\n".join(f" t{index}\t{index % 3}" for index in range(415)) for _ in range(10))
+    paste(app, sequences)
+    summary = next(text for text in texts(app.success) if text.startswith("Loaded"))
+    assert "10 sequences" in summary and "4,150 tokens" in summary
+    stored = json.dumps({"explanation": "fast animals", "activations": [{"tokens": ["a", " fox"], "values": [0, 3]}]})
+    paste(app, stored)
+    assert [button.label for button in app.button if button.key == "use_file_explanations"] == [
+        "Use the 1 explanation stored in the file"
+    ]
+
+
+def test_a_failing_simulator_reports_no_prompt_tokens_and_no_sequences_simulated() -> None:
+    app = score_with(run_page(APP), "fake:fail")
+    ranking = table(app, "rank")
+    assert set(ranking["prompt_tokens"]) == {0}
+    assert set(ranking["score"]) == {"n/a"}
