@@ -580,3 +580,16 @@ def test_ranking_figure_draws_scores_and_the_chance_level() -> None:
     assert list(table["chance_percentile"]) == ["100%", "67%", "n/a"]
     assert list(table["over_chance_p95"]) == ["+0.600", "-0.100", "n/a"]
     assert "chance_percentile" not in viz.ranking_table(scored[:0] or [result("x", 0.3, [])]).data.columns
+
+
+def test_numbers_on_the_correlation_heatmap_read_on_every_cell_colour(results: list[ScoreResult]) -> None:
+    def luminance(rgb: str) -> float:
+        channels = [int(part) / 255 for part in re.findall(r"\d+", rgb)[:3]]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    heatmap = viz.per_sequence_figure(results).data[0]
+    text = luminance("rgb(17,17,17)")
+    assert heatmap.textfont.color == "#111"
+    for _, colour in heatmap.colorscale:
+        assert (luminance(colour) + 0.05) / (text + 0.05) >= 4.5  # WCAG AA for normal text

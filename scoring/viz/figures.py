@@ -17,6 +17,8 @@ from scoring.viz.tables import outcome_grid, per_sequence_frame, strongest_seque
 from scoring.viz.tokens import OUTCOME_MARKS, SCALE_MAX, format_value, shorten
 
 MISSED_COLOUR = "rgb(255,176,0)"
+CORRELATION_COLOURS = [[0.0, "rgb(229,125,112)"], [0.5, "rgb(247,247,247)"], [1.0, "rgb(112,166,214)"]]
+"""Red for r = -1, white at 0, blue for r = 1, light enough at both ends that the dark numbers on the cells read."""
 
 
 def per_sequence_figure(results: Sequence[ScoreResult], *, max_sequences: int | None = None) -> go.Figure:
@@ -58,9 +60,10 @@ def per_sequence_figure(results: Sequence[ScoreResult], *, max_sequences: int | 
             zmin=-1,
             zmax=1,
             zmid=0,
-            colorscale="RdBu",
+            colorscale=CORRELATION_COLOURS,
             text=text,
             texttemplate="%{text}",
+            textfont={"color": "#111"},
             hovertext=hover,
             hoverinfo="text",
             colorbar={"title": {"text": "r"}},
