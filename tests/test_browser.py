@@ -129,3 +129,49 @@ def test_a_long_sequence_asks_for_the_in_page_limit_and_then_scrolls(page: Page)
     page.button("Show 3 more sequences")
     assert len(page.all_css(".cmpgrid")) == 13
     assert page.no_exception()
+
+
+def test_the_compare_chips_follow_a_new_set_of_explanations(page: Page) -> None:
+    page.add_simulator_spec("fake")
+    page.select("Simulator", "fake")
+    page.click_xpath("//button[@data-testid='stBaseButton-primaryFormSubmit']")
+    page.find_xpath("//h3[contains(., 'Ranking')]")
+    chips = "//div[@data-testid='stMultiSelect'][.//label[contains(., 'Explanations to compare')]]//span[@title]"
+    before = [chip.get_attribute("title") for chip in page.driver.find_elements("xpath", chips)]
+    assert len(before) == 3
+    page.type_into("Candidate explanations", "fox\nleopard\ncheetah\nsprints", kind="stTextArea")
+    page.click_xpath("//button[@data-testid='stBaseButton-primaryFormSubmit']")
+    page.find_xpath("//h2[normalize-space()='3 · Results']")
+    after = [chip.get_attribute("title") for chip in page.driver.find_elements("xpath", chips)]
+    assert len(after) == 3 and set(after) <= {"fox", "leopard", "cheetah", "sprints"}, after
+    heads = page.texts(".cmpgrid .head")
+    assert not any(name in head for name in before for head in heads)
+    assert page.no_exception()
+
+
+def test_first_use_preparation_shows_its_own_progress_bar(page: Page) -> None:
+    page.add_simulator_spec("fake:prepare")
+    page.select("Simulator", "fake:prepare")
+    note = page.find_xpath("//div[@data-testid='stAlert'][contains(., 'Before its first score')]")
+    assert "prepares a pretend model" in note.text
+    submit = page.find_xpath("//button[@data-testid='stBaseButton-primaryFormSubmit']")
+    page.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", submit)
+    submit.click()
+    bar = page.find_xpath("//div[@data-testid='stProgress'][contains(., 'Preparing fake:prepare')]")
+    assert "preparing the pretend model" in bar.text or "for first use" in bar.text
+    page.find_xpath("//h3[contains(., 'Ranking')]")
+    page.idle()
+    assert not [text for text in page.texts("[data-testid='stAlert']") if "Before its first score" in text]
+    assert page.no_exception()
+
+
+def test_the_ranking_chart_shows_the_chance_level(page: Page) -> None:
+    page.add_simulator_spec("fake")
+    page.select("Simulator", "fake")
+    page.click_xpath("//button[@data-testid='stBaseButton-primaryFormSubmit']")
+    page.find_xpath("//h3[contains(., 'Ranking')]")
+    page.find_xpath("//div[@data-testid='stCaptionContainer'][contains(., 'Chance level')]")
+    chart_texts = [element.text for element in page.all_css(".js-plotly-plot text")]
+    assert any(text.startswith("chance, 95th percentile") for text in chart_texts), chart_texts
+    assert any(text.startswith("chance (") and "unrelated" in text for text in chart_texts)
+    assert page.no_exception()

@@ -83,3 +83,18 @@ def test_a_failing_preparation_raises_its_own_error():
 
     with pytest.raises(OSError, match="no space left"):
         prepare_simulator(Broken())
+
+
+def test_fake_prepare_mode_needs_preparing_once_and_reports_each_step(monkeypatch, seed_records):
+    from scoring.simulators import fake
+
+    monkeypatch.setattr(fake, "PREPARATION_STEP_SECONDS", 0.0)
+    simulator = fake.FakeSimulator("prepare")
+    assert "prepares a pretend model" in preparation_needed(simulator)
+    seen = []
+    prepare_simulator(simulator, lambda stage, done, total: seen.append((done, total)))
+    assert seen == [(done, fake.PREPARATION_STEPS) for done in range(1, fake.PREPARATION_STEPS + 1)]
+    assert preparation_needed(simulator) is None
+    assert preparation_needed(fake.FakeSimulator()) is None
+    result = score_explanation("fox leopard sprints", seed_records, simulator=simulator, cache=False)
+    assert result.error is None and result.score > 0.5
