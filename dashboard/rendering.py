@@ -200,13 +200,35 @@ def render_results(
         column.download_button(label, data, file_name, mime, key=f"{prefix}_dl_{key}", on_click="ignore")
 
 
-RANKING_COLUMN_CONFIG = {
-    "explanation": st.column_config.TextColumn("explanation", width="large"),
-    "error": st.column_config.TextColumn("error", width="large"),
-    "r_squared": st.column_config.TextColumn(
-        "r² (no fit)", help="1 − SSE/SST of the simulation as it is, no rescaling: negative when worse than the mean"
-    ),
+_NUMBER_COLUMNS = {
+    "rank": "rank",
+    "score": "score",
+    "interval": "95% interval",
+    "roc_auc": "ROC-AUC",
+    "spearman": "Spearman",
+    "mean_seq_corr": "mean seq. r",
+    "prompt_tokens": "tokens",
+    "cost_usd": "cost",
+    "cached": "cached",
+    "seconds": "s",
 }
+RANKING_COLUMN_CONFIG = {
+    "explanation": st.column_config.TextColumn("explanation", width="medium"),
+    "error": st.column_config.TextColumn("error", width="medium"),
+    "r_squared": st.column_config.TextColumn(
+        "r² (no fit)",
+        width="small",
+        help="1 − SSE/SST of the simulation as it is, no rescaling: negative when worse than the mean",
+    ),
+    "chance_percentile": st.column_config.TextColumn(
+        "beats chance", width="small", help="Share of the unrelated explanations (the chance level) it outscores"
+    ),
+    "over_chance_p95": st.column_config.TextColumn(
+        "over chance p95", width="small", help="Its score minus the 95th percentile of the unrelated explanations"
+    ),
+    **{name: st.column_config.Column(label, width="small") for name, label in _NUMBER_COLUMNS.items()},
+}
+"""Short labels and narrow numbers, so that the whole ranking fits the page's width."""
 
 SEQUENCES_PAGE = 10
 """Sequences drawn at first, and added by each "show more"."""

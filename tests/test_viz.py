@@ -593,3 +593,8 @@ def test_numbers_on_the_correlation_heatmap_read_on_every_cell_colour(results: l
     assert heatmap.textfont.color == "#111"
     for _, colour in heatmap.colorscale:
         assert (luminance(colour) + 0.05) / (text + 0.05) >= 4.5  # WCAG AA for normal text
+
+
+def test_the_ranking_shows_the_error_column_only_when_something_failed(results: list[ScoreResult]) -> None:
+    assert "error" in viz.ranking_table(results).data.columns
+    assert "error" not in viz.ranking_table(results[:1]).data.columns

@@ -83,9 +83,10 @@ def tint_rows(shown: pd.DataFrame, row_style: Callable[[pd.Series], str]) -> Any
 def ranking_table(results: Sequence[ScoreResult], generated: Collection[str] = ()) -> Any:
     """The ranking for display: numbers as text ('n/a' when undefined), the best row tinted green.
 
-    The ``source`` column is shown when some explanation was generated, the chance-level columns
-    (``chance_percentile``: share of unrelated explanations beaten; ``over_chance_p95``: margin over
-    their 95th percentile) when the results carry a null (`scoring.null_scores`).
+    The ``source`` column is shown when some explanation was generated, ``error`` when one failed, the
+    chance-level columns (``chance_percentile``: share of unrelated explanations beaten;
+    ``over_chance_p95``: margin over their 95th percentile) when the results carry a null
+    (`scoring.null_scores`).
     Returns a pandas Styler (st.dataframe shows its colours).
     """
     frame = ranking_frame(results, generated)
@@ -94,6 +95,8 @@ def ranking_table(results: Sequence[ScoreResult], generated: Collection[str] = (
         hidden.add("source")
     if not any("null" in result.metrics for result in results):
         hidden |= {"chance_percentile", "over_chance_p95"}
+    if not any(frame["error"]):
+        hidden.add("error")
     columns = [name for name in _RANKING_COLUMNS if name not in hidden]
     shown = frame.loc[:, columns].copy()
     if "chance_percentile" in shown.columns:
