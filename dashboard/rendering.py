@@ -165,12 +165,21 @@ def render_results(
         f"{timing} · cost {'n/a' if cost is None else f'${cost:.5f}'}"
     )
     st.subheader("Ranking")
+    ranking = viz.ranking_table(results, generated)
     st.dataframe(
-        viz.ranking_table(results, generated),
+        ranking,
         hide_index=True,
         key=f"{prefix}_ranking",
         column_config=RANKING_COLUMN_CONFIG,
+        column_order=[name for name in ranking.data.columns if name not in DETAIL_COLUMNS],
     )
+    with st.expander("Tokens, cost, time and errors per explanation"):
+        st.dataframe(
+            ranking.data.loc[:, ["rank", "explanation", *(name for name in DETAIL_COLUMNS if name in ranking.data)]],
+            hide_index=True,
+            key=f"{prefix}_usage",
+            column_config=RANKING_COLUMN_CONFIG,
+        )
     failed = [result for result in results if result.error]
     for result in failed:
         st.warning(f"**{result.explanation}**: {result.error}")
@@ -200,35 +209,35 @@ def render_results(
         column.download_button(label, data, file_name, mime, key=f"{prefix}_dl_{key}", on_click="ignore")
 
 
-_NUMBER_COLUMNS = {
-    "rank": "rank",
-    "score": "score",
+RANKING_LABELS = {
     "interval": "95% interval",
     "roc_auc": "ROC-AUC",
     "spearman": "Spearman",
     "mean_seq_corr": "mean seq. r",
-    "prompt_tokens": "tokens",
+    "prompt_tokens": "prompt tokens",
     "cost_usd": "cost",
-    "cached": "cached",
-    "seconds": "s",
 }
 RANKING_COLUMN_CONFIG = {
+    "rank": st.column_config.Column("rank", width="small"),
     "explanation": st.column_config.TextColumn("explanation", width="medium"),
     "error": st.column_config.TextColumn("error", width="medium"),
     "r_squared": st.column_config.TextColumn(
-        "r² (no fit)",
-        width="small",
-        help="1 − SSE/SST of the simulation as it is, no rescaling: negative when worse than the mean",
+        "r² (no fit)", help="1 − SSE/SST of the simulation as it is, no rescaling: negative when worse than the mean"
     ),
     "chance_percentile": st.column_config.TextColumn(
-        "beats chance", width="small", help="Share of the unrelated explanations (the chance level) it outscores"
+        "beats chance", help="Share of the unrelated explanations (the chance level) it outscores"
     ),
     "over_chance_p95": st.column_config.TextColumn(
-        "over chance p95", width="small", help="Its score minus the 95th percentile of the unrelated explanations"
+        "over chance p95", help="Its score minus the 95th percentile of the unrelated explanations"
     ),
-    **{name: st.column_config.Column(label, width="small") for name, label in _NUMBER_COLUMNS.items()},
+    **{name: st.column_config.Column(label) for name, label in RANKING_LABELS.items()},
 }
-"""Short labels and narrow numbers, so that the whole ranking fits the page's width."""
+"""Short labels, so that the ranking fits the page's width."""
+USAGE_COLUMNS = ("prompt_tokens", "cost_usd", "cached", "seconds")
+"""Per-explanation usage: under the ranking in an expander of their own (the totals are above it)."""
+DETAIL_COLUMNS = (*USAGE_COLUMNS, "error")
+"""Left out of the ranking so that it fits the page; the expander has them, and errors are also written out
+under it."""
 
 SEQUENCES_PAGE = 10
 """Sequences drawn at first, and added by each "show more"."""

@@ -59,6 +59,13 @@ def score_pasted(page: Page, records: list[dict[str, object]], explanations: str
     page.find_xpath("//h3[contains(., 'Ranking')]")
 
 
+def score_the_example_with_fake(page: Page) -> None:
+    page.add_simulator_spec("fake")
+    page.select("Simulator", "fake")
+    page.click_xpath("//button[@data-testid='stBaseButton-primaryFormSubmit']")
+    page.find_xpath("//h3[contains(., 'Ranking')]")
+
+
 def test_score_bundled_example_in_chromium(page: Page) -> None:
     links = page.texts("[data-testid='stSidebar'] [data-testid='stPageLink']")
     for name in ("Score", "Spot-check", "Benchmark", "Explore"):
@@ -132,10 +139,7 @@ def test_a_long_sequence_asks_for_the_in_page_limit_and_then_scrolls(page: Page)
 
 
 def test_the_compare_chips_follow_a_new_set_of_explanations(page: Page) -> None:
-    page.add_simulator_spec("fake")
-    page.select("Simulator", "fake")
-    page.click_xpath("//button[@data-testid='stBaseButton-primaryFormSubmit']")
-    page.find_xpath("//h3[contains(., 'Ranking')]")
+    score_the_example_with_fake(page)
     chips = "//div[@data-testid='stMultiSelect'][.//label[contains(., 'Explanations to compare')]]//span[@title]"
     before = [chip.get_attribute("title") for chip in page.driver.find_elements("xpath", chips)]
     assert len(before) == 3
@@ -166,10 +170,7 @@ def test_first_use_preparation_shows_its_own_progress_bar(page: Page) -> None:
 
 
 def test_the_ranking_chart_shows_the_chance_level(page: Page) -> None:
-    page.add_simulator_spec("fake")
-    page.select("Simulator", "fake")
-    page.click_xpath("//button[@data-testid='stBaseButton-primaryFormSubmit']")
-    page.find_xpath("//h3[contains(., 'Ranking')]")
+    score_the_example_with_fake(page)
     page.find_xpath("//div[@data-testid='stCaptionContainer'][contains(., 'Chance level')]")
     chart_texts = [element.text for element in page.all_css(".js-plotly-plot text")]
     assert any(text.startswith("chance, 95th percentile") for text in chart_texts), chart_texts

@@ -210,3 +210,14 @@ def test_a_failing_simulator_reports_no_prompt_tokens_and_no_sequences_simulated
     ranking = table(app, "rank")
     assert set(ranking["prompt_tokens"]) == {0}
     assert set(ranking["score"]) == {"n/a"}
+
+
+def test_the_ranking_fits_the_page_and_the_details_sit_in_an_expander() -> None:
+    app = score_with(run_page(APP), "fake", "fox leopard\nzebra")
+    ranking = next(frame for frame in app.dataframe if "rank" in frame.value.columns)
+    shown = list(ranking.proto.column_order)
+    assert shown[:2] == ["rank", "explanation"] and "score" in shown
+    assert not {"prompt_tokens", "cost_usd", "cached", "seconds", "error"} & set(shown)
+    details = table(app, "seconds", index=1)  # the first is the ranking, whose data holds every column
+    assert list(details.columns) == ["rank", "explanation", "prompt_tokens", "cost_usd", "cached", "seconds", "error"]
+    assert any("Tokens, cost, time and errors" in expander.label for expander in app.expander)
