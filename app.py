@@ -14,7 +14,7 @@ from pathlib import Path
 import streamlit as st
 
 import dashboard as ui
-from scoring import ScoringInputError, default_simulator_spec
+from scoring import ScoringInputError, default_simulator_spec, viz
 from scoring.textformat import explanations_from_object, new_explanations, parse_explanation_lines
 
 SOURCES = ("Bundled example", "Paste", "Upload a file")
@@ -45,6 +45,21 @@ def example_explanations(name: str) -> str:
 
 def use_example_explanations() -> None:
     st.session_state["explanations_text"] = example_explanations(st.session_state.get("example_name", ""))
+
+
+def switch_source() -> None:
+    """The example's explanations belong to the example: leaving it empties the list while it still holds
+    them (edited ones stay), and coming back to it fills an empty list with them."""
+    # The example box is not drawn under Paste or Upload, so its choice is gone: the page falls back as below.
+    name = st.session_state.get("example_name")
+    example_text = example_explanations(name if name in example_paths() else DEFAULT_EXAMPLE)
+    current = str(st.session_state.get("explanations_text", ""))
+    if st.session_state.get("source_kind") == SOURCES[0]:
+        if not current.strip():
+            st.session_state["explanations_text"] = example_text
+    elif parse_explanation_lines(current) == parse_explanation_lines(example_text):
+        st.session_state["explanations_text"] = ""
+        st.session_state["generated_explanations"] = []
 
 
 def use_file_explanations(texts: list[str]) -> None:
@@ -105,7 +120,7 @@ with st.expander("About the score"):
 
 st.header("1 · Activations")
 ui.input_limits_widgets()
-source = st.radio("Load activations from", SOURCES, horizontal=True, key="source_kind")
+source = st.radio("Load activations from", SOURCES, horizontal=True, key="source_kind", on_change=switch_source)
 loaded: ui.LoadedInput | None = None
 try:
     if source == SOURCES[0]:
@@ -148,7 +163,7 @@ if loaded is not None:
     stored = [candidate.text for candidate in loaded.explanations]
     if stored and source != SOURCES[0]:
         st.button(
-            f"Use the {len(stored)} explanations stored in the file",
+            f"Use the {viz.count(len(stored), 'explanation')} stored in the file",
             on_click=use_file_explanations,
             args=(stored,),
             key="use_file_explanations",
@@ -157,12 +172,24 @@ if loaded is not None:
         ui.preview_records(loaded, st.session_state.get("score_normalization", "global"), key="score_records_text")
 
 st.header("2 · Explanations and settings")
-simulator_spec = ui.simulator_select("score_simulator")
-count_column, button_column = st.columns([1, 3], vertical_alignment="bottom")
-with count_column:
-    n_candidates = st.number_input("Candidates", min_value=1, max_value=10, step=1, key="generate_n")
-with button_column:
-    generate_clicked = st.button("Generate explanations", key="generate_button", help=ui.GENERATE_HELP)
+simulator_column, normalization_column = st.columns([3, 1])
+with simulator_column:
+    simulator_spec = ui.simulator_select("score_simulator")
+with normalization_column:
+    # Outside the form: the negative-activation note in step 1 follows it at once.
+    normalization = ui.normalization_select("score_normalization")
+generate_clicked = False
+if ui.can_write_explanations(simulator_spec):
+    count_column, button_column = st.columns([1, 3], vertical_alignment="bottom")
+    with count_column:
+        n_candidates = st.number_input("Candidates", min_value=1, max_value=10, step=1, key="generate_n")
+    with button_column:
+        generate_clicked = st.button("Generate explanations", key="generate_button", help=ui.GENERATE_HELP)
+else:
+    st.caption(
+        f"`{simulator_spec}` scores explanations but does not write them. To generate candidates, pick a "
+        f"simulator that writes: {ui.WRITERS}."
+    )
 if generate_clicked:
     if loaded is None:
         st.error("Load activations first (step 1): the simulator writes explanations from them.")
@@ -187,16 +214,25 @@ with st.form("score_form"):
         placeholder="fast animals\nanimals that run quickly\nthe letter f",
     )
     settings = ui.scoring_settings(
-        "score", len(loaded.records) if loaded else 1, include_simulator=False, several_scorers=True
+        "score",
+        len(loaded.records) if loaded else 1,
+        include_simulator=False,
+        several_scorers=True,
+        include_normalization=False,
     )
     settings["simulator"] = simulator_spec
+    settings["normalization"] = normalization
     submitted = st.form_submit_button("Score", type="primary")
 
 explanations = parse_explanation_lines(st.session_state.get("explanations_text", ""))
 if loaded is not None and explanations:
     ui.show_estimate(simulator_spec, explanations, loaded.records, settings)
 
-if submitted:
+# "Score the chance level" under results scored without it: score again, the chance level included.
+chance_requested = bool(st.session_state.pop("score_chance_requested", False))
+if chance_requested:
+    settings["chance_level"] = True
+if submitted or chance_requested:
     if loaded is None:
         st.error("Load activations first (step 1): pick an example, paste records or upload a file.")
     elif not explanations:
@@ -228,5 +264,7 @@ if results:
     if len(by_scorer) > 1:
         ui.render_scorer_comparison(by_scorer, "score", generated_texts)
         st.caption(f"Everything below is for the first scorer, `{results[0].scorer}`.")
-    ui.render_results(results, "score", st.session_state.get("score_settings"), generated_texts)
+    ui.render_results(
+        results, "score", st.session_state.get("score_settings"), generated_texts, offer_chance_level=not changed
+    )
     ui.render_judgements(by_scorer, "score")

@@ -209,8 +209,9 @@ def records_summary(records: Sequence[ActivationRecord]) -> str:
     facts = describe_records(records)
     density = facts["active_tokens"] / facts["tokens"] if facts["tokens"] else 0.0
     return (
-        f"{facts['sequences']} sequences · {facts['tokens']} tokens · "
-        f"{facts['active_tokens']} active tokens (density {density:.1%}) · max activation {facts['max_activation']:g}"
+        f"{viz.count(facts['sequences'], 'sequence')} · {viz.count(facts['tokens'], 'token')} · "
+        f"{viz.count(facts['active_tokens'], 'active token')} (density {density:.1%}) · "
+        f"max activation {facts['max_activation']:g}"
     )
 
 

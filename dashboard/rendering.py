@@ -15,6 +15,7 @@ from scoring import (
     viz,
 )
 from scoring import results as results_module
+from scoring.null import null_from_metrics
 from scoring.scorers import ACTIVE_THRESHOLD, JUDGE_SCORERS
 
 logger = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ def render_judgements(results_by_scorer: dict[str, list[ScoreResult]], prefix: s
             names = [result.explanation for result in results]
             state_key = f"{prefix}_{name}_explanation"
             if st.session_state.get(state_key) not in names:
-                st.session_state.pop(state_key, None)
+                st.session_state[state_key] = names[0]
             chosen = st.selectbox("Explanation", names, key=state_key)
             result = next(result for result in results if result.explanation == chosen)
             if result.error:
@@ -121,10 +122,13 @@ def render_results(
     prefix: str,
     settings: dict[str, Any] | None = None,
     generated: Sequence[str] = (),
+    offer_chance_level: bool = False,
 ) -> None:
     """Ranking, heatmaps, per-sequence correlation, scatter and downloads for scored explanations.
 
-    `generated` names the explanations a simulator wrote (marked in the ranking).
+    `generated` names the explanations a simulator wrote (marked in the ranking). With
+    `offer_chance_level`, results without a chance level get a button that sets
+    ``st.session_state[f"{prefix}_chance_requested"]``; the page then scores again with it.
     """
     if not results:
         return
@@ -160,19 +164,29 @@ def render_results(
     timing = f"{usage['seconds']:.2f} s summed over explanations" if wall is None else f"wall time {wall:.1f} s"
     st.caption(
         f"Simulator `{first.simulator}` · scorer `{first.scorer}` · normalization `{first.normalization}` · "
-        f"sampling `{first.sampling.get('strategy', '')}` on {len(first.sequences)} sequences · "
+        f"sampling `{first.sampling.get('strategy', '')}` on {viz.count(len(first.sequences), 'sequence')} · "
         f"{timing} · cost {'n/a' if cost is None else f'${cost:.5f}'}"
     )
     st.subheader("Ranking")
+    ranking = viz.ranking_table(results, generated)
     st.dataframe(
-        viz.ranking_table(results, generated),
+        ranking,
         hide_index=True,
         key=f"{prefix}_ranking",
         column_config=RANKING_COLUMN_CONFIG,
+        column_order=[name for name in ranking.data.columns if name not in DETAIL_COLUMNS],
     )
+    with st.expander("Tokens, cost, time and errors per explanation"):
+        st.dataframe(
+            ranking.data.loc[:, ["rank", "explanation", *(name for name in DETAIL_COLUMNS if name in ranking.data)]],
+            hide_index=True,
+            key=f"{prefix}_usage",
+            column_config=RANKING_COLUMN_CONFIG,
+        )
     failed = [result for result in results if result.error]
     for result in failed:
         st.warning(f"**{result.explanation}**: {result.error}")
+    _render_chance_level(results, prefix, offer_chance_level)
 
     if first.scorer in JUDGE_SCORERS:
         st.info(
@@ -198,16 +212,40 @@ def render_results(
         column.download_button(label, data, file_name, mime, key=f"{prefix}_dl_{key}", on_click="ignore")
 
 
+RANKING_LABELS = {
+    "interval": "95% interval",
+    "roc_auc": "ROC-AUC",
+    "spearman": "Spearman",
+    "mean_seq_corr": "mean seq. r",
+    "prompt_tokens": "prompt tokens",
+    "cost_usd": "cost",
+}
 RANKING_COLUMN_CONFIG = {
-    "explanation": st.column_config.TextColumn("explanation", width="large"),
-    "error": st.column_config.TextColumn("error", width="large"),
+    "rank": st.column_config.Column("rank", width="small"),
+    "explanation": st.column_config.TextColumn("explanation", width="medium"),
+    "error": st.column_config.TextColumn("error", width="medium"),
     "r_squared": st.column_config.TextColumn(
         "r² (no fit)", help="1 − SSE/SST of the simulation as it is, no rescaling: negative when worse than the mean"
     ),
+    "chance_percentile": st.column_config.TextColumn(
+        "beats chance", help="Share of the unrelated explanations (the chance level) it outscores"
+    ),
+    "over_chance_p95": st.column_config.TextColumn(
+        "over chance p95", help="Its score minus the 95th percentile of the unrelated explanations"
+    ),
+    **{name: st.column_config.Column(label) for name, label in RANKING_LABELS.items()},
 }
+"""Short labels, so that the ranking fits the page's width."""
+USAGE_COLUMNS = ("prompt_tokens", "cost_usd", "cached", "seconds")
+"""Per-explanation usage: under the ranking in an expander of their own (the totals are above it)."""
+DETAIL_COLUMNS = (*USAGE_COLUMNS, "error")
+"""Left out of the ranking so that it fits the page; the expander has them, and errors are also written out
+under it."""
 
 SEQUENCES_PAGE = 10
 """Sequences drawn at first, and added by each "show more"."""
+FAILURES_PAGE = 20
+"""Sequences in the per-sequence correlation chart at first, and added by each of its "show more"."""
 
 
 def _markdown_text(text: str) -> str:
@@ -221,9 +259,12 @@ def _render_simulations(results: Sequence[ScoreResult], prefix: str) -> None:
     names = [result.explanation for result in results]
     default = names[: min(3, len(names))]
     state_key = f"{prefix}_heatmap_explanations"
+    st.session_state.setdefault(state_key, default)
     if any(name not in names for name in st.session_state.get(state_key, [])):
-        st.session_state.pop(state_key, None)
-    chosen_names = st.multiselect("Explanations to compare (one column each)", names, default=default, key=state_key)
+        # Set, not dropped: a value set in session state is sent to the browser, whose chips would otherwise
+        # keep reading the previous run's explanations.
+        st.session_state[state_key] = default
+    chosen_names = st.multiselect("Explanations to compare (one column each)", names, key=state_key)
     chosen = [result for result in results if result.explanation in chosen_names]
     n_sequences = max(len(result.sequences) for result in results)
     shown_key = f"{prefix}_shown"
@@ -246,7 +287,21 @@ def _render_simulations(results: Sequence[ScoreResult], prefix: str) -> None:
         st.info("Choose at least one explanation to see its simulated activations.")
 
     st.subheader("Where each explanation fails")
-    st.plotly_chart(viz.per_sequence_figure(results), key=f"{prefix}_per_sequence")
+    failures_key = f"{prefix}_failures_shown"
+    st.session_state.setdefault(failures_key, FAILURES_PAGE)
+    failures_shown = min(int(st.session_state[failures_key]), n_sequences)
+    st.caption(
+        f"Correlation per sequence for the {viz.count(failures_shown, 'sequence')} of {n_sequences} with the "
+        "highest real activation, highest first (as in the token view above); the table below has every one."
+    )
+    st.plotly_chart(viz.per_sequence_figure(results, max_sequences=failures_shown), key=f"{prefix}_per_sequence")
+    if failures_shown < n_sequences:
+        st.button(
+            f"Show {min(FAILURES_PAGE, n_sequences - failures_shown)} more sequences in the chart",
+            key=f"{prefix}_failures_more",
+            on_click=_show_more,
+            args=(failures_key, FAILURES_PAGE),
+        )
     errors = [
         (result.explanation, sequence.index, sequence.error)
         for result in results
@@ -268,8 +323,44 @@ def _render_simulations(results: Sequence[ScoreResult], prefix: str) -> None:
     st.plotly_chart(viz.scatter_figure(chosen or results), key=f"{prefix}_scatter")
 
 
-def _show_more(state_key: str) -> None:
-    st.session_state[state_key] = int(st.session_state.get(state_key, SEQUENCES_PAGE)) + SEQUENCES_PAGE
+def _render_chance_level(results: Sequence[ScoreResult], prefix: str, offer: bool) -> None:
+    """The ranking chart against the chance level, or (with `offer`) a button to score the chance level."""
+    null = null_from_metrics(results[0])
+    if null is not None:
+        failed = f"; {viz.count(len(null.failed), 'unrelated explanation')} could not be scored" if null.failed else ""
+        nothing = (
+            f"; {null.predicted_nothing} predicted nothing and count as 0 (no correlation)"
+            if null.predicted_nothing
+            else ""
+        )
+        threshold = viz.format_number(null.threshold)
+        st.caption(
+            f"**Chance level**: {viz.count(null.n, 'explanation')} of unrelated features (a bank shipped with the "
+            f"project) scored the same way, with the same simulator and scorer; their 95th percentile is "
+            f"{threshold}{nothing}{failed}. **beats chance**: the share of them an explanation outscores; "
+            "**over chance p95**: its margin over their 95th percentile. Below the dashed line, an explanation "
+            "does no better than one of an unrelated feature."
+        )
+    elif offer and results[0].scorer not in JUDGE_SCORERS:
+        st.button(
+            "Score the chance level",
+            key=f"{prefix}_chance_button",
+            on_click=_request,
+            args=(f"{prefix}_chance_requested",),
+            help="Scores unrelated explanations (a bank shipped with the project) through the same simulator and "
+            "scorer, so each score reads against chance. With a slow simulator this takes about as long as "
+            "scoring 20 more explanations (with the cache on, the explanations above are not simulated again).",
+        )
+    if any(math.isfinite(result.score) for result in results):
+        st.plotly_chart(viz.ranking_figure(results), key=f"{prefix}_ranking_chart")
+
+
+def _request(state_key: str) -> None:
+    st.session_state[state_key] = True
+
+
+def _show_more(state_key: str, page: int = SEQUENCES_PAGE) -> None:
+    st.session_state[state_key] = int(st.session_state.get(state_key, page)) + page
 
 
 def _json_safe(settings: dict[str, Any]) -> dict[str, Any]:

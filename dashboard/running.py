@@ -11,7 +11,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
 from dashboard.inputs import input_limits
-from dashboard.sidebar import DEFAULT_TIME_LIMIT_SECONDS, load_simulator, simulation_cache
+from dashboard.sidebar import DEFAULT_TIME_LIMIT_SECONDS, FIRST_USE_NOTE_STATE, load_simulator, simulation_cache
 from scoring import (
     ActivationRecord,
     GeneratedExplanation,
@@ -19,6 +19,8 @@ from scoring import (
     ScoringInputError,
     Simulator,
     generate_explanations,
+    preparation_needed,
+    prepare_simulator,
     rank_with_scorers,
     viz,
 )
@@ -43,13 +45,53 @@ def _simulator_or_error(spec: str) -> Simulator | None:
     return None
 
 
+PREPARATION_TIME_LIMIT_SECONDS = 3600
+"""How long a simulator's first-use preparation (converting, loading a model) may take before the page gives up."""
+
+
+def prepare_for_first_use(spec: str, simulator: Simulator) -> bool:
+    """Before the first score: a simulator that must prepare (convert, load a model) does it now, as its own
+    step under its own progress bar; False when it cannot (the reason is shown)."""
+    try:
+        needed = preparation_needed(simulator)
+    except Exception as exc:  # noqa: BLE001 - the page must stay up; the log keeps the traceback
+        logger.exception("could not ask %s whether it needs preparing", spec)
+        st.error(f"The simulator {spec!r} could not say whether it is ready ({type(exc).__name__}: {exc}).")
+        return False
+    if needed is None:
+        return True
+    note = st.info(f"First use of `{spec}`: it {needed}. This happens once; later scores start at once.", icon="⏳")
+
+    def prepare(progress: Callable[[int, int, str], None]) -> bool:
+        def report(stage: str, done: int, total: int) -> None:
+            progress(done, total, f"Preparing {spec}: {stage} ({done:,} of {total:,})")
+
+        prepare_simulator(simulator, report)
+        return True
+
+    prepared = run_with_progress_bar(
+        f"Preparing {spec} for first use…",
+        prepare,
+        action=f"prepare {spec}",
+        activity=f"Preparing {spec}",
+        time_limit=PREPARATION_TIME_LIMIT_SECONDS,
+    )
+    if prepared:
+        note.empty()
+        announced = st.session_state.pop(FIRST_USE_NOTE_STATE, None)
+        if announced is not None:
+            announced.empty()
+    return bool(prepared)
+
+
 def _run_with_simulator(
     spec: str, text: str, work: Callable[[Simulator, Callable[[int, int, str], None]], T], **options: Any
 ) -> T | None:
-    """`work(simulator, progress)` under `run_with_progress_bar` (`options` go there); None when the simulator
-    cannot be loaded or the work fails (the reason is shown)."""
+    """`work(simulator, progress)` under `run_with_progress_bar` (`options` go there), after the simulator's
+    first-use preparation (`prepare_for_first_use`); None when the simulator cannot be loaded or prepared, or
+    the work fails (the reason is shown)."""
     simulator = _simulator_or_error(spec)
-    if simulator is None:
+    if simulator is None or not prepare_for_first_use(spec, simulator):
         return None
     return run_with_progress_bar(text, lambda progress: work(simulator, progress), **options)
 
@@ -57,7 +99,12 @@ def _run_with_simulator(
 def run_scorers(
     explanations: Sequence[str], records: Sequence[ActivationRecord], settings: dict[str, Any]
 ) -> dict[str, list[ScoreResult]] | None:
-    """Rank with every chosen scorer via `scoring.rank_with_scorers`, with a progress bar; None after an error."""
+    """Rank with every chosen scorer via `scoring.rank_with_scorers`, with a progress bar; None after an error.
+
+    The chance level (`scoring.null_scores`) is scored in the same pass when ``settings["chance_level"]`` is
+    true, or, when it is not set, when the simulator is cheap (`Capabilities.cheap`); with a slow simulator
+    the results offer it on demand.
+    """
     if not explanations:
         st.error("Enter at least one explanation (one per line) before scoring.")
         return None
@@ -66,10 +113,12 @@ def run_scorers(
         st.error("Choose at least one scorer.")
         return None
     spec = settings["simulator"]
-    return _run_with_simulator(
-        spec,
-        f"Scoring {len(explanations)} explanations with {spec}…",
-        lambda simulator, progress: rank_with_scorers(
+
+    def work(simulator: Simulator, progress: Callable[[int, int, str], None]) -> dict[str, list[ScoreResult]]:
+        chance_level = settings.get("chance_level")
+        if chance_level is None:
+            chance_level = simulator.capabilities.cheap
+        return rank_with_scorers(
             list(explanations),
             list(records),
             scorers,
@@ -80,7 +129,13 @@ def run_scorers(
             cache=simulation_cache() if settings["use_cache"] else False,
             progress=progress,
             limits=settings.get("limits") or input_limits(),
-        ),
+            null=True if chance_level else None,
+        )
+
+    return _run_with_simulator(
+        spec,
+        f"Scoring {viz.count(len(explanations), 'explanation')} with {spec}…",
+        work,
         action="score",
         activity="Scoring",
         time_limit=float(settings.get("time_limit") or DEFAULT_TIME_LIMIT_SECONDS),

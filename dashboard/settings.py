@@ -64,14 +64,25 @@ def scorer_multiselect(key: str) -> list[str]:
     return list(st.multiselect("Scorers", names, key=key, help=SCORERS_HELP))
 
 
+def normalization_select(key: str) -> str:
+    """The normalization selectbox. Drawn outside a form where the page describes the records by it (the
+    negative-activation note), so that the description follows the choice at once."""
+    return str(st.selectbox("Normalization", list(NORMALIZATIONS), key=key, help=NORMALIZATION_HELP))
+
+
 def scoring_settings(
-    prefix: str, n_records: int, include_simulator: bool = True, several_scorers: bool = False
+    prefix: str,
+    n_records: int,
+    include_simulator: bool = True,
+    several_scorers: bool = False,
+    include_normalization: bool = True,
 ) -> dict[str, Any]:
     """Simulator, scorer(s), sampling, number of sequences, normalization and cache widgets (inside a form).
 
     With `several_scorers` the scorers are a multiselect; ``settings["scorers"]``
     lists the chosen ones and ``settings["scorer"]`` is the first (the one whose
-    details are drawn).
+    details are drawn). Without `include_normalization` the page draws `normalization_select`
+    itself (outside the form) and sets ``settings["normalization"]``.
     """
     spec = simulator_select(f"{prefix}_simulator") if include_simulator else ""
     left, middle, right = st.columns(3)
@@ -90,10 +101,10 @@ def scoring_settings(
             key=count_key,
             help="How many sequences the sampling strategy picks.",
         )
-    with right:
-        normalization = st.selectbox(
-            "Normalization", list(NORMALIZATIONS), key=f"{prefix}_normalization", help=NORMALIZATION_HELP
-        )
+    normalization = ""
+    if include_normalization:
+        with right:
+            normalization = normalization_select(f"{prefix}_normalization")
     scorer_names = dashboard_scorers()
     if several_scorers:
         scorers = scorer_multiselect(f"{prefix}_scorers")

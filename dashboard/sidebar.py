@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -19,9 +19,10 @@ from scoring import (
     default_simulator_spec,
     get_simulator,
     open_cache,
+    preparation_needed,
 )
 from scoring.cache import SimulationCache, default_cache_directory
-from scoring.simulators import default_simulator
+from scoring.simulators import Explainer, default_simulator
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,27 @@ def state_defaults(defaults: Mapping[str, Any]) -> None:
     """Each key of `defaults` in session state, unless the session already holds a value for it."""
     for key, value in defaults.items():
         st.session_state.setdefault(key, value)
+
+
+def keep_valid(key: str, options: Sequence[Any], *, many: bool = False) -> None:
+    """Before a selectbox, radio (or, with `many`, a multiselect) `key` is drawn: drop a value that is no
+    longer among `options`.
+
+    A widget's options change with the data (a new search, another SAE); the browser
+    may still send the label of an option an earlier run offered, and Streamlit then
+    hands that label back as the value. Whatever the widget held is checked here, so
+    the page never reads a stale or foreign value.
+    """
+    if key not in st.session_state:
+        return
+    value = st.session_state[key]
+    if many:
+        listed = list(value) if isinstance(value, (list, tuple)) else []
+        kept = [item for item in listed if item in options]
+        if kept != listed or not isinstance(value, (list, tuple)):
+            st.session_state[key] = kept
+    elif value not in options:
+        del st.session_state[key]
 
 
 def page_links() -> None:
@@ -157,7 +179,43 @@ def simulator_select(key: str) -> str:
         st.caption(default_simulator()[1])
     elif spec.split(":", 1)[0] == "local":
         st.caption(LOCAL_CAVEAT)
+    first_use = first_use_note(spec)
+    st.session_state.pop(FIRST_USE_NOTE_STATE, None)
+    if first_use:
+        # Kept so that the preparation, later in this same run, can take the note away once it is done.
+        st.session_state[FIRST_USE_NOTE_STATE] = st.empty()
+        st.session_state[FIRST_USE_NOTE_STATE].warning(first_use, icon="⏳")
     return spec
+
+
+FIRST_USE_NOTE_STATE = "_first_use_note"
+
+
+WRITERS = "local, or an API model (openai:<model>, openai-compatible:<model>@<url>)"
+"""The simulators that write explanations, in words."""
+
+
+def can_write_explanations(spec: str) -> bool:
+    """Whether the simulator of `spec` writes explanations (`scoring.simulators.Explainer`); False when it
+    cannot be built (the page says why when it is used)."""
+    try:
+        return isinstance(load_simulator(spec), Explainer)
+    except Exception:  # noqa: BLE001 - a simulator that cannot load says why when it is used
+        logger.debug("could not build %s", spec, exc_info=True)
+        return False
+
+
+def first_use_note(spec: str) -> str | None:
+    """What the first score with `spec` will do first (e.g. convert a model, with its time), or None when the
+    simulator is ready; said before the user commits to it."""
+    try:
+        needed = preparation_needed(load_simulator(spec))
+    except Exception:  # noqa: BLE001 - a simulator that cannot load says why when it is used
+        logger.debug("no preparation note for %s", spec, exc_info=True)
+        return None
+    if needed is None:
+        return None
+    return f"Before its first score, `{spec}` {needed}, with a progress bar; this happens once."
 
 
 LOCAL_CAVEAT = (

@@ -86,7 +86,8 @@ if puzzles:
     sentences = sum(len(puzzle.records) for puzzle in puzzles)
     explanations = sum(1 + len(puzzle.false_explanations) for puzzle in puzzles)
     st.success(
-        f"{source_name}: {len(puzzles)} puzzles, {sentences} sentences, {explanations} explanations to score"
+        f"{source_name}: {viz.count(len(puzzles), 'puzzle')}, {viz.count(sentences, 'sentence')}, "
+        f"{viz.count(explanations, 'explanation')} to score"
     )
     if not 0 <= int(st.session_state.get("bench_limit", 0)) <= len(puzzles):
         st.session_state["bench_limit"] = 0
@@ -142,15 +143,25 @@ if report and puzzles:
     st.header("Results (stale)" if changed else "Results")
     ui.warn_if_stale(changed, str(st.session_state.get("bench_puzzles")), "Run benchmark")
     columns = st.columns(4)
-    columns[0].metric("Accuracy", viz.format_number(report.get("accuracy"), 3), help="Puzzles won outright")
+    chance_accuracy = viz.format_number(report.get("chance_accuracy"), 3)
+    columns[0].metric(
+        "Accuracy",
+        viz.format_number(report.get("accuracy"), 3),
+        help=f"Puzzles won outright. Chance: {chance_accuracy} (a puzzle with k decoys is won by luck 1 time "
+        "in k + 1)",
+    )
     columns[1].metric(
         "Pairwise accuracy",
         viz.format_number(report.get("pairwise_accuracy"), 3),
-        help="True-vs-false pairs won",
+        help="True-vs-false pairs won. Chance: 0.500 (a coin per pair)",
     )
     columns[2].metric("Seconds per score", viz.format_number(report.get("seconds_per_score"), 3))
     columns[3].metric("Prompt tokens per score", viz.format_number(report.get("prompt_tokens_per_score"), 0))
     cost = report.get("cost_usd")
+    st.caption(
+        f"**Chance**, for a scorer that ranks at random: accuracy {chance_accuracy} (1 / (decoys + 1), averaged "
+        f"over the puzzles), pairwise accuracy {viz.format_number(report.get('chance_pairwise_accuracy'), 3)}."
+    )
     st.caption(
         f"Simulator `{report.get('simulator')}` · scorer `{report.get('scorer')}` · "
         f"{report.get('n_puzzles')} puzzles · {report.get('n_scores')} scores · "

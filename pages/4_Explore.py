@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
@@ -24,7 +22,18 @@ from scoring.subjects.sae import SparseAutoencoder, load_sae
 RECORDS_STATE = "records_json"
 DEFAULT_TEXT = "My favorite color is red. In 1865 the ship sailed from Liverpool to New York."
 UNIT_LABELS = {"latent": "SAE latents", "neuron": "MLP neurons"}
-NORMALIZE_LABELS = {"none": "raw activations", "layer": "per layer (÷ the layer's RMS on this text)"}
+RANK_LABELS = {
+    "specificity": "specificity (corpus percentile)",
+    "activation": "raw activation",
+    "layer": "activation ÷ the layer's RMS on this text",
+}
+RANK_HELP = (
+    "specificity: where the unit's activation on this text stands among its maxima on the corpus windows (the "
+    "share of windows below it; ties by its share of the unit's largest window maximum), so units that fire "
+    "this strongly on few texts come first and always-on units do not lead every search. raw activation: the "
+    "largest activations first. ÷ layer RMS: activations divided by the root-mean-square of their layer's "
+    "activations on this text, so layers with large activations do not drown the others."
+)
 DEDUP_LABELS = {"embedding": "same top token + similar context (MiniLM cosine ≥ 0.9)", "lexical": "same words only"}
 TEXT_SEPARATOR = "---"
 # The toolbar floats over the top of a plot; the heatmaps are read, not zoomed, so it is switched off.
@@ -37,7 +46,7 @@ st.caption(
     "where it fires most, test it on your own text, and score explanations of it."
 )
 
-ui.state_defaults({"explore_hits": None, "explore_unit": None, "explore_corpus": None, "explore_sort_token": -1})
+ui.state_defaults({"explore_hits": None, "explore_unit": None, "explore_corpus": None})
 
 
 @st.cache_resource(show_spinner="Loading the subject model (the very first time converts it: a minute or more)…")
@@ -63,30 +72,6 @@ def progress_bar(text: str) -> Any:
         bar.progress(min(1.0, done / max(total, 1)), text=message)
 
     return show
-
-
-def heatmap(tokens: list[str], rows: list[list[float]], labels: list[str], what: str) -> go.Figure:
-    columns = [f"{position}:{viz.shorten(token.replace(chr(10), '⏎'), 12)}" for position, token in enumerate(tokens)]
-    figure = go.Figure(
-        go.Heatmap(
-            z=rows,
-            x=columns,
-            y=labels,
-            colorscale="Oranges",
-            hovertemplate=f"{what} %{{y}}<br>token %{{x}}<br>activation %{{z:.3f}}<extra></extra>",
-        )
-    )
-    figure.update_layout(
-        height=90 + 24 * len(rows),
-        margin={"l": 10, "r": 10, "t": 10, "b": 10},
-        yaxis={"autorange": "reversed", "type": "category"},
-        xaxis={"type": "category"},
-    )
-    return figure
-
-
-def hit_label(hit: latents.SearchHit) -> str:
-    return f"L{hit.layer} {hit.unit} #{hit.index}"
 
 
 # --------------------------------------------------------------------------- model, SAE, corpus
@@ -161,154 +146,196 @@ st.caption(f"{sae_note} · corpus **{viz.shorten(corpus.name, 60)}** ({len(corpu
 # --------------------------------------------------------------------------- search
 
 
+def index_ready(unit: str) -> bool:
+    """Whether the corpus index of that kind of unit is built (latents: for the SAE and window count chosen)."""
+    if unit == "latent":
+        return sae is not None and latents.latent_index_exists(subject, sae, corpus, latent_windows)
+    return subjects.index_exists(subject, corpus)
+
+
+def open_indexes(units: tuple[str, ...]) -> list[subjects.ActivationIndex]:
+    """The corpus indexes already built for the chosen kinds of unit."""
+    found: list[subjects.ActivationIndex] = []
+    if "neuron" in units and index_ready("neuron"):
+        found.append(subjects.open_index(subject, corpus))
+    if "latent" in units and sae is not None and index_ready("latent"):
+        found.append(latents.open_latent_index(subject, sae, corpus, max_windows=latent_windows))
+    return found
+
+
+def build_indexes(units: tuple[str, ...]) -> bool:
+    """Build the missing corpus indexes of `units` under progress bars; False (with the reason shown) on failure."""
+    try:
+        if "neuron" in units and not index_ready("neuron"):
+            subjects.open_index(subject, corpus, progress=progress_bar("indexing the corpus for the neurons…"))
+        if "latent" in units and sae is not None and not index_ready("latent"):
+            latents.open_latent_index(
+                subject, sae, corpus, max_windows=latent_windows, progress=progress_bar("indexing for the latents…")
+            )
+    except ScoringInputError as exc:
+        st.error(str(exc))
+        return False
+    return True
+
+
+def indexing_note(units: tuple[str, ...]) -> str | None:
+    """What the first search ranked by specificity costs (the indexes still to build), or None when none is."""
+    parts = []
+    if "neuron" in units and not index_ready("neuron"):
+        seconds = subjects.indexing_seconds(subject, subjects.MAX_WINDOWS, subject.n_layers - 1)
+        parts.append(f"the neurons ({subjects.MAX_WINDOWS} windows, all {subject.n_layers} layers: {seconds})")
+    if "latent" in units and sae is not None and not index_ready("latent"):
+        seconds = subjects.indexing_seconds(subject, latent_windows, sae.config.layer)
+        parts.append(f"the SAE's latents ({latent_windows} windows up to layer {sae.config.layer}: {seconds})")
+    if not parts:
+        return None
+    return (
+        "Ranking by specificity and the density filter compare each unit with its own activations on the corpus. "
+        f"The first such search indexes the corpus once for {' and '.join(parts)}, on 2 CPU cores; "
+        "later searches take about a second."
+    )
+
+
 @st.cache_data(show_spinner="Running the model on the text…", max_entries=32)
 def search(
     _subject: subjects.SubjectModel,
     _sae: SparseAutoencoder | None,
+    _indexes: list[subjects.ActivationIndex],
     key: tuple[Any, ...],
     text: str,
     units: tuple[str, ...],
     layers: tuple[int, ...],
-    normalize: str,
+    rank: str,
+    max_density: float | None,
     position: int | None,
     top: int,
-) -> tuple[list[str], list[latents.SearchHit]]:
-    return latents.search_units(
+) -> tuple[list[str], list[subjects.SearchHit]]:
+    return subjects.search_units(
         _subject,
         text,
         layers=list(layers),
         saes=[_sae] if _sae else [],
         units=units,
-        normalize=normalize,
+        rank=rank,
+        indexes=_indexes,
+        max_density=max_density,
         token_position=position,
         top=top,
     )
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def layer_densities(_index: subjects.ActivationIndex, index_key: str, kind: str, layer: int) -> np.ndarray:
-    """Share of the indexed windows in which each unit of a layer fires."""
-    table = np.asarray(_index.maxima[kind])
-    return (table > 0).mean(axis=0) if kind == latents.LATENT else (table[:, layer, :] > 0).mean(axis=0)
-
-
-def hit_densities(hits: list[latents.SearchHit]) -> dict[str, float | None]:
-    """Each hit's density over its corpus index (None while that index is not built)."""
-    found: dict[str, subjects.ActivationIndex | None] = {"latent": None, "neuron": None}
-    if sae is not None and latents.latent_index_exists(subject, sae, corpus, latent_windows):
-        found["latent"] = latents.open_latent_index(subject, sae, corpus, max_windows=latent_windows)
-    if (subjects.index_directory(subject, corpus) / "meta.json").exists():
-        found["neuron"] = subjects.open_index(subject, corpus)
-    densities: dict[str, float | None] = {}
-    for hit in hits:
-        index = found[hit.unit]
-        kind = latents.LATENT if hit.unit == "latent" else "mlp"
-        densities[hit_label(hit)] = (
-            None if index is None else float(layer_densities(index, str(index.directory), kind, hit.layer)[hit.index])
-        )
-    return densities
-
-
 st.subheader("Search by text")
+unit_choices = ["latent", "neuron"] if sae else ["neuron"]
+ui.state_defaults(
+    {
+        "explore_text": DEFAULT_TEXT,
+        "explore_units": unit_choices,
+        "explore_layers": [],
+        "explore_rank": "specificity",
+        "explore_max_density": 100,
+        "explore_top": 15,
+    }
+)
+ui.keep_valid("explore_units", unit_choices, many=True)
+ui.keep_valid("explore_layers", list(range(subject.n_layers)), many=True)
+ui.keep_valid("explore_rank", list(RANK_LABELS))
 with st.form("explore_form"):
-    st.text_area("Text", DEFAULT_TEXT, key="explore_text", height=90)
-    left, middle, right, dense, far = st.columns([2, 3, 3, 2, 1])
-    unit_choices = ["latent", "neuron"] if sae else ["neuron"]
-    left.multiselect(
-        "Units", unit_choices, default=unit_choices, format_func=lambda unit: UNIT_LABELS[unit], key="explore_units"
-    )
-    middle.multiselect(
+    st.text_area("Text", key="explore_text", height=90)
+    units_column, layers_column = st.columns([1, 1])
+    units_column.multiselect("Units", unit_choices, format_func=lambda unit: UNIT_LABELS[unit], key="explore_units")
+    layers_column.multiselect(
         "Layers (none = all)",
         list(range(subject.n_layers)),
-        default=[],
         key="explore_layers",
         help="Latents show when their SAE's layer is among these.",
     )
-    right.radio(
-        "Normalize", list(NORMALIZE_LABELS), format_func=lambda name: NORMALIZE_LABELS[name], key="explore_normalize"
+    rank_column, dense_column, top_column = st.columns([3, 3, 1])
+    rank_column.radio(
+        "Rank by", list(RANK_LABELS), format_func=lambda name: RANK_LABELS[name], key="explore_rank", help=RANK_HELP
     )
-    dense.slider(
-        "Hide units firing in more than this share of windows",
+    dense_column.slider(
+        "Hide units firing in more than this share of corpus windows",
         1,
-        100,
         100,
         format="%d%%",
         key="explore_max_density",
-        help="Needs the corpus index of that kind of unit (built when you open one); 100% hides nothing.",
+        help="Applied before the top hits are cut, from each unit's corpus index; 100% hides nothing.",
     )
-    far.number_input("Top", 1, 100, 15, key="explore_top")
+    top_column.number_input("Top", 1, 100, key="explore_top")
     run = st.form_submit_button("Search", type="primary")
+chosen_units = tuple(st.session_state["explore_units"]) or tuple(unit_choices)
+note = None if run else indexing_note(chosen_units)
+if note and (st.session_state["explore_rank"] == "specificity" or st.session_state["explore_max_density"] < 100):
+    st.caption(note)  # before the user commits to the first, slow search
 
 if run:
-    st.session_state["explore_sort_token"] = -1
     st.session_state["explore_hits"] = {
         "text": st.session_state["explore_text"],
-        "units": tuple(st.session_state["explore_units"]),
+        "units": chosen_units,
         "layers": tuple(st.session_state["explore_layers"]) or tuple(range(subject.n_layers)),
-        "normalize": st.session_state["explore_normalize"],
+        "rank": st.session_state["explore_rank"],
         "top": int(st.session_state["explore_top"]),
         "max_density": int(st.session_state["explore_max_density"]) / 100,
     }
+    # A new search has other tokens and other hits: what was chosen among the old ones means nothing now.
+    for stale in ("explore_sort_token", "explore_pick"):
+        st.session_state.pop(stale, None)
 
 query = st.session_state["explore_hits"]
 if query is not None:
-    position = int(st.session_state["explore_sort_token"])
+    units = tuple(unit for unit in query["units"] if unit in unit_choices) or tuple(unit_choices)
+    max_density = query["max_density"] if query["max_density"] < 1 else None
+    needs_index = query["rank"] == "specificity" or max_density is not None
+    missing = [unit for unit in units if not index_ready(unit)] if needs_index else []
+    if missing and not (run and build_indexes(units)):
+        if not run:
+            st.info("The corpus or the SAE changed since this search: press **Search** to index it and search again.")
+        st.stop()
+    tokens: list[str] = []
+    hits: list[subjects.SearchHit] = []
+    sort_options = [-1]
     try:
+        tokens = subject.tokenize(query["text"]).tokens if query["text"] else []
+        sort_options = [-1, *range(len(tokens))]
+        ui.keep_valid("explore_sort_token", sort_options)
+        position = int(st.session_state.get("explore_sort_token", -1))
+        indexes = open_indexes(units)
         tokens, hits = search(
             subject,
             sae,
-            (subject.name, sae.source if sae else ""),
+            indexes,
+            (subject.name, sae.source if sae else "", *(str(index.directory) for index in indexes)),
             query["text"],
-            query["units"],
+            units,
             query["layers"],
-            query["normalize"],
+            query["rank"],
+            max_density,
             None if position < 0 else position,
-            query["top"] * (5 if query["max_density"] < 1 else 1),
+            query["top"],
         )
     except ScoringInputError as exc:
         st.error(str(exc))
         tokens, hits = [], []
-    densities = hit_densities(hits)
-    # a unit whose index is not built yet has no known density, and is kept
-    hits = [hit for hit in hits if (densities[hit_label(hit)] or 0.0) <= query["max_density"]][: query["top"]]
     if tokens:
         st.selectbox(
             "Sort by token",
-            [-1, *range(len(tokens))],
-            format_func=lambda i: "the maximum over the text" if i < 0 else f"{i}: {tokens[i]!r}",
+            sort_options,
+            format_func=lambda i: "the maximum over the text" if i < 0 else f"{i}: {viz.readable_token(tokens[i])}",
             key="explore_sort_token",
         )
     if hits:
-        st.plotly_chart(
-            heatmap(tokens, [hit.values for hit in hits], [hit_label(hit) for hit in hits], "unit"),
-            config=PLOT_CONFIG,
-            width="stretch",
-        )
-        st.dataframe(
-            [
-                {
-                    "unit": hit_label(hit),
-                    "activation": round(hit.activation, 4),
-                    "score": round(hit.score, 4),
-                    "at token": hit.token,
-                    "density": "" if densities[hit_label(hit)] is None else f"{densities[hit_label(hit)]:.1%}",
-                }
-                for hit in hits
-            ],
-            hide_index=True,
-            width="stretch",
-        )
-        if int(st.session_state.get("explore_pick", 0)) >= len(hits):
-            st.session_state["explore_pick"] = 0  # a new search can return fewer hits than the last
-        picked = st.selectbox(
-            "Open a unit", range(len(hits)), format_func=lambda i: hit_label(hits[i]), key="explore_pick"
-        )
+        st.plotly_chart(viz.search_heatmap(tokens, hits), config=PLOT_CONFIG, width="stretch")
+        st.dataframe(viz.search_hits_frame(hits, query["rank"]), hide_index=True, width="stretch")
+        labels = [viz.hit_label(hit) for hit in hits]
+        ui.keep_valid("explore_pick", labels)
+        picked = st.selectbox("Open a unit", labels, key="explore_pick")
         if st.button("Open", key="explore_open"):
-            chosen = hits[int(picked)]
+            chosen = hits[labels.index(str(picked))]
             st.session_state["explore_unit"] = (chosen.unit, chosen.layer, chosen.index)
             st.session_state["explore_unit_kind"] = chosen.unit
     elif tokens:
-        st.info("No unit of the chosen kinds and layers fires on this text.")
+        filtered = f", at most {query['max_density']:.0%} dense," if max_density is not None else ""
+        st.info(f"No unit of the chosen kinds and layers{filtered} fires on this text.")
 else:
     st.info("Type a text and press **Search** to list the latents and neurons that fire on it.")
 
@@ -321,8 +348,8 @@ kinds = ["latent", "neuron"] if sae else ["neuron"]
 if opened is None or opened[0] not in kinds:
     opened = (kinds[0], sae.config.layer if sae else min(6, subject.n_layers - 1), 0)
 left, middle, right = st.columns(3)
-if st.session_state.get("explore_unit_kind") not in kinds:
-    st.session_state["explore_unit_kind"] = opened[0]
+ui.keep_valid("explore_unit_kind", kinds)
+st.session_state.setdefault("explore_unit_kind", opened[0])
 unit = left.radio("Unit", kinds, format_func=lambda unit: UNIT_LABELS[unit], horizontal=True, key="explore_unit_kind")
 if unit == "latent" and sae is not None:
     layer = sae.config.layer
@@ -347,8 +374,9 @@ if unit == "latent" and sae is not None:
     else:
         st.write(
             f"The corpus has not been indexed for this SAE yet. One pass of the model up to layer {sae.config.layer} "
-            f"over {latent_windows} windows stores every latent's maximum per window (a few minutes on "
-            "2 cores, once); after that, any latent's top windows come back at once."
+            f"over {latent_windows} windows stores every latent's maximum per window "
+            f"({subjects.indexing_seconds(subject, latent_windows, sae.config.layer)} on 2 cores, once); after "
+            "that, any latent's top windows come back at once."
         )
         if st.button("Index the corpus for the SAE's latents", type="primary"):
             try:
@@ -360,13 +388,14 @@ if unit == "latent" and sae is not None:
             else:
                 st.rerun()
 else:
-    if (subjects.index_directory(subject, corpus) / "meta.json").exists():
+    if subjects.index_exists(subject, corpus):
         index = subjects.open_index(subject, corpus)
     else:
         st.write(
             f"The corpus ({viz.shorten(corpus.name, 60)}) has not been indexed for {subject.name}'s neurons yet. "
-            "One pass over it stores every neuron's maximum per window; after that, any neuron's top windows "
-            "come back at once."
+            "One pass over it stores every neuron's maximum per window "
+            f"({subjects.indexing_seconds(subject, subjects.MAX_WINDOWS, subject.n_layers - 1)} on 2 cores, once); "
+            "after that, any neuron's top windows come back at once."
         )
         if st.button("Index the corpus"):
             try:
@@ -424,20 +453,11 @@ try:
 except ScoringInputError as exc:
     st.error(str(exc))
     st.stop()
-density = float((maxima > 0).mean())
 stats = st.columns(3)
-stats[0].metric("Density (windows where it fires)", f"{density:.1%}")
+stats[0].metric("Density (windows where it fires)", f"{float((maxima > 0).mean()):.1%}")
 stats[1].metric("Largest window maximum", f"{float(maxima.max()):.3f}")
 stats[2].metric("Windows indexed", f"{index.n_windows:,}")
-histogram = go.Figure(go.Histogram(x=maxima[maxima > 0] if density > 0 else maxima, nbinsx=40))
-histogram.update_layout(
-    height=200,
-    margin={"l": 10, "r": 10, "t": 30, "b": 10},
-    title={"text": "Per-window maximum where it fires (> 0)", "font": {"size": 13}},
-    xaxis_title="activation",
-    yaxis_title="windows",
-)
-st.plotly_chart(histogram, config=PLOT_CONFIG, width="stretch")
+st.plotly_chart(viz.window_maxima_histogram(maxima), config=PLOT_CONFIG, width="stretch")
 
 left, middle, right, far = st.columns(4)
 n_top = int(left.number_input("Top windows", 1, 50, 10, key="explore_n_top"))
@@ -468,10 +488,16 @@ except ScoringInputError as exc:
     st.stop()
 window_records = feature["activations"]
 vmax = max((max(item["values"]) for item in window_records), default=1.0) or 1.0
-for item in window_records:
-    merged = f" · {item['duplicates']} similar window(s) merged" if item.get("duplicates") else ""
-    st.caption(f"{item['sample']} · window {item['window']} · max {item['maxValue']:.3f}{merged}")
-    st.markdown(viz.tokens_html(item["tokens"], item["values"], vmax=vmax), unsafe_allow_html=True)
+
+def window_label(item: dict[str, Any]) -> str:
+    duplicates = int(item.get("duplicates") or 0)
+    merged = f" · {viz.count(duplicates, 'similar window')} merged" if duplicates else ""
+    return f"{item['sample']} · window {item['window']} · max {item['maxValue']:.3f}{merged}"
+
+
+st.html(
+    viz.windows_html([(window_label(item), item["tokens"], item["values"]) for item in window_records], vmax=vmax)
+)
 
 if unit == "latent" and sae is not None:
     st.markdown("#### Twins: the neurons whose output weights point the same way")

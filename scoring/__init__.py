@@ -5,11 +5,15 @@
 
 from scoring.api import (
     agenerate_explanations,
+    anull_scores,
     arank_explanations,
     ascore_attention_explanation,
     ascore_explanation,
     default_simulator_spec,
     generate_explanations,
+    null_scores,
+    preparation_needed,
+    prepare_simulator,
     rank_explanations,
     rank_with_scorers,
     score_attention_explanation,
@@ -17,6 +21,7 @@ from scoring.api import (
 )
 from scoring.cache import SimulationCache, open_cache
 from scoring.errors import ScoringInputError
+from scoring.null import NullDistribution
 from scoring.records import ActivationRecord, AttentionRecord, Limits, load_attention_records, load_records, normalize
 from scoring.results import GeneratedExplanation, ScoreResult, SequenceResult
 from scoring.scorers import SCORERS
@@ -29,12 +34,14 @@ __all__ = [
     "AttentionRecord",
     "GeneratedExplanation",
     "Limits",
+    "NullDistribution",
     "ScoreResult",
     "ScoringInputError",
     "SequenceResult",
     "SimulationCache",
     "Simulator",
     "agenerate_explanations",
+    "anull_scores",
     "arank_explanations",
     "ascore_attention_explanation",
     "ascore_explanation",
@@ -44,6 +51,9 @@ __all__ = [
     "load_attention_records",
     "load_records",
     "normalize",
+    "null_scores",
+    "preparation_needed",
+    "prepare_simulator",
     "open_cache",
     "rank_explanations",
     "rank_with_scorers",

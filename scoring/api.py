@@ -22,6 +22,7 @@ from scoring.cache import SimulationCache, open_cache
 from scoring.errors import ScoringInputError
 from scoring.job import ScoringJob, simulator_id
 from scoring.metrics import benjamini_hochberg, holm_bonferroni
+from scoring.null import NULL_SIZE, NullDistribution, attach_null, choose_null
 from scoring.records import (
     NORMALIZATIONS,
     ActivationRecord,
@@ -72,6 +73,40 @@ def resolve_simulator(simulator: str | Simulator | None, *, judge: bool = False)
         if simulator not in _simulators:
             _simulators[simulator] = get_simulator(simulator)
         return _simulators[simulator]
+
+
+PreparationProgress = Callable[[str, int, int], None]
+"""progress(stage, done, total) while a simulator prepares for first use (e.g. "converting the model", 3, 10)."""
+
+
+def preparation_needed(simulator: str | Simulator | None = None) -> str | None:
+    """What the first use of `simulator` will do before it can score (a sentence for the user, e.g. "converts
+    the model, about 2 min, 1.9 GB"), or None when it is ready or needs no preparation.
+
+    Asks the simulator's optional ``preparation_needed()`` method; a simulator without one is always ready.
+    A spec string or None (the default) is resolved to the same shared instance the scoring functions use.
+    """
+    instance = resolve_simulator(simulator)
+    ask = getattr(instance, "preparation_needed", None)
+    if not callable(ask):
+        return None
+    needed = ask()
+    if needed is None:
+        return None
+    if not isinstance(needed, str):
+        raise TypeError(f"{type(instance).__name__}.preparation_needed() returned {type(needed).__name__}, not a str")
+    return needed.strip() or None
+
+
+def prepare_simulator(simulator: str | Simulator | None = None, progress: PreparationProgress | None = None) -> None:
+    """Do the first-use preparation of `simulator` now (convert, download, load its model), reporting
+    progress(stage, done, total), so that the first score does not stall silently. Nothing happens for a
+    simulator without an optional ``prepare()`` method. Errors of the preparation itself propagate.
+    """
+    instance = resolve_simulator(simulator)
+    prepare = getattr(instance, "prepare", None)
+    if callable(prepare):
+        prepare(progress)
 
 
 def resolve_cache(cache: CacheOption) -> SimulationCache | None:
@@ -143,8 +178,26 @@ async def ascore_explanation(
     progress: Progress | None = None,
     limits: Limits | None = None,
     scorer_options: dict[str, Any] | None = None,
+    null: int | bool | None = None,
 ) -> ScoreResult:
     """Score one explanation (async). See `score_explanation`."""
+    if null_size(null):
+        ranked = await arank_explanations(
+            [explanation],
+            records,
+            null=null,
+            simulator=simulator,
+            scorer=scorer,
+            sampling=sampling,
+            n_sequences=n_sequences,
+            seed=seed,
+            normalization=normalization,
+            cache=cache,
+            progress=progress,
+            limits=limits,
+            scorer_options=scorer_options,
+        )
+        return ranked[0]
     text = check_explanation(explanation)
     if scorer not in SCORERS:
         raise ScoringInputError(f"unknown scorer {scorer!r}; choose one of: {', '.join(SCORERS)}")
@@ -183,7 +236,10 @@ def score_explanation(explanation: str, records: RecordsInput, **options: Any) -
     binary-condition), sampling (``all``, ``top``, ``top+random``,
     ``quantile``, ``diverse``), n_sequences, seed, normalization (``global``,
     ``per_record``, ``none``), cache (True, False, a directory or a
-    SimulationCache), progress (callback(done, total, message)), limits. The
+    SimulationCache), progress (callback(done, total, message)), limits, null
+    (True, or how many unrelated explanations to score as the chance level:
+    see `null_scores`; the result's metrics then hold ``null_percentile``,
+    ``null_p95``, ``over_null_p95``, ``null_n`` and the null under ``null``). The
     score is NaN with ``result.error`` set when it cannot be computed. Raises
     ScoringInputError for bad input (``attention-head`` included: it takes
     attention records, see `score_attention_explanation`).
@@ -201,28 +257,40 @@ async def arank_explanations(
         raise ScoringInputError("give at least one explanation to rank")
     texts = [check_explanation(e) for e in explanations]
     limits = options.pop("limits", None)
+    size = null_size(options.pop("null", None))
+    unrelated = choose_null(size, exclude=texts, seed=int(options.get("seed", 0))) if size else []
+    everything = [*texts, *unrelated]
     loaded = load_records(records, limits=limits)
-    done = [0] * len(texts)
-    totals = [0] * len(texts)
+    done = [0] * len(everything)
+    totals = [0] * len(everything)
 
     def progress_for(position: int) -> Progress | None:
         if progress is None:
             return None
+        if position < len(texts):
+            label = f"explanation {position + 1}/{len(texts)}"
+        else:
+            label = f"chance level: unrelated explanation {position - len(texts) + 1}/{len(unrelated)}"
 
         def report(finished: int, total: int, message: str) -> None:
             done[position], totals[position] = finished, total
-            progress(sum(done), max(sum(totals), 1), f"explanation {position + 1}/{len(texts)}: {message}")
+            progress(sum(done), max(sum(totals), 1), f"{label}: {message}")
 
         return report
 
-    results = await asyncio.gather(
-        *(
-            ascore_explanation(text, loaded, progress=progress_for(i), limits=limits, **options)
-            for i, text in enumerate(texts)
+    results = list(
+        await asyncio.gather(
+            *(
+                ascore_explanation(text, loaded, progress=progress_for(i), limits=limits, **options)
+                for i, text in enumerate(everything)
+            )
         )
     )
-    correct_p_values(list(results))
-    return sort_results(list(results))
+    candidates = results[: len(texts)]
+    correct_p_values(candidates)
+    if unrelated:
+        attach_null(candidates, NullDistribution.from_results(results[len(texts) :]))
+    return sort_results(candidates)
 
 
 def rank_explanations(explanations: Sequence[str], records: RecordsInput, **options: Any) -> list[ScoreResult]:
@@ -232,8 +300,48 @@ def rank_explanations(explanations: Sequence[str], records: RecordsInput, **opti
     metrics also get it corrected for the number of explanations tested:
     ``p_value_holm`` (Holm-Bonferroni, the default, copied to
     ``p_value_corrected``) and ``p_value_bh`` (Benjamini-Hochberg).
+    With ``null=True`` (or a number of unrelated explanations), the chance level
+    is scored alongside, in the same pass: see `score_explanation` and `null_scores`.
     """
     return run_sync(arank_explanations(explanations, records, **options))
+
+
+def null_size(null: int | bool | None) -> int:
+    """How many unrelated explanations the `null` option asks for (0: none)."""
+    if null is None or null is False:
+        return 0
+    if null is True:
+        return NULL_SIZE
+    if isinstance(null, int) and null >= 2:
+        return null
+    raise ScoringInputError(f"null must be True, False or a number of unrelated explanations (2 or more), got {null!r}")
+
+
+async def anull_scores(
+    records: RecordsInput,
+    *,
+    n: int = NULL_SIZE,
+    exclude: Sequence[str] = (),
+    progress: Progress | None = None,
+    **options: Any,
+) -> NullDistribution:
+    """The chance level (async). See `null_scores`."""
+    unrelated = choose_null(n, exclude=[check_explanation(text) for text in exclude], seed=int(options.get("seed", 0)))
+    results = await arank_explanations(unrelated, records, progress=progress, **options)
+    return NullDistribution.from_results(results)
+
+
+def null_scores(records: RecordsInput, **options: Any) -> NullDistribution:
+    """The chance level of a score on `records`: `n` (default 20) explanations of unrelated features, drawn
+    (seeded) from the bank shipped in ``scoring/data/null_explanations.txt`` and scored with the same
+    simulator, scorer, sampling, normalization and cache as any explanation.
+
+    ``null.percentile(score)`` is the share (0..100) of the unrelated explanations a
+    score beats, ``null.threshold`` their 95th percentile and ``null.margin(score)``
+    how far a score is above it. `exclude` leaves out bank entries equal to your own
+    explanations. Other options as for `rank_explanations`.
+    """
+    return run_sync(anull_scores(records, **options))
 
 
 P_VALUE_CORRECTION = "holm"

@@ -98,6 +98,15 @@ def scorer_names(scorer: str | Sequence[str]) -> list[str]:
     return names
 
 
+def chance_levels(puzzles: Sequence[Puzzle]) -> dict[str, float]:
+    """What a scorer that ranks at random gets: ``chance_accuracy``, the mean over puzzles of 1/(decoys + 1)
+    (the true explanation on top by luck), and ``chance_pairwise_accuracy``, 0.5 (a coin per pair)."""
+    if not puzzles:
+        return {"chance_accuracy": math.nan, "chance_pairwise_accuracy": math.nan}
+    accuracy = sum(1 / (len(puzzle.false_explanations) + 1) for puzzle in puzzles) / len(puzzles)
+    return {"chance_accuracy": accuracy, "chance_pairwise_accuracy": 0.5}
+
+
 async def _bench_scorer(
     puzzles: list[Puzzle], sim: Simulator, scorer: str, cache: Any, on_puzzle: Callable[[str], None] | None = None
 ) -> tuple[dict[str, Any], dict[str, list[float]]]:
@@ -107,6 +116,7 @@ async def _bench_scorer(
     wins = pairs_won = pairs = n_scores = prompt_tokens = completion_tokens = cache_hits = 0
     cost = 0.0
     cost_known = True
+    priced = False
     started = time.perf_counter()
     for puzzle in puzzles:
         explanations = [puzzle.explanation, *puzzle.false_explanations]
@@ -128,6 +138,7 @@ async def _bench_scorer(
             if result.usage.cost_usd is None:
                 cost_known = cost_known and result.usage.requests == 0
             else:
+                priced = True
                 cost += result.usage.cost_usd
         per_puzzle[puzzle.key] = {
             "explanation": puzzle.explanation,
@@ -148,11 +159,14 @@ async def _bench_scorer(
         "n_scores": n_scores,
         "accuracy": wins / len(puzzles) if puzzles else math.nan,
         "pairwise_accuracy": pairs_won / pairs if pairs else math.nan,
+        **chance_levels(puzzles),
         "seconds": round(seconds, 3),
         "seconds_per_score": seconds / n_scores if n_scores else math.nan,
         "prompt_tokens_per_score": prompt_tokens / n_scores if n_scores else math.nan,
         "completion_tokens_per_score": completion_tokens / n_scores if n_scores else math.nan,
-        "cost_usd": cost if cost_known else None,
+        # As `Usage.add` sums it: unknown (None) unless some score carried a price, so a free or fully cached
+        # run without prices reads n/a, as on the Score page, not $0.
+        "cost_usd": cost if cost_known and priced else None,
         "cache_hits": cache_hits,
         "puzzles": per_puzzle,
     }

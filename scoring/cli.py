@@ -16,6 +16,7 @@ from typing import Any
 from scoring import spotcheck_command
 from scoring.batch_input import explanations_of
 from scoring.errors import ScoringInputError
+from scoring.null import NULL_SIZE, null_from_metrics
 from scoring.records import NORMALIZATIONS
 from scoring.sampling import STRATEGIES, seed_argument
 from scoring.subjects import commands as subject_commands
@@ -86,6 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--no-cache", action="store_true", help="simulate again even when cached")
     score.add_argument("--cache-dir", default=None, help="cache directory (default: $SCORING_CACHE_DIR or ./cache)")
     score.add_argument("--json", action="store_true", help="print the full results as JSON")
+    score.add_argument(
+        "--null",
+        type=int,
+        nargs="?",
+        const=NULL_SIZE,
+        default=None,
+        metavar="N",
+        help=f"also score N (default {NULL_SIZE}) unrelated explanations as the chance level, and show each "
+        "explanation's percentile among them and its margin over their 95th percentile",
+    )
     score.add_argument(
         "--explain", type=int, default=0, metavar="N", help="also score N candidates the simulator writes"
     )
@@ -209,7 +220,7 @@ def _command_score(args: argparse.Namespace) -> int:
             "give at least one explanation with -e \"...\""
             + (" (no candidate could be generated; see the notes above)" if args.explain else "")
         )
-    results = rank_explanations(explanations, source, cache=cache, **_scoring_options(args))
+    results = rank_explanations(explanations, source, cache=cache, null=args.null, **_scoring_options(args))
     if args.json:
         document: dict[str, Any] = {"results": [r.to_dict() for r in results]}
         if args.explain:
@@ -218,7 +229,8 @@ def _command_score(args: argparse.Namespace) -> int:
         return 0
     generated_texts = set(added) if args.explain else None
     if args.scorer != "simulation":
-        return _print_ranking(results, generated_texts)
+        _print_ranking(results, generated_texts)
+        return _print_null(results)
     width = _explanation_width(results)
     print(
         f"{'rank':>4}  {'explanation':<{width}}  {'score':>7}  {'95% interval':>15}  {'r2':>7}  {'auc':>6}"
@@ -241,6 +253,26 @@ def _command_score(args: argparse.Namespace) -> int:
         f"prompt tokens {sum(r.usage.prompt_tokens for r in results)}"
         + (f", cost ${sum(r.usage.cost_usd or 0 for r in results):.4f}" if usage.cost_usd is not None else "")
     )
+    return _print_null(results)
+
+
+def _print_null(results: Sequence[Any]) -> int:
+    """With --null: the chance level, and where each explanation stands against it."""
+    null = null_from_metrics(results[0])
+    if null is None:
+        return 0
+    nothing = f"; {null.predicted_nothing} predicted nothing and count as 0" if null.predicted_nothing else ""
+    print(f"chance level: 95th percentile {_format(null.threshold)} of {null.n} unrelated explanations{nothing}")
+    for result in results:
+        percentile = float(result.metrics.get("null_percentile", math.nan))
+        standing = (
+            f"beats {percentile:.0f}% of them; {result.metrics['over_null_p95']:+.3f} over their 95th percentile"
+            if math.isfinite(percentile)
+            else "no score, so no standing against them"
+        )
+        print(f"  {_shorten(result.explanation, 60)}: {standing}")
+    for text, reason in null.failed.items():
+        print(f"note: the unrelated explanation {text!r} could not be scored: {reason}", file=sys.stderr)
     return 0
 
 

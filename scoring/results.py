@@ -225,6 +225,8 @@ def ranking_frame(results: Sequence[ScoreResult], generated: Collection[str] = (
                 "roc_auc": _metric(result, "roc_auc"),
                 "spearman": _metric(result, "spearman"),
                 "mean_seq_corr": _metric(result, "mean_sequence_correlation"),
+                "chance_percentile": _metric(result, "null_percentile"),
+                "over_chance_p95": _metric(result, "over_null_p95"),
                 "prompt_tokens": result.usage.prompt_tokens,
                 "completion_tokens": result.usage.completion_tokens,
                 "cost_usd": result.usage.cost_usd if result.usage.cost_usd is not None else math.nan,

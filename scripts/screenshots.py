@@ -3,8 +3,9 @@
     python scripts/screenshots.py [--out docs/images] [--simulator lexical] [--skip-explore]
 
 Starts `streamlit run app.py` on a free 127.0.0.1 port, opens it in headless
-Chromium and, as a user would: scores the bundled example on the Score page,
-checks the bundled feature's claims on the Spot-check page, and opens an SAE latent's
+Chromium and, as a user would: scores the bundled example on the Score page
+(the results, then the ranking chart against the chance level), checks the
+bundled feature's claims on the Spot-check page, and opens an SAE latent's
 page in Explore (loads the subject model and indexes part of the bundled corpus:
 minutes on a small CPU). Each picture is the browser window scrolled to the part it shows.
 Needs what `tests/test_browser.py` needs (chromium, chromium-driver, selenium).
@@ -58,6 +59,14 @@ def score_results(page: Page, simulator: str, out: Path) -> Path:
     return path
 
 
+def score_against_chance(page: Page, out: Path) -> Path:
+    """The ranking chart of the scores just made, with the chance level (a cheap simulator scores it by default)."""
+    scroll_to(page, "//div[@data-testid='stCaptionContainer'][contains(., 'Chance level')]")
+    path = out / "score_chance.png"
+    page.screenshot(path, full_page=False)
+    return path
+
+
 def spot_check(page: Page, out: Path) -> Path:
     """The bundled feature's claims as derived from their details (offline: no judge is needed for this view)."""
     page.open("Spot_check", title="Spot-check")
@@ -95,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         driver = chromium(WIDTH, HEIGHT)
         try:
             page = Page(driver, url)
-            shots = [score_results(page, args.simulator, args.out), spot_check(page, args.out)]
+            shots = [score_results(page, args.simulator, args.out), score_against_chance(page, args.out)]
+            shots.append(spot_check(page, args.out))
         finally:
             driver.quit()
         if not args.skip_explore:

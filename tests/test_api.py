@@ -313,3 +313,13 @@ def test_the_default_simulator_follows_the_hardware_and_the_judge_is_local(monke
     assert DEFAULT_JUDGE == "local" and default_simulator_spec(judge=True) == "local"
     judge = resolve_simulator(None, judge=True)
     assert judge.name == "local" and judge.capabilities.can_judge
+
+
+def test_failed_requests_are_not_counted_as_simulated_nor_as_prompt_tokens(seed_records):
+    messages = []
+    result = score_explanation(
+        "fox", seed_records, simulator="fake:fail", cache=False, progress=lambda d, t, m: messages.append(m)
+    )
+    assert messages[-1] == "simulated 0 of 2 sequences (2 failed)"
+    assert result.usage.prompt_tokens == 0
+    assert result.usage.requests >= 1

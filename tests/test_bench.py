@@ -217,3 +217,17 @@ def test_judge_scorers_run_beside_simulation_and_are_compared():
 def test_attention_head_is_refused_before_anything_runs():
     with pytest.raises(ScoringInputError, match="attention-head scorer reads attention records"):
         scorer_names("simulation,attention-head")
+
+
+def test_a_run_without_prices_has_no_cost_even_when_everything_is_cached(tmp_path):
+    first = run_bench(TINY, simulator="fake", cache=tmp_path / "cache")
+    again = run_bench(TINY, simulator="fake", cache=tmp_path / "cache")
+    assert again["cache_hits"] > 0 and first["cost_usd"] is None
+    assert again["cost_usd"] is None  # n/a, as on the Score page, not $0
+
+
+def test_the_report_states_chance():
+    report = run_bench(TINY, simulator="fake")
+    # pets has 2 decoys (chance 1/3), colors 1 (chance 1/2).
+    assert report["chance_accuracy"] == pytest.approx((1 / 3 + 1 / 2) / 2)
+    assert report["chance_pairwise_accuracy"] == 0.5

@@ -59,6 +59,13 @@ def score_pasted(page: Page, records: list[dict[str, object]], explanations: str
     page.find_xpath("//h3[contains(., 'Ranking')]")
 
 
+def score_the_example_with_fake(page: Page) -> None:
+    page.add_simulator_spec("fake")
+    page.select("Simulator", "fake")
+    page.click_xpath("//button[@data-testid='stBaseButton-primaryFormSubmit']")
+    page.find_xpath("//h3[contains(., 'Ranking')]")
+
+
 def test_score_bundled_example_in_chromium(page: Page) -> None:
     links = page.texts("[data-testid='stSidebar'] [data-testid='stPageLink']")
     for name in ("Score", "Spot-check", "Benchmark", "Explore"):
@@ -154,4 +161,41 @@ def test_spot_check_shows_where_the_explanation_fails(page: Page) -> None:
     page.idle()
     summaries = [element.text for element in page.all_css("[role='tabpanel'] p") if element.is_displayed()]
     assert any("examples judged wrong or failed" in text for text in summaries), summaries
+def test_the_compare_chips_follow_a_new_set_of_explanations(page: Page) -> None:
+    score_the_example_with_fake(page)
+    chips = "//div[@data-testid='stMultiSelect'][.//label[contains(., 'Explanations to compare')]]//span[@title]"
+    before = [chip.get_attribute("title") for chip in page.driver.find_elements("xpath", chips)]
+    assert len(before) == 3
+    page.type_into("Candidate explanations", "fox\nleopard\ncheetah\nsprints", kind="stTextArea")
+    page.click_xpath("//button[@data-testid='stBaseButton-primaryFormSubmit']")
+    page.find_xpath("//h2[normalize-space()='3 · Results']")
+    after = [chip.get_attribute("title") for chip in page.driver.find_elements("xpath", chips)]
+    assert len(after) == 3 and set(after) <= {"fox", "leopard", "cheetah", "sprints"}, after
+    heads = page.texts(".cmpgrid .head")
+    assert not any(name in head for name in before for head in heads)
+    assert page.no_exception()
+
+
+def test_first_use_preparation_shows_its_own_progress_bar(page: Page) -> None:
+    page.add_simulator_spec("fake:prepare")
+    page.select("Simulator", "fake:prepare")
+    note = page.find_xpath("//div[@data-testid='stAlert'][contains(., 'Before its first score')]")
+    assert "prepares a pretend model" in note.text
+    submit = page.find_xpath("//button[@data-testid='stBaseButton-primaryFormSubmit']")
+    page.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", submit)
+    submit.click()
+    bar = page.find_xpath("//div[@data-testid='stProgress'][contains(., 'Preparing fake:prepare')]")
+    assert "preparing the pretend model" in bar.text or "for first use" in bar.text
+    page.find_xpath("//h3[contains(., 'Ranking')]")
+    page.idle()
+    assert not [text for text in page.texts("[data-testid='stAlert']") if "Before its first score" in text]
+    assert page.no_exception()
+
+
+def test_the_ranking_chart_shows_the_chance_level(page: Page) -> None:
+    score_the_example_with_fake(page)
+    page.find_xpath("//div[@data-testid='stCaptionContainer'][contains(., 'Chance level')]")
+    chart_texts = [element.text for element in page.all_css(".js-plotly-plot text")]
+    assert any(text.startswith("chance, 95th percentile") for text in chart_texts), chart_texts
+    assert any(text.startswith("chance (") and "unrelated" in text for text in chart_texts)
     assert page.no_exception()

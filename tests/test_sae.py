@@ -28,10 +28,10 @@ from scoring.subjects.latents import (  # noqa: E402
     capture_latents,
     latent_activations,
     open_latent_index,
-    search_units,
     twin_neurons,
 )
 from scoring.subjects.sae import SAEConfig, SparseAutoencoder, load_sae, parse_hook  # noqa: E402
+from scoring.subjects.search import search_units  # noqa: E402
 from scoring.subjects.train import TrainingSettings, train_sae  # noqa: E402
 
 
@@ -295,14 +295,14 @@ def test_text_search_ranks_a_planted_latent_first_on_its_text(tiny_subject: Subj
         assert all(hit.index != planted or hit.activation <= 0 for hit in elsewhere)
 
 
-def test_search_mixes_units_filters_layers_normalizes_and_sorts_by_a_token(tiny_subject: SubjectModel) -> None:
+def test_search_mixes_units_filters_layers_ranks_per_layer_and_sorts_by_a_token(tiny_subject: SubjectModel) -> None:
     text = "Cats sleep all day; dogs bark at night."
     sae, _ = planted_sae(tiny_subject, text, DOCUMENTS[:2])
     _, both = search_units(tiny_subject, text, saes=[sae], top=200)
     assert {hit.unit for hit in both} == {"latent", "neuron"}
     _, layer_one = search_units(tiny_subject, text, saes=[sae], layers=[1], top=50)
     assert {(hit.unit, hit.layer) for hit in layer_one} == {("neuron", 1)}
-    _, normalized = search_units(tiny_subject, text, layers=[0, 1, 2], units=["neuron"], normalize="layer", top=30)
+    _, normalized = search_units(tiny_subject, text, layers=[0, 1, 2], units=["neuron"], rank="layer", top=30)
     assert [hit.score for hit in normalized] == sorted((hit.score for hit in normalized), reverse=True)
     position = 3
     _, at_token = search_units(tiny_subject, text, layers=[2], units=["neuron"], token_position=position, top=5)
@@ -311,8 +311,10 @@ def test_search_mixes_units_filters_layers_normalizes_and_sorts_by_a_token(tiny_
     assert {hit.token_position for hit in at_token} == {position}
     with pytest.raises(ScoringInputError, match="outside the text"):
         search_units(tiny_subject, text, token_position=999)
-    with pytest.raises(ScoringInputError, match="normalize"):
-        search_units(tiny_subject, text, normalize="global")
+    with pytest.raises(ScoringInputError, match="rank must be one of"):
+        search_units(tiny_subject, text, rank="global")
+    with pytest.raises(ScoringInputError, match="corpus index of the neurons"):
+        search_units(tiny_subject, text, rank="specificity")
     with pytest.raises(ScoringInputError, match="search reads at most 5"):
         search_units(tiny_subject, text, max_tokens=5)
     with pytest.raises(ScoringInputError, match="text is empty"):

@@ -564,3 +564,56 @@ def test_metrics_table_prints_counts_without_decimals() -> None:
     table = viz.metrics_table([with_counts, without])
     assert list(table["positives"]) == ["19", "n/a"] and list(table["n_tokens"]) == ["40", "n/a"]
     assert list(table["roc_auc"]) == ["0.750", "n/a"]
+
+
+def test_the_failure_chart_puts_the_strongest_sequences_first_and_shows_a_page_of_them() -> None:
+    sequences = [sequence(index, [f"t{index}", " x"], [0, float(index % 7)], [0, 1], correlation=0.5)
+                 for index in range(200)]
+    many = [result("a", 0.5, sequences)]
+    order = viz.strongest_sequences(many)
+    assert [max(sequences[index].real) for index in order[:3]] == [6.0, 6.0, 6.0]
+    assert order[:2] == [6, 13]  # ties in index order
+    figure = viz.per_sequence_figure(many, max_sequences=10)
+    heatmap = figure.data[0]
+    assert len(heatmap.y) == 10
+    assert list(heatmap.y) == list(viz.per_sequence_frame(many, order[:10]).index)
+    assert figure.layout.height < 600
+    assert len(viz.per_sequence_figure(many).data[0].y) == 200
+
+
+def test_ranking_figure_draws_scores_and_the_chance_level() -> None:
+    from scoring.null import NullDistribution, attach_null
+
+    scored = [result("fast animals", 0.8, []), result("cats", 0.1, []), result("nothing", NAN, [])]
+    plain = viz.ranking_figure(scored)
+    assert list(plain.data[0].y) == ["fast animals", "cats"]
+    assert len(plain.data) == 1 and "1 without a score left out" in plain.layout.title.text
+    attach_null(scored, NullDistribution("simulation", "fake", ["u1", "u2", "u3"], [0.05, NAN, 0.2]))
+    figure = viz.ranking_figure(scored)
+    chance = figure.data[1]
+    assert list(chance.x) == [0.05, 0.0, 0.2]
+    assert set(chance.y) == {"chance (3 unrelated)"}
+    assert "predicted nothing" in chance.hovertext[1]
+    assert figure.layout.shapes[0].x0 == pytest.approx(0.2)
+    table = viz.ranking_table(scored).data
+    assert list(table["chance_percentile"]) == ["100%", "67%", "n/a"]
+    assert list(table["over_chance_p95"]) == ["+0.600", "-0.100", "n/a"]
+    assert "chance_percentile" not in viz.ranking_table(scored[:0] or [result("x", 0.3, [])]).data.columns
+
+
+def test_numbers_on_the_correlation_heatmap_read_on_every_cell_colour(results: list[ScoreResult]) -> None:
+    def luminance(rgb: str) -> float:
+        channels = [int(part) / 255 for part in re.findall(r"\d+", rgb)[:3]]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    heatmap = viz.per_sequence_figure(results).data[0]
+    text = luminance("rgb(17,17,17)")
+    assert heatmap.textfont.color == "#111"
+    for _, colour in heatmap.colorscale:
+        assert (luminance(colour) + 0.05) / (text + 0.05) >= 4.5  # WCAG AA for normal text
+
+
+def test_the_ranking_shows_the_error_column_only_when_something_failed(results: list[ScoreResult]) -> None:
+    assert "error" in viz.ranking_table(results).data.columns
+    assert "error" not in viz.ranking_table(results[:1]).data.columns

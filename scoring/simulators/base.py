@@ -99,6 +99,9 @@ class Capabilities:
     """Answers yes/no questions (`Judge.judge`), as the judge scorers need."""
     max_questions_per_call: int = 1
     """How many questions one `judge` call may take (the runner chunks to this)."""
+    cheap: bool = False
+    """A score costs nothing and takes about a second on a CPU (baselines, tests), so extra scores such as the
+    chance level (`scoring.null_scores`) can run by default; API and in-process language models are not."""
 
 
 @runtime_checkable

@@ -148,7 +148,7 @@ class EmbeddingSimulator(SyncSimulator):
     name = "embedding"
     model = MODEL_NAME
     prompt_version = "embedding-1"
-    capabilities = Capabilities(max_sequences_per_call=64, max_concurrency=1, deterministic=True)
+    capabilities = Capabilities(max_sequences_per_call=64, max_concurrency=1, deterministic=True, cheap=True)
 
     def __init__(self, config: EmbeddingConfig | None = None) -> None:
         self.config = config or EmbeddingConfig()

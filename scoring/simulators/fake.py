@@ -15,6 +15,10 @@ As an explainer it names the strongest token of each record shown: attempt
 ``i`` is "the token X" for the i-th most frequent one (ties: the higher summed
 activation, then alphabetical), and an error once the distinct tokens run out.
 ``fake:fail`` fails and ``fake:garbage`` writes an empty reply.
+
+``fake:prepare`` simulates as the default mode does, but like a model that must be
+converted on first use it first needs preparing (`preparation_needed`, `prepare`:
+a few short steps with progress), so the first-use path of a UI can be tested.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ from __future__ import annotations
 import json
 import re
 import zlib
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,7 +45,11 @@ from scoring.simulators.base import (
 from scoring.simulators.chat import ChatBatch, ChatReply, ChatRequest
 from scoring.simulators.judge import JudgeQuestion, Judgment, JudgmentBatch
 
-MODES = ("match", "fail", "garbage")
+MODES = ("match", "fail", "garbage", "prepare")
+
+PREPARATION_STEPS = 4
+PREPARATION_STEP_SECONDS = 0.75
+"""``fake:prepare``'s pretend first-use preparation: this many steps of this many seconds."""
 
 _MARKED = re.compile(r"<<(.*?)>>", re.DOTALL)
 
@@ -99,7 +108,9 @@ class FakeSimulator:
     name = "fake"
     prompt_version = "fake-1"
     explain_prompt_version = "fake-explain-1"
-    capabilities = Capabilities(max_sequences_per_call=4, max_concurrency=4, can_judge=True, max_questions_per_call=4)
+    capabilities = Capabilities(
+        max_sequences_per_call=4, max_concurrency=4, can_judge=True, max_questions_per_call=4, cheap=True
+    )
 
     def __init__(self, mode: str = "match") -> None:
         if mode not in MODES:
@@ -111,6 +122,23 @@ class FakeSimulator:
         self.questions_judged = 0
         self.explain_calls = 0
         self.chat_requests = 0
+        self.prepared = mode != "prepare"
+
+    def preparation_needed(self) -> str | None:
+        """``fake:prepare`` before its preparation: what it pretends to do first; None otherwise."""
+        if self.prepared:
+            return None
+        return f"prepares a pretend model, about {PREPARATION_STEPS * PREPARATION_STEP_SECONDS:g} s"
+
+    def prepare(self, progress: Callable[[str, int, int], None] | None = None) -> None:
+        """The pretend preparation: `PREPARATION_STEPS` steps reported as progress(stage, done, total)."""
+        if self.prepared:
+            return
+        for done in range(1, PREPARATION_STEPS + 1):
+            time.sleep(PREPARATION_STEP_SECONDS)
+            if progress is not None:
+                progress("preparing the pretend model", done, PREPARATION_STEPS)
+        self.prepared = True
 
     @classmethod
     def from_argument(cls, argument: str | None) -> FakeSimulator:
@@ -136,8 +164,9 @@ class FakeSimulator:
                 results.append(
                     SequenceSimulation([10.0 if token.strip().lower() in wanted else 0.0 for token in tokens])
                 )
-        usage = Usage(requests=1, prompt_tokens=sum(len(tokens) for tokens in sequences))
-        return SimulationBatch(results, usage)
+        # A failed request read nothing: it costs no tokens (a real backend's failures are counted by the runner).
+        prompt_tokens = 0 if self.mode == "fail" else sum(len(tokens) for tokens in sequences)
+        return SimulationBatch(results, Usage(requests=1, prompt_tokens=prompt_tokens))
 
     async def judge(self, questions: Sequence[JudgeQuestion]) -> JudgmentBatch:
         self.calls += 1

@@ -124,7 +124,7 @@ class LexicalSimulator:
     name = "lexical"
     model = "stem-match"
     prompt_version = "lexical-1"
-    capabilities = Capabilities(max_sequences_per_call=64, max_concurrency=1)
+    capabilities = Capabilities(max_sequences_per_call=64, max_concurrency=1, cheap=True)
 
     def options(self) -> dict[str, Any]:
         return {}

@@ -21,6 +21,8 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol, TypeVar
 
 from scoring.cache import SimulationCache, chat_key, explanation_key, judgment_key, simulation_key
 from scoring.results import GeneratedExplanation
@@ -125,6 +127,16 @@ def price(simulator: _Caller, usage: Usage) -> float | None:
 Outcome = TypeVar("Outcome")
 
 
+class Succeeds(Protocol):
+    """An outcome that says whether it succeeded (a simulation, a judgment)."""
+
+    @property
+    def ok(self) -> bool: ...
+
+
+Checked = TypeVar("Checked", bound=Succeeds)
+
+
 async def _run_chunks(
     simulator: _Caller,
     chunks: list[list[int]],
@@ -171,22 +183,23 @@ async def _run_cached(
     caller: _Caller,
     total: int,
     *,
-    lookup: Callable[[int], Outcome | None],
-    call: Callable[[list[int]], Awaitable[tuple[list[Outcome], Usage]]],
-    store: Callable[[int, Outcome], None],
-    failure: Callable[[str], Outcome],
+    lookup: Callable[[int], Checked | None],
+    call: Callable[[list[int]], Awaitable[tuple[list[Checked], Usage]]],
+    store: Callable[[int, Checked], None],
+    failure: Callable[[str], Checked],
     chunk_size: int,
     progress: ProgressCallback | None,
     noun: str,
     verb: str,
-) -> tuple[list[Outcome], Usage, list[bool]]:
+) -> tuple[list[Checked], Usage, list[bool]]:
     """Items 0..total-1: cache hits (`lookup`) read back, the misses sent to `call` in chunks and `store`d.
 
     Returns the outcomes in order, the total usage and which came from the cache.
     Progress reads "<done> of <total> <noun> from the cache", then "<verb> <done>
-    of <total> <noun>"; an item left without an outcome fails as "not <verb>".
+    of <total> <noun>", counting only the successes ("(<n> failed)" after them);
+    an item left without an outcome fails as "not <verb>".
     """
-    results: list[Outcome | None] = [None] * total
+    results: list[Checked | None] = [None] * total
     from_cache = [False] * total
     usage = Usage()
     misses: list[int] = []
@@ -203,14 +216,18 @@ async def _run_cached(
     if progress is not None:
         progress(done, total, f"{done} of {total} {noun} from the cache")
 
-    def finished(chunk: list[int], outcomes: list[Outcome], _usage: Usage) -> None:
-        nonlocal done
+    failed = 0
+
+    def finished(chunk: list[int], outcomes: list[Checked], _usage: Usage) -> None:
+        nonlocal done, failed
         for index, outcome in zip(chunk, outcomes, strict=True):
             results[index] = outcome
             store(index, outcome)
         done += len(chunk)
+        failed += sum(not outcome.ok for outcome in outcomes)
         if progress is not None:
-            progress(done, total, f"{verb} {done} of {total} {noun}")
+            failures = f" ({failed} failed)" if failed else ""
+            progress(done, total, f"{verb} {done - failed} of {total} {noun}{failures}")
 
     await _run_chunks(caller, _chunked(misses, chunk_size), call, failure, finished, usage)
     final = [result if result is not None else failure(f"not {verb}") for result in results]

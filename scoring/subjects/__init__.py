@@ -6,7 +6,8 @@ Forward hooks read its units per token (`model`); a corpus (`corpus`) is cut
 into windows and indexed once (`index`), so any unit's top windows come back at
 once and become Neuronpedia-format records. Sparse autoencoders in SAELens's
 on-disk format turn hooked activations into latents (`sae`), which are indexed,
-searched and recorded like neurons.
+searched and recorded like neurons; `search` ranks the units that fire on a text
+by how specific that is (their corpus percentile).
 
 Every public name is importable from ``scoring.subjects``.
 """
@@ -29,6 +30,8 @@ from scoring.subjects.index import (
     build_index,
     feature_json,
     index_directory,
+    index_exists,
+    indexing_seconds,
     open_index,
     read_index,
     select_diverse,
@@ -36,12 +39,11 @@ from scoring.subjects.index import (
 from scoring.subjects.latents import (
     LATENT,
     LatentIndex,
-    SearchHit,
     Twin,
     default_sae_path,
     latent_activations,
+    latent_index_exists,
     open_latent_index,
-    search_units,
     twin_neurons,
 )
 from scoring.subjects.loading import DEFAULT_SUBJECT, SUBJECT_MODELS, SubjectSpec, load_subject
@@ -60,6 +62,7 @@ from scoring.subjects.model import (
     subjects_directory,
 )
 from scoring.subjects.sae import SAEConfig, SparseAutoencoder, load_sae
+from scoring.subjects.search import RANKINGS, CorpusStanding, SearchHit, corpus_standing, search_units
 
 __all__ = [
     "CAPTURE_KINDS",
@@ -69,10 +72,12 @@ __all__ = [
     "KINDS",
     "LATENT",
     "MAX_WINDOWS",
+    "RANKINGS",
     "SUBJECT_MODELS",
     "WINDOW_TOKENS",
     "ActivationIndex",
     "Corpus",
+    "CorpusStanding",
     "LatentIndex",
     "NeuronRecord",
     "Progress",
@@ -89,12 +94,16 @@ __all__ = [
     "build_index",
     "chunk_corpus",
     "corpus_from_texts",
+    "corpus_standing",
     "default_corpus",
     "default_sae_path",
     "default_threads",
     "feature_json",
     "index_directory",
+    "index_exists",
+    "indexing_seconds",
     "latent_activations",
+    "latent_index_exists",
     "load_corpus",
     "load_sae",
     "load_subject",

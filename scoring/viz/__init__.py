@@ -7,11 +7,20 @@ every picture can be tested on plain data. Downloads (CSV, JSON) are in
 estimate in `scoring.pricing`.
 """
 
+from scoring.viz.explore import (
+    hit_label,
+    readable_token,
+    search_heatmap,
+    search_hits_frame,
+    window_maxima_histogram,
+    windows_html,
+)
 from scoring.viz.figures import (
     MISSED_COLOUR,
     activation_histogram,
     detection_figure,
     per_sequence_figure,
+    ranking_figure,
     scatter_figure,
 )
 from scoring.viz.scorer_tables import (
@@ -41,6 +50,7 @@ from scoring.viz.tables import (
     bench_frame,
     bench_scorers_frame,
     best_index,
+    count,
     format_number,
     generated_frame,
     highlight_bench,
@@ -51,6 +61,7 @@ from scoring.viz.tables import (
     ranking_table,
     scorer_ranking_frame,
     scorer_ranking_table,
+    strongest_sequences,
 )
 from scoring.viz.tokens import (
     ACTIVATION_RGB,
@@ -90,6 +101,7 @@ __all__ = [
     "claims_table",
     "color_legend_html",
     "comparison_html",
+    "count",
     "detection_figure",
     "detection_frame",
     "detection_table",
@@ -102,21 +114,29 @@ __all__ = [
     "fuzzing_html",
     "generated_frame",
     "highlight_bench",
+    "hit_label",
     "judgments_frame",
     "judgments_table",
     "metrics_frame",
     "metrics_table",
     "per_sequence_figure",
     "per_sequence_frame",
+    "ranking_figure",
+    "strongest_sequences",
     "per_sequence_table",
     "ranking_table",
+    "readable_token",
     "scatter_figure",
     "scorer_ranking_frame",
     "scorer_ranking_table",
+    "search_heatmap",
+    "search_hits_frame",
     "sequence_label",
     "sequence_outcome",
     "shorten",
     "tokens_html",
     "visible_token_text",
     "where_it_fails",
+    "window_maxima_histogram",
+    "windows_html",
 ]

@@ -8,25 +8,29 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
+from scoring.null import null_from_metrics
 from scoring.records import ActivationRecord
 from scoring.results import ScoreResult
 from scoring.scorers import DECISION_THRESHOLD
 from scoring.viz.scorer_tables import detection_frame
-from scoring.viz.tables import outcome_grid, per_sequence_frame
+from scoring.viz.tables import outcome_grid, per_sequence_frame, strongest_sequences
 from scoring.viz.tokens import OUTCOME_MARKS, SCALE_MAX, format_value, shorten
 
 MISSED_COLOUR = "rgb(255,176,0)"
+CORRELATION_COLOURS = [[0.0, "rgb(229,125,112)"], [0.5, "rgb(247,247,247)"], [1.0, "rgb(112,166,214)"]]
+"""Red for r = -1, white at 0, blue for r = 1, light enough at both ends that the dark numbers on the cells read."""
 
 
-def per_sequence_figure(results: Sequence[ScoreResult]) -> go.Figure:
-    """Heatmap of per-sequence correlation (sequences x explanations).
+def per_sequence_figure(results: Sequence[ScoreResult], *, max_sequences: int | None = None) -> go.Figure:
+    """Heatmap of per-sequence correlation (sequences x explanations), the sequences with the highest real
+    activation at the top (as the token view orders them), the first `max_sequences` of them.
 
     An undefined r says why on hover: a silent neuron ("–"), a failed
     simulation ("error"), or a missed firing ("✗ missed", drawn amber): the
     neuron fires but the simulation is flat.
     """
-    frame = per_sequence_frame(results)
-    rows = sorted({sequence.index for result in results for sequence in result.sequences})
+    rows = strongest_sequences(results)[:max_sequences]
+    frame = per_sequence_frame(results, rows)
     grid = outcome_grid(results, rows)
     values = frame.to_numpy()
     shape = range(values.shape[0]), range(values.shape[1])
@@ -56,9 +60,10 @@ def per_sequence_figure(results: Sequence[ScoreResult]) -> go.Figure:
             zmin=-1,
             zmax=1,
             zmid=0,
-            colorscale="RdBu",
+            colorscale=CORRELATION_COLOURS,
             text=text,
             texttemplate="%{text}",
+            textfont={"color": "#111"},
             hovertext=hover,
             hoverinfo="text",
             colorbar={"title": {"text": "r"}},
@@ -86,6 +91,76 @@ def per_sequence_figure(results: Sequence[ScoreResult]) -> go.Figure:
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
     )
     return figure
+
+
+CHANCE_COLOUR = "rgb(150,150,150)"
+
+
+def ranking_figure(results: Sequence[ScoreResult]) -> go.Figure:
+    """Each explanation's score with its 95% interval, best at the top; when the results carry a chance level
+    (`scoring.null_scores`), the unrelated explanations' scores on a row of their own and their 95th
+    percentile as a dashed line, so a score reads against chance. Undefined scores are left out and named."""
+    scored = [result for result in results if math.isfinite(result.score)]
+    labels = [shorten(result.explanation, 40) for result in scored]
+    figure = go.Figure(
+        go.Scatter(
+            x=[result.score for result in scored],
+            y=labels,
+            mode="markers",
+            marker={"size": 11, "color": "rgb(31,119,180)"},
+            error_x={
+                "type": "data",
+                "symmetric": False,
+                "array": [_finite_or_zero(result.interval[1] - result.score) for result in scored],
+                "arrayminus": [_finite_or_zero(result.score - result.interval[0]) for result in scored],
+            },
+            hovertext=[
+                f"{html.escape(result.explanation)}<br>score {result.score:.3f}" for result in scored
+            ],
+            hoverinfo="text",
+            name="explanations",
+        )
+    )
+    rows = list(labels)
+    null = null_from_metrics(results[0]) if results else None
+    if null is not None and null.n:
+        chance_row = f"chance ({null.n} unrelated)"
+        rows.append(chance_row)
+        figure.add_trace(
+            go.Scatter(
+                x=null.values,
+                y=[chance_row] * null.n,
+                mode="markers",
+                marker={"size": 8, "color": CHANCE_COLOUR, "symbol": "x"},
+                hovertext=[
+                    f"unrelated: {html.escape(text)}<br>score "
+                    + (f"{score:.3f}" if math.isfinite(score) else "n/a (predicted nothing: counted as 0)")
+                    for text, score in zip(null.explanations, null.scores, strict=True)
+                ],
+                hoverinfo="text",
+                name="unrelated explanations",
+            )
+        )
+        figure.add_vline(
+            x=null.threshold,
+            line={"dash": "dash", "color": CHANCE_COLOUR},
+            annotation_text=f"chance, 95th percentile: {null.threshold:.3f}",
+            annotation_position="top",
+        )
+    left_out = len(results) - len(scored)
+    figure.update_layout(
+        title="Scores with 95% intervals" + (f" ({left_out} without a score left out)" if left_out else ""),
+        xaxis={"title": {"text": f"score ({results[0].scorer})" if results else "score"}, "range": [-1.05, 1.05]},
+        yaxis={"categoryorder": "array", "categoryarray": rows[::-1], "automargin": True},
+        height=max(220, 36 * len(rows) + 120),
+        margin={"l": 10, "r": 10, "t": 60, "b": 10},
+        showlegend=False,
+    )
+    return figure
+
+
+def _finite_or_zero(value: float) -> float:
+    return value if math.isfinite(value) else 0.0
 
 
 def scatter_figure(results: Sequence[ScoreResult], *, max_points: int = 20000) -> go.Figure:

@@ -35,6 +35,8 @@ _RANKING_COLUMNS = (
     "source",
     "score",
     "interval",
+    "chance_percentile",
+    "over_chance_p95",
     "r_squared",
     "roc_auc",
     "spearman",
@@ -56,6 +58,11 @@ def format_number(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+def count(number: int, noun: str, plural: str | None = None) -> str:
+    """'1 sequence', '2 sequences', '4,150 tokens': a count with its noun in the right number."""
+    return f"{number:,} {noun if number == 1 else plural or noun + 's'}"
+
+
 def numbers_as_text(frame: pd.DataFrame, columns: Sequence[str], digits: int = 3) -> pd.DataFrame:
     """A copy of `frame` with those of `columns` it has written by `format_number`."""
     shown = frame.copy()
@@ -73,12 +80,29 @@ def tint_rows(shown: pd.DataFrame, row_style: Callable[[pd.Series], str]) -> Any
 def ranking_table(results: Sequence[ScoreResult], generated: Collection[str] = ()) -> Any:
     """The ranking for display: numbers as text ('n/a' when undefined), the best row tinted green.
 
-    The ``source`` column is shown when some explanation was generated.
+    The ``source`` column is shown when some explanation was generated, ``error`` when one failed, the
+    chance-level columns (``chance_percentile``: share of unrelated explanations beaten;
+    ``over_chance_p95``: margin over their 95th percentile) when the results carry a null
+    (`scoring.null_scores`).
     Returns a pandas Styler (st.dataframe shows its colours).
     """
     frame = ranking_frame(results, generated)
-    columns = [name for name in _RANKING_COLUMNS if name != "source" or any(frame["source"] == "generated")]
+    hidden = set()
+    if not any(frame["source"] == "generated"):
+        hidden.add("source")
+    if not any("null" in result.metrics for result in results):
+        hidden |= {"chance_percentile", "over_chance_p95"}
+    if not any(frame["error"]):
+        hidden.add("error")
+    columns = [name for name in _RANKING_COLUMNS if name not in hidden]
     shown = frame.loc[:, columns].copy()
+    if "chance_percentile" in shown.columns:
+        shown["chance_percentile"] = [
+            "n/a" if not math.isfinite(value) else f"{value:.0f}%" for value in frame["chance_percentile"]
+        ]
+        shown["over_chance_p95"] = [
+            "n/a" if not math.isfinite(value) else f"{value:+.3f}" for value in frame["over_chance_p95"]
+        ]
     for name in ("score", "r_squared", "roc_auc", "spearman", "mean_seq_corr"):
         shown[name] = [format_number(value) for value in frame[name]]
     shown["cost_usd"] = [
@@ -90,8 +114,19 @@ def ranking_table(results: Sequence[ScoreResult], generated: Collection[str] = (
     return tint_rows(shown, lambda row: _BEST_ROW_STYLE if row.name == best else "")
 
 
-def per_sequence_frame(results: Sequence[ScoreResult]) -> pd.DataFrame:
-    """Per-sequence correlation: rows are sequences, columns explanations (NaN where undefined)."""
+def strongest_sequences(results: Sequence[ScoreResult]) -> list[int]:
+    """The indexes of every scored sequence, the highest real activation first (ties in index order), as the
+    token view shows them."""
+    strongest: dict[int, float] = {}
+    for result in results:
+        for sequence in result.sequences:
+            strongest.setdefault(sequence.index, max(sequence.real, default=0.0))
+    return sorted(strongest, key=lambda index: (-strongest[index], index))
+
+
+def per_sequence_frame(results: Sequence[ScoreResult], rows: Sequence[int] | None = None) -> pd.DataFrame:
+    """Per-sequence correlation: rows are sequences (those of `rows`, in that order; by default every one in
+    index order), columns explanations (NaN where undefined)."""
     labels: dict[int, str] = {}
     data: dict[str, dict[int, float]] = {}
     for result in results:
@@ -99,7 +134,8 @@ def per_sequence_frame(results: Sequence[ScoreResult]) -> pd.DataFrame:
         for sequence in result.sequences:
             labels.setdefault(sequence.index, sequence_label(sequence.tokens, sequence.index))
             column[sequence.index] = float(sequence.correlation)
-    frame = pd.DataFrame(data, index=sorted(labels), dtype=float)
+    order = sorted(labels) if rows is None else [index for index in rows if index in labels]
+    frame = pd.DataFrame(data, index=order, dtype=float)
     frame.index = [labels[index] for index in frame.index]
     frame.index.name = "sequence"
     return frame
@@ -113,12 +149,14 @@ def _unique_column(name: str, existing: Mapping[str, Any]) -> str:
 
 
 def outcome_grid(results: Sequence[ScoreResult], rows: Sequence[int]) -> list[list[tuple[str, str]]]:
-    """`sequence_outcome` per (row = sequence index in `rows`, column = result); ("failed", ...) where unscored."""
+    """`sequence_outcome` per (row = sequence index in `rows`, column = result); ("failed", ...) where unscored.
+    Sequences not in `rows` are left out."""
     positions = {index: row for row, index in enumerate(rows)}
     grid = [[("failed", "not scored with this explanation")] * len(results) for _ in rows]
     for column, result in enumerate(results):
         for sequence in result.sequences:
-            grid[positions[sequence.index]][column] = sequence_outcome(sequence)
+            if sequence.index in positions:
+                grid[positions[sequence.index]][column] = sequence_outcome(sequence)
     return grid
 
 
