@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import json
 import re
-import zlib
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any

@@ -20,8 +20,6 @@ import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import TypeVar
-from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, TypeVar
 
 from scoring.cache import SimulationCache, chat_key, explanation_key, judgment_key, simulation_key
