@@ -18,8 +18,8 @@ from scoring import (
     get_simulator,
     open_cache,
 )
+from scoring.api import default_simulator_choice
 from scoring.cache import SimulationCache, default_cache_directory
-from scoring.simulators import default_simulator
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ def simulator_select(key: str) -> str:
         )
     )
     if spec == default_simulator_spec():
-        st.caption(default_simulator()[1])
+        st.caption(default_simulator_choice().reason)
     elif spec.split(":", 1)[0] == "local":
         st.caption(LOCAL_CAVEAT)
     return spec
@@ -190,5 +190,5 @@ def _cached_cache(directory: str) -> SimulationCache:
 
 
 def simulation_cache() -> SimulationCache:
-    """The on-disk simulation cache (SCORING_CACHE_DIR, else <repo>/cache), opened once per directory."""
+    """The on-disk simulation cache (SCORING_CACHE_DIR, else the user cache folder's), opened once per directory."""
     return _cached_cache(str(default_cache_directory()))

@@ -8,7 +8,7 @@ a quantized GGUF file split into pieces. Here, once for all of them:
   and accepted only with the published SHA-256 and size (`join_pieces`);
 * transformers dequantizes the GGUF once, and the weights are saved as
   safetensors with the config and tokenizer in the model folder
-  (``$SCORING_MODEL_DIR``, else ``~/.cache/scoring-models``), so later loads,
+  (``$SCORING_MODEL_DIR``, else the user cache folder's ``models``), so later loads,
   in any process, take seconds (`converted_folder`);
 * the model is loaded once per process (`load`) in the dtype the hardware
   does well (`choose_dtype`): CUDA when present, else bfloat16 on CPUs with
@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from scoring.errors import ScoringInputError
+from scoring.userconfig import user_cache_root
 
 logger = logging.getLogger(__name__)
 
@@ -104,9 +105,14 @@ MODELS: dict[str, PackagedModel] = {
 
 
 def model_directory() -> Path:
-    """Where joined and converted models live: $SCORING_MODEL_DIR, else ~/.cache/scoring-models."""
+    """Where joined and converted models live: $SCORING_MODEL_DIR, else ``models`` in the platform's user cache
+    folder (``~/.cache/scoring/models`` on Linux); an older install's ``~/.cache/scoring-models`` while that
+    exists and the new folder does not, so models converted before are not converted again."""
     configured = os.environ.get("SCORING_MODEL_DIR", "").strip()
-    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "scoring-models"
+    if configured:
+        return Path(configured).expanduser()
+    folder, earlier = user_cache_root() / "models", Path.home() / ".cache" / "scoring-models"
+    return earlier if earlier.is_dir() and not folder.exists() else folder
 
 
 def get_spec(key: str) -> PackagedModel:

@@ -53,18 +53,53 @@ class ScorerEntry:
     """Its results carry `judgments` (questions and P(yes)) and no simulated activations."""
     reports_p_value: bool = False
     """Its metrics hold a ``p_value``, corrected when several explanations are tested."""
+    summary: str = ""
+    """One line for people: what the score measures (``scoring list`` shows it)."""
 
 
 SCORER_TABLE: tuple[ScorerEntry, ...] = (
-    ScorerEntry("simulation", simulated.simulation_scorer),
-    ScorerEntry("detection", simulated.detection_scorer),
-    ScorerEntry("fuzzing", simulated.fuzzing_scorer),
-    ScorerEntry("detection-judge", judged.detection_judge_scorer, asks_judge=True),
-    ScorerEntry("fuzzing-judge", judged.fuzzing_judge_scorer, asks_judge=True),
     ScorerEntry(
-        "binary-condition", judged.binary_condition_scorer, options=("window",), asks_judge=True, reports_p_value=True
+        "simulation",
+        simulated.simulation_scorer,
+        summary="correlation of simulated and real activations over all tokens (the headline score)",
     ),
-    ScorerEntry("attention-head", judged.attention_head_scorer, reads_attention=True, asks_judge=True),
+    ScorerEntry(
+        "detection",
+        simulated.detection_scorer,
+        summary="ROC-AUC: does the simulation tell the activating sequences from the others?",
+    ),
+    ScorerEntry(
+        "fuzzing",
+        simulated.fuzzing_scorer,
+        summary="ROC-AUC: does the simulation put its activity on the right tokens?",
+    ),
+    ScorerEntry(
+        "detection-judge",
+        judged.detection_judge_scorer,
+        asks_judge=True,
+        summary="detection, asked of a judge as yes/no questions",
+    ),
+    ScorerEntry(
+        "fuzzing-judge",
+        judged.fuzzing_judge_scorer,
+        asks_judge=True,
+        summary="fuzzing, asked of a judge as yes/no questions about marked tokens",
+    ),
+    ScorerEntry(
+        "binary-condition",
+        judged.binary_condition_scorer,
+        options=("window",),
+        asks_judge=True,
+        reports_p_value=True,
+        summary="does the explanation's condition hold in each text or window? (correlation, p-value)",
+    ),
+    ScorerEntry(
+        "attention-head",
+        judged.attention_head_scorer,
+        reads_attention=True,
+        asks_judge=True,
+        summary="explanations of attention heads, on attention records (`scoring attention`)",
+    ),
 )
 
 
