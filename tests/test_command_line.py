@@ -461,6 +461,26 @@ def test_progress_is_drawn_on_a_terminal_and_not_with_no_progress() -> None:
     assert rc == 0 and "20/20" not in quiet and "scoring:" not in quiet and "note: 'cats'" in quiet
 
 
+@pytest.mark.parametrize("command", ["bench", "explain", "attention"])
+def test_the_other_long_commands_draw_progress_on_a_terminal(command: str, tmp_path: Path) -> None:
+    head = tmp_path / "head.json"
+    head.write_text(json.dumps([{"tokens": ["a", "b", "c"], "attention": [[1, 0, 0], [0.9, 0.1, 0], [0.8, 0, 0.2]]}]))
+    arguments = {
+        "bench": ("bench", str(tiny_puzzles(tmp_path)), "--simulator", "fake"),
+        "explain": ("explain", str(FAST_ANIMALS), "--simulator", "fake", "--candidates", "3"),
+        "attention": ("attention", str(head), "-e", "previous token", "-e", "first token", "--simulator", "fake"),
+    }[command]
+    bars = {"bench": ("puzzles", "2/2"), "explain": ("writing candidates", "3/3"), "attention": ("judging", None)}
+    rc, stdout, drawn = _run_on_a_terminal(*arguments, "--no-cache")
+    assert rc == 0, drawn
+    label, count = bars[command]
+    assert f"{label}:" in drawn and "100%" in drawn, drawn
+    if count:
+        assert count in drawn, drawn
+    rc, _, quiet = _run_on_a_terminal(*arguments, "--no-cache", "--no-progress")
+    assert rc == 0 and f"{label}:" not in quiet and "100%" not in quiet, quiet
+
+
 def test_no_bar_states_go_to_a_stderr_that_is_not_a_terminal(tmp_path: Path) -> None:
     features = tmp_path / "features.jsonl"
     lines = [{"id": f"f{i}", "activations": [{"tokens": ["a", " fox"], "values": [0, 5]}], "explanation": "fox"}

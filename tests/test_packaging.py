@@ -3,6 +3,7 @@ installed project has a working `scoring` command."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -123,3 +124,33 @@ def test_an_installed_project_runs_as_scoring_from_another_folder(tmp_path: Path
         [str(python), "-c", "import scoring; print(scoring.__file__)"], cwd=elsewhere, capture_output=True, text=True
     )
     assert str(venv) in where.stdout
+
+
+def test_the_readme_first_command_gives_a_scoring_command_that_runs_from_another_folder(tmp_path: Path) -> None:
+    """`pip install -r requirements.txt` (the README's first command, offline: the requirements are found in this
+    environment) installs the project in place, and `scoring` then runs where the repository is not."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", "--python", str(python), "install", "-q",
+         "--no-index", "--no-build-isolation", "-r", "requirements.txt"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert installed.returncode == 0, installed.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    command = str(venv / "bin" / "scoring")
+    version = subprocess.run([command, "--version"], cwd=elsewhere, capture_output=True, text=True, timeout=120)
+    assert version.returncode == 0 and version.stdout.startswith("scoring "), version.stderr
+    scored = subprocess.run(
+        [command, "score", str(ROOT / "examples" / "fast_animals.json"), "-e", "fast animals", "--simulator",
+         "lexical", "--json"],
+        cwd=elsewhere, capture_output=True, text=True, timeout=300,
+    )
+    assert scored.returncode == 0, scored.stderr
+    assert json.loads(scored.stdout)["results"][0]["simulator"] == "lexical:stem-match"
+    module = subprocess.run(
+        [str(python), "-m", "scoring", "--help"], cwd=elsewhere, capture_output=True, text=True, timeout=120
+    )
+    assert module.returncode == 0 and module.stdout.startswith("usage: python -m scoring ")
