@@ -1,13 +1,14 @@
 """Every command in a ```bash block of the README and docs/*.md runs as documented.
 
-Each logical line (continuations joined) runs through bash in a scratch folder that holds the
-repository's examples, benchmarks and test data, plus the input files the docs name (`features.jsonl`,
-`feature.csv`, `feature.json`, `head.json`). Two substitutions keep it offline and fast, and nothing else
-is changed: every simulator the docs name is replaced by `fake` (offline, instant, judges and writes;
-`lexical` is kept), and so are the defaults (SCORING_SIMULATOR, SCORING_JUDGE); `serve` listens on a free
-loopback port, which the block's curl commands then call. Commands that load the subject model
-(activations, neurons, records, train-sae) are parsed, not run: their options and required arguments are
-checked (tests/test_subjects.py runs them). Installers, test and lint tools and vLLM are not run.
+Each logical line (continuations joined) runs through bash in a scratch folder (one per document) that
+holds the repository's examples, benchmarks and test data, plus the input files the docs name
+(`features.jsonl`, `feature.csv`, `feature.json`, `head.json`). Two substitutions keep it offline and fast,
+and nothing else is changed: every simulator the docs name is replaced by `fake` (offline, instant, judges
+and writes; `lexical` is kept), and so are the defaults (SCORING_SIMULATOR, SCORING_JUDGE); `serve` listens
+on a free loopback port, which the block's curl commands then call. The caches and model folders are the
+test's own. Commands that load the subject model (activations, neurons, records, train-sae) are parsed, not
+run: their options and required arguments are checked (tests/test_subjects.py runs them). Installers, test
+and lint tools and vLLM are not run; lines that exit non-zero on purpose are listed in EXPECTED_STATUS.
 
 A fenced block in these files must say its language: ```bash for commands to run, ```text for synopses.
 """
@@ -222,6 +223,9 @@ def environment(workplace: Path) -> dict[str, str]:
         "PYTHONPATH": str(ROOT),
         "SCORING_SIMULATOR": "fake",
         "SCORING_JUDGE": "fake",
+        # No documented line may touch the user's converted models or indexes (`scoring cache clear ...`).
+        "SCORING_MODEL_DIR": str(workplace / "models"),
+        "SCORING_SUBJECT_DIR": str(workplace / "subjects"),
     }
 
 
