@@ -91,6 +91,13 @@ def test_docstrings_name_how_the_default_simulator_is_chosen() -> None:
     assert not stale, f"the default is described as 'local when installed' in {stale}"
 
 
+def test_the_demo_figures_say_which_dtype_they_hold_for() -> None:
+    """`local` scores differ between bfloat16 and float32: the demo's figures name their dtype."""
+    text = (ROOT / "docs" / "local-simulator.md").read_text(encoding="utf-8")
+    demo = text[text.index("On the bundled demo"):].split("\n\n")[0]
+    assert "bfloat16" in demo and "float32" in demo, demo
+
+
 def inline_commands() -> list[tuple[str, str]]:
     """(document, command) for every command in a `code span` of the prose that gives options (``scoring train-sae
     --layer 6 -o DIR``), not bare names (``scoring list``), placeholders (``scoring ...``) or shell redirections."""
