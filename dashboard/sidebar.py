@@ -21,8 +21,9 @@ from scoring import (
     open_cache,
     preparation_needed,
 )
+from scoring.api import default_simulator_choice
 from scoring.cache import SimulationCache, default_cache_directory
-from scoring.simulators import Explainer, default_simulator
+from scoring.simulators import Explainer
 
 logger = logging.getLogger(__name__)
 
@@ -176,7 +177,7 @@ def simulator_select(key: str) -> str:
         )
     )
     if spec == default_simulator_spec():
-        st.caption(default_simulator()[1])
+        st.caption(default_simulator_choice().reason)
     elif spec.split(":", 1)[0] == "local":
         st.caption(LOCAL_CAVEAT)
     first_use = first_use_note(spec)
@@ -276,5 +277,5 @@ def _cached_cache(directory: str) -> SimulationCache:
 
 
 def simulation_cache() -> SimulationCache:
-    """The on-disk simulation cache (SCORING_CACHE_DIR, else <repo>/cache), opened once per directory."""
+    """The on-disk simulation cache (SCORING_CACHE_DIR, else the user cache folder's), opened once per directory."""
     return _cached_cache(str(default_cache_directory()))

@@ -3,12 +3,15 @@
     from scoring import load_records, get_simulator, score_explanation, rank_explanations, generate_explanations
 """
 
+__version__ = "0.1.0"
+
 from scoring.api import (
     agenerate_explanations,
     anull_scores,
     arank_explanations,
     ascore_attention_explanation,
     ascore_explanation,
+    default_simulator_choice,
     default_simulator_spec,
     generate_explanations,
     null_scores,
@@ -45,6 +48,8 @@ __all__ = [
     "arank_explanations",
     "ascore_attention_explanation",
     "ascore_explanation",
+    "__version__",
+    "default_simulator_choice",
     "default_simulator_spec",
     "generate_explanations",
     "get_simulator",

@@ -36,7 +36,9 @@ from scoring.records import (
 from scoring.results import GeneratedExplanation, ScoreResult
 from scoring.sampling import sample_records
 from scoring.scorers import ATTENTION_SCORERS, JUDGE_SCORERS, SCORER_OPTIONS, SCORERS, check_scorer_options
-from scoring.simulators import DEFAULT_JUDGE, Explainer, ExplanationExample, Simulator, default_simulator, get_simulator
+from scoring.simulators import Explainer, ExplanationExample, Simulator, get_simulator
+from scoring.simulators.defaults import DefaultChoice, default_choice
+from scoring.simulators.judge import can_judge
 from scoring.simulators.runner import run_explanations
 
 MAX_EXPLANATION_CHARS = 2000
@@ -55,18 +57,31 @@ _simulators_lock = threading.Lock()
 
 
 def default_simulator_spec(judge: bool = False) -> str:
-    """The spec used when none is given (`scoring.simulators.default_simulator`, chosen by benchmark for
-    this hardware); with `judge`, for work that needs a model that judges or writes (`DEFAULT_JUDGE`)."""
-    return DEFAULT_JUDGE if judge else default_simulator()[0]
+    """The spec used when none is given: ``$SCORING_SIMULATOR``, else the user's settings file, else the
+    built-in choice (`scoring.simulators.default_simulator`, by benchmark for this hardware). With `judge`,
+    the spec of work that asks yes/no questions or writes explanations (``$SCORING_JUDGE``, the settings
+    file, else ``local``). `default_simulator_choice` also says where it comes from and why."""
+    return default_choice(judge).spec
+
+
+def default_simulator_choice(judge: bool = False) -> DefaultChoice:
+    """The default simulator (with `judge`, the default judge), where it comes from and why."""
+    return default_choice(judge)
 
 
 def resolve_simulator(simulator: str | Simulator | None, *, judge: bool = False) -> Simulator:
     """One shared instance per spec string, so models load once and limits are shared.
 
-    None means the default; with `judge`, the default of work that asks yes/no questions or
-    writes explanations."""
+    None means the default (`default_simulator_spec`); with `judge`, the default of work that asks
+    yes/no questions or writes explanations."""
     if simulator is None:
-        simulator = default_simulator_spec(judge)
+        choice = default_choice(judge)
+        try:
+            return resolve_simulator(choice.spec)
+        except ScoringInputError as exc:
+            if choice.source == "built-in":
+                raise
+            raise ScoringInputError(f"{exc} ({choice.reason[:-1]}; fix or remove it)") from None
     if not isinstance(simulator, str):
         return get_simulator(simulator)
     with _simulators_lock:
@@ -107,6 +122,24 @@ def prepare_simulator(simulator: str | Simulator | None = None, progress: Prepar
     prepare = getattr(instance, "prepare", None)
     if callable(prepare):
         prepare(progress)
+
+
+def require_judge(simulator: Simulator, scorers: Sequence[str]) -> None:
+    """Raise ScoringInputError when one of `scorers` asks a judge and `simulator` cannot answer.
+
+    The scorers themselves return NaN with the reason in that case; faces that run many scores
+    (command line, batch, bench) call this first, so that a run which cannot produce a single
+    number stops at once with the reason.
+    """
+    judged_here = [name for name in scorers if name in JUDGE_SCORERS]
+    if judged_here and not can_judge(simulator):
+        named = f"the {', '.join(judged_here)} scorer{'s ask' if len(judged_here) > 1 else ' asks'}"
+        raise ScoringInputError(
+            f"{named} a judge yes/no questions, which the {simulator_id(simulator)} simulator cannot answer; "
+            "choose one that judges: "
+            "local, openai:<model> or openai-compatible:<model>@<url> (or leave out --simulator for the default "
+            "judge)"
+        )
 
 
 def resolve_cache(cache: CacheOption) -> SimulationCache | None:
@@ -229,8 +262,8 @@ async def ascore_explanation(
 def score_explanation(explanation: str, records: RecordsInput, **options: Any) -> ScoreResult:
     """Score how well `explanation` predicts the activations in `records`.
 
-    Options: simulator (spec string or instance; default ``local`` when
-    installed, else ``lexical``), scorer (``simulation``, ``detection``,
+    Options: simulator (spec string or instance; default: `default_simulator_spec`,
+    or for a judge scorer `default_simulator_spec(judge=True)`), scorer (``simulation``, ``detection``,
     ``fuzzing``, or a judge scorer: ``detection-judge``, ``fuzzing-judge``,
     ``binary-condition``), scorer_options (``{"window": W}`` for
     binary-condition), sampling (``all``, ``top``, ``top+random``,

@@ -63,6 +63,7 @@ from scoring.api import (
     corrected_p_values,
     default_simulator_spec,
     refuse_attention_scorer,
+    require_judge,
     resolve_cache,
     resolve_simulator,
 )
@@ -78,7 +79,7 @@ from scoring.batch_output import (
 )
 from scoring.errors import ScoringInputError
 from scoring.results import ScoreResult, jsonable
-from scoring.scorers import P_VALUE_SCORERS, SCORERS, check_scorer_options, simulator_id
+from scoring.scorers import JUDGE_SCORERS, P_VALUE_SCORERS, SCORERS, check_scorer_options, simulator_id
 from scoring.simulators import Simulator
 from scoring.simulators.base import Usage
 
@@ -133,10 +134,16 @@ class Family:
 
 
 def _progress_bar(total: int, enabled: bool) -> Any:
+    """A tqdm bar on stderr when `enabled` and stderr is a terminal (a log file gets no bar states)."""
     from tqdm import tqdm
 
     return tqdm(
-        total=total, unit="score", desc="scoring", disable=not enabled, file=sys.stderr, dynamic_ncols=True
+        total=total,
+        unit="score",
+        desc="scoring",
+        disable=None if enabled else True,  # None: tqdm disables itself when stderr is not a terminal
+        file=sys.stderr,
+        dynamic_ncols=True,
     )
 
 
@@ -353,7 +360,7 @@ def run_batch(
     ``options``: the scoring settings of `score_explanation` (``scorer``, ``scorer_options``
     such as ``{"window": 16}``, ``sampling``, ``n_sequences``, ``seed``, ``normalization``),
     ``cache`` (as there; default True),
-    ``limits`` (records.Limits), ``progress`` (tqdm bar on stderr, default True),
+    ``limits`` (records.Limits), ``progress`` (tqdm bar on stderr when it is a terminal, default True),
     ``include_sequences`` (per-sequence results in each line, default False),
     ``retry_failed`` (score pairs whose simulation failed again, default True),
     ``compact`` (at the end, rewrite the output with one line per pair, its last; default False) and
@@ -383,8 +390,9 @@ def run_batch(
     destination = Path(output_path)
     check_output_path(source, destination)
     if simulator is None:
-        simulator = default_simulator_spec()
+        simulator = default_simulator_spec(judge=scorer in JUDGE_SCORERS)
     instance = resolve_simulator(simulator)
+    require_judge(instance, [scorer])
     # Defaults are filled in so that a run given them explicitly is the same run as one that left them out.
     scoring_options = {
         name: options[name] if options.get(name) is not None else default

@@ -114,8 +114,7 @@ class BatchWriter:
         self.handle.flush()
 
     def result(self, feature: Feature, position: int, result: ScoreResult) -> str:
-        failed = any(sequence.error is not None for sequence in result.sequences)
-        status = STATUS_FAILED if failed else STATUS_OK
+        status = STATUS_FAILED if result.failed else STATUS_OK
         entry: dict[str, Any] = {
             "feature_id": feature.feature_id,
             "explanation": feature.explanations[position],

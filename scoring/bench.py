@@ -113,7 +113,7 @@ async def _bench_scorer(
     """One scorer over every puzzle: its summary, and per puzzle the scores of [true, *false] explanations."""
     per_puzzle: dict[str, Any] = {}
     scores_by_puzzle: dict[str, list[float]] = {}
-    wins = pairs_won = pairs = n_scores = prompt_tokens = completion_tokens = cache_hits = 0
+    wins = pairs_won = pairs = n_scores = failed_scores = prompt_tokens = completion_tokens = cache_hits = 0
     cost = 0.0
     cost_known = True
     priced = False
@@ -132,6 +132,7 @@ async def _bench_scorer(
         pairs += len(won_pairs)
         for result in results:
             n_scores += 1
+            failed_scores += result.failed
             prompt_tokens += result.usage.prompt_tokens
             completion_tokens += result.usage.completion_tokens
             cache_hits += result.usage.cache_hits
@@ -157,6 +158,7 @@ async def _bench_scorer(
         "scorer": scorer,
         "n_puzzles": len(puzzles),
         "n_scores": n_scores,
+        "failed_scores": failed_scores,
         "accuracy": wins / len(puzzles) if puzzles else math.nan,
         "pairwise_accuracy": pairs_won / pairs if pairs else math.nan,
         **chance_levels(puzzles),
@@ -244,13 +246,18 @@ async def arun_bench(
     (`scoring.api.run_cache`). So with ``cache=False`` the first scorer's seconds
     and tokens are what a fresh run costs, and a later scorer's are only what it
     adds (its ``cache_hits`` count the simulations it reused).
-    `progress(done, total, message)` is called after each puzzle.
+    `limit`: only the first `limit` puzzles. `progress(done, total, message)` is called
+    after each puzzle. ``failed_scores`` counts the scores whose simulations or judgments failed.
+    Raises ScoringInputError when a judge scorer is asked of a simulator that cannot judge.
     """
-    from scoring.api import resolve_simulator
+    from scoring.api import require_judge, resolve_simulator
 
     names = scorer_names(scorer)
-    puzzles = load_puzzles(source)[:limit] if limit else load_puzzles(source)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ScoringInputError(f"limit must be a positive whole number (or None for every puzzle), got {limit!r}")
     sim = resolve_simulator(simulator, judge=any(name in JUDGE_SCORERS for name in names))
+    require_judge(sim, names)
+    puzzles = load_puzzles(source)[:limit]
     summaries: dict[str, dict[str, Any]] = {}
     scores: dict[str, dict[str, list[float]]] = {}
     total = len(names) * len(puzzles)

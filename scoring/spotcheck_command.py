@@ -19,18 +19,18 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from scoring.errors import ScoringInputError
 from scoring.protocols.prompts import KINDS, load_template
 
+SUMMARY = "check the scores a Neuronpedia feature claims: derived from their details, re-scored"
 
-def add_parser(commands: Any, positive_int: Callable[[str], int]) -> None:
-    """Add ``spot-check`` to the main parser's subcommands (`positive_int`: the CLI's argparse type for counts)."""
-    spot = commands.add_parser(
-        "spot-check", help="check the scores a Neuronpedia feature claims: derived from their details, re-scored"
-    )
+
+def add_arguments(spot: argparse.ArgumentParser) -> None:
+    """The ``spot-check`` command's arguments."""
+    from scoring.cli_support import positive_int
+
     spot.add_argument(
         "feature", help="feature JSON (Neuronpedia's /api/feature response), a JSON list of them, or JSONL (a queue)"
     )

@@ -1,4 +1,4 @@
-"""Shared fixtures: every test gets its own cache directory, never the user's."""
+"""Shared fixtures: every test gets its own cache directory and settings file, never the user's."""
 
 from __future__ import annotations
 
@@ -15,6 +15,10 @@ DATA = Path(__file__).parent / "data"
 def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     directory = tmp_path / "cache"
     monkeypatch.setenv("SCORING_CACHE_DIR", str(directory))
+    # The user's own default simulator and judge must not change what a test runs.
+    monkeypatch.setenv("SCORING_CONFIG", str(tmp_path / "config" / "config.toml"))
+    monkeypatch.delenv("SCORING_SIMULATOR", raising=False)
+    monkeypatch.delenv("SCORING_JUDGE", raising=False)
     return directory
 
 

@@ -75,7 +75,7 @@ FAST_ANIMALS = ROOT / "examples" / "fast_animals.json"
 
 
 def test_explain_lists_candidates_and_failures():
-    done = run("explain", str(FAST_ANIMALS), "--simulator", "fake", "-n", "4", "--top-k", "3", "--no-cache")
+    done = run("explain", str(FAST_ANIMALS), "--simulator", "fake", "--candidates", "4", "--top-k", "3", "--no-cache")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[:4] == [
@@ -88,12 +88,12 @@ def test_explain_lists_candidates_and_failures():
 
 
 def test_explain_json_and_total_failure_exits_1():
-    done = run("explain", str(FAST_ANIMALS), "--simulator", "fake", "-n", "2", "--json", "--no-cache")
+    done = run("explain", str(FAST_ANIMALS), "--simulator", "fake", "--candidates", "2", "--json", "--no-cache")
     assert done.returncode == 0, done.stderr
     candidates = json.loads(done.stdout)["explanations"]
     assert [c["text"] for c in candidates] == ["the token cheetah", "the token leopard"]
     assert candidates[0]["error"] is None and candidates[0]["usage"]["requests"] == 1
-    failed = run("explain", str(FAST_ANIMALS), "--simulator", "fake:fail", "-n", "1", "--no-cache")
+    failed = run("explain", str(FAST_ANIMALS), "--simulator", "fake:fail", "--candidates", "1", "--no-cache")
     assert failed.returncode == 1
     assert "(failed: fake:fail always fails)" in failed.stdout
     assert "no candidate could be written" in failed.stderr

@@ -634,3 +634,36 @@ def test_concurrent_requests_step_down_the_response_format_once(hostile: FaultPr
     refused = [status for status in hostile.statuses() if status == 400]
     # each level is refused at most once per request in flight, never once per retry of every request
     assert 3 <= len(refused) <= 3 * len(SEQUENCES)
+
+
+# --- mode detection: the first wave of requests -------------------------------------------------
+
+
+def test_mode_detection_runs_once_and_the_other_requests_wait_for_its_answer(tmp_path: Path) -> None:
+    """With mode=auto, four features sent at once: one request finds the mode (the server has no legacy
+    completions endpoint, so prompt-logprobs is refused and the chat mode is used) and the three others, which
+    arrived meanwhile, wait for that answer and then run together instead of one after another."""
+    import httpx
+
+    from tests.support.scoring_server import fake_openai_server
+
+    latency = 1.0
+    with fake_openai_server(tmp_path / "server.log", latency=latency) as server:
+        simulator = get_simulator(f"openai-compatible:fake@{server.url}/v1?retries=0")
+        assert isinstance(simulator, OpenAISimulator) and simulator.mode is None
+        features = [
+            ("sky", SEQUENCES[:1]), ("shelled", SEQUENCES[1:2]), ("grass", SEQUENCES[2:]), ("red", SEQUENCES[:1])
+        ]
+
+        async def all_at_once() -> list[SimulationBatch]:
+            return list(await asyncio.gather(*(simulator.simulate(text, tokens) for text, tokens in features)))
+
+        batches = asyncio.run(all_at_once())
+        stats = httpx.get(f"{server.url}/stats").json()
+    assert simulator.mode == "json"  # the fake server gives no logprobs for generated tokens
+    for batch in batches:
+        assert all(result.ok for result in batch.sequences), [result.error for result in batch.sequences]
+    assert batches[0].sequences[0].activations == [0, 10, 0, 0, 0, 0, 0]
+    assert batches[3].sequences[0].activations == [0, 0, 0, 0, 0, 10, 0]
+    assert stats["requests"] == 4  # one chat request per feature: the mode was found once
+    assert stats["most_in_flight"] == 3  # the three that waited ran together (one at a time before)

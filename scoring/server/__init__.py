@@ -111,8 +111,9 @@ def serve(
 ) -> None:
     """Run the scoring server until interrupted.
 
-    ``simulator``: spec of the default simulator (None: the API's default, ``local`` when
-    installed, else ``lexical``).
+    ``simulator``: spec of the simulator of requests that name none (None: ``$SCORING_SIMULATOR``, else
+    `scoring.api.default_simulator_spec`: the user's settings file, else the built-in choice for this
+    hardware).
     ``options``: any field of `ServerSettings` (``server_key``, ``allowed_simulators``,
     ``cache``, ``allow_open``, the limits and deadlines), and ``log_level`` (default ``info``).
     """

@@ -103,6 +103,8 @@ def _fake(argument: str | None) -> Simulator:
 def _lexical(argument: str | None) -> Simulator:
     from scoring.simulators.lexical import LexicalSimulator
 
+    if argument:
+        raise ScoringInputError(f"the lexical simulator takes no options, got {argument!r}; use plain 'lexical'")
     return LexicalSimulator()
 
 

@@ -175,7 +175,9 @@ EXPLAIN_MAX_TOKENS = 60
 @dataclass
 class _LoopState:
     client: openai.AsyncOpenAI
-    detect_lock: asyncio.Lock
+    detection: asyncio.Future[Unsupported | None] | None = None
+    """While one request finds out which mode the server serves (``mode=auto``), the others of this loop
+    wait on it; it ends with None, or with the Unsupported that every mode raised."""
 
 
 class OpenAISimulator:
@@ -288,7 +290,7 @@ class OpenAISimulator:
                     timeout=self.config.timeout,
                     max_retries=self.config.retries,
                 )
-                state = _LoopState(client, asyncio.Lock())
+                state = _LoopState(client)
                 self._states[loop] = state
             return state
 
@@ -299,10 +301,14 @@ class OpenAISimulator:
         state = self._state()
 
         async def run() -> list[SequenceSimulation]:
-            if self._resolved_mode is not None:
-                return await self._run(self._resolved_mode, state.client, explanation, token_lists, usage)
-            async with state.detect_lock:
-                return await self._detect_and_run(state.client, explanation, token_lists, usage)
+            while self._resolved_mode is None:
+                if state.detection is None:
+                    return await self._detect(state, explanation, token_lists, usage)
+                # Another request is finding the mode: wait for its answer, not for each other.
+                unsupported = await asyncio.shield(state.detection)
+                if unsupported is not None:
+                    raise Unsupported(str(unsupported))
+            return await self._run(self._resolved_mode, state.client, explanation, token_lists, usage)
 
         try:
             results = await self._within_deadline(run)
@@ -313,11 +319,29 @@ class OpenAISimulator:
         usage.seconds = time.perf_counter() - started
         return SimulationBatch(list(results), usage)
 
+    async def _detect(
+        self, state: _LoopState, explanation: str, sequences: list[list[str]], usage: Usage
+    ) -> list[SequenceSimulation]:
+        """Run this request as the one that finds the mode; requests arriving meanwhile wait for the answer.
+
+        A detection that fails for another reason than the server serving no mode (a timeout, a 500 after
+        the retries) answers the waiters with None: one of them then detects in turn.
+        """
+        detection: asyncio.Future[Unsupported | None] = asyncio.get_running_loop().create_future()
+        state.detection = detection
+        outcome: Unsupported | None = None
+        try:
+            return await self._detect_and_run(state.client, explanation, sequences, usage)
+        except Unsupported as exc:
+            outcome = exc
+            raise
+        finally:
+            state.detection = None
+            detection.set_result(outcome)
+
     async def _detect_and_run(
         self, client: openai.AsyncOpenAI, explanation: str, sequences: list[list[str]], usage: Usage
     ) -> list[SequenceSimulation]:
-        if self._resolved_mode is not None:
-            return await self._run(self._resolved_mode, client, explanation, sequences, usage)
         reasons = []
         for mode in MODES:
             try:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl
 
-from scoring.errors import ScoringInputError
+from scoring.errors import MissingKeyError, ScoringInputError
 
 PROMPT_LOGPROBS = "prompt-logprobs"
 GENERATED_LOGPROBS = "generated-logprobs"
@@ -130,8 +130,10 @@ def resolve_api_key(
         if dotenv_path:
             value = dotenv_values(dotenv_path).get(env_name)
     if not value and required:
-        raise ScoringInputError(
-            f"no API key: set the environment variable {env_name} (or put {env_name}=... in a .env "
-            "file in the working directory), or pass api_key=..."
+        raise MissingKeyError(
+            f"no API key: set the environment variable {env_name} (export {env_name}=... in the shell, or a line "
+            f"{env_name}=... in a .env file in the working directory or a folder above it); to read the key from "
+            "another variable, add ?key_env=NAME to the simulator spec. From Python, openai_simulator(model, "
+            "api_key=...) in scoring.simulators.openai_backend also takes it"
         )
     return value or None

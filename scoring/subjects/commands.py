@@ -12,11 +12,12 @@ import json
 import sys
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import scoring.subjects as subjects
+from scoring.cli_support import Command, non_negative_int, positive_int, progress, progress_wanted
 from scoring.errors import ScoringInputError
-from scoring.progress import progress_bar
 from scoring.sampling import seed_argument
 from scoring.subjects import latents as latent_units
 from scoring.subjects.sae import SparseAutoencoder, load_sae
@@ -24,74 +25,97 @@ from scoring.subjects.sae import SparseAutoencoder, load_sae
 DEDUP_CHOICES = ("embedding", "lexical", "none")
 
 
-def add_parsers(commands: Any) -> None:
-    """Add the subject-model subcommands to the main parser's subparsers."""
-    activations = commands.add_parser("activations", help="a subject model's per-token activations of one unit")
-    activations.add_argument("--text", required=True, help="text to run the model on")
-    _add_unit_options(activations)
-    _add_index_option(activations, required=True)
-    activations.add_argument("--json", action="store_true", help="print {tokens, values} as JSON")
+def _add_activations(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--text", required=True, help="text to run the model on")
+    _add_unit_options(parser)
+    _add_index_option(parser, required=True)
+    parser.add_argument("--json", action="store_true", help="print {tokens, values} as JSON")
 
-    neurons = commands.add_parser("neurons", help="the neurons (or SAE latents) of a layer that fire most on a text")
-    neurons.add_argument("--text", required=True, help="text to run the model on")
-    _add_unit_options(neurons)
-    neurons.add_argument("--top", type=int, default=10, help="how many units (default 10)")
-    neurons.add_argument("--json", action="store_true", help="print one JSON object")
 
-    records = commands.add_parser("records", help="a feature file of one unit's top and sampled corpus windows")
-    _add_unit_options(records)
-    _add_index_option(records, required=True)
-    records.add_argument("--top", type=int, default=20, help="top windows, near-duplicates merged (default 20)")
-    records.add_argument("--random", type=int, default=10, help="random windows (default 10)")
-    records.add_argument("--quantiles", type=int, default=0, help="also sample from N activation quantiles")
-    records.add_argument("--per-quantile", type=int, default=2, help="windows per quantile (default 2)")
-    records.add_argument(
+def _add_neurons(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--text", required=True, help="text to run the model on")
+    _add_unit_options(parser)
+    parser.add_argument("--top", type=positive_int, default=10, help="how many units (default: 10)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _add_records(parser: argparse.ArgumentParser) -> None:
+    _add_unit_options(parser)
+    _add_index_option(parser, required=True)
+    parser.add_argument(
+        "--top", type=non_negative_int, default=20, help="top windows, near-duplicates merged (default: 20)"
+    )
+    parser.add_argument("--random", type=non_negative_int, default=10, help="random windows (default: 10)")
+    parser.add_argument(
+        "--quantiles", type=non_negative_int, default=0, help="also sample from N activation quantiles (default: 0)"
+    )
+    parser.add_argument("--per-quantile", type=positive_int, default=2, help="windows per quantile (default: 2)")
+    parser.add_argument(
         "--dedup",
         choices=DEDUP_CHOICES,
         default="embedding",
         help="merge near-duplicate top windows: same peak token and context embeddings with cosine >= "
-        f"{subjects.index.DUPLICATE_COSINE} (embedding, the default), same context or shared words only "
-        "(lexical), or keep them all (none)",
+        f"{subjects.index.DUPLICATE_COSINE} (embedding), same context or shared words only "
+        "(lexical), or keep them all (none) (default: embedding)",
     )
-    records.add_argument("--no-diverse", action="store_true", help="keep near-duplicate top windows (= --dedup none)")
-    records.add_argument("--seed", type=seed_argument, default=0)
-    records.add_argument("--corpus", default=None, help="text file or folder of .txt (default: the bundled corpus)")
-    records.add_argument("--window-tokens", type=int, default=64, help="tokens per window (default 64)")
-    records.add_argument(
+    parser.add_argument("--no-diverse", action="store_true", help="keep near-duplicate top windows (= --dedup none)")
+    parser.add_argument("--seed", type=seed_argument, default=0, help="seed of the random windows (default: 0)")
+    parser.add_argument("--corpus", default=None, help="text file or folder of .txt (default: the bundled corpus)")
+    parser.add_argument("--window-tokens", type=positive_int, default=64, help="tokens per window (default: 64)")
+    parser.add_argument(
         "--max-windows",
-        type=int,
+        type=positive_int,
         default=None,
-        help=f"windows indexed at most (default {subjects.MAX_WINDOWS} for neurons, "
+        help=f"windows indexed at most (default: {subjects.MAX_WINDOWS} for neurons, "
         f"{latent_units.LATENT_MAX_WINDOWS} for latents)",
     )
-    records.add_argument("-o", "--output", required=True, help="feature JSON to write (Neuronpedia format)")
+    parser.add_argument("-o", "--output", required=True, help="feature JSON to write (Neuronpedia format)")
 
-    train = commands.add_parser("train-sae", help="train a small top-k SAE on the subject model's activations (CPU)")
-    train.add_argument("--model", default=subjects.DEFAULT_SUBJECT, help="subject model (default: gemma-3-270m)")
-    train.add_argument("--layer", type=int, required=True, help="layer whose activations are read")
-    train.add_argument("--kind", default="resid", choices=["resid", "mlp_out"], help="residual stream or MLP output")
-    train.add_argument("--latents", type=int, default=2048, help="number of latents (default 2048)")
-    train.add_argument("--k", type=int, default=32, help="latents kept per token (default 32)")
-    train.add_argument("--windows", type=int, default=1024, help="training windows of 64 tokens (default 1024)")
-    train.add_argument("--eval-windows", type=int, default=64, help="held-out windows for the report (default 64)")
-    train.add_argument("--epochs", type=int, default=6, help="passes over the training tokens (default 6)")
-    train.add_argument("--batch-tokens", type=int, default=512, help="tokens per optimiser step (default 512)")
-    train.add_argument("--learning-rate", type=float, default=1e-3)
-    train.add_argument("--seed", type=seed_argument, default=0)
-    train.add_argument(
-        "--dtype", default="float32", choices=["float32", "float16"], help="saved weights (default float32)"
+
+def _add_train_sae(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=subjects.DEFAULT_SUBJECT, help="subject model (default: gemma-3-270m)")
+    parser.add_argument(
+        "--layer", type=non_negative_int, required=True, help="layer whose activations are read, from 0"
     )
-    train.add_argument("--corpus", default=None, help="text file or folder of .txt (default: the bundled corpus)")
-    train.add_argument("--restart", action="store_true", help="ignore a checkpoint left by an interrupted run")
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
-    train.add_argument("-o", "--output", required=True, help="folder to write cfg.json, sae_weights.safetensors to")
-    train.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--kind", default="resid", choices=["resid", "mlp_out"], help="residual stream or MLP output (default: resid)"
+    )
+    parser.add_argument("--latents", type=positive_int, default=2048, help="number of latents (default: 2048)")
+    parser.add_argument("--k", type=positive_int, default=32, help="latents kept per token (default: 32)")
+    parser.add_argument(
+        "--windows", type=positive_int, default=1024, help="training windows of 64 tokens (default: 1024)"
+    )
+    parser.add_argument(
+        "--eval-windows", type=positive_int, default=64, help="held-out windows for the report (default: 64)"
+    )
+    parser.add_argument("--epochs", type=positive_int, default=6, help="passes over the training tokens (default: 6)")
+    parser.add_argument(
+        "--batch-tokens", type=positive_int, default=512, help="tokens per optimiser step (default: 512)"
+    )
+    parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's learning rate (default: 0.001)")
+    parser.add_argument("--seed", type=seed_argument, default=0, help="seed of the initialisation (default: 0)")
+    parser.add_argument(
+        "--dtype", default="float32", choices=["float32", "float16"], help="saved weights (default: float32)"
+    )
+    parser.add_argument("--corpus", default=None, help="text file or folder of .txt (default: the bundled corpus)")
+    parser.add_argument("--restart", action="store_true", help="ignore a checkpoint left by an interrupted run")
+    parser.add_argument(
+        "-o", "--output", required=True, help="folder to write cfg.json, sae_weights.safetensors to"
+    )
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
 def _add_unit_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=subjects.DEFAULT_SUBJECT, help="subject model (default: gemma-3-270m)")
-    parser.add_argument("--layer", type=int, default=None, help="layer number, from 0 (latents: the SAE's layer)")
-    parser.add_argument("--kind", default="mlp", choices=["mlp", "resid"], help="MLP neurons or residual dimensions")
+    parser.add_argument(
+        "--layer",
+        type=non_negative_int,
+        default=None,
+        help="layer number, from 0 (required for neurons; latents: default the SAE's layer)",
+    )
+    parser.add_argument(
+        "--kind", default="mlp", choices=["mlp", "resid"], help="MLP neurons or residual dimensions (default: mlp)"
+    )
     parser.add_argument(
         "--unit", default="neuron", choices=["neuron", "latent"], help="neurons (default) or SAE latents"
     )
@@ -104,30 +128,47 @@ def _add_index_option(parser: argparse.ArgumentParser, required: bool) -> None:
         "--latent",
         dest="neuron",
         metavar="N",
-        type=int,
+        type=non_negative_int,
         required=required,
         help="neuron, dimension or latent number",
     )
 
 
 def _resolve(args: argparse.Namespace) -> tuple[subjects.SubjectModel, SparseAutoencoder | None, int]:
-    """The subject model, the SAE (for --unit latent) and the layer, checked against each other."""
-    subject = subjects.load_subject(args.model)
+    """The subject model, the SAE (for --unit latent) and the layer, checked against each other.
+
+    Everything that can be checked without the model is checked before it loads (a load can take a minute).
+    """
+    _check_subject_name(args.model)
     if args.unit == "neuron":
         if args.sae:
             raise ScoringInputError("--sae reads latents: add --unit latent (or drop --sae for neurons)")
         if args.layer is None:
             raise ScoringInputError("give --layer L for neurons")
+        subject = subjects.load_subject(args.model)
         subject.check_unit(args.layer, kind=args.kind)
         return subject, None, int(args.layer)
-    path = args.sae or latent_units.default_sae_path(subject.name)
+    path = args.sae or latent_units.default_sae_path(args.model)
     if path is None:
-        raise ScoringInputError(f"no SAE ships for {subject.name}; give an SAE folder with --sae PATH")
+        raise ScoringInputError(f"no SAE ships for {args.model}; give an SAE folder with --sae PATH")
     sae = load_sae(path)
-    latent_units.check_sae_fits(subject, sae)
     if args.layer is not None and args.layer != sae.config.layer:
         raise ScoringInputError(f"the SAE reads layer {sae.config.layer} ({sae.config.hook_name}), not {args.layer}")
+    subject = subjects.load_subject(args.model)
+    latent_units.check_sae_fits(subject, sae)
     return subject, sae, sae.config.layer
+
+
+def _check_subject_name(name: str) -> None:
+    if name not in subjects.SUBJECT_MODELS:
+        raise ScoringInputError(f"unknown subject model {name!r}; choose one of {', '.join(subjects.SUBJECT_MODELS)}")
+
+
+def _check_output_file(path: str) -> None:
+    """The folder of an output file must exist before any long work starts."""
+    folder = Path(path).expanduser().resolve().parent
+    if not folder.is_dir():
+        raise ScoringInputError(f"cannot write {path}: the folder {folder} does not exist")
 
 
 def _command_activations(args: argparse.Namespace) -> int:
@@ -178,9 +219,10 @@ def _command_neurons(args: argparse.Namespace) -> int:
 
 
 def _command_records(args: argparse.Namespace) -> int:
-    subject, sae, layer = _resolve(args)
+    _check_output_file(args.output)
     corpus = subjects.load_corpus(args.corpus)
-    with progress_bar("indexing corpus windows", "window") as report:
+    subject, sae, layer = _resolve(args)
+    with progress(args, "indexing corpus windows", "window") as report:
         open_windows: Callable[..., subjects.ActivationIndex]
         if sae is None:
             subject.check_unit(layer, args.neuron, args.kind)
@@ -230,6 +272,9 @@ def _command_records(args: argparse.Namespace) -> int:
 def _command_train_sae(args: argparse.Namespace) -> int:
     from scoring.subjects.train import TrainingSettings, train_sae
 
+    _check_subject_name(args.model)
+    _check_output_file(args.output)
+    corpus = subjects.load_corpus(args.corpus)
     subject = subjects.load_subject(args.model)
     settings = TrainingSettings(
         layer=args.layer,
@@ -244,11 +289,10 @@ def _command_train_sae(args: argparse.Namespace) -> int:
         seed=args.seed,
         dtype=args.dtype,
     )
-    corpus = subjects.load_corpus(args.corpus)
     bar: Any = None
     phase = [""]
 
-    def progress(done: int, total: int, message: str) -> None:
+    def on_progress(done: int, total: int, message: str) -> None:
         nonlocal bar
         from tqdm import tqdm
 
@@ -267,7 +311,7 @@ def _command_train_sae(args: argparse.Namespace) -> int:
         args.output,
         settings,
         corpus=corpus,
-        progress=None if args.no_progress else progress,
+        progress=on_progress if progress_wanted(args) else None,
         resume=not args.restart,
     )
     if bar is not None:
@@ -289,9 +333,17 @@ def _command_train_sae(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {
-    "activations": _command_activations,
-    "neurons": _command_neurons,
-    "records": _command_records,
-    "train-sae": _command_train_sae,
-}
+COMMANDS = (
+    Command(
+        "activations", "a subject model's per-token activations of one unit", _add_activations, _command_activations
+    ),
+    Command(
+        "neurons", "the units of a layer that fire most on a text", _add_neurons, _command_neurons
+    ),
+    Command("records", "a feature file of one unit's top and sampled corpus windows", _add_records, _command_records),
+    Command(
+        "train-sae", "train a small top-k SAE on a subject model (CPU)", _add_train_sae,
+        _command_train_sae,
+    ),
+)
+"""The subject-model rows of `scoring.cli.COMMANDS`."""

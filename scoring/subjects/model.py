@@ -24,6 +24,7 @@ import numpy as np
 
 from scoring.cache import default_cache_directory
 from scoring.errors import ScoringInputError
+from scoring.userconfig import user_cache_root
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +39,14 @@ CAPTURE_KINDS = (*KINDS, "mlp_out")
 
 
 def subjects_directory() -> Path:
-    """Where converted models and activation indexes live: $SCORING_SUBJECT_DIR, else <cache>/subjects."""
-    configured = os.environ.get("SCORING_SUBJECT_DIR")
-    return Path(configured).expanduser() if configured else default_cache_directory() / "subjects"
+    """Where activation indexes live: $SCORING_SUBJECT_DIR, else ``subjects`` in $SCORING_CACHE_DIR when that is
+    set, else ``subjects`` in the platform's user cache folder (beside the simulation cache)."""
+    configured = os.environ.get("SCORING_SUBJECT_DIR", "").strip()
+    if configured:
+        return Path(configured).expanduser()
+    if os.environ.get("SCORING_CACHE_DIR", "").strip():
+        return default_cache_directory() / "subjects"
+    return user_cache_root() / "subjects"
 
 
 def default_threads() -> int:
