@@ -42,9 +42,9 @@ _LOCAL_REASON = (
 )
 _EMBEDDING_REASON = (
     "The default simulator is `embedding`: `local` (Qwen2.5-Coder-1.5B) ranks true explanations better on "
-    "our development sets, but this CPU has no native bfloat16, and in float32 a score of 20 texts x 64 "
-    "tokens takes about 67 s on 2 cores, over our 30 s budget. Choose `local` when you can wait, or an API "
-    "model for the best rankings (docs/local-simulator.md)."
+    "our development sets, but this CPU has no native bfloat16: even on its int8 path a score of 20 texts x 64 "
+    "tokens took about 80 s on 2 AVX2 cores (float32: 105 s), over our 30 s budget. Choose `local` when you "
+    "can wait, or an API model for the best rankings (docs/local-simulator.md)."
 )
 
 
