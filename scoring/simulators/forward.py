@@ -198,8 +198,7 @@ def forced_logprobs(rows: Rows, continuations: Sequence[tuple[int, Sequence[int]
         for position, item in enumerate(inputs):
             ids[position, : len(item)] = torch.tensor(item, dtype=torch.long)
             extra[position, : len(item)] = 1
-        cache = copy.deepcopy(rows.cache)
-        cache.reorder_cache(sources.to(rows.lm.device))
+        cache = _cache_rows(rows.cache, sources.to(rows.lm.device))
         mask = torch.cat([rows.mask[sources], extra], dim=1)
         positions = rows.next_position[sources][:, None] + torch.arange(width)[None, :]
         with torch.no_grad():
@@ -216,6 +215,20 @@ def forced_logprobs(rows: Rows, continuations: Sequence[tuple[int, Sequence[int]
             targets = continuations[index][1][1:]
             results[index].extend(float(logprobs[position, offset, token]) for offset, token in enumerate(targets))
     return results
+
+
+def _cache_rows(cache: Any, sources: Any) -> Any:
+    """A new key/value cache holding rows `sources` of `cache` (repeats allowed), the original untouched.
+
+    Copies only the chosen rows: a deep copy of the whole cache first would hold every row twice.
+    """
+    from transformers import DynamicCache
+
+    return DynamicCache(
+        ddp_cache_data=[
+            (layer.keys.index_select(0, sources), layer.values.index_select(0, sources)) for layer in cache.layers
+        ]
+    )
 
 
 def log_softmax(row: Any) -> np.ndarray:
