@@ -1,20 +1,20 @@
-"""Int8 weights for the embedded simulator: streamed out of the packaged GGUF, run by torch's int8 kernels.
+"""The embedded simulator's weights: streamed out of the packaged GGUF as float16, run by int8 kernels on x86 CPUs.
 
 A 1.5B model in float32 needs over 6 GB of memory and, on a CPU without native
 bfloat16, a minute or more per score. Here the packaged Q4_K/Q6_K GGUF is
 converted tensor by tensor (never the whole model in float32 at once) into:
 
-* the attention and gate/up projections as int8 with one float32 scale per output
-  row (symmetric: ``weight ~ int8 * scale``);
-* the down projections, the output head and the token embeddings as float16;
+* every matrix (projections, output head, token embeddings) as float16;
 * norms and biases as float32;
 
 in one safetensors file per block (`convert`). `load_model` builds the
 transformers model without allocating its float weights and puts in:
 
-* on an x86 CPU: oneDNN's int8 linear kernel with activations scaled per token
-  (`Int8RowsLinear`) and fbgemm's float16-weight kernel for the down projections
-  and the output head, so the model holds about 2.7 GB;
+* on the int8 path (x86 CPU): the attention and gate/up projections made int8
+  with one scale per output row (symmetric, ``weight ~ int8 * scale``) and run by
+  oneDNN's int8 kernel with activations scaled per token (`Int8RowsLinear`);
+  fbgemm's float16-weight kernel for the down projections and the output head;
+  the model holds about 3 GB;
 * with a float compute dtype (CUDA, Apple's MPS, or ``SCORING_DTYPE``): plain
   linear layers with the stored weights in that dtype.
 
@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): called as work advances."""
 
-STORAGE = "int8-rows"
+STORAGE = "float16-blocks"
 """Name of this storage in the converted folder's ``converted.json``."""
 
 EMBEDDING_FILE = "embeddings.safetensors"
@@ -84,31 +84,20 @@ SUPPORTED_ARCHITECTURES = ("qwen2",)
 """GGUF architectures whose tensor names this converter maps (others keep the float32 conversion)."""
 
 
-def int8_rows(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(int8 weights, float32 scale per row) with weight ~ int8 * scale[:, None]; all-zero rows get scale 1."""
-    largest = np.abs(weight).max(axis=1)
-    scale = np.where(largest > 0, largest / 127.0, 1.0).astype(np.float32)
-    quantized = np.clip(np.rint(weight / scale[:, None]), -127, 127).astype(np.int8)
-    return quantized, scale
+def _stored(source: BinaryIO, tensor: gguf_file.Tensor, how: str) -> np.ndarray:
+    """One tensor in its storage form: float32, or float16 (``float16`` and ``int8``, read in blocks of rows).
 
-
-def _stored(source: BinaryIO, tensor: gguf_file.Tensor, how: str) -> list[tuple[str, np.ndarray]]:
-    """The pieces of one tensor in its storage form: ("", array), or (".int8", rows) and (".scale", scales)."""
+    ``int8`` tensors are kept in float16 on disk and made int8 rows at load, on the int8 path
+    only: int8 rows stored on disk moved the float32 path's scores too (demo: "fast animals"
+    0.741 -> 0.684), float16 does not.
+    """
     if how == "float32":
-        return [("", gguf_file.read_rows(source, tensor, 0, tensor.rows))]
-    parts: list[np.ndarray] = []
-    scales: list[np.ndarray] = []
-    for start in range(0, tensor.rows, ROWS_PER_CHUNK):
-        chunk = gguf_file.read_rows(source, tensor, start, min(tensor.rows, start + ROWS_PER_CHUNK))
-        if how == "float16":
-            parts.append(chunk.astype(np.float16))
-        else:
-            quantized, scale = int8_rows(chunk)
-            parts.append(quantized)
-            scales.append(scale)
-    if how == "float16":
-        return [("", np.concatenate(parts))]
-    return [(".int8", np.concatenate(parts)), (".scale", np.concatenate(scales))]
+        return gguf_file.read_rows(source, tensor, 0, tensor.rows)
+    parts = [
+        gguf_file.read_rows(source, tensor, start, min(tensor.rows, start + ROWS_PER_CHUNK)).astype(np.float16)
+        for start in range(0, tensor.rows, ROWS_PER_CHUNK)
+    ]
+    return np.concatenate(parts)
 
 
 def _write_part(gguf: Path, target: Path, tensors: list[tuple[str, gguf_file.Tensor, str]]) -> None:
@@ -118,8 +107,7 @@ def _write_part(gguf: Path, target: Path, tensors: list[tuple[str, gguf_file.Ten
     stored: dict[str, np.ndarray] = {}
     with gguf.open("rb") as source:
         for name, tensor, how in tensors:
-            for suffix, array in _stored(source, tensor, how):
-                stored[name + suffix] = array
+            stored[name] = _stored(source, tensor, how)
     save_file(stored, str(target))
 
 
@@ -263,6 +251,27 @@ def _module_classes() -> tuple[Any, Any, Any]:
     return Int8RowsLinear, Float16Linear, Float16Embedding
 
 
+INT8_LINEARS = frozenset(
+    name.rpartition(".")[0].rpartition(".")[2] for name, how in _BLOCK_TENSORS.values() if how == "int8"
+)
+"""Linear layers that run in int8 on the int8 path (q, k, v, o, gate, up); the others keep float16 weights."""
+
+
+def _int8_rows_torch(weight: Any) -> tuple[Any, Any]:
+    """(int8 rows, float32 scale per row) with weight ~ rows * scale[:, None]; all-zero rows get scale 1."""
+    import torch
+
+    rows = torch.empty(weight.shape, dtype=torch.int8)
+    scale = torch.empty(weight.shape[0], dtype=torch.float32)
+    for start in range(0, weight.shape[0], ROWS_PER_CHUNK):
+        block = weight[start : start + ROWS_PER_CHUNK].float()
+        largest = block.abs().amax(dim=1)
+        block_scale = torch.where(largest > 0, largest / 127.0, torch.ones_like(largest))
+        rows[start : start + ROWS_PER_CHUNK] = (block / block_scale[:, None]).round_().clamp_(-127, 127).to(torch.int8)
+        scale[start : start + ROWS_PER_CHUNK] = block_scale
+    return rows, scale
+
+
 def release_free_memory() -> None:
     """Give freed heap memory back to the system (glibc keeps it per thread otherwise); no-op elsewhere."""
     try:
@@ -317,15 +326,14 @@ def load_model(folder: Path, device: str, dtype: str, progress: Progress | None 
             bias = tensors.pop(f"{name}.bias", None)
             # Copies: a tensor of a loaded file keeps the whole file's buffer alive.
             bias = None if bias is None else bias.clone()
-            if f"{name}.weight.int8" in tensors:
-                rows, scale = tensors.pop(f"{name}.weight.int8"), tensors.pop(f"{name}.weight.scale")
-                if int8:
-                    module = rows_linear(rows, scale, bias)
-                else:
-                    module = _float_linear(rows.to(compute) * scale.to(compute)[:, None], bias, compute, device)
+            weight = tensors.pop(f"{name}.weight")
+            if not int8:
+                module = _float_linear(weight, bias, compute, device)
+            elif name.rpartition(".")[2] in INT8_LINEARS:
+                rows, scale = _int8_rows_torch(weight)
+                module = rows_linear(rows, scale, bias)
             else:
-                weight = tensors.pop(f"{name}.weight")
-                module = float16_linear(weight, bias) if int8 else _float_linear(weight, bias, compute, device)
+                module = float16_linear(weight, bias)
             model.set_submodule(name, module)
         embedding = tensors.pop("model.embed_tokens.weight", None)
         if embedding is not None:

@@ -1,4 +1,4 @@
-"""The int8 storage of the embedded simulator (`scoring.int8_weights`) and the torch kernels it relies on."""
+"""The float16-block storage of the embedded simulator, its int8 path (`scoring.int8_weights`) and the kernels."""
 
 from __future__ import annotations
 
@@ -17,14 +17,20 @@ needs_kernels = pytest.mark.skipif(
 )
 
 
+def _int8_rows(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    rows, scale = int8_weights._int8_rows_torch(torch.from_numpy(weight))
+    return rows.numpy(), scale.numpy()
+
+
 def test_int8_rows_round_trip_within_half_a_step_per_row() -> None:
     rng = np.random.default_rng(0)
-    weight = rng.normal(size=(7, 33)).astype(np.float32)
+    weight = rng.normal(size=(int8_weights.ROWS_PER_CHUNK + 7, 33)).astype(np.float32)
     weight[3] = 0.0
-    rows, scale = int8_weights.int8_rows(weight)
-    assert rows.dtype == np.int8 and scale.shape == (7,)
-    assert np.all(np.abs(rows.astype(np.float32) * scale[:, None] - weight) <= scale[:, None] / 2 + 1e-7)
+    rows, scale = _int8_rows(weight)
+    assert rows.dtype == np.int8 and scale.shape == (weight.shape[0],)
+    assert np.all(np.abs(rows.astype(np.float32) * scale[:, None] - weight) <= scale[:, None] / 2 + 1e-6)
     assert scale[3] == 1.0 and not rows[3].any()
+    assert np.abs(rows).max() == 127
 
 
 @needs_kernels
@@ -34,7 +40,7 @@ def test_int8_linear_scales_each_token_on_its_own() -> None:
     generator = torch.Generator().manual_seed(0)
     weight = torch.randn(48, 64, generator=generator)
     bias = torch.randn(48, generator=generator)
-    rows, scale = int8_weights.int8_rows(weight.numpy())
+    rows, scale = _int8_rows(weight.numpy())
     module = rows_linear(torch.from_numpy(rows), torch.from_numpy(scale), bias)
     x = torch.randn(2, 5, 64, generator=generator)
     x[0, 0] *= 1000.0
@@ -57,7 +63,7 @@ def test_float16_linear_in_blocks_matches_the_float16_weights() -> None:
 
 
 def _tiny_folder(folder: Path) -> Path:
-    """A 2-layer Qwen2 in int8 storage, written as `convert` writes it (random weights)."""
+    """A 2-layer Qwen2 in float16-block storage, written as `convert` writes it (random weights)."""
     from safetensors.numpy import save_file
     from transformers import Qwen2Config
 
@@ -94,11 +100,7 @@ def _tiny_folder(folder: Path) -> Path:
             value = (rng.normal(size=shape) * 0.2).astype(np.float32)
             if name.endswith("layernorm.weight"):
                 value += 1.0
-            key = f"model.layers.{index}.{name}"
-            if how[name] == "int8":
-                stored[key + ".int8"], stored[key + ".scale"] = int8_weights.int8_rows(value)
-            else:
-                stored[key] = value.astype(np.float16 if how[name] == "float16" else np.float32)
+            stored[f"model.layers.{index}.{name}"] = value.astype(np.float32 if how[name] == "float32" else np.float16)
         save_file(stored, str(folder / int8_weights.BLOCK_FILE.format(index=index)))
     save_file(
         {
@@ -113,7 +115,7 @@ def _tiny_folder(folder: Path) -> Path:
 
 
 @needs_kernels
-def test_the_int8_model_follows_the_float32_model_of_the_same_storage(tmp_path: Path) -> None:
+def test_the_int8_path_follows_the_float32_path_of_the_same_storage(tmp_path: Path) -> None:
     folder = _tiny_folder(tmp_path)
     assert int8_weights.stored_in_int8(folder)
     stages: list[tuple[str, int, int]] = []

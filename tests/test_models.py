@@ -103,14 +103,13 @@ def test_dtype_follows_the_hardware(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SCORING_DEVICE", raising=False)
     assert models.choose_device_dtype(cuda=False, native_bf16=True) == ("cpu", "bfloat16")
     assert models.choose_device_dtype(cuda=False, native_bf16=False) == ("cpu", "float32")
-    # An int8-stored model runs on int8 kernels on a CPU without bf16, where torch has them.
-    int8 = {"cuda": False, "native_bf16": False, "int8_storage": True}
-    assert models.choose_device_dtype(**int8, int8_kernels=True) == ("cpu", "int8")
-    assert models.choose_device_dtype(**int8, int8_kernels=False) == ("cpu", "float32")
-    assert models.choose_device_dtype(cuda=False, native_bf16=True, int8_storage=True) == ("cpu", "bfloat16")
-    device, dtype = models.choose_device_dtype(cuda=True, native_bf16=False, int8_storage=True)
+    # int8 is never chosen by itself (not confirmed on the dev sets yet), even where it could run.
+    int8 = {"cuda": False, "native_bf16": False, "int8_capable": True}
+    assert models.choose_device_dtype(**int8, int8_kernels=True) == ("cpu", "float32")
+    assert models.choose_device_dtype(cuda=False, native_bf16=True, int8_capable=True) == ("cpu", "bfloat16")
+    device, dtype = models.choose_device_dtype(cuda=True, native_bf16=False, int8_capable=True)
     assert device == "cuda" and dtype in ("bfloat16", "float16")
-    assert models.get_spec("qwen2.5-coder-1.5b").storage == "int8"
+    assert models.get_spec("qwen2.5-coder-1.5b").storage == "float16"
     assert models.get_spec("gemma-3-270m").storage == "float32"
 
 
@@ -122,11 +121,13 @@ def test_dtype_and_device_can_be_forced_and_bad_values_say_what_to_use(monkeypat
         models.choose_device_dtype(cuda=False)
     # int8 is for int8-stored models on a CPU; anything else falls back to float32.
     monkeypatch.setenv("SCORING_DTYPE", "int8")
-    assert models.choose_device_dtype(cuda=False, int8_storage=False) == ("cpu", "float32")
-    assert models.choose_device_dtype(cuda=True, int8_storage=True, int8_kernels=True) == ("cuda", "float32")
+    assert models.choose_device_dtype(cuda=False, int8_capable=True, int8_kernels=True) == ("cpu", "int8")
+    assert models.choose_device_dtype(cuda=False, int8_capable=True, int8_kernels=False) == ("cpu", "float32")
+    assert models.choose_device_dtype(cuda=False, int8_capable=False) == ("cpu", "float32")
+    assert models.choose_device_dtype(cuda=True, int8_capable=True, int8_kernels=True) == ("cuda", "float32")
     monkeypatch.setenv("SCORING_DTYPE", "")
     monkeypatch.setenv("SCORING_DEVICE", "mps")
-    assert models.choose_device_dtype(int8_storage=True, int8_kernels=True) == ("mps", "float16")
+    assert models.choose_device_dtype(int8_capable=True, int8_kernels=True) == ("mps", "float16")
     monkeypatch.setenv("SCORING_DEVICE", "tpu")
     with pytest.raises(ScoringInputError, match="SCORING_DEVICE must be one of cpu, cuda, mps"):
         models.choose_device_dtype()
