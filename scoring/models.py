@@ -9,7 +9,7 @@ a quantized GGUF file split into pieces. Here, once for all of them:
 * the GGUF is converted once, in the model folder (``$SCORING_MODEL_DIR``, else
   the user cache folder's ``models``), with the config and tokenizer, as its
   `PackagedModel.storage` says: the simulator's Qwen as float16 blocks
-  streamed tensor by tensor (`scoring.int8_weights`, 3.1 GB, under 2 GB of
+  streamed tensor by tensor (`scoring.int8_weights`, 3.6 GB, under 2 GB of
   memory while converting), Gemma as transformers' float32 checkpoint
   (`converted_folder`); the joined GGUF is deleted;
 * the model is loaded once per process (`load`) in the dtype the hardware
@@ -78,7 +78,7 @@ class PackagedModel:
     """Prompts start with the tokenizer's beginning-of-sequence token."""
     storage: str = "float32"
     """How the converted weights are kept: ``float32`` (transformers' dequantized checkpoint) or
-    ``float16`` (`scoring.int8_weights`: float16 blocks streamed out of the GGUF, 3.1 GB for Qwen
+    ``float16`` (`scoring.int8_weights`: float16 blocks streamed out of the GGUF, 3.6 GB for Qwen
     1.5B, which can also run on int8 kernels on x86 CPUs, ``SCORING_DTYPE=int8``)."""
 
 

@@ -182,7 +182,7 @@ class LocalSimulator(SyncSimulator):
             return None
         return (
             f"First use on this machine: converts {' and '.join(missing)} from the installed package "
-            "(about 2 minutes, 3.1 GB on disk for the Qwen model), then loads it."
+            "(about 2 minutes, 3.6 GB on disk for the Qwen model), then loads it."
         )
 
     def prepare(self, progress: models.Progress | None = None) -> None:
