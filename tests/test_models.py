@@ -190,3 +190,23 @@ def test_threads_share_one_model_without_races() -> None:
         for shared, single in zip(got.sequences, alone[explanation].sequences, strict=True):  # type: ignore[attr-defined]
             assert shared.ok and single.ok
             assert shared.activations == pytest.approx(single.activations, abs=0.05)
+
+
+@pytest.mark.model
+def test_the_simulator_model_is_float16_blocks_alone_on_disk_with_the_same_tokenizer() -> None:
+    from transformers import AutoTokenizer
+
+    from scoring import int8_weights
+
+    folder = models.converted_folder("qwen2.5-coder-1.5b")
+    assert int8_weights.stored_in_int8(folder) and (folder / "converted.json").is_file()
+    # The joined GGUF and any older conversion of this model are gone: only what a load reads stays.
+    assert [path.name for path in folder.parent.glob("qwen2.5-coder-1.5b*")] == [folder.name]
+    size = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+    assert 3.3e9 < size < 3.8e9, size
+    # Rebuilt from the GGUF's own vocabulary, merges and pre-tokenizer: the ids transformers' GGUF reader gives.
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    text = " She shelled the peas in 1999, naïvely:\n<|im_end|>"
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert ids == [2932, 557, 15201, 279, 46036, 304, 220, 16, 24, 24, 24, 11, 94880, 16239, 510, 151645]
+    assert tokenizer.decode(ids) == text
