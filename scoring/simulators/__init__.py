@@ -34,17 +34,16 @@ DEFAULT_JUDGE = "local"
 (judge scorers, attention heads, generated explanations), which `embedding` cannot do."""
 
 _LOCAL_REASON = (
-    "The default simulator is `local`: Qwen2.5-Coder-1.5B reads the explanation and lists the words of "
-    "each text that fit it. On our development sets it ranks true explanations above false ones more often "
-    "than `embedding` (198 of 253 pairs against 172), and where the CPU computes bfloat16 natively (as here) "
-    "or on a GPU a score of 20 texts x 64 tokens takes about 20 s on 2 cores. It is still weak on structural "
-    "explanations; for scores you rely on, use an API model (docs/local-simulator.md)."
+    "The default simulator is `local` (Qwen2.5-Coder-1.5B, offline). On our development sets it ranks true "
+    "explanations above false ones more often than `embedding` (198 of 253 pairs against 172), and on this "
+    "machine (a GPU, or a CPU with native bfloat16) it scores 20 texts x 64 tokens in about 20 s. It is weak on "
+    "structural explanations: for scores you rely on, use an API model (docs/local-simulator.md)."
 )
 _EMBEDDING_REASON = (
-    "The default simulator is `embedding`: `local` (Qwen2.5-Coder-1.5B) ranks true explanations better on "
-    "our development sets, but this CPU has no native bfloat16: even on its int8 path a score of 20 texts x 64 "
-    "tokens took about 80 s on 2 AVX2 cores (float32: 105 s), over our 30 s budget. Choose `local` when you "
-    "can wait, or an API model for the best rankings (docs/local-simulator.md)."
+    "The default simulator is `embedding` (fast, offline). `local` ranks true explanations better on our "
+    "development sets, but this CPU has no native bfloat16, and here `local` takes 80-105 s for 20 texts x 64 "
+    "tokens, over our 30 s budget. Pick `local` if you can wait, or an API model for the best rankings "
+    "(docs/local-simulator.md)."
 )
 
 
