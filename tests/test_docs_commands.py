@@ -152,13 +152,13 @@ def scoring_arguments(segment: list[str]) -> list[str]:
 
 
 def substituted(tokens: list[str], port: int) -> list[str]:
-    """The line with every simulator but lexical and fake replaced by fake, and a server on `port`."""
+    """The line with every simulator and judge but lexical and fake replaced by fake, and a server on `port`."""
     out: list[str] = []
     if tokens and tokens[-1] == "&":  # each line runs in its own shell: in the foreground, so it has ended
         tokens = tokens[:-1]
     for position, token in enumerate(tokens):
         previous = tokens[position - 1] if position else ""
-        if previous == "--simulator" and token.split(":")[0].split("?")[0] not in KEPT_SIMULATORS:
+        if previous in ("--simulator", "--judge") and token.split(":")[0].split("?")[0] not in KEPT_SIMULATORS:
             token = "fake"
         elif previous == "--port":
             token = str(port)
@@ -207,6 +207,9 @@ def _make_workplace(home: Path) -> Path:
         for number in range(4)
     ]
     (home / "features.jsonl").write_text("".join(json.dumps(feature) + "\n" for feature in features))
+    # A moderator's queue (spot-check): Neuronpedia features, one per line.
+    exported = json.loads((ROOT / "examples" / "neuronpedia_spot_check.json").read_text(encoding="utf-8"))
+    (home / "queue.jsonl").write_text(json.dumps(exported) + "\n" + json.dumps(exported) + "\n")
     bin_dir = home / "bin"
     bin_dir.mkdir()
     (bin_dir / "python").symlink_to(sys.executable)
