@@ -424,8 +424,11 @@ def test_explore_neurons_on_pasted_texts(explore_page) -> None:  # noqa: ANN001
     assert load_records(feature)
 
 
-def test_explore_reports_a_bad_sae_folder_and_empty_texts(explore_page, tmp_path: Path) -> None:  # noqa: ANN001
+def test_explore_reports_a_bad_sae_folder_and_empty_texts(
+    explore_page, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # noqa: ANN001
+) -> None:
     page = explore_page
+    monkeypatch.setenv("SCORING_SAE_ROOT", str(tmp_path))  # the page opens SAE folders only under it
     page.text_input(key="explore_sae_path").set_value(str(tmp_path / "nowhere")).run()
     _clean(page)
     assert any("is not an SAE folder" in error.value for error in page.error)
