@@ -663,6 +663,16 @@ def _add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> N
     )
 
 
+class _CommandFormatter(argparse.RawDescriptionHelpFormatter):
+    """A command's help: the description as written; option help wrapped at spaces, never inside a
+    hyphenated name (``eleuther-embedding`` stays whole, so it can be found and copied)."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        import textwrap
+
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
 class _TopLevelFormatter(argparse.RawDescriptionHelpFormatter):
     """The top-level help: the epilog as written, command names in a column wide enough for all of them."""
 
@@ -692,7 +702,7 @@ class CommandLine:
                 help=command.summary,
                 description=command.description or command.summary[0].upper() + command.summary[1:] + ".",
                 parents=[shared],
-                formatter_class=argparse.RawDescriptionHelpFormatter,
+                formatter_class=_CommandFormatter,
             )
             command.add_arguments(self.commands[command.name])
 

@@ -56,7 +56,10 @@ def add_arguments(spot: argparse.ArgumentParser) -> None:
         "--runs", type=positive_int, default=5, help="runs of a temperature-1 judge (eleuther_fuzz/recall; default 5)"
     )
     spot.add_argument(
-        "--tolerance", type=float, default=0.05, help="how far a claim may lie from a re-score (plus 2 sd; 0.05)"
+        "--tolerance",
+        type=float,
+        default=0.05,
+        help="how far a claim may lie from a re-score (plus 2 sd; default 0.05)",
     )
     spot.add_argument(
         "-e",
@@ -90,7 +93,9 @@ def add_arguments(spot: argparse.ArgumentParser) -> None:
     )
     spot.add_argument("--evidence", action="store_true", help="also list, per claim, the examples judged wrongly")
     spot.add_argument("--no-cache", action="store_true", help="judge again even when cached")
-    spot.add_argument("--cache-dir", default=None)
+    spot.add_argument(
+        "--cache-dir", default=None, help="cache folder (default: $SCORING_CACHE_DIR or the user cache folder)"
+    )
     spot.add_argument("--json", action="store_true", help="print one JSON object per feature")
 
 
