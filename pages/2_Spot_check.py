@@ -95,7 +95,13 @@ try:
             '"activations": [...]}',
             help="The JSON of Neuronpedia's GET /api/feature/{model}/{layer}/{index}. Only JSON is read here.",
         )
-        if feature_text.strip():
+        pasted = feature_text.strip()
+        if pasted and pasted[0] not in "[{" and "\n" not in pasted:
+            raise ScoringInputError(
+                "the pasted text is not JSON. A file path is not opened here: paste the feature's JSON "
+                "(or upload the file)"
+            )
+        if pasted:
             feature = _parse(feature_text, "pasted feature")
         else:
             st.info("Paste a feature's JSON: its explanations with their scores, and its activations.")
