@@ -11,6 +11,7 @@ import math
 
 import pytest
 
+from scoring import models
 from scoring.errors import ScoringInputError
 from scoring.metrics import pearson
 from scoring.scorers import simulator_id
@@ -65,7 +66,9 @@ def test_the_default_spec_and_roles() -> None:
     assert (built.simulator_model, built.method) == (local.DEFAULT_MODEL, local.DEFAULT_METHOD)
     assert built.text_model_key == local.DEFAULT_TEXT_MODEL
     assert built.prompt_version == local._PROMPT_VERSIONS[local.DEFAULT_METHOD]
-    assert built.options() == {"method": built.method, "text_model": built.text_model, "floor": -15.0}
+    # The dtype the weights run in is part of the cache key: int8, bfloat16 and float32 give slightly different numbers.
+    dtype = models.choose_device_dtype(int8_capable=True)[1]
+    assert built.options() == {"method": built.method, "text_model": built.text_model, "floor": -15.0, "dtype": dtype}
     # Results name the model that produced them: simulations by the simulating model, judgments and
     # explanations by the text model.
     assert simulator_id(built) == f"local:{built.model}"
