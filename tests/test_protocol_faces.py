@@ -68,14 +68,20 @@ def test_score_command_runs_each_protocol_on_a_feature_export(scorer: str) -> No
 
 
 def test_a_judge_that_cannot_chat_gets_a_reason_not_a_zero() -> None:
+    # The command line stops before any work, with the reason (issue 26: exit code 2) ...
     done = subprocess.run(
         [sys.executable, "-m", "scoring", "score", str(EXAMPLE), "-e", "coffee", "--scorer", "recall-alt",
          "--simulator", "lexical", "--json", "--no-cache"],
         cwd=REPO, capture_output=True, text=True, timeout=180,
     )
-    (result,) = json.loads(done.stdout)["results"]
-    assert result["score"] is None
-    assert "cannot answer them" in result["error"] and "openai-compatible" in result["error"]
+    assert done.returncode == 2 and done.stdout == ""
+    assert "recall-alt scorer asks a judge" in done.stderr and "openai-compatible" in done.stderr
+    # ... and the library gives NaN with the reason, never a 0.
+    from scoring import score_explanation
+
+    result = score_explanation("coffee", str(EXAMPLE), simulator="lexical", scorer="recall-alt", cache=False)
+    assert math.isnan(result.score)
+    assert "cannot answer them" in (result.error or "") and "openai-compatible" in (result.error or "")
 
 
 def test_bench_compares_a_protocol_with_simulation() -> None:
