@@ -49,6 +49,8 @@ STORAGE = "float16-blocks"
 
 EMBEDDING_FILE = "embeddings.safetensors"
 BLOCK_FILE = "block-{index:03d}.safetensors"
+MARKER_FILE = "blocks.json"
+"""Written last by `convert`: names the storage and the number of blocks."""
 
 _BLOCK_TENSORS: dict[str, tuple[str, str]] = {
     "attn_norm.weight": ("input_layernorm.weight", "float32"),
@@ -150,13 +152,13 @@ def convert(gguf: Path, folder: Path, progress: Progress | None = None) -> None:
                 progress(stage, done, len(parts))
     gguf_file.qwen2_config(header).save_pretrained(str(folder))
     gguf_file.qwen2_tokenizer(header).save_pretrained(str(folder))
-    (folder / "int8.json").write_text(json.dumps({"storage": STORAGE, "blocks": len(blocks)}, indent=1) + "\n")
+    (folder / MARKER_FILE).write_text(json.dumps({"storage": STORAGE, "blocks": len(blocks)}, indent=1) + "\n")
     release_free_memory()
 
 
-def stored_in_int8(folder: Path) -> bool:
-    """Whether `folder` holds this module's storage (not a plain transformers checkpoint)."""
-    return (folder / "int8.json").is_file()
+def stored_as_blocks(folder: Path) -> bool:
+    """Whether `folder` holds this module's float16 blocks (not a plain transformers checkpoint)."""
+    return (folder / MARKER_FILE).is_file()
 
 
 def int8_kernels_available() -> bool:
@@ -296,8 +298,8 @@ def _float_linear(weight: Any, bias: Any, dtype: Any, device: str) -> Any:
 def load_model(folder: Path, device: str, dtype: str, progress: Progress | None = None) -> Any:
     """The causal LM stored in `folder`, in eval mode.
 
-    ``dtype="int8"`` (x86 CPU, `int8_kernels_available`): int8 and float16-weight linear layers as
-    stored, float32 everywhere else. Any float dtype: every weight in that dtype on
+    ``dtype="int8"`` (x86 CPU, `int8_kernels_available`): the `INT8_LINEARS` made int8 rows here,
+    the other linear layers kept in float16, float32 everywhere else. Any float dtype: every weight in that dtype on
     `device` (CUDA, Apple's MPS, or a CPU without those kernels).
     """
     import torch

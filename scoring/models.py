@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 # cores; waiting passively costs little when they do not. Read when torch loads, so set it first.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-CONVERSION_FORMAT = {"float32": 2, "float16": 4}
+CONVERSION_FORMAT = {"float32": 2, "float16": 5}
 """Per storage; bumped when the converted folder's layout changes, so old folders are converted again."""
 
 
@@ -357,6 +357,11 @@ def choose_device_dtype(
     return device, dtype
 
 
+def device_dtype_for(key: str) -> tuple[str, str]:
+    """`choose_device_dtype` for model `key` (int8 is possible for the float16-block storage only)."""
+    return choose_device_dtype(int8_capable=get_spec(key).storage == "float16")
+
+
 @dataclass
 class LoadedModel:
     """A packaged model in memory, shared by every caller in the process."""
@@ -405,7 +410,7 @@ def load(
     `progress(stage, done, total)` follows a first-use conversion and the load.
     """
     spec = get_spec(key)
-    device, chosen = choose_device_dtype(int8_capable=spec.storage == "float16")
+    device, chosen = device_dtype_for(key)
     if dtype is not None and dtype not in DTYPES:
         raise ScoringInputError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     dtype = dtype or chosen
@@ -430,7 +435,7 @@ def load(
         tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
         from scoring import int8_weights
 
-        if int8_weights.stored_in_int8(folder):
+        if int8_weights.stored_as_blocks(folder):
             model = int8_weights.load_model(folder, device, dtype, progress)
         else:
             if dtype == "int8":

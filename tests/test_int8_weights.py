@@ -110,14 +110,14 @@ def _tiny_folder(folder: Path) -> Path:
         },
         str(folder / int8_weights.EMBEDDING_FILE),
     )
-    (folder / "int8.json").write_text(json.dumps({"storage": int8_weights.STORAGE, "blocks": 2}))
+    (folder / int8_weights.MARKER_FILE).write_text(json.dumps({"storage": int8_weights.STORAGE, "blocks": 2}))
     return folder
 
 
 @needs_kernels
 def test_the_int8_path_follows_the_float32_path_of_the_same_storage(tmp_path: Path) -> None:
     folder = _tiny_folder(tmp_path)
-    assert int8_weights.stored_in_int8(folder)
+    assert int8_weights.stored_as_blocks(folder)
     stages: list[tuple[str, int, int]] = []
     quantized = int8_weights.load_model(folder, "cpu", "int8", lambda *step: stages.append(step))
     reference = int8_weights.load_model(folder, "cpu", "float32")

@@ -199,7 +199,7 @@ def test_the_simulator_model_is_float16_blocks_alone_on_disk_with_the_same_token
     from scoring import int8_weights
 
     folder = models.converted_folder("qwen2.5-coder-1.5b")
-    assert int8_weights.stored_in_int8(folder) and (folder / "converted.json").is_file()
+    assert int8_weights.stored_as_blocks(folder) and (folder / "converted.json").is_file()
     # The joined GGUF and any older conversion of this model are gone: only what a load reads stays.
     assert [path.name for path in folder.parent.glob("qwen2.5-coder-1.5b*")] == [folder.name]
     size = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())

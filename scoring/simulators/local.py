@@ -168,8 +168,7 @@ class LocalSimulator(SyncSimulator):
 
     def options(self) -> dict[str, Any]:
         # The weights' arithmetic (int8, bfloat16, float32) changes the numbers a little: part of the cache key.
-        spec = models.MODELS[self.simulator_model]
-        _, dtype = models.choose_device_dtype(int8_capable=spec.storage == "float16")
+        _, dtype = models.device_dtype_for(self.simulator_model)
         return {"method": self.method, "text_model": self.text_model, "floor": self.floor, "dtype": dtype}
 
     # ------------------------------------------------------------------ first use
