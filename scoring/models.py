@@ -80,6 +80,9 @@ class PackagedModel:
     """How the converted weights are kept: ``float32`` (transformers' dequantized checkpoint) or
     ``float16`` (`scoring.int8_weights`: float16 blocks streamed out of the GGUF, 3.6 GB for Qwen
     1.5B, which can also run on int8 kernels on x86 CPUs, ``SCORING_DTYPE=int8``)."""
+    llama_cpp: bool = False
+    """Its GGUF runs as released (dtype ``q4_k_m``) on llama.cpp's CPU kernels (`scoring.llama_runtime`),
+    with no conversion: the default on CPUs without native bfloat16 when the runtime is installed."""
 
 
 MODELS: dict[str, PackagedModel] = {
@@ -109,6 +112,7 @@ MODELS: dict[str, PackagedModel] = {
             chatml=True,
             bos=False,
             storage="float16",
+            llama_cpp=True,
         ),
     )
 }
@@ -204,9 +208,45 @@ def _folder(spec: PackagedModel, directory: Path | None) -> Path:
     return (directory or model_directory()) / f"{spec.key}-{spec.sha256[:12]}-v{CONVERSION_FORMAT[spec.storage]}"
 
 
-def conversion_needed(key: str, directory: Path | None = None) -> bool:
-    """Whether model `key` still has to be converted on this machine (its first use)."""
-    return not (_folder(get_spec(key), directory) / "converted.json").is_file()
+def conversion_needed(key: str, directory: Path | None = None, dtype: str | None = None) -> bool:
+    """Whether model `key` still has to be converted (or, run as its GGUF, joined) on this machine: its first use."""
+    spec = get_spec(key)
+    if (dtype or device_dtype_for(key)[1]) == GGUF_DTYPE:
+        return not _gguf_path(spec, directory).is_file()
+    return not (_folder(spec, directory) / "converted.json").is_file()
+
+
+def _gguf_path(spec: PackagedModel, directory: Path | None) -> Path:
+    return (directory or model_directory()) / f"{spec.key}-{spec.sha256[:12]}-gguf" / spec.gguf_name
+
+
+def joined_gguf(key: str, directory: Path | None = None, progress: Progress | None = None) -> Path:
+    """Model `key`'s GGUF file joined from its packages (hash-checked, once per machine), for llama.cpp.
+
+    Where this machine's own path is the GGUF (``q4_k_m``), torch conversions of the model
+    left by an earlier version are deleted when it is joined: no load here reads them.
+    """
+    spec = get_spec(key)
+    target = _gguf_path(spec, directory)
+    if target.is_file():
+        return target
+    with _convert_lock:
+        if target.is_file():
+            return target
+        try:
+            pieces = _pieces(spec)
+        except ImportError as exc:
+            raise RuntimeError(f"the model {spec.key!r} is not installed (pip install {spec.pip_hint}): {exc}") from exc
+        if progress:
+            progress("joining the packaged model files", 0, 1)
+        logger.info("joining %s from its packages (once per machine)", spec.key)
+        joined = join_pieces(pieces, target, spec.sha256, spec.size)
+        if device_dtype_for(key)[1] == GGUF_DTYPE:  # this machine reads the GGUF: torch conversions are unused
+            for old in joined.parent.parent.glob(f"{spec.key}-*"):
+                if old.is_dir() and (old / "converted.json").is_file():
+                    logger.info("deleting the conversion %s (this machine runs the GGUF itself)", old)
+                    shutil.rmtree(old, ignore_errors=True)
+        return joined
 
 
 def converted_folder(key: str, directory: Path | None = None, progress: Progress | None = None) -> Path:
@@ -214,8 +254,9 @@ def converted_folder(key: str, directory: Path | None = None, progress: Progress
 
     The conversion (join the pieces, check the hash, convert, save) runs once per
     machine; the folder name carries the GGUF's hash and the conversion format, so a
-    changed release or layout converts again. The joined GGUF and older conversions
-    of the same model are deleted afterwards: nothing stays that no load reads.
+    changed release or layout converts again. Older conversions of the same model, and
+    the joined GGUF unless this machine's own path reads it (`joined_gguf`), are deleted
+    afterwards: nothing stays that no load reads.
     `progress(stage, done, total)` is called as the work advances.
     """
     spec = get_spec(key)
@@ -233,7 +274,9 @@ def converted_folder(key: str, directory: Path | None = None, progress: Progress
         logger.info("converting %s from its packaged GGUF (once per machine; a minute or two)", spec.key)
         if progress:
             progress("joining the packaged model files", 0, 1)
-        gguf = join_pieces(pieces, home.with_name(home.name + ".gguf") / spec.gguf_name, spec.sha256, spec.size)
+        gguf = _gguf_path(spec, directory)
+        if not gguf.is_file():
+            gguf = join_pieces(pieces, gguf, spec.sha256, spec.size)
         partial = home.with_name(home.name + f".partial-{os.getpid()}")
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
@@ -253,7 +296,8 @@ def converted_folder(key: str, directory: Path | None = None, progress: Progress
         )
         shutil.rmtree(home, ignore_errors=True)
         partial.rename(home)
-        shutil.rmtree(gguf.parent, ignore_errors=True)
+        if device_dtype_for(key)[1] != GGUF_DTYPE:  # no load here reads the GGUF itself
+            shutil.rmtree(gguf.parent, ignore_errors=True)
         for old in home.parent.glob(f"{spec.key}-*"):
             if old != home and old.is_dir() and (old / "converted.json").is_file():
                 logger.info("deleting the older conversion %s", old)
@@ -306,7 +350,10 @@ def cpu_has_native_bf16(flags: set[str] | frozenset[str] | None = None) -> bool:
     return bool((_cpu_flags() if flags is None else flags) & {"avx512_bf16", "amx_bf16"})
 
 
-DTYPES = ("float32", "bfloat16", "float16", "int8")
+GGUF_DTYPE = "q4_k_m"
+"""The dtype name of a model run as its released GGUF by llama.cpp (`scoring.llama_runtime`)."""
+
+DTYPES = ("float32", "bfloat16", "float16", "int8", GGUF_DTYPE)
 DEVICES = ("cpu", "cuda", "mps")
 
 
@@ -315,14 +362,19 @@ def choose_device_dtype(
     native_bf16: bool | None = None,
     int8_capable: bool = False,
     int8_kernels: bool | None = None,
+    gguf_capable: bool = False,
+    llama_runtime: bool | None = None,
 ) -> tuple[str, str]:
     """(device, dtype name) for running a model here.
 
-    ``$SCORING_DTYPE`` (float32, bfloat16, float16, int8) and ``$SCORING_DEVICE`` (cpu,
-    cuda, mps) override. Otherwise: CUDA when torch sees a GPU (bfloat16 where it
+    ``$SCORING_DTYPE`` (float32, bfloat16, float16, int8, q4_k_m) and ``$SCORING_DEVICE``
+    (cpu, cuda, mps) override. Otherwise: CUDA when torch sees a GPU (bfloat16 where it
     supports it, else float16); Apple's MPS only when asked (float16); on a CPU,
-    bfloat16 where it has native bf16 instructions, else float32 (emulated bf16 is
-    slower than float32). ``int8`` (asked for) applies to `int8_capable` models on an
+    bfloat16 where it has native bf16 instructions; else, for `gguf_capable` models
+    when the llama.cpp runtime loads here (`llama_runtime`), ``q4_k_m``: the GGUF as
+    released, on llama.cpp's kernels (twice torch's speed, a third of its memory);
+    else float32 (emulated bf16 is slower than float32). ``q4_k_m`` asked for where it
+    cannot run falls back the same way. ``int8`` (asked for) applies to `int8_capable` models on an
     x86 CPU whose torch has the kernels; elsewhere it falls back to float32. It is not
     chosen by itself yet: on the demo it narrowed the true explanation's lead (see
     docs/local-simulator.md), and the dev sets have not confirmed it.
@@ -346,6 +398,13 @@ def choose_device_dtype(
         elif cpu_has_native_bf16() if native_bf16 is None else native_bf16:
             dtype = "bfloat16"
         else:
+            dtype = GGUF_DTYPE
+    if dtype == GGUF_DTYPE:
+        if gguf_capable and device == "cpu" and llama_runtime is None:
+            from scoring import llama_runtime as runtime
+
+            llama_runtime = runtime.available()
+        if not (gguf_capable and device == "cpu" and llama_runtime):
             dtype = "float32"
     if dtype == "int8":
         if int8_kernels is None:
@@ -358,8 +417,9 @@ def choose_device_dtype(
 
 
 def device_dtype_for(key: str) -> tuple[str, str]:
-    """`choose_device_dtype` for model `key` (int8 is possible for the float16-block storage only)."""
-    return choose_device_dtype(int8_capable=get_spec(key).storage == "float16")
+    """`choose_device_dtype` for model `key` (int8 for the float16-block storage, q4_k_m for llama.cpp models)."""
+    spec = get_spec(key)
+    return choose_device_dtype(int8_capable=spec.storage == "float16", gguf_capable=spec.llama_cpp)
 
 
 @dataclass
@@ -419,6 +479,10 @@ def load(
         found = _loaded.get(cache_key)
         if found is not None:
             return found
+        if dtype == GGUF_DTYPE:
+            loaded = _load_gguf(spec, directory, progress)
+            _loaded[cache_key] = loaded
+            return loaded
         folder = converted_folder(key, directory, progress)
         offline()
         import torch
@@ -448,3 +512,18 @@ def load(
         loaded = LoadedModel(spec, model, tokenizer, device, dtype)
         _loaded[cache_key] = loaded
         return loaded
+
+
+def _load_gguf(spec: PackagedModel, directory: Path | None, progress: Progress | None) -> LoadedModel:
+    """Model `spec` on llama.cpp: its joined GGUF file read as it is, the tokenizer rebuilt from the file."""
+    from scoring import gguf_file, llama_runtime
+
+    gguf = joined_gguf(spec.key, directory, progress)
+    if progress:
+        progress("loading the model", 0, 1)
+    logger.info("loading %s (llama.cpp, %s) from %s", spec.key, GGUF_DTYPE, gguf)
+    tokenizer = gguf_file.qwen2_tokenizer(gguf_file.read_header(gguf))
+    model = llama_runtime.LlamaModel(gguf)
+    if progress:
+        progress("loading the model", 1, 1)
+    return LoadedModel(spec, model, tokenizer, "cpu", GGUF_DTYPE)

@@ -297,16 +297,22 @@ def test_rank_with_scorers_rejects_unknown_or_no_scorers(seed_records):
 
 
 def test_the_default_simulator_follows_the_hardware_and_the_judge_is_local(monkeypatch: pytest.MonkeyPatch) -> None:
+    from scoring import models
     from scoring.api import default_simulator_spec, resolve_simulator
     from scoring.simulators import DEFAULT_JUDGE, default_simulator
+    from scoring.simulators.local import DEFAULT_MODEL
 
     # Chosen by benchmark (docs/local-simulator.md): local where it runs in bfloat16 or on a GPU, else embedding.
-    for dtype, expected in (("bfloat16", "local"), ("float32", "embedding")):
+    # On the llama.cpp path (q4_k_m) local is faster but still over the 30 s budget: embedding, saying so.
+    for dtype, expected in (("bfloat16", "local"), ("float32", "embedding"), ("q4_k_m", "embedding")):
         monkeypatch.setenv("SCORING_DEVICE", "cpu")
         monkeypatch.setenv("SCORING_DTYPE", dtype)
         default_simulator.cache_clear()
         spec, reason = default_simulator()
         assert spec == expected and f"The default simulator is `{expected}`" in reason
+        assert "{" not in reason
+        if expected == "embedding":
+            assert ("llama.cpp" in reason) == (models.device_dtype_for(DEFAULT_MODEL)[1] == "q4_k_m")
         assert default_simulator_spec() == expected
         assert resolve_simulator(None).name == expected  # nothing is loaded until a simulation runs
     default_simulator.cache_clear()

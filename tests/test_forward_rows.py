@@ -44,3 +44,22 @@ def test_forced_logprobs_of_batched_rows_equal_plain_forward_passes(lm: models.L
     # The rows are left as they were: a second pass gives the same numbers.
     again = forward.forced_logprobs(rows, continuations)
     assert [value for values in again for value in values] == pytest.approx([v for values in forced for v in values])
+
+
+def test_forced_continuations_whose_first_token_is_below_the_floor_stop_there(lm: models.LoadedModel) -> None:
+    """`stop_below`: a continuation already too unlikely after its first token is not run further (its total
+    can only fall), the others get every token."""
+    opening, tails = [1, 2, 3, 4], [[5, 6], [7, 8, 9]]
+    rows = forward.run_rows(lm, [opening], tails)
+    continuations = [(0, [11, 12, 13]), (1, [14, 15]), (1, [16])]
+    full = forward.forced_logprobs(rows, continuations)
+    middle = sorted(values[0] for values in full)[1]
+    cut = forward.forced_logprobs(rows, continuations, stop_below=middle)
+    for got, whole in zip(cut, full, strict=True):
+        assert got == pytest.approx(whole if whole[0] >= middle else whole[:1], abs=1e-5)
+    assert any(len(got) < len(whole) for got, whole in zip(cut, full, strict=True))
+
+
+def test_torch_rows_run_in_one_batch(lm: models.LoadedModel) -> None:
+    assert forward.row_groups(lm, 4, [5000, 5000, 3]) == [[0, 1, 2]]
+    assert forward.row_groups(lm, 4, []) == []

@@ -67,7 +67,7 @@ def test_the_default_spec_and_roles() -> None:
     assert built.text_model_key == local.DEFAULT_TEXT_MODEL
     assert built.prompt_version == local._PROMPT_VERSIONS[local.DEFAULT_METHOD]
     # The dtype the weights run in is part of the cache key: int8, bfloat16 and float32 give slightly different numbers.
-    dtype = models.choose_device_dtype(int8_capable=True)[1]
+    dtype = models.device_dtype_for(local.DEFAULT_MODEL)[1]
     assert built.options() == {"method": built.method, "text_model": built.text_model, "floor": -15.0, "dtype": dtype}
     # Results name the model that produced them: simulations by the simulating model, judgments and
     # explanations by the text model.

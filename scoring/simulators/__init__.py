@@ -41,10 +41,14 @@ _LOCAL_REASON = (
 )
 _EMBEDDING_REASON = (
     "The default simulator is `embedding` (fast, offline). `local` ranks true explanations better on our "
-    "development sets, but this CPU has no native bfloat16, and here `local` takes 80-105 s for 20 texts x 64 "
+    "development sets, but this CPU has no native bfloat16, and here `local` takes {local_time} for 20 texts x 64 "
     "tokens, over our 30 s budget. Pick `local` if you can wait, or an API model for the best rankings "
     "(docs/local-simulator.md)."
 )
+_LOCAL_TIME = {
+    "q4_k_m": "about 35 s on 2 cores (llama.cpp kernels)",
+    "float32": "80-105 s on 2 cores (torch in float32)",
+}
 
 
 @functools.lru_cache(maxsize=1)
@@ -55,12 +59,12 @@ def default_simulator() -> tuple[str, str]:
     20 x 64 score where it runs in bfloat16 on the CPU or on a GPU, not in float32
     (docs/local-simulator.md). Decided once per process (the check imports torch).
     """
-    from scoring.models import choose_device_dtype
+    from scoring.models import device_dtype_for
 
-    device, dtype = choose_device_dtype()
+    device, dtype = device_dtype_for("qwen2.5-coder-1.5b")
     if device == "cuda" or dtype == "bfloat16":
         return "local", _LOCAL_REASON
-    return "embedding", _EMBEDDING_REASON
+    return "embedding", _EMBEDDING_REASON.format(local_time=_LOCAL_TIME.get(dtype, _LOCAL_TIME["float32"]))
 
 
 def register_simulator(name: str, factory: SimulatorFactory) -> None:

@@ -14,7 +14,7 @@ import copy
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -105,6 +105,10 @@ def run_rows(lm: LoadedModel, shared: Sequence[Sequence[int]], tails: Sequence[S
             )
         if not tail:
             raise ValueError("empty prompt tail")
+    if _on_llama(lm):
+        from scoring import llama_runtime
+
+        return llama_runtime.run_rows(lm, segments, tails, ROW_EXTENSION_TOKENS)
     rows = len(tails)
     width = max(len(tail) for tail in tails)
     pad = int(lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0)
@@ -144,6 +148,10 @@ def run_rows(lm: LoadedModel, shared: Sequence[Sequence[int]], tails: Sequence[S
 
 def step(rows: Rows, tokens: Sequence[int]) -> Any:
     """Append one token to each row; returns the next-token logits of every row, [rows, vocab] float32."""
+    if _on_llama(rows.lm):
+        from scoring import llama_runtime
+
+        return llama_runtime.step(cast(Any, rows), tokens)
     torch = _torch()
     ids = torch.tensor([[token] for token in tokens], dtype=torch.long)
     rows.mask = torch.cat([rows.mask, torch.ones((len(tokens), 1), dtype=torch.long)], dim=1)
@@ -165,6 +173,11 @@ def step(rows: Rows, tokens: Sequence[int]) -> Any:
 
 def keep_rows(rows: Rows, indices: Sequence[int]) -> None:
     """Drop every row but `indices` (in that order), so finished rows cost nothing in later steps."""
+    if _on_llama(rows.lm):
+        from scoring import llama_runtime
+
+        llama_runtime.keep_rows(cast(Any, rows), indices)
+        return
     torch = _torch()
     chosen = torch.tensor(list(indices), dtype=torch.long)
     rows.cache.batch_select_indices(chosen.to(rows.lm.device))
@@ -173,21 +186,58 @@ def keep_rows(rows: Rows, indices: Sequence[int]) -> None:
     rows.last_logits = rows.last_logits[chosen]
 
 
+ROW_EXTENSION_TOKENS = 96
+"""Tokens a row may grow by after its tail (answer lists, replies): room the llama.cpp runtime keeps per row."""
+
+
+def row_groups(lm: LoadedModel, opening: int, tails: Sequence[int]) -> list[list[int]]:
+    """Rows (by index, in order) split into batches that fit the model's working memory: all at once on torch,
+    as many as the llama.cpp context holds (tails plus `ROW_EXTENSION_TOKENS` each) on llama.cpp."""
+    if not tails:
+        return []
+    if not _on_llama(lm):
+        return [list(range(len(tails)))]
+    budget = max(1, lm.model.row_budget(opening))
+    batches: list[list[int]] = [[]]
+    used = 0
+    for index, length in enumerate(tails):
+        cost = length + ROW_EXTENSION_TOKENS
+        if batches[-1] and used + cost > budget:
+            batches.append([])
+            used = 0
+        batches[-1].append(index)
+        used += cost
+    return batches
+
+
+def _on_llama(lm: LoadedModel) -> bool:
+    """True when `lm` runs on llama.cpp (`scoring.llama_runtime`) rather than torch."""
+    return bool(getattr(lm.model, "runs_rows", False))
+
+
 FORCED_ROWS_PER_PASS = 32
 """Teacher-forced continuations run per forward pass (bounds the copied key/value caches)."""
 
 
-def forced_logprobs(rows: Rows, continuations: Sequence[tuple[int, Sequence[int]]]) -> list[list[float]]:
+def forced_logprobs(
+    rows: Rows, continuations: Sequence[tuple[int, Sequence[int]]], stop_below: float | None = None
+) -> list[list[float]]:
     """log p of each continuation's tokens after the end of its row, all but the first token teacher-forced.
 
     `continuations` holds (row, token ids). The first token's log p comes from the row's
     last logits; the others from passes over copies of the row's cache, many
-    continuations per pass. Returns one list of per-token log p per continuation.
+    continuations per pass. Returns one list of per-token log p per continuation; one whose
+    first token's log p is already below `stop_below` is not extended (its list holds that
+    first value only: its total can only fall further).
     """
+    if _on_llama(rows.lm):
+        from scoring import llama_runtime
+
+        return llama_runtime.forced_logprobs(cast(Any, rows), continuations, FORCED_ROWS_PER_PASS, stop_below)
     torch = _torch()
     first = torch.log_softmax(rows.last_logits, dim=-1)
     results: list[list[float]] = [[float(first[row, ids[0]])] for row, ids in continuations]
-    longer = [index for index, (_, ids) in enumerate(continuations) if len(ids) > 1]
+    longer = continuations_to_extend(continuations, results, stop_below)
     for start in range(0, len(longer), FORCED_ROWS_PER_PASS):
         chunk = longer[start : start + FORCED_ROWS_PER_PASS]
         sources = torch.tensor([continuations[index][0] for index in chunk], dtype=torch.long)
@@ -215,6 +265,17 @@ def forced_logprobs(rows: Rows, continuations: Sequence[tuple[int, Sequence[int]
             targets = continuations[index][1][1:]
             results[index].extend(float(logprobs[position, offset, token]) for offset, token in enumerate(targets))
     return results
+
+
+def continuations_to_extend(
+    continuations: Sequence[tuple[int, Sequence[int]]], results: list[list[float]], stop_below: float | None
+) -> list[int]:
+    """Indexes of the continuations that need teacher-forced passes (more than one token, first not too unlikely)."""
+    return [
+        index
+        for index, (_, ids) in enumerate(continuations)
+        if len(ids) > 1 and (stop_below is None or results[index][0] >= stop_below)
+    ]
 
 
 def _cache_rows(cache: Any, sources: Any) -> Any:

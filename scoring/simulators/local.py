@@ -179,6 +179,11 @@ class LocalSimulator(SyncSimulator):
         missing = [key for key in keys if models.conversion_needed(key)]
         if not missing:
             return None
+        if all(models.device_dtype_for(key)[1] == models.GGUF_DTYPE for key in missing):
+            return (
+                f"First use on this machine: joins {' and '.join(missing)} from the installed packages "
+                "(about 10 seconds, 1.1 GB on disk), then loads it."
+            )
         return (
             f"First use on this machine: converts {' and '.join(missing)} from the installed package "
             "(about 2 minutes, 3.6 GB on disk for the Qwen model), then loads it."
@@ -359,12 +364,37 @@ def simulate_pointer(
     live = [index for index in live if index not in too_long]
     if not live:
         return outcomes
-    rows = forward.run_rows(lm, shared, [tails[index] for index in live])
-    words_by_row = [dict.fromkeys(word for word, _ in groups[index]) for index in live]
+    word_values: list[dict[str, float]] = []
+    for group in forward.row_groups(lm, opening, [len(tails[index]) for index in live]):
+        chosen = [live[position] for position in group]
+        word_values += _word_values(lm, shared, [tails[index] for index in chosen], [groups[index] for index in chosen],
+                                    method, floor)
+    for row, index in enumerate(live):
+        result = [0.0] * len(sequences[index])
+        for word, indices in groups[index]:
+            for token_index in indices:
+                result[token_index] = word_values[row].get(word, 0.0)
+        outcomes[index] = result
+    return outcomes
+
+
+def _word_values(
+    lm: models.LoadedModel,
+    shared: list[list[int]],
+    tails: list[list[int]],
+    groups: list[list[tuple[str, list[int]]]],
+    method: str,
+    floor: float,
+) -> list[dict[str, float]]:
+    """Each row's value (0..10) per word of its text: the rows run as one batch over the shared opening."""
+    chat = method in CHAT_METHODS
+    rows = forward.run_rows(lm, shared, tails)
+    words_by_row = [dict.fromkeys(word for word, _ in words) for words in groups]
     all_words = list(dict.fromkeys(word for words in words_by_row for word in words))
     pieces = dict(zip(all_words, lm.encode_many([" " + word for word in all_words]), strict=True))
     continuations = [(row, pieces[word]) for row, words in enumerate(words_by_row) for word in words if pieces[word]]
-    logprobs = iter(forward.forced_logprobs(rows, continuations))
+    # a word whose first piece is already below the floor is worth 0 whatever follows: not forced further
+    logprobs = iter(forward.forced_logprobs(rows, continuations, stop_below=floor))
     word_values: list[dict[str, float]] = []
     for words in words_by_row:
         values: dict[str, float] = {}
@@ -379,13 +409,7 @@ def simulate_pointer(
         for values, names in zip(word_values, listed, strict=True):
             for word in values:
                 values[word] = 10.0 if word in names else values[word] * LIST_UNLISTED_SHARE
-    for row, index in enumerate(live):
-        result = [0.0] * len(sequences[index])
-        for word, indices in groups[index]:
-            for token_index in indices:
-                result[token_index] = word_values[row].get(word, 0.0)
-        outcomes[index] = result
-    return outcomes
+    return word_values
 
 
 @dataclass
