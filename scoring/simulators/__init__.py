@@ -46,7 +46,7 @@ _EMBEDDING_REASON = (
     "(docs/local-simulator.md)."
 )
 _LOCAL_TIME = {
-    "q4_k_m": "about 35 s on 2 cores (llama.cpp kernels)",
+    "q4_k_m": "37-43 s on 2 cores (llama.cpp kernels)",
     "float32": "80-105 s on 2 cores (torch in float32)",
 }
 
