@@ -22,19 +22,22 @@ from scoring.api import (
     score_attention_explanation,
     score_explanation,
 )
-from scoring.cache import SimulationCache, open_cache
+from scoring.cache import SimulationCache, default_cache_directory, open_cache
 from scoring.errors import ScoringInputError
 from scoring.null import NullDistribution
 from scoring.records import ActivationRecord, AttentionRecord, Limits, load_attention_records, load_records, normalize
 from scoring.results import GeneratedExplanation, ScoreResult, SequenceResult
 from scoring.scorers import SCORERS
-from scoring.simulators import SIMULATORS, Simulator, get_simulator
+from scoring.shared_types import Credentials
+from scoring.simulators import SIMULATORS, Explainer, Simulator, get_simulator, register_simulator
 
 __all__ = [
     "SCORERS",
     "SIMULATORS",
     "ActivationRecord",
     "AttentionRecord",
+    "Credentials",
+    "Explainer",
     "GeneratedExplanation",
     "Limits",
     "NullDistribution",
@@ -49,6 +52,7 @@ __all__ = [
     "ascore_attention_explanation",
     "ascore_explanation",
     "__version__",
+    "default_cache_directory",
     "default_simulator_choice",
     "default_simulator_spec",
     "generate_explanations",
@@ -62,6 +66,7 @@ __all__ = [
     "open_cache",
     "rank_explanations",
     "rank_with_scorers",
+    "register_simulator",
     "score_attention_explanation",
     "score_explanation",
 ]

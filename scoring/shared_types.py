@@ -22,6 +22,23 @@ JUDGE_THRESHOLD = 0.5
 """A judge's P(yes) >= 0.5 counts as a "yes" for accuracy, precision, recall and F1."""
 
 
+@dataclass(frozen=True)
+class Credentials:
+    """What a simulator built from a spec may use to pay for its calls, and whose spec it is.
+
+    Simulators that call an API read it (`scoring.simulators.get_simulator` hands it to the factories
+    registered with ``credentials=True``); the others need none.
+    """
+
+    api_key: str | None = None
+    """A key the caller holds (e.g. typed in the dashboard's sidebar); sent instead of one of this machine's."""
+    from_operator: bool = True
+    """True when the spec comes from whoever runs this process (code, command line, settings file, server
+    settings): the simulator may read this machine's keys and environment variables. False for a spec typed
+    by someone else (a browser): it may not name an environment variable (``key_env``), and this machine's
+    key goes only to the address the operator set (``OPENAI_BASE_URL``)."""
+
+
 @dataclass
 class Usage:
     """Resources spent by simulations (added up across calls)."""
