@@ -203,6 +203,3 @@ def _new_cache(path: Path) -> SimulationCache:
             "SCORING_CACHE_DIR), or turn the cache off (--no-cache)"
         ) from None
 
-
-def default_cache() -> SimulationCache:
-    return open_cache(None)

@@ -63,21 +63,6 @@ SCORE_TYPE_SCORERS = {
 """Claimed score types (Neuronpedia's explanationScoreTypeName, or a scorer name of ours) and the scorer here that
 computes the same kind of number."""
 
-VERDICTS = (
-    "contradicts its details",
-    "disagrees",
-    "disagrees (methods differ)",
-    "agrees",
-    "agrees (methods differ)",
-    "follows from its details",
-    "details unreadable",
-    "not checked",
-    "not a score type",
-    "unknown score type",
-    "no claim",
-)
-"""Every verdict, most serious first (a "(methods differ)" verdict names what differs after a colon)."""
-
 FLAGGED = ("contradicts its details", "disagrees")
 """Verdicts that say the claim is wrong (made the same way, or refuted by its own details)."""
 
@@ -580,7 +565,12 @@ def _fresh(example: Example) -> Example:
 
 
 def decide(check: ClaimCheck, tolerance: float = TOLERANCE) -> tuple[str, str]:
-    """The verdict of a checked claim and a one-line reason (see `VERDICTS`)."""
+    """The verdict of a checked claim and a one-line reason.
+
+    The verdicts, most serious first: contradicts its details, disagrees, disagrees (methods differ), agrees,
+    agrees (methods differ), follows from its details, details unreadable, not checked, not a score type,
+    unknown score type, no claim (a "(methods differ)" verdict names what differs after a colon).
+    """
     claimed = check.claimed
     derivation, rescore = check.derivation, check.rescore
     parts: list[str] = []

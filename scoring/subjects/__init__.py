@@ -34,7 +34,6 @@ from scoring.subjects.index import (
     indexing_seconds,
     open_index,
     read_index,
-    select_diverse,
 )
 from scoring.subjects.latents import (
     LATENT,
@@ -114,7 +113,6 @@ __all__ = [
     "read_index",
     "readable_pieces",
     "search_units",
-    "select_diverse",
     "subjects_directory",
     "twin_neurons",
 ]

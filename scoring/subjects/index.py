@@ -194,20 +194,6 @@ class ActivationIndex:
         return subject.capture(batch, [layer], kind)[:, 0]
 
 
-def select_diverse(
-    ranked: Sequence[int],
-    tokens: Sequence[Sequence[str]],
-    peaks: dict[int, int],
-    k: int,
-    *,
-    context: int = 3,
-    max_overlap: float = 0.6,
-) -> list[int]:
-    """The first `k` windows of `ranked` that are not near-duplicates of one chosen before (lexical tests only)."""
-    groups = merge_near_duplicates(ranked, tokens, peaks, k, context=context, max_overlap=max_overlap)
-    return [window for window, _ in groups]
-
-
 def merge_near_duplicates(
     ranked: Sequence[int],
     tokens: Sequence[Sequence[str]],
