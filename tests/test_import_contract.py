@@ -35,21 +35,11 @@ PUBLIC_SURFACE = frozenset({"scoring", "scoring.errors", "scoring.viz", "scoring
 KNOWN_UI_CROSSINGS = frozenset(
     {
         ("app", "scoring.textformat"),
-        ("dashboard.inputs", "scoring.records"),
         ("dashboard.inputs", "scoring.textformat"),
-        ("dashboard.rendering", "scoring.null"),
-        ("dashboard.rendering", "scoring.results"),
-        ("dashboard.rendering", "scoring.scorers"),
-        ("dashboard.settings", "scoring.pricing"),
-        ("dashboard.settings", "scoring.records"),
-        ("dashboard.settings", "scoring.sampling"),
-        ("dashboard.settings", "scoring.scorers"),
         ("pages.2_Spot_check", "scoring.protocols.neuronpedia"),
         ("pages.2_Spot_check", "scoring.protocols.prompts"),
         ("pages.2_Spot_check", "scoring.spotcheck"),
-        ("pages.3_Benchmark", "scoring.bench"),
         ("pages.4_Explore", "scoring.subjects.latents"),
-        ("pages.4_Explore", "scoring.subjects.sae"),
     }
 )
 """(dashboard module, private library module) imports that predate the contract (issue 27, item 2). Remove a pair
