@@ -36,6 +36,7 @@ from scoring.records import (
 from scoring.results import GeneratedExplanation, ScoreResult
 from scoring.sampling import sample_records
 from scoring.scorers import ATTENTION_SCORERS, JUDGE_SCORERS, SCORER_OPTIONS, SCORERS, check_scorer_options
+from scoring.shared_types import PreparationProgress, Progress
 from scoring.simulators import Explainer, ExplanationExample, Simulator, build_default, get_simulator
 from scoring.simulators.defaults import DefaultChoice, default_choice
 from scoring.simulators.judge import can_judge
@@ -48,7 +49,6 @@ MAX_GENERATED = 20
 RecordsInput = str | Path | dict[str, Any] | list[Any] | Sequence[ActivationRecord]
 AttentionInput = str | Path | dict[str, Any] | list[Any] | Sequence[AttentionRecord]
 CacheOption = SimulationCache | str | Path | bool | None
-Progress = Callable[[int, int, str], None]
 
 T = TypeVar("T")
 
@@ -82,10 +82,6 @@ def resolve_simulator(simulator: str | Simulator | None, *, judge: bool = False)
         if simulator not in _simulators:
             _simulators[simulator] = get_simulator(simulator)
         return _simulators[simulator]
-
-
-PreparationProgress = Callable[[str, int, int], None]
-"""progress(stage, done, total) while a simulator prepares for first use (e.g. "converting the model", 3, 10)."""
 
 
 def preparation_needed(simulator: str | Simulator | None = None) -> str | None:

@@ -10,9 +10,14 @@ checks that no import runs upward). `scoring.simulators.base`, `.judge` and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
+
+Progress = Callable[[int, int, str], None]
+"""progress(done, total, what): the one callback type of long work (scores, batches, indexes, spot checks)."""
+PreparationProgress = Callable[[str, int, int], None]
+"""progress(stage, done, total) while a simulator prepares for first use (e.g. "converting the model", 3, 10)."""
 
 ACTIVE_THRESHOLD = 1.0
 """A token (or sequence, by its max) counts as active at >= 1 on the 0..10 scale, i.e. 10% of the max."""

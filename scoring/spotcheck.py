@@ -25,7 +25,7 @@ in `ClaimCheck.derivation` and `ClaimCheck.rescore`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ from scoring.protocols.neuronpedia import (
 from scoring.protocols.prompts import EMBEDDING_INSTRUCTION, OUR_TEMPLATES, Template
 from scoring.results import ScoreResult, jsonable
 from scoring.scorers import SCORERS
+from scoring.shared_types import Progress
 from scoring.simulators import Simulator
 from scoring.simulators.chat import ChatJudge, can_chat
 
@@ -247,8 +248,6 @@ class SpotCheckOptions:
     model_ids: dict[str, str] = field(default_factory=dict)
     """Claim model name -> the id the judge spec's ``{model}`` gets (see `routed_model`)."""
 
-
-Progress = Callable[[int, int, str], None]
 
 
 def _finite(value: float | None) -> float | None:

@@ -12,6 +12,7 @@ by how specific that is (their corpus percentile).
 Every public name is importable from ``scoring.subjects``.
 """
 
+from scoring.shared_types import Progress
 from scoring.subjects.corpus import (
     DEFAULT_CORPUS_NAME,
     MAX_WINDOWS,
@@ -49,7 +50,6 @@ from scoring.subjects.loading import DEFAULT_SUBJECT, SUBJECT_MODELS, SubjectSpe
 from scoring.subjects.model import (
     CAPTURE_KINDS,
     KINDS,
-    Progress,
     SubjectModel,
     TextActivations,
     TokenizedText,

@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from scoring.errors import ScoringInputError
+from scoring.shared_types import Progress
 from scoring.subjects.corpus import MAX_WINDOWS, WINDOW_TOKENS, Corpus, Windows, chunk_corpus, default_corpus
-from scoring.subjects.model import KINDS, Progress, SubjectModel, subjects_directory
+from scoring.subjects.model import KINDS, SubjectModel, subjects_directory
 
 logger = logging.getLogger(__name__)
 
