@@ -16,13 +16,13 @@ import streamlit as st
 
 from dashboard.sidebar import EXAMPLES_DIR
 from scoring import (
+    NORMALIZATIONS,
     ActivationRecord,
     Limits,
     ScoringInputError,
     normalize,
     viz,
 )
-from scoring.records import NORMALIZATIONS
 from scoring.textformat import (
     CandidateExplanation,
     describe_records,

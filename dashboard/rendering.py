@@ -11,12 +11,16 @@ import pandas as pd
 import streamlit as st
 
 from scoring import (
+    ACTIVE_THRESHOLD,
+    JUDGE_SCORERS,
     ScoreResult,
+    null_from_metrics,
+    results_csv,
+    results_json,
+    tokens_csv,
+    usage_summary,
     viz,
 )
-from scoring import results as results_module
-from scoring.null import null_from_metrics
-from scoring.scorers import ACTIVE_THRESHOLD, JUDGE_SCORERS
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +137,7 @@ def render_results(
     if not results:
         return
     settings = settings or {}
-    usage = results_module.usage_summary(results)
+    usage = usage_summary(results)
     best = viz.best_index(results)
     if best is None:
         st.markdown("**Best explanation:** none could be scored (see the reasons below).")
@@ -198,11 +202,11 @@ def render_results(
 
     st.subheader("Download")
     downloads = (
-        ("Ranking (CSV)", results_module.results_csv(results), "ranking.csv", "text/csv", "csv"),
-        ("Every token (CSV)", results_module.tokens_csv(results), "tokens.csv", "text/csv", "tokens"),
+        ("Ranking (CSV)", results_csv(results), "ranking.csv", "text/csv", "csv"),
+        ("Every token (CSV)", tokens_csv(results), "tokens.csv", "text/csv", "tokens"),
         (
             "Everything (JSON)",
-            results_module.results_json(results, {"settings": _json_safe(settings)}),
+            results_json(results, {"settings": _json_safe(settings)}),
             "results.json",
             "application/json",
             "json",

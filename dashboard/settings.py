@@ -13,14 +13,14 @@ import streamlit as st
 from dashboard.inputs import LoadedInput
 from dashboard.sidebar import DEFAULT_TIME_LIMIT_SECONDS, load_simulator, simulator_select
 from scoring import (
+    ATTENTION_SCORERS,
+    NORMALIZATIONS,
+    SAMPLING_STRATEGIES,
     SCORERS,
     ActivationRecord,
     ScoringInputError,
+    estimate_api_usage,
 )
-from scoring.pricing import estimate_api_usage
-from scoring.records import NORMALIZATIONS
-from scoring.sampling import STRATEGIES
-from scoring.scorers import ATTENTION_SCORERS
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def scoring_settings(
     spec = simulator_select(f"{prefix}_simulator") if include_simulator else ""
     left, middle, right = st.columns(3)
     with left:
-        sampling = st.selectbox("Sampling", list(STRATEGIES), key=f"{prefix}_sampling", help=SAMPLING_HELP)
+        sampling = st.selectbox("Sampling", list(SAMPLING_STRATEGIES), key=f"{prefix}_sampling", help=SAMPLING_HELP)
     with middle:
         count_key = f"{prefix}_n_sequences"
         # A smaller data set than the last one must not leave the widget above its new maximum.

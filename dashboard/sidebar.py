@@ -7,23 +7,23 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from scoring import (
     SIMULATORS,
-    ScoringInputError,
+    Credentials,
+    Explainer,
+    SimulationCache,
     Simulator,
+    default_cache_directory,
+    default_simulator_choice,
     default_simulator_spec,
     get_simulator,
     open_cache,
     preparation_needed,
 )
-from scoring.api import default_simulator_choice
-from scoring.cache import SimulationCache, default_cache_directory
-from scoring.simulators import Explainer
 
 logger = logging.getLogger(__name__)
 
@@ -230,40 +230,10 @@ LOCAL_CAVEAT = (
 
 @st.cache_resource(show_spinner="Loading the simulator…")
 def _cached_simulator(spec: str, api_key: str) -> Simulator:
-    name, _, argument = spec.partition(":")
-    if name == "openai-compatible":
-        from scoring.simulators.openai_backend import compatible_simulator
-
-        _refuse_key_env(argument)
-        # A key of this machine's goes only to the address its operator set (OPENAI_BASE_URL); an address
-        # typed in a browser gets the key typed there, or none.
-        return compatible_simulator(
-            argument or None, api_key=api_key or None, key_from_environment=_is_operator_address(argument)
-        )
-    if name == "openai":
-        from scoring.simulators.openai_backend import openai_simulator
-
-        _refuse_key_env(argument)
-        # The key typed in the sidebar belongs to this browser session, never to the process environment.
-        return openai_simulator(argument or None, api_key=api_key or None)
-    return get_simulator(spec)
-
-
-def _refuse_key_env(argument: str) -> None:
-    """A spec typed in a browser may not name an environment variable of the machine to send as the key."""
-    _, _, query = argument.partition("?")
-    if any(key == "key_env" for key, _ in parse_qsl(query, keep_blank_values=True)):
-        raise ScoringInputError(
-            "the dashboard does not send its machine's environment variables as keys (option key_env); type "
-            "the key in the sidebar's API key box instead"
-        )
-
-
-def _is_operator_address(argument: str) -> bool:
-    """True when an openai-compatible spec's address is the one set by whoever runs the dashboard."""
-    operator = os.environ.get("OPENAI_BASE_URL", "").strip().rstrip("/")
-    _, _, address = argument.partition("@")
-    return bool(operator) and address.partition("?")[0].strip().rstrip("/") == operator
+    # A spec typed in a browser is not the operator's: the key typed in the sidebar belongs to this browser
+    # session, it may not name the machine's environment variables, and a key of this machine's goes only to
+    # the address its operator set (OPENAI_BASE_URL).
+    return get_simulator(spec, credentials=Credentials(api_key=api_key or None, from_operator=False))
 
 
 def load_simulator(spec: str) -> Simulator:

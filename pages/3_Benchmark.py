@@ -18,8 +18,7 @@ from typing import Any
 import streamlit as st
 
 import dashboard as ui
-from scoring import ScoringInputError, rank_explanations, viz
-from scoring.bench import load_puzzles, run_bench
+from scoring import ScoringInputError, load_puzzles, rank_explanations, run_bench, viz
 
 SOURCES = ("Bundled OpenAI puzzles", "Upload a puzzle file")
 

@@ -16,8 +16,7 @@ from streamlit.errors import StreamlitAPIException
 
 import dashboard as ui
 from scoring import ScoringInputError, subjects, viz
-from scoring.subjects import latents
-from scoring.subjects.sae import SparseAutoencoder, load_sae
+from scoring.subjects import SparseAutoencoder, latents, load_sae
 
 RECORDS_STATE = "records_json"
 DEFAULT_TEXT = "My favorite color is red. In 1865 the ship sailed from Liverpool to New York."

@@ -22,19 +22,48 @@ from scoring.api import (
     score_attention_explanation,
     score_explanation,
 )
-from scoring.cache import SimulationCache, open_cache
+from scoring.bench import load_puzzles, run_bench
+from scoring.cache import SimulationCache, default_cache_directory, open_cache
 from scoring.errors import ScoringInputError
-from scoring.null import NullDistribution
-from scoring.records import ActivationRecord, AttentionRecord, Limits, load_attention_records, load_records, normalize
-from scoring.results import GeneratedExplanation, ScoreResult, SequenceResult
-from scoring.scorers import SCORERS
-from scoring.simulators import SIMULATORS, Simulator, get_simulator
+from scoring.null import NullDistribution, null_from_metrics
+from scoring.pricing import estimate_api_usage
+from scoring.records import (
+    NORMALIZATIONS,
+    ActivationRecord,
+    AttentionRecord,
+    Limits,
+    load_attention_records,
+    load_records,
+    normalize,
+)
+from scoring.results import (
+    GeneratedExplanation,
+    ScoreResult,
+    SequenceResult,
+    results_csv,
+    results_json,
+    tokens_csv,
+    usage_summary,
+)
+from scoring.sampling import STRATEGIES as SAMPLING_STRATEGIES
+from scoring.scorers import ATTENTION_SCORERS, JUDGE_SCORERS, SCORERS
+from scoring.shared_types import ACTIVE_THRESHOLD, DECISION_THRESHOLD, JUDGE_THRESHOLD, Credentials
+from scoring.simulators import SIMULATORS, Explainer, Simulator, get_simulator, register_simulator
 
 __all__ = [
+    "ACTIVE_THRESHOLD",
+    "ATTENTION_SCORERS",
+    "DECISION_THRESHOLD",
+    "JUDGE_SCORERS",
+    "JUDGE_THRESHOLD",
+    "NORMALIZATIONS",
+    "SAMPLING_STRATEGIES",
     "SCORERS",
     "SIMULATORS",
     "ActivationRecord",
     "AttentionRecord",
+    "Credentials",
+    "Explainer",
     "GeneratedExplanation",
     "Limits",
     "NullDistribution",
@@ -49,19 +78,29 @@ __all__ = [
     "ascore_attention_explanation",
     "ascore_explanation",
     "__version__",
+    "default_cache_directory",
     "default_simulator_choice",
     "default_simulator_spec",
+    "estimate_api_usage",
     "generate_explanations",
     "get_simulator",
     "load_attention_records",
+    "load_puzzles",
     "load_records",
     "normalize",
+    "null_from_metrics",
     "null_scores",
     "preparation_needed",
     "prepare_simulator",
     "open_cache",
     "rank_explanations",
     "rank_with_scorers",
+    "register_simulator",
+    "results_csv",
+    "results_json",
+    "run_bench",
     "score_attention_explanation",
     "score_explanation",
+    "tokens_csv",
+    "usage_summary",
 ]

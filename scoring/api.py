@@ -36,7 +36,8 @@ from scoring.records import (
 from scoring.results import GeneratedExplanation, ScoreResult
 from scoring.sampling import sample_records
 from scoring.scorers import ATTENTION_SCORERS, JUDGE_SCORERS, SCORER_OPTIONS, SCORERS, check_scorer_options
-from scoring.simulators import Explainer, ExplanationExample, Simulator, get_simulator
+from scoring.shared_types import PreparationProgress, Progress
+from scoring.simulators import Explainer, ExplanationExample, Simulator, build_default, get_simulator
 from scoring.simulators.defaults import DefaultChoice, default_choice
 from scoring.simulators.judge import can_judge
 from scoring.simulators.runner import run_explanations
@@ -48,7 +49,6 @@ MAX_GENERATED = 20
 RecordsInput = str | Path | dict[str, Any] | list[Any] | Sequence[ActivationRecord]
 AttentionInput = str | Path | dict[str, Any] | list[Any] | Sequence[AttentionRecord]
 CacheOption = SimulationCache | str | Path | bool | None
-Progress = Callable[[int, int, str], None]
 
 T = TypeVar("T")
 
@@ -75,23 +75,13 @@ def resolve_simulator(simulator: str | Simulator | None, *, judge: bool = False)
     None means the default (`default_simulator_spec`); with `judge`, the default of work that asks
     yes/no questions or writes explanations."""
     if simulator is None:
-        choice = default_choice(judge)
-        try:
-            return resolve_simulator(choice.spec)
-        except ScoringInputError as exc:
-            if choice.source == "built-in":
-                raise
-            raise ScoringInputError(f"{exc} ({choice.reason[:-1]}; fix or remove it)") from None
+        return build_default(resolve_simulator, judge=judge)
     if not isinstance(simulator, str):
         return get_simulator(simulator)
     with _simulators_lock:
         if simulator not in _simulators:
             _simulators[simulator] = get_simulator(simulator)
         return _simulators[simulator]
-
-
-PreparationProgress = Callable[[str, int, int], None]
-"""progress(stage, done, total) while a simulator prepares for first use (e.g. "converting the model", 3, 10)."""
 
 
 def preparation_needed(simulator: str | Simulator | None = None) -> str | None:

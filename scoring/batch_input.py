@@ -98,14 +98,6 @@ def line_digest(text: str) -> str:
     return hashlib.sha256(text.strip().encode("utf-8", errors="surrogateescape")).hexdigest()[:16]
 
 
-def _line_at(path: Path, offset: int) -> dict[str, Any]:
-    """The JSON line of `path` that starts at byte `offset`."""
-    with path.open("rb") as handle:
-        handle.seek(offset)
-        entry: dict[str, Any] = json.loads(handle.readline().decode("utf-8", errors="replace"))
-    return entry
-
-
 def input_lines(path: Path) -> Iterator[tuple[int, str]]:
     """Numbered non-blank lines; a line that is not UTF-8 comes as its bytes escaped (its parse then fails)."""
     with path.open("rb") as handle:

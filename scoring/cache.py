@@ -28,9 +28,7 @@ from typing import Any
 import diskcache
 
 from scoring.errors import ScoringInputError
-from scoring.simulators.base import Explainer, ExplanationExample, Simulator
-from scoring.simulators.chat import ChatJudge, ChatRequest
-from scoring.simulators.judge import Judge, JudgeQuestion
+from scoring.shared_types import ChatJudge, ChatRequest, Explainer, ExplanationExample, Judge, JudgeQuestion, Simulator
 from scoring.userconfig import user_cache_root
 
 logger = logging.getLogger(__name__)
@@ -205,6 +203,3 @@ def _new_cache(path: Path) -> SimulationCache:
             "SCORING_CACHE_DIR), or turn the cache off (--no-cache)"
         ) from None
 
-
-def default_cache() -> SimulationCache:
-    return open_cache(None)

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scoring.progress import progress_bar
-
-Progress = Callable[[int, int, str], None]
+from scoring.shared_types import Progress
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from typing import Any
 from scoring.cache import SimulationCache
 from scoring.records import ActivationRecord, AttentionRecord
 from scoring.results import ScoreResult, SequenceResult
+from scoring.shared_types import Progress
 from scoring.simulators.base import Simulator
-from scoring.simulators.runner import ProgressCallback
 
 
 @dataclass
@@ -34,7 +34,7 @@ class ScoringJob:
     normalization: str
     sampling: dict[str, object]
     seed: int = 0
-    progress: ProgressCallback | None = None
+    progress: Progress | None = None
     options: dict[str, Any] = field(default_factory=dict)
     """Options of the chosen scorer (checked against the option names of its `scorers.SCORER_TABLE` row)."""
     attention_records: Sequence[AttentionRecord] = ()

@@ -36,12 +36,10 @@ from scoring.job import ScoringJob, new_result, simulator_id
 from scoring.metrics import classification_metrics, pearson, pearson_p_value
 from scoring.records import AttentionPair, AttentionRecord
 from scoring.results import JudgmentResult, ScoreResult
-from scoring.simulated import ACTIVE_THRESHOLD, fuzzing_markings
+from scoring.shared_types import ACTIVE_THRESHOLD, JUDGE_THRESHOLD
+from scoring.simulated import fuzzing_markings
 from scoring.simulators.judge import Judge, JudgeQuestion, can_judge
 from scoring.simulators.runner import run_judgments
-
-JUDGE_THRESHOLD = 0.5
-"""P(yes) >= 0.5 counts as a "yes" for accuracy, precision, recall and F1."""
 
 ATTENTION_TOP_PAIRS = 5
 """Strongest pairs per attention record (the examples the explanation should describe)."""

@@ -14,8 +14,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-PRICES_TAKEN_ON = "2026-11-23"
-
 PRICES_PER_MILLION: dict[str, tuple[float, float]] = {
     "gpt-5.4": (2.50, 15.00),
     "gpt-5.1": (1.25, 10.00),

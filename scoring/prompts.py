@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from scoring.simulators.judge import JudgeQuestion
+from scoring.shared_types import JudgeQuestion
 
 # ---------------------------------------------------------------------------
 # API simulators (scoring/simulators/openai_backend.py)

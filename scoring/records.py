@@ -460,11 +460,6 @@ def _scale(value: float, top: float) -> float:
     return 10.0 * value / top if top > 0 else 0.0
 
 
-def to_int_scale(values: Sequence[float]) -> list[int]:
-    """Round 0..10 floats to the integers shown in prompts and tables."""
-    return [int(min(10, max(0, math.floor(value + 0.5)))) for value in values]
-
-
 # ---------------------------------------------------------------------------
 # Attention records (the attention-head scorer)
 # ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from scoring.simulators.base import Usage
+from scoring.shared_types import Usage
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -19,7 +19,8 @@ from scoring import judged, simulated
 from scoring.errors import ScoringInputError
 from scoring.job import Scorer, ScoringJob, new_result, simulator_id
 from scoring.protocols import scorers as protocols
-from scoring.simulated import ACTIVE_THRESHOLD, DECISION_THRESHOLD, fuzzing_markings
+from scoring.shared_types import ACTIVE_THRESHOLD, DECISION_THRESHOLD
+from scoring.simulated import fuzzing_markings
 
 __all__ = [
     "ACTIVE_THRESHOLD",

@@ -19,6 +19,7 @@ from scoring.job import ScoringJob, new_result
 from scoring.metrics import classification_metrics, compute_metrics, pearson, roc_auc
 from scoring.prompts import token_runs
 from scoring.results import ScoreResult
+from scoring.shared_types import ACTIVE_THRESHOLD, DECISION_THRESHOLD
 from scoring.simulators.runner import run_simulations
 
 
@@ -78,10 +79,6 @@ async def simulation_scorer(job: ScoringJob) -> ScoreResult:
     return result
 
 
-ACTIVE_THRESHOLD = 1.0
-"""A token (or sequence, by its max) counts as active at >= 1 on the 0..10 scale, i.e. 10% of the max."""
-DECISION_THRESHOLD = 5.0
-"""A simulated value >= 5 of 10 counts as a "yes" for accuracy, precision, recall and F1."""
 MARKED_SHARE = 0.3
 """Fuzzing marks the tokens at >= 0.3 x their sequence's highest real activation (delphi's threshold)."""
 

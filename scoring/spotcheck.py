@@ -25,7 +25,7 @@ in `ClaimCheck.derivation` and `ClaimCheck.rescore`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ from scoring.protocols.neuronpedia import (
 from scoring.protocols.prompts import EMBEDDING_INSTRUCTION, OUR_TEMPLATES, Template
 from scoring.results import ScoreResult, jsonable
 from scoring.scorers import SCORERS
+from scoring.shared_types import Progress
 from scoring.simulators import Simulator
 from scoring.simulators.chat import ChatJudge, can_chat
 
@@ -62,21 +63,6 @@ SCORE_TYPE_SCORERS = {
 }
 """Claimed score types (Neuronpedia's explanationScoreTypeName, or a scorer name of ours) and the scorer here that
 computes the same kind of number."""
-
-VERDICTS = (
-    "contradicts its details",
-    "disagrees",
-    "disagrees (methods differ)",
-    "agrees",
-    "agrees (methods differ)",
-    "follows from its details",
-    "details unreadable",
-    "not checked",
-    "not a score type",
-    "unknown score type",
-    "no claim",
-)
-"""Every verdict, most serious first (a "(methods differ)" verdict names what differs after a colon)."""
 
 FLAGGED = ("contradicts its details", "disagrees")
 """Verdicts that say the claim is wrong (made the same way, or refuted by its own details)."""
@@ -262,8 +248,6 @@ class SpotCheckOptions:
     model_ids: dict[str, str] = field(default_factory=dict)
     """Claim model name -> the id the judge spec's ``{model}`` gets (see `routed_model`)."""
 
-
-Progress = Callable[[int, int, str], None]
 
 
 def _finite(value: float | None) -> float | None:
@@ -580,7 +564,12 @@ def _fresh(example: Example) -> Example:
 
 
 def decide(check: ClaimCheck, tolerance: float = TOLERANCE) -> tuple[str, str]:
-    """The verdict of a checked claim and a one-line reason (see `VERDICTS`)."""
+    """The verdict of a checked claim and a one-line reason.
+
+    The verdicts, most serious first: contradicts its details, disagrees, disagrees (methods differ), agrees,
+    agrees (methods differ), follows from its details, details unreadable, not checked, not a score type,
+    unknown score type, no claim (a "(methods differ)" verdict names what differs after a colon).
+    """
     claimed = check.claimed
     derivation, rescore = check.derivation, check.rescore
     parts: list[str] = []

@@ -1,5 +1,4 @@
 import json
-import math
 import re
 from pathlib import Path
 
@@ -14,7 +13,6 @@ from scoring import (
     load_records,
     normalize,
 )
-from scoring.records import to_int_scale
 
 SEED_TOKENS = [["the", " quick", " brown", " fox"], ["spotted", " leopard", " sprints", " at"]]
 
@@ -146,11 +144,6 @@ def test_all_zero_normalises_to_zero_and_unknown_mode_is_an_error():
     assert normalize([ActivationRecord(["a"], [-3.0])], "per_record") == [[0.0]]
     with pytest.raises(ScoringInputError, match="unknown normalization"):
         normalize([ActivationRecord(["a"], [1.0])], "max")
-
-
-def test_integer_scale_rounds_half_up_and_clips():
-    assert to_int_scale([0.0, 0.49, 0.5, 9.6, 10.0, 12.0]) == [0, 0, 1, 10, 10, 10]
-    assert not math.isnan(sum(to_int_scale([1.2])))
 
 
 # --- attention records --------------------------------------------------------

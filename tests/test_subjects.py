@@ -33,8 +33,8 @@ from scoring.subjects import (  # noqa: E402
     rank_units,
     read_index,
     readable_pieces,
-    select_diverse,
 )
+from scoring.subjects.index import merge_near_duplicates  # noqa: E402
 
 TRAINING_TEXT = (
     "The quick brown fox jumps over the lazy dog. A spotted leopard sprints across the plain.\n"
@@ -276,7 +276,7 @@ def test_random_and_quantile_samples(tiny_subject: SubjectModel, tmp_path: Path)
     assert [r.window for r in other if r.sample == "random"] != [r.window for r in records if r.sample == "random"]
 
 
-def test_select_diverse_drops_shared_context_and_overlap() -> None:
+def test_merging_near_duplicates_drops_shared_context_and_overlap() -> None:
     tokens = [
         ["the", " fox", " ran", " home"],
         ["The", " fox", " ran", " home"],
@@ -284,8 +284,8 @@ def test_select_diverse_drops_shared_context_and_overlap() -> None:
         ["the", " fox", " ran", " away"],
     ]
     peaks = {0: 1, 1: 1, 2: 1, 3: 1}
-    assert select_diverse([0, 1, 2, 3], tokens, peaks, 3, context=1) == [0, 2]
-    assert select_diverse([0, 1, 2, 3], tokens, {}, 4, max_overlap=0.9) == [0, 2, 3]
+    assert merge_near_duplicates([0, 1, 2, 3], tokens, peaks, 3, context=1) == [(0, 2), (2, 0)]
+    assert [window for window, _ in merge_near_duplicates([0, 1, 2, 3], tokens, {}, 4, max_overlap=0.9)] == [0, 2, 3]
 
 
 def test_feature_json_round_trips_through_load_records(tiny_subject: SubjectModel, tmp_path: Path) -> None:

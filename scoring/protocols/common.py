@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scoring.errors import ScoringInputError
-from scoring.simulators.base import Usage
+from scoring.shared_types import Usage
 
 EXACT = 1e-9
 """A derived value equals a claimed one when they differ by at most this (both are ratios of small counts)."""

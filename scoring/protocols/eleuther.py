@@ -50,8 +50,9 @@ from scoring.cache import SimulationCache
 from scoring.metrics import roc_auc
 from scoring.protocols.common import Derivation, DetailsError, Example, Judged, ProtocolOutcome, ProtocolRun, number
 from scoring.protocols.prompts import Template
+from scoring.shared_types import Progress
 from scoring.simulators.chat import ChatJudge, ChatReply, ChatRequest
-from scoring.simulators.runner import ProgressCallback, run_chats
+from scoring.simulators.runner import run_chats
 
 FUZZ = "eleuther_fuzz"
 RECALL = "eleuther_recall"
@@ -277,7 +278,7 @@ async def score(
     runs: int = 5,
     judge_id: str = "",
     cache: SimulationCache | None = None,
-    progress: ProgressCallback | None = None,
+    progress: Progress | None = None,
 ) -> tuple[ProtocolOutcome, list[list[ChatRequest]]]:
     """Judge the examples (in the order given) in batches, `runs` times: the outcome and each run's requests."""
     per_run = [requests_for(examples, explanation, template, kind, run) for run in range(runs)]

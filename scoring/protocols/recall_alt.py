@@ -42,8 +42,9 @@ from scoring.protocols.common import (
 )
 from scoring.protocols.neuronpedia import Selection
 from scoring.protocols.prompts import recall_alt_message
+from scoring.shared_types import Progress
 from scoring.simulators.chat import ChatJudge, ChatReply, ChatRequest
-from scoring.simulators.runner import ProgressCallback, run_chats
+from scoring.simulators.runner import run_chats
 
 PROTOCOL = "recall_alt"
 TEMPERATURE = 0.0
@@ -238,7 +239,7 @@ async def score(
     judge_id: str = "",
     prompt: str = "ours",
     cache: SimulationCache | None = None,
-    progress: ProgressCallback | None = None,
+    progress: Progress | None = None,
 ) -> tuple[ProtocolOutcome, list[ChatRequest]]:
     """Judge every example once (temperature 0): the outcome, and the requests sent (for `details_of`).
 

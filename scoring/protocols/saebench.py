@@ -37,8 +37,9 @@ import numpy as np
 from scoring.cache import SimulationCache
 from scoring.protocols.common import Example, Judged, ProtocolOutcome, ProtocolRun
 from scoring.protocols.prompts import Template
+from scoring.shared_types import Progress
 from scoring.simulators.chat import ChatJudge, ChatReply, ChatRequest
-from scoring.simulators.runner import ProgressCallback, run_chats
+from scoring.simulators.runner import run_chats
 
 PROTOCOL = "saebench"
 BUFFER = 10
@@ -199,7 +200,7 @@ async def score(
     runs: int = 5,
     judge_id: str = "",
     cache: SimulationCache | None = None,
-    progress: ProgressCallback | None = None,
+    progress: Progress | None = None,
 ) -> ProtocolOutcome:
     """Ask the judge about the windows `runs` times (temperature 1): each run's fraction right."""
     requests = [request_for(examples, explanation, template, run) for run in range(runs)]

@@ -3,14 +3,25 @@
 A spec is ``NAME`` or ``NAME:ARGUMENT``; the part after the first colon is
 handed to the factory registered under NAME. Factories import their module
 lazily so that ``import scoring`` never loads a model.
+
+`get_simulator` is the one way to build a simulator from a spec; every face
+calls it (the API through `scoring.api.resolve_simulator`, which shares one
+instance per spec, the dashboard inside its resource cache). Which spec is
+used when none is given, and why, is `scoring.simulators.defaults.default_choice`.
+
+Adding a simulator is one module and one line (docs/architecture.md shows it)::
+
+    register_simulator("toy", lambda argument: ToySimulator(argument))
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import TypeVar
 
 from scoring.errors import ScoringInputError
+from scoring.shared_types import Credentials
 from scoring.simulators.base import (
     Capabilities,
     Explainer,
@@ -25,9 +36,16 @@ from scoring.simulators.base import (
 )
 
 SimulatorFactory = Callable[[str | None], Simulator]
+"""Builds a simulator from the part of its spec after the colon (None when there is none)."""
+PayingSimulatorFactory = Callable[[str | None, Credentials], Simulator]
+"""The same, for a simulator that calls a paid API: it also gets the caller's `Credentials`."""
 
-SIMULATORS: dict[str, SimulatorFactory] = {}
+SIMULATORS: dict[str, SimulatorFactory | PayingSimulatorFactory] = {}
 """Registered simulator names and their factories (argument after the colon, or None)."""
+_PAYING: set[str] = set()
+"""Names whose factory takes `Credentials` as its second argument."""
+
+Built = TypeVar("Built")
 
 DEFAULT_JUDGE = "local"
 """The spec used when none is given for work that needs yes/no answers or written explanations
@@ -67,11 +85,23 @@ def default_simulator() -> tuple[str, str]:
     return "embedding", _EMBEDDING_REASON.format(local_time=_LOCAL_TIME.get(dtype, _LOCAL_TIME["float32"]))
 
 
-def register_simulator(name: str, factory: SimulatorFactory) -> None:
-    """Add a simulator kind; a name can be registered once."""
+def register_simulator(
+    name: str, factory: SimulatorFactory | PayingSimulatorFactory, *, credentials: bool = False
+) -> None:
+    """Add a simulator kind: specs ``name`` and ``name:ARGUMENT`` build with ``factory(ARGUMENT or None)``.
+
+    With ``credentials=True`` the factory is called ``factory(argument, credentials)``, for simulators that
+    send a key (`Credentials`). A name can be registered once; it may not contain a colon.
+    """
+    if not isinstance(name, str) or not name or ":" in name or name != name.strip():
+        raise ValueError(f"a simulator name is a non-empty word without a colon or spaces around it, got {name!r}")
     if name in SIMULATORS:
         raise ValueError(f"a simulator named {name!r} is already registered")
+    if not callable(factory):
+        raise TypeError(f"the factory of simulator {name!r} must be callable, got {type(factory).__name__}")
     SIMULATORS[name] = factory
+    if credentials:
+        _PAYING.add(name)
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:
@@ -87,14 +117,41 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     return name, (argument or None)
 
 
-def get_simulator(spec: str | Simulator = "lexical") -> Simulator:
-    """Build a simulator from a spec string (an instance is returned as is)."""
+def get_simulator(spec: str | Simulator | None = None, *, credentials: Credentials | None = None) -> Simulator:
+    """The one factory: build a simulator from a spec string (an instance is returned as is).
+
+    None builds the default (`scoring.simulators.defaults.default_choice`: the user's setting, else the
+    built-in choice for this machine). ``credentials`` (default: the operator's, `Credentials()`) say which
+    key a simulator that calls an API sends and whether the spec may read this machine's environment.
+    Raises ScoringInputError for a spec that names no registered simulator or has bad options.
+    """
+    credentials = credentials or Credentials()
+    if spec is None:
+        return build_default(lambda default: get_simulator(default, credentials=credentials))
     if not isinstance(spec, str):
         if isinstance(spec, Simulator):
             return spec
         raise ScoringInputError(f"simulator must be a spec string or a Simulator, got {type(spec).__name__}")
     name, argument = parse_spec(spec)
-    return SIMULATORS[name](argument)
+    factory = SIMULATORS[name]
+    if name in _PAYING:
+        return factory(argument, credentials)  # type: ignore[call-arg]
+    return factory(argument)  # type: ignore[call-arg]
+
+
+def build_default(build: Callable[[str], Built], *, judge: bool = False) -> Built:
+    """``build(spec)`` of the default spec (with `judge`, the default judge's), as
+    `scoring.simulators.defaults.default_choice` names it; when a spec the user configured does not build,
+    the error says where it was set."""
+    from scoring.simulators.defaults import default_choice
+
+    choice = default_choice(judge)
+    try:
+        return build(choice.spec)
+    except ScoringInputError as exc:
+        if choice.source == "built-in":
+            raise
+        raise ScoringInputError(f"{exc} ({choice.reason[:-1]}; fix or remove it)") from None
 
 
 def _fake(argument: str | None) -> Simulator:
@@ -111,16 +168,16 @@ def _lexical(argument: str | None) -> Simulator:
     return LexicalSimulator()
 
 
-def _openai(argument: str | None) -> Simulator:
+def _openai(argument: str | None, credentials: Credentials) -> Simulator:
     from scoring.simulators.openai_backend import openai_simulator
 
-    return openai_simulator(argument)
+    return openai_simulator(argument, credentials=credentials)
 
 
-def _openai_compatible(argument: str | None) -> Simulator:
+def _openai_compatible(argument: str | None, credentials: Credentials) -> Simulator:
     from scoring.simulators.openai_backend import compatible_simulator
 
-    return compatible_simulator(argument)
+    return compatible_simulator(argument, credentials=credentials)
 
 
 def _embedding(argument: str | None) -> Simulator:
@@ -137,8 +194,8 @@ def _local(argument: str | None) -> Simulator:
 
 register_simulator("fake", _fake)
 register_simulator("lexical", _lexical)
-register_simulator("openai", _openai)
-register_simulator("openai-compatible", _openai_compatible)
+register_simulator("openai", _openai, credentials=True)
+register_simulator("openai-compatible", _openai_compatible, credentials=True)
 register_simulator("embedding", _embedding)
 register_simulator("local", _local)
 
@@ -146,6 +203,7 @@ __all__ = [
     "DEFAULT_JUDGE",
     "SIMULATORS",
     "Capabilities",
+    "Credentials",
     "Explainer",
     "ExplanationAttempt",
     "ExplanationExample",
@@ -154,6 +212,7 @@ __all__ = [
     "Simulator",
     "SyncSimulator",
     "Usage",
+    "build_default",
     "check_simulation",
     "default_simulator",
     "get_simulator",

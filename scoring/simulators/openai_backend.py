@@ -112,6 +112,7 @@ from scoring.prompts import (
     api_echo_prompt,
     explain_chat_user_message,
 )
+from scoring.shared_types import Credentials
 from scoring.simulators.base import (
     Capabilities,
     ExplanationAttempt,
@@ -130,8 +131,10 @@ from scoring.simulators.openai_config import (
     PROMPT_LOGPROBS,
     OpenAIBackendConfig,
     call_deadline,
+    is_operator_address,
     parse_compatible_spec,
     parse_openai_spec,
+    refuse_key_env,
     resolve_api_key,
 )
 from scoring.simulators.openai_replies import (
@@ -581,22 +584,43 @@ class _Failed(Exception):
 Result = TypeVar("Result")
 
 
-def openai_simulator(argument: str | None, *, api_key: str | None = None) -> OpenAISimulator:
-    """Factory of ``openai:<model>[?options]``."""
-    return OpenAISimulator(parse_openai_spec(argument), name="openai", api_key=api_key)
+def openai_simulator(
+    argument: str | None, *, api_key: str | None = None, credentials: Credentials | None = None
+) -> OpenAISimulator:
+    """Factory of ``openai:<model>[?options]``.
+
+    ``credentials`` (else ``Credentials(api_key)``): a spec not from this machine's operator may not name an
+    environment variable as its key; its caller's key is sent, else the machine's ``OPENAI_API_KEY``, the one
+    address that key is for.
+    """
+    credentials = credentials or Credentials(api_key=api_key)
+    if not credentials.from_operator:
+        refuse_key_env(argument)
+    return OpenAISimulator(parse_openai_spec(argument), name="openai", api_key=credentials.api_key)
 
 
 def compatible_simulator(
-    argument: str | None, *, api_key: str | None = None, key_from_environment: bool = True
+    argument: str | None,
+    *,
+    api_key: str | None = None,
+    key_from_environment: bool = True,
+    credentials: Credentials | None = None,
 ) -> OpenAISimulator:
     """Factory of ``openai-compatible:<model>@<base_url>[?options]``.
 
     ``key_from_environment=False``: send only ``api_key`` (or none), never a key of this machine's.
+    ``credentials`` (else ``Credentials(api_key)``): a spec not from this machine's operator may not name an
+    environment variable as its key, and gets a key of this machine's only for the address the operator set
+    (``OPENAI_BASE_URL``); any other address gets its caller's key, or none.
     """
+    credentials = credentials or Credentials(api_key=api_key)
+    if not credentials.from_operator:
+        refuse_key_env(argument)
+        key_from_environment = key_from_environment and is_operator_address(argument)
     return OpenAISimulator(
         parse_compatible_spec(argument),
         name="openai-compatible",
-        api_key=api_key,
+        api_key=credentials.api_key,
         key_required=False,
         key_from_environment=key_from_environment,
     )

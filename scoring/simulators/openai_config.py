@@ -113,6 +113,25 @@ def parse_compatible_spec(argument: str | None) -> OpenAIBackendConfig:
     return parse_options(match["query"] or "", config)
 
 
+def refuse_key_env(argument: str | None) -> None:
+    """A spec that does not come from this machine's operator may not name an environment variable to send as
+    its key (option ``key_env``): it would read any of the machine's secrets."""
+    _, _, query = (argument or "").partition("?")
+    if any(key == "key_env" for key, _ in parse_qsl(query, keep_blank_values=True)):
+        raise ScoringInputError(
+            "a simulator spec typed in the dashboard may not name an environment variable of this machine to send "
+            "as its key (option key_env); type the key in the sidebar's API key box instead"
+        )
+
+
+def is_operator_address(argument: str | None) -> bool:
+    """True when an ``openai-compatible`` spec's address is the one set by whoever runs this process
+    (``OPENAI_BASE_URL``)."""
+    operator = os.environ.get("OPENAI_BASE_URL", "").strip().rstrip("/")
+    _, _, address = (argument or "").partition("@")
+    return bool(operator) and address.partition("?")[0].strip().rstrip("/") == operator
+
+
 def resolve_api_key(
     explicit: str | None, env_name: str, *, required: bool, from_environment: bool = True
 ) -> str | None:

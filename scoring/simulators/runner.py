@@ -24,6 +24,7 @@ from typing import Protocol, TypeVar
 
 from scoring.cache import SimulationCache, chat_key, explanation_key, judgment_key, simulation_key
 from scoring.results import GeneratedExplanation
+from scoring.shared_types import Progress
 from scoring.simulators.base import (
     Explainer,
     ExplanationAttempt,
@@ -37,8 +38,6 @@ from scoring.simulators.chat import ChatJudge, ChatReply, ChatRequest
 from scoring.simulators.judge import Judge, JudgeQuestion, Judgment, check_judgment
 
 logger = logging.getLogger(__name__)
-
-ProgressCallback = Callable[[int, int, str], None]
 
 _Caller = Simulator | Judge | Explainer | ChatJudge
 """Whatever the runner sends work to: a simulator, and its judge, explainer and chat sides."""
@@ -186,7 +185,7 @@ async def _run_cached(
     store: Callable[[int, Checked], None],
     failure: Callable[[str], Checked],
     chunk_size: int,
-    progress: ProgressCallback | None,
+    progress: Progress | None,
     noun: str,
     verb: str,
 ) -> tuple[list[Checked], Usage, list[bool]]:
@@ -237,7 +236,7 @@ async def run_simulations(
     explanation: str,
     sequences: Sequence[Sequence[str]],
     cache: SimulationCache | None = None,
-    progress: ProgressCallback | None = None,
+    progress: Progress | None = None,
 ) -> tuple[list[SequenceSimulation], Usage, list[bool]]:
     """Simulate every sequence; returns results in order, total usage, and which came from the cache."""
     keys = [simulation_key(simulator, explanation, tokens) for tokens in sequences]
@@ -272,7 +271,7 @@ async def run_judgments(
     judge: Judge,
     questions: Sequence[JudgeQuestion],
     cache: SimulationCache | None = None,
-    progress: ProgressCallback | None = None,
+    progress: Progress | None = None,
 ) -> tuple[list[Judgment], Usage, list[bool]]:
     """Answer every question; returns judgments in order, total usage, and which came from the cache."""
     keys = [judgment_key(judge, question) for question in questions]
@@ -310,7 +309,7 @@ async def run_chats(
     judge: ChatJudge,
     requests: Sequence[ChatRequest],
     cache: SimulationCache | None = None,
-    progress: ProgressCallback | None = None,
+    progress: Progress | None = None,
 ) -> tuple[list[ChatReply], Usage, list[bool]]:
     """Answer every protocol chat request; returns replies in order, total usage, and which came from the cache.
 
@@ -403,7 +402,7 @@ async def run_explanations(
     n: int,
     seed: int = 0,
     cache: SimulationCache | None = None,
-    progress: ProgressCallback | None = None,
+    progress: Progress | None = None,
     simulator_id: str = "",
 ) -> list[GeneratedExplanation]:
     """Attempts 0..n-1 of `explainer`, in order: cached ones read back, the others generated and cached."""

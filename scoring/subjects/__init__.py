@@ -12,6 +12,7 @@ by how specific that is (their corpus percentile).
 Every public name is importable from ``scoring.subjects``.
 """
 
+from scoring.shared_types import Progress
 from scoring.subjects.corpus import (
     DEFAULT_CORPUS_NAME,
     MAX_WINDOWS,
@@ -34,7 +35,6 @@ from scoring.subjects.index import (
     indexing_seconds,
     open_index,
     read_index,
-    select_diverse,
 )
 from scoring.subjects.latents import (
     LATENT,
@@ -50,7 +50,6 @@ from scoring.subjects.loading import DEFAULT_SUBJECT, SUBJECT_MODELS, SubjectSpe
 from scoring.subjects.model import (
     CAPTURE_KINDS,
     KINDS,
-    Progress,
     SubjectModel,
     TextActivations,
     TokenizedText,
@@ -114,7 +113,6 @@ __all__ = [
     "read_index",
     "readable_pieces",
     "search_units",
-    "select_diverse",
     "subjects_directory",
     "twin_neurons",
 ]

@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from scoring.errors import ScoringInputError
+from scoring.shared_types import Progress
 from scoring.subjects.corpus import MAX_WINDOWS, WINDOW_TOKENS, Corpus, Windows, chunk_corpus, default_corpus
-from scoring.subjects.model import KINDS, Progress, SubjectModel, subjects_directory
+from scoring.subjects.model import KINDS, SubjectModel, subjects_directory
 
 logger = logging.getLogger(__name__)
 
@@ -192,20 +193,6 @@ class ActivationIndex:
     def _capture(self, subject: SubjectModel, batch: np.ndarray, layer: int, kind: str) -> np.ndarray:
         """(batch, tokens) ids, BOS included -> (batch, tokens, units): every unit of `kind` at `layer`."""
         return subject.capture(batch, [layer], kind)[:, 0]
-
-
-def select_diverse(
-    ranked: Sequence[int],
-    tokens: Sequence[Sequence[str]],
-    peaks: dict[int, int],
-    k: int,
-    *,
-    context: int = 3,
-    max_overlap: float = 0.6,
-) -> list[int]:
-    """The first `k` windows of `ranked` that are not near-duplicates of one chosen before (lexical tests only)."""
-    groups = merge_near_duplicates(ranked, tokens, peaks, k, context=context, max_overlap=max_overlap)
-    return [window for window, _ in groups]
 
 
 def merge_near_duplicates(

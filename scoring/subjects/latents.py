@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from scoring.errors import ScoringInputError
+from scoring.shared_types import Progress
 from scoring.subjects.corpus import WINDOW_TOKENS, Corpus, chunk_corpus
 from scoring.subjects.index import (
     ActivationIndex,
@@ -26,7 +27,7 @@ from scoring.subjects.index import (
     window_batches,
     write_index_files,
 )
-from scoring.subjects.model import Progress, SubjectModel, TextActivations
+from scoring.subjects.model import SubjectModel, TextActivations
 from scoring.subjects.sae import WEIGHTS_FILE, SparseAutoencoder
 
 logger = logging.getLogger(__name__)

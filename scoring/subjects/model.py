@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +28,6 @@ from scoring.userconfig import user_cache_root
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[int, int, str], None]
-"""callback(done, total, message), as in `scoring.api`."""
 
 KINDS = ("mlp", "resid")
 """Unit kinds that are indexed: mlp (MLP neurons, input of down_proj); resid (residual dimensions after a layer)."""

@@ -28,8 +28,9 @@ from typing import Any
 import numpy as np
 
 from scoring.errors import ScoringInputError
+from scoring.shared_types import Progress
 from scoring.subjects.corpus import WINDOW_TOKENS, Corpus, chunk_corpus, default_corpus
-from scoring.subjects.model import Progress, SubjectModel
+from scoring.subjects.model import SubjectModel
 from scoring.subjects.sae import SAEConfig, SparseAutoencoder, hook_name_for
 
 logger = logging.getLogger(__name__)

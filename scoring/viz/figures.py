@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from scoring.null import null_from_metrics
 from scoring.records import ActivationRecord
 from scoring.results import ScoreResult
-from scoring.scorers import DECISION_THRESHOLD
+from scoring.shared_types import DECISION_THRESHOLD
 from scoring.viz.scorer_tables import detection_frame
 from scoring.viz.tables import outcome_grid, per_sequence_frame, strongest_sequences
 from scoring.viz.tokens import OUTCOME_MARKS, SCALE_MAX, format_value, shorten

@@ -7,9 +7,8 @@ from typing import Any
 
 import pandas as pd
 
-from scoring.judged import JUDGE_THRESHOLD
 from scoring.results import ScoreResult
-from scoring.scorers import ACTIVE_THRESHOLD, DECISION_THRESHOLD
+from scoring.shared_types import ACTIVE_THRESHOLD, DECISION_THRESHOLD, JUDGE_THRESHOLD
 from scoring.viz.tables import numbers_as_text, tint_rows
 from scoring.viz.tokens import sequence_label
 

@@ -7,7 +7,7 @@ import math
 from collections.abc import Collection, Sequence
 
 from scoring.results import ScoreResult, SequenceResult
-from scoring.scorers import ACTIVE_THRESHOLD
+from scoring.shared_types import ACTIVE_THRESHOLD
 
 SCALE_MAX = 10.0
 
