@@ -23,16 +23,17 @@ RECORDS_STATE = "records_json"
 DEFAULT_TEXT = "My favorite color is red. In 1865 the ship sailed from Liverpool to New York."
 UNIT_LABELS = {"latent": "SAE latents", "neuron": "MLP neurons"}
 RANK_LABELS = {
-    "specificity": "specificity (corpus percentile)",
+    "specificity": "specificity (corpus percentile × silence)",
     "activation": "raw activation",
     "layer": "activation ÷ the layer's RMS on this text",
 }
 RANK_HELP = (
     "specificity: where the unit's activation on this text stands among its maxima on the corpus windows (the "
-    "share of windows below it; ties by its share of the unit's largest window maximum), so units that fire "
-    "this strongly on few texts come first and always-on units do not lead every search. raw activation: the "
-    "largest activations first. ÷ layer RMS: activations divided by the root-mean-square of their layer's "
-    "activations on this text, so layers with large activations do not drown the others."
+    "share of windows below it), times the share of windows where the unit is silent (1 − density); ties by its "
+    "share of the unit's largest window maximum. Units that fire this strongly on few texts come first; a unit "
+    "that fires in every window scores 0 however strongly it fires. raw activation: the largest activations "
+    "first. ÷ layer RMS: activations divided by the root-mean-square of their layer's activations on this text, "
+    "so layers with large activations do not drown the others."
 )
 DEDUP_LABELS = {"embedding": "same top token + similar context (MiniLM cosine ≥ 0.9)", "lexical": "same words only"}
 TEXT_SEPARATOR = "---"

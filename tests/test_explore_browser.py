@@ -136,7 +136,9 @@ def explore_a_latent(
         heading = driver.find_element(By.XPATH, "//h3[starts-with(., 'Latent #')]")
         seen["heading"] = heading.text
         seen["density"] = driver.find_element(By.XPATH, "//div[@data-testid='stMetric'][contains(., 'Density')]").text
-        seen["windows"] = str(len(driver.find_elements(By.XPATH, "//p[contains(., '· window ')]")))
+        # each window's label is the first line of its own box (scoring.viz.windows_html), not a caption
+        window_labels = "//div[contains(@class, 'explore-window')]/div[@class='label'][contains(., '· window ')]"
+        seen["windows"] = str(len(driver.find_elements(By.XPATH, window_labels)))
         seen["twins"] = driver.find_element(By.XPATH, "//h4[contains(., 'Twins')]").text
         seen["errors"] = str(len(driver.find_elements(By.CSS_SELECTOR, "[data-testid='stException']")))
         button("Test").click()
