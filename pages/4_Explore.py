@@ -65,6 +65,15 @@ def default_corpus() -> subjects.Corpus:
     return subjects.default_corpus()
 
 
+def show_valid(key: str, options: list[Any]) -> None:
+    """Before a selectbox whose options follow the search: a missing or stale value becomes the first option,
+    set in session state so that the browser is sent it. (A dropped value, `ui.keep_valid`'s way, lets the page
+    use the first option while the browser still shows the label of the last search: opening "L7 neuron #271"
+    opened a latent.)"""
+    if options and st.session_state.get(key) not in options:
+        st.session_state[key] = options[0]
+
+
 def progress_bar(text: str) -> Any:
     bar = st.progress(0.0, text=text)
 
@@ -298,7 +307,7 @@ if query is not None:
     try:
         tokens = subject.tokenize(query["text"]).tokens if query["text"] else []
         sort_options = [-1, *range(len(tokens))]
-        ui.keep_valid("explore_sort_token", sort_options)
+        show_valid("explore_sort_token", sort_options)
         position = int(st.session_state.get("explore_sort_token", -1))
         indexes = open_indexes(units)
         tokens, hits = search(
@@ -328,7 +337,7 @@ if query is not None:
         st.plotly_chart(viz.search_heatmap(tokens, hits), config=PLOT_CONFIG, width="stretch")
         st.dataframe(viz.search_hits_frame(hits, query["rank"]), hide_index=True, width="stretch")
         labels = [viz.hit_label(hit) for hit in hits]
-        ui.keep_valid("explore_pick", labels)
+        show_valid("explore_pick", labels)
         picked = st.selectbox("Open a unit", labels, key="explore_pick")
         if st.button("Open", key="explore_open"):
             chosen = hits[labels.index(str(picked))]
