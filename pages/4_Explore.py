@@ -22,16 +22,17 @@ RECORDS_STATE = "records_json"
 DEFAULT_TEXT = "My favorite color is red. In 1865 the ship sailed from Liverpool to New York."
 UNIT_LABELS = {"latent": "SAE latents", "neuron": "MLP neurons"}
 RANK_LABELS = {
-    "specificity": "specificity (corpus percentile)",
+    "specificity": "specificity (corpus percentile × silence)",
     "activation": "raw activation",
     "layer": "activation ÷ the layer's RMS on this text",
 }
 RANK_HELP = (
     "specificity: where the unit's activation on this text stands among its maxima on the corpus windows (the "
-    "share of windows below it; ties by its share of the unit's largest window maximum), so units that fire "
-    "this strongly on few texts come first and always-on units do not lead every search. raw activation: the "
-    "largest activations first. ÷ layer RMS: activations divided by the root-mean-square of their layer's "
-    "activations on this text, so layers with large activations do not drown the others."
+    "share of windows below it), times the share of windows where the unit is silent (1 − density); ties by its "
+    "share of the unit's largest window maximum. Units that fire this strongly on few texts come first; a unit "
+    "that fires in every window scores 0 however strongly it fires. raw activation: the largest activations "
+    "first. ÷ layer RMS: activations divided by the root-mean-square of their layer's activations on this text, "
+    "so layers with large activations do not drown the others."
 )
 DEDUP_LABELS = {"embedding": "same top token + similar context (MiniLM cosine ≥ 0.9)", "lexical": "same words only"}
 TEXT_SEPARATOR = "---"
@@ -61,6 +62,15 @@ def sparse_autoencoder(path: str) -> SparseAutoencoder:
 @st.cache_resource(show_spinner="Reading the bundled corpus…")
 def default_corpus() -> subjects.Corpus:
     return subjects.default_corpus()
+
+
+def show_valid(key: str, options: list[Any]) -> None:
+    """Before a selectbox whose options follow the search: a missing or stale value becomes the first option,
+    set in session state so that the browser is sent it. (A dropped value, `ui.keep_valid`'s way, lets the page
+    use the first option while the browser still shows the label of the last search: opening "L7 neuron #271"
+    opened a latent.)"""
+    if options and st.session_state.get(key) not in options:
+        st.session_state[key] = options[0]
 
 
 def progress_bar(text: str) -> Any:
@@ -296,7 +306,7 @@ if query is not None:
     try:
         tokens = subject.tokenize(query["text"]).tokens if query["text"] else []
         sort_options = [-1, *range(len(tokens))]
-        ui.keep_valid("explore_sort_token", sort_options)
+        show_valid("explore_sort_token", sort_options)
         position = int(st.session_state.get("explore_sort_token", -1))
         indexes = open_indexes(units)
         tokens, hits = search(
@@ -326,7 +336,7 @@ if query is not None:
         st.plotly_chart(viz.search_heatmap(tokens, hits), config=PLOT_CONFIG, width="stretch")
         st.dataframe(viz.search_hits_frame(hits, query["rank"]), hide_index=True, width="stretch")
         labels = [viz.hit_label(hit) for hit in hits]
-        ui.keep_valid("explore_pick", labels)
+        show_valid("explore_pick", labels)
         picked = st.selectbox("Open a unit", labels, key="explore_pick")
         if st.button("Open", key="explore_open"):
             chosen = hits[labels.index(str(picked))]

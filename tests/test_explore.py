@@ -51,6 +51,8 @@ def test_corpus_standing_places_an_activation_in_each_units_window_maxima() -> N
     assert list(standing.percentile) == [1.0, 0.5, 1.0]
     assert standing.of_max[0] == np.inf and standing.of_max[1] == pytest.approx(0.625) and standing.of_max[2] == 2.0
     assert list(standing.density) == [0.0, 1.0, 0.25]
+    # the always-on unit 1 scores 0; unit 2, silent in 3 of the 4 windows, keeps 3/4 of its percentile
+    assert list(standing.specificity) == [1.0, 0.0, 0.75]
     with pytest.raises(ScoringInputError, match="rebuild the index"):
         corpus_standing(maxima, np.array([1.0, 2.0]))
 
@@ -123,20 +125,27 @@ def test_the_density_filter_applies_before_the_top_cut(
 
 
 @pytest.mark.model
-def test_the_red_latent_is_in_the_top_five_of_its_sentence(tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_the_red_latent_is_in_the_top_five_of_its_sentence(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Latent 1347 of the shipped SAE fires on " red" (docs/explorer.md): ranked by specificity among all
-    18 layers' neurons and the SAE's latents, it is in the top 5 of "My favorite color is red."."""
+    18 layers' neurons and the SAE's latents, it is in the top 5 of "My favorite color is red.".
+
+    The indexes are the ones users get (the defaults: 256 windows for the neurons, 512 for the latents), kept
+    in the session's folder so that the Explore browser test reuses the neurons' index."""
     from test_subjects import session_subjects_directory
 
     from scoring import subjects
     from scoring.subjects import latents
 
     directory = session_subjects_directory(tmp_path_factory)
+    monkeypatch.setenv("SCORING_SUBJECT_DIR", str(directory))
     subject = subjects.load_subject()
     sae = subjects.load_sae(latents.default_sae_path(subject.name))
     corpus = subjects.default_corpus()
     indexes = [subjects.open_index(subject, corpus), latents.open_latent_index(subject, sae, corpus)]
     assert all(str(index.directory).startswith(str(directory)) for index in indexes)
+    assert [index.n_windows for index in indexes] == [subjects.MAX_WINDOWS, latents.LATENT_MAX_WINDOWS]
     _, hits = search_units(subject, "My favorite color is red.", saes=[sae], rank="specificity", indexes=indexes)
     top = [(hit.unit, hit.index) for hit in hits[:5]]
     assert ("latent", 1347) in top, [viz.hit_label(hit) for hit in hits[:10]]
@@ -218,7 +227,9 @@ def test_explore_searches_opens_a_latent_and_hands_it_to_the_score_page(explore_
     assert len(page.get("plotly_chart")) == 2  # the search heatmap, and the histogram of the unit shown below
     assert '"displayModeBar": false' in page.get("plotly_chart")[0].proto.config  # the toolbar covered the heatmap
     table = _hits_table(page)
-    assert list(table.columns) == ["unit", "activation", "at token", "corpus percentile", "of corpus max", "density"]
+    columns = ["unit", "activation", "at token", "specificity", "corpus percentile", "of corpus max", "density"]
+    assert list(table.columns) == columns
+    assert list(table["specificity"]) == sorted(table["specificity"], reverse=True)  # the column ranked by
     units = list(table["unit"])
     assert any("latent" in unit for unit in units) and any("neuron" in unit for unit in units)
     assert all(text.endswith("%") for text in table["density"])  # the first search indexed the corpus
@@ -322,7 +333,7 @@ LABELS = {
     "MLP neurons": "neuron",
     "the bundled World Factbook corpus": "bundled",
     "my own texts": "mine",
-    "specificity (corpus percentile)": "specificity",
+    "specificity (corpus percentile × silence)": "specificity",
     "raw activation": "activation",
     "activation ÷ the layer's RMS on this text": "layer",
     "same top token + similar context (MiniLM cosine ≥ 0.9)": "embedding",

@@ -7,7 +7,7 @@ into windows and indexed once (`index`), so any unit's top windows come back at
 once and become Neuronpedia-format records. Sparse autoencoders in SAELens's
 on-disk format turn hooked activations into latents (`sae`), which are indexed,
 searched and recorded like neurons; `search` ranks the units that fire on a text
-by how specific that is (their corpus percentile).
+by how specific that is (their corpus percentile, discounted by their density).
 
 Every public name is importable from ``scoring.subjects``.
 """

@@ -66,8 +66,9 @@ def search_hits_frame(hits: Sequence[SearchHit], rank: str) -> pd.DataFrame:
 
     ``corpus percentile``: the share of corpus windows whose maximum is below the
     activation; ``of corpus max``: the activation as a multiple of the unit's largest
-    window maximum. With ``rank="layer"`` the column ranked by (activation ÷ the layer's
-    RMS on the text) is shown too.
+    window maximum. The column ranked by is shown too: with ``rank="specificity"`` the
+    corpus percentile × (1 − density), with ``rank="layer"`` the activation ÷ the layer's
+    RMS on the text.
     """
     rows = []
     for hit in hits:
@@ -78,6 +79,8 @@ def search_hits_frame(hits: Sequence[SearchHit], rank: str) -> pd.DataFrame:
         }
         if rank == "layer":
             row["÷ layer RMS"] = round(hit.score, 3)
+        elif rank == "specificity":
+            row["specificity"] = round(hit.score, 3)
         row["corpus percentile"] = _share(hit.percentile)
         row["of corpus max"] = _times(hit.of_max)
         row["density"] = _share(hit.density)
