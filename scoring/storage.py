@@ -45,11 +45,16 @@ class CacheFolder:
 
 
 def converted_models(directory: Path | None = None) -> list[Path]:
-    """The converted model folders in `directory` (default `scoring.models.model_directory()`)."""
+    """The prepared model folders in `directory` (default `scoring.models.model_directory()`): torch
+    conversions, and the joined GGUF files the llama.cpp path reads (``KEY-HASH-gguf``)."""
     home = directory or models.model_directory()
     if not home.is_dir():
         return []
-    return sorted(folder for folder in home.iterdir() if (folder / "converted.json").is_file())
+    return sorted(
+        folder
+        for folder in home.iterdir()
+        if (folder / "converted.json").is_file() or (folder.name.endswith("-gguf") and any(folder.glob("*.gguf")))
+    )
 
 
 def folder_size(path: Path, exclude: Sequence[Path] = ()) -> int:
@@ -76,7 +81,11 @@ def _locations() -> dict[str, tuple[str, Path, str]]:
             "SCORING_CACHE_DIR",
         ),
         "subjects": ("activation indexes of the subject models", subjects_directory(), "SCORING_SUBJECT_DIR"),
-        "models": ("packaged models converted to safetensors", models.model_directory(), "SCORING_MODEL_DIR"),
+        "models": (
+            "packaged models, joined (GGUF) or converted (safetensors)",
+            models.model_directory(),
+            "SCORING_MODEL_DIR",
+        ),
     }
 
 

@@ -175,3 +175,19 @@ def test_rows_are_split_into_batches_that_fit_the_context(gemma: models.LoadedMo
     for batch in forward.row_groups(gemma, opening, [400] * 5):  # each batch runs
         rows = forward.run_rows(gemma, OPENING, [[5] * 400] * len(batch))
         assert rows.last_logits.shape[0] == len(batch)
+
+
+def test_the_joined_gguf_is_listed_and_cleared_with_the_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from scoring import catalog, storage
+
+    monkeypatch.setenv("SCORING_MODEL_DIR", str(tmp_path))
+    target = models._gguf_path(models.get_spec("qwen2.5-coder-1.5b"), None)
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"GGUF" * 10)
+    (tmp_path / "unrelated-gguf").mkdir()  # no GGUF file inside: not a model
+    assert [folder.name for folder in storage.converted_models()] == [target.parent.name]
+    assert catalog._converted_folders("qwen2.5-coder-1.5b") == [target.parent.name]
+    models_folder = next(folder for folder in storage.cache_folders() if folder.kind == "models")
+    assert models_folder.parts == [(target.parent.name, 40)]
+    assert storage.clear("models", ["qwen2.5"]) == [str(target.parent)]
+    assert not target.exists()
