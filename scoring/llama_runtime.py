@@ -154,11 +154,13 @@ class LlamaModel:
 
     # ------------------------------------------------------------------ sequences and cells
 
-    def _take(self) -> int:
+    def _take(self, live: bool = True) -> int:
+        """A free sequence id; `live` ones are freed by the next `reserve` (openings are not)."""
         if not self._free:
             raise ValueError(f"more than {SEQUENCES} sequences at once; run fewer rows per call")
         sequence = self._free.pop()
-        self._live.append(sequence)
+        if live:
+            self._live.append(sequence)
         return sequence
 
     def _drop(self, sequence: int) -> None:
@@ -244,9 +246,7 @@ class LlamaModel:
             key = done + tuple(segment)
             kept = self._openings.get(key)
             if kept is None:
-                sequence = self._free.pop() if self._free else None
-                if sequence is None:
-                    raise ValueError(f"more than {SEQUENCES} sequences at once; run fewer rows per call")
+                sequence = self._take(live=False)
                 if found is not None:
                     self._copy(found[0], sequence)
                 positions = range(len(done), len(key))

