@@ -4,11 +4,13 @@
 
 The texts are the dev puzzles' sentences run together and cut into 64-token
 windows (tokens as the puzzles give them). Each simulator is loaded and warmed up
-on two short texts first (reported as `load_seconds`), then scores fresh
-explanations with the cache off; `seconds` is the wall time of each score;
-`rank_seconds` the wall time of ranking `--rank` explanations on the same records
-(the dashboard's main use), and `peak_rss_gb` the process's peak resident memory
-so far (run one simulator per process to read it per simulator).
+on two other windows first (reported as `load_seconds`), then scores fresh
+explanations with the cache off, each on 20 windows it has not seen (a simulator
+that keeps work per text, such as `local`'s text-first method, gets no head start);
+`seconds` is the wall time of each score; `rank_seconds` the wall time of ranking
+`--rank` explanations on 20 more unseen windows (the dashboard's main use: the
+explanations share the records), and `peak_rss_gb` the process's peak resident
+memory so far (run one simulator per process to read it per simulator).
 Run it on an otherwise idle machine: the figures are only as good as the CPU time
 the process gets (`SCORING_THREADS` sets torch's threads).
 """
@@ -58,15 +60,17 @@ def peak_rss_gb() -> float:
 
 
 def measure(spec: str, repeat: int, rank: int) -> dict[str, object]:
-    texts = windows()
     # Real activations only matter for the correlation; the timing is the simulator's.
-    records = [ActivationRecord(text, [float(index % 7 == 0) for index in range(len(text))]) for text in texts]
+    pool = [ActivationRecord(text, [float(index % 7 == 0) for index in range(len(text))]) for text in windows(80)]
+    if len(pool) < 20 * (repeat + 1) + 2:
+        raise SystemExit(f"--repeat {repeat} needs more unseen windows than the dev puzzles give; use at most 2")
     started = time.perf_counter()
     simulator = get_simulator(spec)
-    score_explanation("warm-up", records[:2], simulator=simulator, cache=False)
+    score_explanation("warm-up", pool[-2:], simulator=simulator, cache=False)
     load_seconds = time.perf_counter() - started
     seconds = []
-    for explanation in EXPLANATIONS[:repeat]:
+    for turn, explanation in enumerate(EXPLANATIONS[:repeat]):
+        records = pool[20 * turn : 20 * turn + 20]
         started = time.perf_counter()
         result = score_explanation(explanation, records, simulator=simulator, cache=False)
         seconds.append(round(time.perf_counter() - started, 2))
@@ -76,7 +80,8 @@ def measure(spec: str, repeat: int, rank: int) -> dict[str, object]:
     rank_seconds = None
     if rank:
         started = time.perf_counter()
-        rank_explanations(list(EXPLANATIONS[-rank:]), records, simulator=simulator, cache=False)
+        fresh = pool[20 * repeat : 20 * repeat + 20]
+        rank_explanations(list(EXPLANATIONS[-rank:]), fresh, simulator=simulator, cache=False)
         rank_seconds = round(time.perf_counter() - started, 2)
     return {
         "simulator": spec,

@@ -43,8 +43,8 @@ logger = logging.getLogger(__name__)
 CONTEXT_TOKENS = 24576
 """Key/value cells of the context (about 0.7 GB in float16 for the 1.5B model): openings plus every live row."""
 
-SEQUENCES = 96
-"""Sequence ids of the context: kept openings, rows and teacher-forced copies."""
+SEQUENCES = 160
+"""Sequence ids of the context: kept openings and stems, rows and teacher-forced copies."""
 
 BATCH_TOKENS = 2048
 """Tokens per decode call (longer batches are split)."""
@@ -54,6 +54,10 @@ UBATCH_TOKENS = 512
 
 OPENINGS_KEPT = 8
 """Openings (worked examples, rule) kept in their own sequences between calls, least recently used dropped."""
+
+STEMS_KEPT = 64
+"""Stems (opening + a text, `forward.run_rows`) kept between calls, least recently used dropped: a feature's texts
+run once and serve every explanation scored on them."""
 
 _bindings: Any = None
 _log_callback: Any = None
@@ -124,8 +128,9 @@ class LlamaModel:
         self.lib = api._lib
         params = api.llama_model_default_params()
         params.n_gpu_layers = 0
-        # No "repack" (Q4_K rows interleaved at load): up to 18% faster prompts in a quiet micro-benchmark, but
-        # next-token KL against float32 rose from 0.0009 to 0.015 nats (docs/local-simulator.md).
+        # No "repack" (Q4_K rows interleaved at load): up to 18% faster prompts in a quiet micro-benchmark and
+        # no faster ranking of 5 explanations (96.7 s against 95.8 s), but next-token KL against float32 rose
+        # from 0.0009 to 0.015 nats (docs/local-simulator.md).
         params.repack_tensors = False
         self.model = api.llama_model_load_from_file(str(gguf).encode(), params)
         if not self.model:
@@ -148,6 +153,8 @@ class LlamaModel:
         self._free = list(range(SEQUENCES - 1, -1, -1))
         self._openings: OrderedDict[tuple[int, ...], tuple[int, int]] = OrderedDict()
         """Kept openings: tokens -> (sequence id, cells)."""
+        self._stems: OrderedDict[tuple[tuple[int, ...], tuple[int, ...]], tuple[int, int]] = OrderedDict()
+        """Kept stems: (opening tokens, stem tokens) -> (sequence id, the stem's own cells)."""
         self._live: list[int] = []
         """Sequences of the current rows and their copies (freed by the next `run_rows`)."""
         self._live_cells = 0
@@ -173,7 +180,8 @@ class LlamaModel:
         self.lib.llama_kv_cache_seq_cp(self.context, source, target, -1, -1)
 
     def used_cells(self) -> int:
-        return sum(cells for _, cells in self._openings.values()) + self._live_cells
+        kept = sum(cells for _, cells in self._openings.values()) + sum(cells for _, cells in self._stems.values())
+        return kept + self._live_cells
 
     def row_budget(self, opening: int) -> int:
         """Cells one call's rows may take beside an opening of `opening` tokens (half the context: the other
@@ -186,6 +194,9 @@ class LlamaModel:
             self._drop(sequence)
         self._live_cells = 0
         room = self.capacity - 2 * UBATCH_TOKENS  # a batch needs contiguous free cells: keep a margin
+        while self._stems and self.used_cells() + cells > room:
+            _, (sequence, _) = self._stems.popitem(last=False)
+            self._drop(sequence)
         while self._openings and self.used_cells() + cells > room:
             _, (sequence, _) = self._openings.popitem(last=False)
             self._drop(sequence)
@@ -264,6 +275,53 @@ class LlamaModel:
             raise ValueError("empty opening")
         return found[0], found[1], run
 
+    def stems(
+        self, opening: tuple[int, ...], source: int | None, stems: Sequence[Sequence[int]]
+    ) -> tuple[list[int], int]:
+        """The sequence holding opening + each stem (kept in an LRU, new ones run as one batch) and the tokens run.
+
+        Call `trim_stems` once the rows have copied them.
+        """
+        found: dict[tuple[int, ...], int] = {}
+        tokens: list[int] = []
+        positions: list[int] = []
+        owners: list[int] = []
+        for stem in stems:
+            key = tuple(stem)
+            if key in found:
+                continue
+            kept = self._stems.get((opening, key))
+            if kept is not None:
+                self._stems.move_to_end((opening, key))
+                found[key] = kept[0]
+                continue
+            sequence = self._take(live=False)
+            if source is not None:
+                self._copy(source, sequence)
+            self._stems[(opening, key)] = (sequence, len(key))
+            found[key] = sequence
+            tokens.extend(key)
+            positions.extend(range(len(opening), len(opening) + len(key)))
+            owners.extend([sequence] * len(key))
+        self.decode(tokens, positions, owners, [False] * len(tokens))
+        return [found[tuple(stem)] for stem in stems], len(tokens)
+
+    def forget(self) -> None:
+        """Drop every kept opening and stem and the live rows (the next call runs everything again)."""
+        for sequence in [kept[0] for kept in self._openings.values()] + [kept[0] for kept in self._stems.values()]:
+            self._drop(sequence)
+        self._openings.clear()
+        self._stems.clear()
+        for sequence in list(self._live):
+            self._drop(sequence)
+        self._live_cells = 0
+
+    def trim_stems(self) -> None:
+        """Drop the least recently used stems beyond `STEMS_KEPT` (rows that copied one keep their cells)."""
+        while len(self._stems) > STEMS_KEPT:
+            _, (old, _) = self._stems.popitem(last=False)
+            self._drop(old)
+
 
 @dataclass
 class LlamaRows(Rows):
@@ -273,9 +331,17 @@ class LlamaRows(Rows):
 
 
 def run_rows(
-    lm: LoadedModel, shared: Sequence[Sequence[int]], tails: Sequence[Sequence[int]], extension: int
+    lm: LoadedModel,
+    shared: Sequence[Sequence[int]],
+    tails: Sequence[Sequence[int]],
+    extension: int,
+    stems: Sequence[Sequence[int]] | None = None,
 ) -> LlamaRows:
-    """The opening once, then every tail in its own sequence, as one batch; `extension` cells kept per row."""
+    """The opening once, then every tail in its own sequence, as one batch; `extension` cells kept per row.
+
+    With `stems` (a leading part of each tail), opening + stem is kept between calls
+    (`LlamaModel.stems`) and each row runs only the rest of its tail.
+    """
     model: LlamaModel = lm.model
     segments = [list(segment) for segment in shared if segment]
     opening = sum(len(segment) for segment in segments)
@@ -284,21 +350,31 @@ def run_rows(
     if length != opening:
         raise RuntimeError("kept opening has the wrong length")
     lm.tokens_read += run
+    starts = [0] * len(tails)
+    sources: list[int | None] = [source] * len(tails)
+    if stems is not None:
+        opening_key = tuple(token for segment in segments for token in segment)
+        stem_sequences, stem_run = model.stems(opening_key, source, stems)
+        lm.tokens_read += stem_run
+        sources = list(stem_sequences)
+        starts = [len(stem) for stem in stems]
     sequences = []
     tokens: list[int] = []
     positions: list[int] = []
     owners: list[int] = []
     wanted: list[bool] = []
-    for tail in tails:
+    for tail, start, origin in zip(tails, starts, sources, strict=True):
         sequence = model._take()
-        if source is not None:
-            model._copy(source, sequence)
+        if origin is not None:
+            model._copy(origin, sequence)
         sequences.append(sequence)
-        tokens.extend(tail)
-        positions.extend(range(opening, opening + len(tail)))
-        owners.extend([sequence] * len(tail))
-        wanted.extend([False] * (len(tail) - 1) + [True])
+        rest = tail[start:]
+        tokens.extend(rest)
+        positions.extend(range(opening + start, opening + len(tail)))
+        owners.extend([sequence] * len(rest))
+        wanted.extend([False] * (len(rest) - 1) + [True])
     logits = model.decode(tokens, positions, owners, wanted)
+    model.trim_stems()
     lm.tokens_read += len(tokens)
     ends = np.array([opening + len(tail) for tail in tails], dtype=np.int64)
     return LlamaRows(lm, None, None, ends, logits, sequences)

@@ -207,6 +207,27 @@ LOCAL_POINTER_CHAT_ANSWER = "<|im_end|>\n<|im_start|>assistant\n" + LOCAL_POINTE
 """Closes the user turn after the text and opens the answer; the model's next words are read from here."""
 
 
+LOCAL_TEXT_FIRST_CHAT_PROMPT_VERSION = "local-text-first-chat-1"
+"""Version of the text-first chat prompt (``method=text-first-chat``): the same worked examples with each text
+before its rule, so a text's key/value cells serve every explanation scored on it."""
+
+
+def local_text_first_chat_examples(examples: Sequence[tuple[str, str, str]] = LOCAL_POINTER_EXAMPLES) -> str:
+    """Everything before a text in the text-first chat prompt: system turn, worked examples (text, then rule), and
+    the query's "Text:" (nothing here depends on the explanation or the text)."""
+    parts = [chatml("system", LOCAL_POINTER_CHAT_SYSTEM)]
+    for rule, text, answer in examples:
+        parts.append(chatml("user", f"Text: {text}\nRule: {rule}"))
+        parts.append(chatml("assistant", f"{LOCAL_POINTER_ANSWER.strip()} {answer}"))
+    return "".join(parts) + "<|im_start|>user\nText:"
+
+
+def local_text_first_chat_rule(explanation: str) -> str:
+    """Written after a text in the text-first chat prompt: the rule, the end of the user turn and the answer cue."""
+    cleaned = " ".join(explanation.split()).rstrip(".")
+    return f"\nRule: {cleaned}" + LOCAL_POINTER_CHAT_ANSWER
+
+
 def local_pointer_text(tokens: Sequence[str]) -> str:
     """The sequence as one line after "Text:" (a leading space added when its first token has none)."""
     text = "".join(tokens).replace("\r", " ").replace("\n", " ")

@@ -110,6 +110,38 @@ def test_rows_over_a_shared_opening_match_each_prompt_alone(gemma: models.Loaded
 
 
 @pytest.mark.model
+def test_stems_are_run_once_and_serve_later_calls(gemma: models.LoadedModel) -> None:
+    """Text-first prompts: each tail starts with a text (its stem); a second explanation on the same texts runs
+    only what follows the texts, with the same logits as each prompt alone."""
+    opening = OPENING[0] + OPENING[1]
+    stems = [tail[:-1] for tail in TAILS]
+    rules = ([901, 902], [903])
+    for rule in rules:
+        tails = [stem + rule for stem in stems]
+        expected = [alone(gemma, opening + tail) for tail in tails]
+        before = gemma.tokens_read
+        rows = forward.run_rows(gemma, OPENING, tails, stems=stems)
+        read = gemma.tokens_read - before
+        if rule is rules[0]:
+            opening_run = read - sum(map(len, stems)) - len(rule) * len(stems)
+            assert opening_run in (0, len(OPENING[1]), len(opening))  # the opening may be kept from other tests
+        else:  # the opening and the texts are kept: only the rule runs, once per text
+            assert read == len(rule) * len(stems)
+        for row, logits in enumerate(expected):
+            assert close(rows.last_logits[row], logits), row
+        # the rows extend like any others
+        assert close(forward.step(rows, [7, 7, 7])[1], alone(gemma, opening + tails[1] + [7]))
+    # a repeated text within one call runs once
+    before = gemma.tokens_read
+    forward.run_rows(gemma, OPENING, [[11, 12, 13, 1], [11, 12, 13, 2]], stems=[[11, 12, 13]] * 2)
+    assert gemma.tokens_read - before == 3 + 2
+    with pytest.raises(ValueError, match="leading part"):
+        forward.run_rows(gemma, OPENING, [[1, 2]], stems=[[1, 3]])
+    with pytest.raises(ValueError, match="leading part"):
+        forward.run_rows(gemma, OPENING, [[1, 2]], stems=[[1, 2]])
+
+
+@pytest.mark.model
 def test_steps_and_dropped_rows_match_plain_decoding(gemma: models.LoadedModel) -> None:
     opening = OPENING[0] + OPENING[1]
     rows = forward.run_rows(gemma, OPENING, TAILS)

@@ -197,3 +197,29 @@ def test_list_method_gives_listed_words_ten_and_others_half_their_pointer_value(
     for token, value, first_slot in zip(tokens, values, pointer, strict=True):
         if token.strip() not in listed:
             assert value == pytest.approx(first_slot * local.LIST_UNLISTED_SHARE, abs=0.05), token
+
+
+@pytest.mark.model
+def test_text_first_runs_each_text_once_for_all_explanations_with_the_same_values() -> None:
+    """Ranking explanations on the same records: later explanations reuse the texts' work (on llama.cpp, which
+    keeps it) and get the values they get when scored alone."""
+    texts = [case[0] for case in CASES]
+    simulator = LocalSimulator(model="qwen2.5-coder-1.5b", method="text-first-chat")
+    lm = models.load("qwen2.5-coder-1.5b")
+    kept = hasattr(lm.model, "forget")
+    if kept:  # other tests may have run these texts already
+        lm.model.forget()
+    first = simulator.simulate_sync("farm animals", texts)
+    again = simulator.simulate_sync("colors", texts)
+    if kept:
+        assert again.usage.prompt_tokens < first.usage.prompt_tokens / 2, (again.usage, first.usage)
+        lm.model.forget()
+    alone = simulator.simulate_sync("colors", texts)
+    if kept:
+        assert alone.usage.prompt_tokens > again.usage.prompt_tokens
+    for shared, fresh in zip(again.sequences, alone.sequences, strict=True):
+        assert shared.activations is not None and fresh.activations is not None
+        assert shared.activations == pytest.approx(fresh.activations, abs=0.5), (shared, fresh)
+    listed = {token.strip() for token, value in zip(texts[1], again.sequences[1].activations or [], strict=True)
+              if value == 10.0}
+    assert {"red", "green"} <= listed

@@ -53,19 +53,20 @@ DEFAULT_JUDGE = "local"
 
 _LOCAL_REASON = (
     "The default simulator is `local` (Qwen2.5-Coder-1.5B, offline). On our development sets it ranks true "
-    "explanations above false ones more often than `embedding` (198 of 253 pairs against 172), and on this "
+    "explanations above false ones more often than `embedding` (218 of 253 pairs against 172), and on this "
     "machine (a GPU, or a CPU with native bfloat16) it scores 20 texts x 64 tokens in about 20 s. It is weak on "
     "structural explanations: for scores you rely on, use an API model (docs/local-simulator.md)."
 )
 _EMBEDDING_REASON = (
     "The default simulator is `embedding` (fast, offline). `local` ranks true explanations better on our "
-    "development sets, but this CPU has no native bfloat16, and here `local` takes {local_time} for 20 texts x 64 "
-    "tokens, over our 30 s budget. Pick `local` if you can wait, or an API model for the best rankings "
-    "(docs/local-simulator.md)."
+    "development sets (218 of 253 pairs against 172), but this CPU has no native bfloat16, and here `local` takes "
+    "{local_time}, over our budgets (30 s and 60 s). Pick `local` if you can wait, or an API model for the best "
+    "rankings (docs/local-simulator.md)."
 )
 _LOCAL_TIME = {
-    "q4_k_m": "37-43 s on 2 cores (llama.cpp kernels)",
-    "float32": "80-105 s on 2 cores (torch in float32)",
+    "q4_k_m": "about 40 s for 20 texts x 64 tokens and 95 s to rank 5 explanations on them on 2 cores "
+    "(llama.cpp kernels)",
+    "float32": "80-105 s for 20 texts x 64 tokens on 2 cores (torch in float32)",
 }
 
 

@@ -86,11 +86,19 @@ class Rows:
     """Next-token logits at each row's end, [rows, vocab] float32."""
 
 
-def run_rows(lm: LoadedModel, shared: Sequence[Sequence[int]], tails: Sequence[Sequence[int]]) -> Rows:
+def run_rows(
+    lm: LoadedModel,
+    shared: Sequence[Sequence[int]],
+    tails: Sequence[Sequence[int]],
+    stems: Sequence[Sequence[int]] | None = None,
+) -> Rows:
     """Run the shared opening + each tail (one row per tail) and return the rows with their last logits.
 
     `shared` is the opening in segments whose caches are kept separately (see `_prefix_cache`);
-    empty segments are skipped.
+    empty segments are skipped. `stems`, when given, holds a leading part of each tail that
+    later calls are likely to repeat (a text scored against several explanations): the
+    llama.cpp runtime keeps the cells of the opening + stem between calls, so a repeated
+    stem is not run again. The result is the same with or without `stems`.
     Tails are right-aligned (left-padded after the opening), so every row ends in the
     last column and one logits row per prompt is computed, not one per token.
     """
@@ -105,10 +113,16 @@ def run_rows(lm: LoadedModel, shared: Sequence[Sequence[int]], tails: Sequence[S
             )
         if not tail:
             raise ValueError("empty prompt tail")
+    if stems is not None:
+        if len(stems) != len(tails):
+            raise ValueError(f"{len(stems)} stems for {len(tails)} tails")
+        pairs = zip(stems, tails, strict=True)
+        if any(len(stem) >= len(tail) or list(tail[: len(stem)]) != list(stem) for stem, tail in pairs):
+            raise ValueError("each stem must be a proper leading part of its tail")
     if _on_llama(lm):
         from scoring import llama_runtime
 
-        return llama_runtime.run_rows(lm, segments, tails, ROW_EXTENSION_TOKENS)
+        return llama_runtime.run_rows(lm, segments, tails, ROW_EXTENSION_TOKENS, stems)
     rows = len(tails)
     width = max(len(tail) for tail in tails)
     pad = int(lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0)

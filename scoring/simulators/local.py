@@ -52,21 +52,24 @@ from scoring.words import word_groups
 DEFAULT_MODEL = "qwen2.5-coder-1.5b"
 """The model that simulates when the spec names none."""
 
-DEFAULT_METHOD = "list-chat"
+DEFAULT_METHOD = "text-first-chat"
 """The default method (chosen on the dev sets: docs/local-simulator.md)."""
 
 DEFAULT_TEXT_MODEL = "qwen2.5-coder-1.5b"
 """The model that judges and explains when the spec names none."""
 
-METHODS = ("pointer", "pointer-chat", "list", "list-chat")
-LIST_METHODS = ("list", "list-chat")
-CHAT_METHODS = ("pointer-chat", "list-chat")
+METHODS = ("pointer", "pointer-chat", "list", "list-chat", "text-first-chat")
+LIST_METHODS = ("list", "list-chat", "text-first-chat")
+CHAT_METHODS = ("pointer-chat", "list-chat", "text-first-chat")
+TEXT_FIRST_METHODS = ("text-first-chat",)
+"""Methods that write each text before the rule: its cells are computed once and serve every explanation."""
 
 _PROMPT_VERSIONS = {
     "pointer": prompts.LOCAL_POINTER_PROMPT_VERSION,
     "pointer-chat": prompts.LOCAL_POINTER_CHAT_PROMPT_VERSION,
     "list": f"{prompts.LOCAL_POINTER_PROMPT_VERSION}+{prompts.LOCAL_LIST_DECODE_VERSION}",
     "list-chat": f"{prompts.LOCAL_POINTER_CHAT_PROMPT_VERSION}+{prompts.LOCAL_LIST_DECODE_VERSION}",
+    "text-first-chat": f"{prompts.LOCAL_TEXT_FIRST_CHAT_PROMPT_VERSION}+{prompts.LOCAL_LIST_DECODE_VERSION}",
 }
 """Prompt version of each method (in the cache key)."""
 
@@ -352,9 +355,16 @@ def simulate_pointer(
     live = [index for index, words in enumerate(groups) if words]
     if not live:
         return outcomes
-    shared = pointer_prompt(lm, explanation, chat)
+    if method in TEXT_FIRST_METHODS:
+        shared = [lm.bos + lm.encode(prompts.local_text_first_chat_examples())]
+        rule = lm.encode(prompts.local_text_first_chat_rule(explanation))
+        stems = {index: lm.encode(prompts.local_pointer_text(sequences[index])) for index in live}
+        tails = {index: stems[index] + rule for index in live}
+    else:
+        shared = pointer_prompt(lm, explanation, chat)
+        stems = {}
+        tails = {index: pointer_tail(lm, sequences[index], chat) for index in live}
     opening = sum(len(segment) for segment in shared)
-    tails = {index: pointer_tail(lm, sequences[index], chat) for index in live}
     too_long = [index for index in live if opening + len(tails[index]) > forward.MAX_PROMPT_TOKENS]
     for index in too_long:
         outcomes[index] = (
@@ -367,8 +377,16 @@ def simulate_pointer(
     word_values: list[dict[str, float]] = []
     for group in forward.row_groups(lm, opening, [len(tails[index]) for index in live]):
         chosen = [live[position] for position in group]
-        word_values += _word_values(lm, shared, [tails[index] for index in chosen], [groups[index] for index in chosen],
-                                    method, floor)
+        row_stems = [stems[index] for index in chosen] if stems else None
+        word_values += _word_values(
+            lm,
+            shared,
+            [tails[index] for index in chosen],
+            [groups[index] for index in chosen],
+            method,
+            floor,
+            row_stems,
+        )
     for row, index in enumerate(live):
         result = [0.0] * len(sequences[index])
         for word, indices in groups[index]:
@@ -385,10 +403,15 @@ def _word_values(
     groups: list[list[tuple[str, list[int]]]],
     method: str,
     floor: float,
+    stems: list[list[int]] | None = None,
 ) -> list[dict[str, float]]:
-    """Each row's value (0..10) per word of its text: the rows run as one batch over the shared opening."""
+    """Each row's value (0..10) per word of its text: the rows run as one batch over the shared opening.
+
+    With `stems` (text-first methods), each tail begins with its row's stem (the text), which
+    `forward.run_rows` may keep between calls.
+    """
     chat = method in CHAT_METHODS
-    rows = forward.run_rows(lm, shared, tails)
+    rows = forward.run_rows(lm, shared, tails, stems=stems)
     words_by_row = [dict.fromkeys(word for word, _ in words) for words in groups]
     all_words = list(dict.fromkeys(word for words in words_by_row for word in words))
     pieces = dict(zip(all_words, lm.encode_many([" " + word for word in all_words]), strict=True))
