@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scoring.api import resolve_simulator  # noqa: E402
 from scoring.batch import run_batch  # noqa: E402
+from scoring.process_settings import configure_process  # noqa: E402
 from scoring.prompts import API_CHAT_SYSTEM, api_chat_user_message  # noqa: E402
 from tests.support.scoring_server import fake_openai_server  # noqa: E402
 
@@ -83,6 +84,7 @@ async def server_max_rate(url: str, requests: int, in_flight: int, sequences: in
 
 
 def main() -> None:
+    configure_process()  # as the command line does: the figures are the entry points'
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--features", type=int, default=40)
     parser.add_argument("--explanations", type=int, default=3)
