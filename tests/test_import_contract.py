@@ -40,7 +40,6 @@ KNOWN_UI_CROSSINGS = frozenset(
         ("pages.2_Spot_check", "scoring.protocols.neuronpedia"),
         ("pages.2_Spot_check", "scoring.protocols.prompts"),
         ("pages.2_Spot_check", "scoring.spotcheck"),
-        ("pages.4_Explore", "scoring.subjects.latents"),
     }
 )
 """(dashboard module, private library module) imports that predate the contract (issue 27, item 2). Remove a pair
