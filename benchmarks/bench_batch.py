@@ -3,7 +3,7 @@
     python benchmarks/bench_batch.py [--features 40] [--explanations 3] [--sequences 20] [--tokens 32]
                                      [--latency 1.0] [--capacity 32] [--concurrency 16]
 
-Starts tests/support/fake_openai_server.py, which holds every request `--latency`
+Starts support/fake_openai_server.py, which holds every request `--latency`
 seconds and processes at most `--capacity` at once (a stand-in for one vLLM replica).
 First its own max rate is measured: chat requests of the same shape sent straight to
 it with half, once and twice its capacity in flight, the best rate kept (on a small
@@ -32,8 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scoring.api import resolve_simulator  # noqa: E402
 from scoring.batch import run_batch  # noqa: E402
+from scoring.process_settings import configure_process  # noqa: E402
 from scoring.prompts import API_CHAT_SYSTEM, api_chat_user_message  # noqa: E402
-from tests.support.scoring_server import fake_openai_server  # noqa: E402
+from support.scoring_server import fake_openai_server  # noqa: E402
 
 WORDS = "the quick brown fox jumps over a lazy dog while rain falls on cold hills and rivers".split()
 
@@ -83,6 +84,7 @@ async def server_max_rate(url: str, requests: int, in_flight: int, sequences: in
 
 
 def main() -> None:
+    configure_process()  # as the command line does: the figures are the entry points'
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--features", type=int, default=40)
     parser.add_argument("--explanations", type=int, default=3)

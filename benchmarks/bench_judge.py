@@ -42,6 +42,7 @@ from scoring.api import resolve_simulator, score_attention_explanation  # noqa: 
 from scoring.bench import run_bench  # noqa: E402
 from scoring.errors import ScoringInputError  # noqa: E402
 from scoring.metrics import roc_auc  # noqa: E402
+from scoring.process_settings import configure_process  # noqa: E402
 from scoring.scorers import simulator_id  # noqa: E402
 from scoring.simulators import Simulator  # noqa: E402
 
@@ -254,6 +255,7 @@ def print_report(report: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    configure_process()  # as the command line does: the figures are the entry points'
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--simulator", required=True, help="a simulator spec that judges: local, openai:<model>, ...")
     parser.add_argument("--sets", default="dev,dev2,dev3", help="puzzle sets or files, comma-separated ('' for none)")

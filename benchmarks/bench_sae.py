@@ -46,6 +46,9 @@ TEXTS = (
 
 
 def main() -> int:
+    from scoring import configure_process
+
+    configure_process()  # as the command line does: the figures are the entry points'
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--directory", default=None, help="subjects folder holding the converted model")
     parser.add_argument("--train-windows", type=int, default=256, help="training windows for the timed run")

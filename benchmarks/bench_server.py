@@ -40,8 +40,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.expensive import lexical_attack_body  # noqa: E402
-from tests.support.scoring_server import scoring_server  # noqa: E402
+from support.expensive import lexical_attack_body  # noqa: E402
+from support.scoring_server import scoring_server  # noqa: E402
 
 WORDS = "the quick brown fox jumps over a lazy dog while rain falls on cold hills and rivers".split()
 

@@ -28,7 +28,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scoring import ActivationRecord, get_simulator, rank_explanations, score_explanation  # noqa: E402
+from scoring import (  # noqa: E402
+    ActivationRecord,
+    configure_process,
+    get_simulator,
+    rank_explanations,
+    score_explanation,
+)
 
 EXPLANATIONS = (
     "words about the weather",
@@ -94,6 +100,7 @@ def measure(spec: str, repeat: int, rank: int) -> dict[str, object]:
 
 
 def main() -> int:
+    configure_process()  # as the command line does: the figures are the entry points'
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--simulator", action="append", required=True, help="a spec (repeat)")
     parser.add_argument("--repeat", type=int, default=2, help="scores per simulator (default 2)")

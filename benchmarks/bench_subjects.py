@@ -39,6 +39,9 @@ def timed_load_in_new_process(model: str, directory: Path) -> float:
 
 
 def main() -> int:
+    from scoring import configure_process
+
+    configure_process()  # as the command line does: the figures are the entry points'
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="gemma-3-270m")
     parser.add_argument("--directory", default=None, help="subjects folder to reuse (default: a fresh temp folder)")

@@ -50,6 +50,7 @@ sys.path.insert(0, str(ROOT))
 from scoring.api import rank_explanations  # noqa: E402
 from scoring.bench import load_puzzles  # noqa: E402
 from scoring.metrics import roc_auc  # noqa: E402
+from scoring.process_settings import configure_process  # noqa: E402
 from scoring.simulated import (  # noqa: E402
     ACTIVE_THRESHOLD,
     MARKED_SHARE,
@@ -215,6 +216,7 @@ def pairs_won(puzzles: list[tuple[Values, list[Values]]], reading: Reading) -> t
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    configure_process()  # as the command line does: the figures are the entry points'
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--simulator", default="embedding")
     parser.add_argument("--sets", default="dev,dev2,dev3", help=f"comma list of {', '.join(SETS)}")

@@ -38,6 +38,7 @@ from dashboard.running import (
     run_scorers,
     run_with_progress_bar,
     show_generated,
+    simulator_or_error,
 )
 from dashboard.settings import (
     NORMALIZATION_HELP,
@@ -140,6 +141,7 @@ __all__ = [
     "simulation_cache",
     "simulator_label",
     "simulator_options",
+    "simulator_or_error",
     "simulator_select",
     "stale_parts",
     "state_defaults",

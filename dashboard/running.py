@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import streamlit as st
-from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
 from dashboard.inputs import input_limits
 from dashboard.sidebar import DEFAULT_TIME_LIMIT_SECONDS, FIRST_USE_NOTE_STATE, load_simulator, simulation_cache
@@ -30,7 +31,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def _simulator_or_error(spec: str) -> Simulator | None:
+def simulator_or_error(spec: str) -> Simulator | None:
     """The simulator for `spec`, or None after telling the user why it cannot be loaded."""
     try:
         return load_simulator(spec)
@@ -90,7 +91,7 @@ def _run_with_simulator(
     """`work(simulator, progress)` under `run_with_progress_bar` (`options` go there), after the simulator's
     first-use preparation (`prepare_for_first_use`); None when the simulator cannot be loaded or prepared, or
     the work fails (the reason is shown)."""
-    simulator = _simulator_or_error(spec)
+    simulator = simulator_or_error(spec)
     if simulator is None or not prepare_for_first_use(spec, simulator):
         return None
     return run_with_progress_bar(text, lambda progress: work(simulator, progress), **options)
@@ -113,6 +114,8 @@ def run_scorers(
         st.error("Choose at least one scorer.")
         return None
     spec = settings["simulator"]
+    cache = simulation_cache() if settings["use_cache"] else False
+    limits = settings.get("limits") or input_limits()
 
     def work(simulator: Simulator, progress: Callable[[int, int, str], None]) -> dict[str, list[ScoreResult]]:
         chance_level = settings.get("chance_level")
@@ -126,9 +129,9 @@ def run_scorers(
             sampling=settings["sampling"],
             n_sequences=settings["n_sequences"],
             normalization=settings["normalization"],
-            cache=simulation_cache() if settings["use_cache"] else False,
+            cache=cache,
             progress=progress,
-            limits=settings.get("limits") or input_limits(),
+            limits=limits,
             null=True if chance_level else None,
         )
 
@@ -162,6 +165,7 @@ def generate_candidates(
     records: Sequence[ActivationRecord], spec: str, n: int, use_cache: bool = True
 ) -> list[GeneratedExplanation] | None:
     """Candidates from `scoring.generate_explanations` with a progress bar; None after an error (shown)."""
+    cache = simulation_cache() if use_cache else False
     return _run_with_simulator(
         spec,
         f"Writing {n} candidate explanations with {spec}…",
@@ -169,7 +173,7 @@ def generate_candidates(
             list(records),
             simulator=simulator,
             n=n,
-            cache=simulation_cache() if use_cache else False,
+            cache=cache,
             progress=progress,
         ),
         action="generate explanations",
@@ -200,12 +204,15 @@ def run_with_progress_bar(
 ) -> T | None:
     """`work(progress)` under a progress bar, given up after `time_limit` seconds; None after an error, shown.
 
+    `work` runs in a worker thread and must not call Streamlit (read widgets, session state and cached
+    resources before, in the page): Streamlit's commands belong to the page's own thread, which draws the
+    progress that `work` reports.
     Bad input reads "Cannot <action>: ..."; a stall reads "<activity> stopped";
     anything else is logged with its traceback and reads "<activity> failed (...)".
     """
     bar = st.progress(0.0, text=text)
     try:
-        result = _within(time_limit, lambda: work(_progress_reporter(bar)))
+        result = _within(time_limit, work, lambda done, total, message: _show_progress(bar, done, total, message))
     except TimeoutError:
         bar.empty()
         logger.warning("%s gave no result within %s s", activity, time_limit)
@@ -228,37 +235,54 @@ def run_with_progress_bar(
     return result
 
 
-def _within(seconds: float, work: Callable[[], T]) -> T:
-    """`work()` in a worker thread; TimeoutError when it has not finished after `seconds`.
+PROGRESS_INTERVAL_SECONDS = 0.2
+"""How often the page's thread draws the progress the worker reported."""
 
-    A stalled simulator cannot be interrupted from outside, so its thread is
-    left behind (a daemon, holding no page state) and the page carries on.
+
+def _within(
+    seconds: float,
+    work: Callable[[Callable[[int, int, str], None]], T],
+    show: Callable[[int, int, str], None],
+) -> T:
+    """`work(progress)` in a worker thread; TimeoutError when it has not finished after `seconds`.
+
+    The worker never touches Streamlit (which is safe in the page's thread only, as
+    Streamlit's multithreading guide says): its progress reports go into a queue, and
+    this thread passes the latest one to `show` every `PROGRESS_INTERVAL_SECONDS`
+    while it waits. A stalled simulator cannot be interrupted from outside, so its
+    thread is left behind (a daemon, holding no page state) and the page carries on.
     """
     outcome: dict[str, Any] = {}
+    reports: queue.SimpleQueue[tuple[int, int, str]] = queue.SimpleQueue()
 
     def target() -> None:
         try:
-            outcome["value"] = work()
+            outcome["value"] = work(lambda done, total, message: reports.put((done, total, message)))
         except BaseException as exc:  # noqa: BLE001 - re-raised in the page's thread below
             outcome["error"] = exc
 
     thread = threading.Thread(target=target, name="dashboard-work", daemon=True)
-    add_script_run_ctx(thread, get_script_run_ctx())
     thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
-        raise TimeoutError(f"no result within {seconds:g} s")
+    deadline = time.monotonic() + seconds
+    while True:
+        thread.join(max(0.0, min(PROGRESS_INTERVAL_SECONDS, deadline - time.monotonic())))
+        latest = None
+        while not reports.empty():
+            latest = reports.get()
+        if latest is not None:
+            show(*latest)
+        if not thread.is_alive():
+            break
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"no result within {seconds:g} s")
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]  # type: ignore[no-any-return]
 
 
-def _progress_reporter(bar: Any) -> Callable[[int, int, str], None]:
-    def report(done: int, total: int, message: str) -> None:
-        fraction = min(1.0, done / total) if total else 0.0
-        try:
-            bar.progress(fraction, text=message)
-        except Exception:  # noqa: BLE001 - progress must never break scoring
-            logger.debug("progress update failed", exc_info=True)
-
-    return report
+def _show_progress(bar: Any, done: int, total: int, message: str) -> None:
+    fraction = min(1.0, done / total) if total else 0.0
+    try:
+        bar.progress(fraction, text=message)
+    except Exception:  # noqa: BLE001 - progress must never break scoring
+        logger.debug("progress update failed", exc_info=True)

@@ -17,6 +17,7 @@ from scoring import (
     Explainer,
     SimulationCache,
     Simulator,
+    configure_process,
     default_cache_directory,
     default_simulator_choice,
     default_simulator_spec,
@@ -61,7 +62,9 @@ PAGES = (
 
 def page_setup(title: str, icon: str = "🔬", state: Mapping[str, Any] | None = None) -> None:
     """Page config and the sidebar shared by all pages (page list, API settings, cache info), then the
-    page's own session-state defaults `state`."""
+    page's own session-state defaults `state`. Sets the dashboard process's settings first
+    (`scoring.configure_process`): whichever page a browser opens is this process's entry point."""
+    configure_process()
     st.set_page_config(page_title=f"{title} · explanation scorer", page_icon=icon, layout="wide")
     page_links()
     sidebar_settings()

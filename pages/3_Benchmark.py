@@ -110,14 +110,15 @@ if puzzles:
     fingerprint = {"puzzles": puzzles_sha256, "simulator": spec, "scorers": list(scorers), "limit": int(limit)}
     if submitted and not scorers:
         st.error("Choose at least one scorer.")
-    elif submitted:
+    elif submitted and (simulator := ui.simulator_or_error(spec)) is not None:
+        cache = ui.simulation_cache() if use_cache else False
         new_report = ui.run_with_progress_bar(
             f"Scoring {explanations} explanations with {spec}…",
             lambda progress: run_bench(
                 puzzle_source,
-                simulator=ui.load_simulator(spec),
+                simulator=simulator,
                 scorer=scorers,
-                cache=ui.simulation_cache() if use_cache else False,
+                cache=cache,
                 limit=int(limit) or None,
                 progress=progress,
             ),
@@ -202,20 +203,24 @@ if report and puzzles:
         chosen = st.selectbox("Puzzle", wrong, key="bench_wrong_puzzle")
         puzzle = next(p for p in puzzles if p.key == chosen)
         settings = st.session_state.get("bench_settings", {})
-        results = ui.run_with_progress_bar(
-            f"Re-scoring puzzle {chosen}…",
-            lambda progress: rank_explanations(
-                [puzzle.explanation, *puzzle.false_explanations],
-                puzzle.records,
-                simulator=ui.load_simulator(settings.get("simulator", spec)),
-                scorer=viewed,
-                cache=ui.simulation_cache() if settings.get("use_cache", True) else False,
-                progress=progress,
-            ),
-            action="show this puzzle",
-            activity="Re-scoring this puzzle",
-            time_limit=float(st.session_state.get("bench_time_limit", ui.DEFAULT_TIME_LIMIT_SECONDS)),
-        )
+        rescoring_simulator = ui.simulator_or_error(settings.get("simulator", spec))
+        rescoring_cache = ui.simulation_cache() if settings.get("use_cache", True) else False
+        results = None
+        if rescoring_simulator is not None:
+            results = ui.run_with_progress_bar(
+                f"Re-scoring puzzle {chosen}…",
+                lambda progress: rank_explanations(
+                    [puzzle.explanation, *puzzle.false_explanations],
+                    puzzle.records,
+                    simulator=rescoring_simulator,
+                    scorer=viewed,
+                    cache=rescoring_cache,
+                    progress=progress,
+                ),
+                action="show this puzzle",
+                activity="Re-scoring this puzzle",
+                time_limit=float(st.session_state.get("bench_time_limit", ui.DEFAULT_TIME_LIMIT_SECONDS)),
+            )
         if results is not None:
             true_result = next(r for r in results if r.explanation == puzzle.explanation.strip())
             st.markdown(

@@ -16,7 +16,7 @@ from streamlit.errors import StreamlitAPIException
 
 import dashboard as ui
 from scoring import ScoringInputError, subjects, viz
-from scoring.subjects import SparseAutoencoder, latents, load_sae
+from scoring.subjects import SparseAutoencoder, load_sae
 
 RECORDS_STATE = "records_json"
 DEFAULT_TEXT = "My favorite color is red. In 1865 the ship sailed from Liverpool to New York."
@@ -96,7 +96,7 @@ except ScoringInputError as exc:
     st.error(str(exc))
     st.stop()
 
-shipped = latents.default_sae_path(subject.name)
+shipped = subjects.default_sae_path(subject.name)
 with st.expander("SAE and corpus", expanded=False):
     sae_path = st.text_input(
         "SAE folder (SAELens format: cfg.json + sae_weights.safetensors); empty for neurons only",
@@ -108,7 +108,7 @@ with st.expander("SAE and corpus", expanded=False):
             "Windows to index for the SAE's latents",
             16,
             8192,
-            latents.LATENT_MAX_WINDOWS,
+            subjects.LATENT_MAX_WINDOWS,
             step=64,
             key="explore_latent_windows",
             help="More windows find rarer latents' top examples; indexing takes about 1 s per 8 windows on 2 cores.",
@@ -140,7 +140,7 @@ sae: SparseAutoencoder | None = None
 if sae_path.strip():
     try:
         sae = sparse_autoencoder(str(ui.allowed_sae_folder(sae_path, shipped)))
-        latents.check_sae_fits(subject, sae)
+        subjects.check_sae_fits(subject, sae)
     except ScoringInputError as exc:
         st.error(f"SAE: {exc}")
         sae = None
@@ -158,7 +158,7 @@ st.caption(f"{sae_note} · corpus **{viz.shorten(corpus.name, 60)}** ({len(corpu
 def index_ready(unit: str) -> bool:
     """Whether the corpus index of that kind of unit is built (latents: for the SAE and window count chosen)."""
     if unit == "latent":
-        return sae is not None and latents.latent_index_exists(subject, sae, corpus, latent_windows)
+        return sae is not None and subjects.latent_index_exists(subject, sae, corpus, latent_windows)
     return subjects.index_exists(subject, corpus)
 
 
@@ -168,7 +168,7 @@ def open_indexes(units: tuple[str, ...]) -> list[subjects.ActivationIndex]:
     if "neuron" in units and index_ready("neuron"):
         found.append(subjects.open_index(subject, corpus))
     if "latent" in units and sae is not None and index_ready("latent"):
-        found.append(latents.open_latent_index(subject, sae, corpus, max_windows=latent_windows))
+        found.append(subjects.open_latent_index(subject, sae, corpus, max_windows=latent_windows))
     return found
 
 
@@ -178,7 +178,7 @@ def build_indexes(units: tuple[str, ...]) -> bool:
         if "neuron" in units and not index_ready("neuron"):
             subjects.open_index(subject, corpus, progress=progress_bar("indexing the corpus for the neurons…"))
         if "latent" in units and sae is not None and not index_ready("latent"):
-            latents.open_latent_index(
+            subjects.open_latent_index(
                 subject, sae, corpus, max_windows=latent_windows, progress=progress_bar("indexing for the latents…")
             )
     except ScoringInputError as exc:
@@ -378,8 +378,8 @@ st.markdown(f"### {title}")
 
 index: subjects.ActivationIndex | None = None
 if unit == "latent" and sae is not None:
-    if latents.latent_index_exists(subject, sae, corpus, latent_windows):
-        index = latents.open_latent_index(subject, sae, corpus, max_windows=latent_windows)
+    if subjects.latent_index_exists(subject, sae, corpus, latent_windows):
+        index = subjects.open_latent_index(subject, sae, corpus, max_windows=latent_windows)
     else:
         st.write(
             f"The corpus has not been indexed for this SAE yet. One pass of the model up to layer {sae.config.layer} "
@@ -389,7 +389,7 @@ if unit == "latent" and sae is not None:
         )
         if st.button("Index the corpus for the SAE's latents", type="primary"):
             try:
-                latents.open_latent_index(
+                subjects.open_latent_index(
                     subject, sae, corpus, max_windows=latent_windows, progress=progress_bar("indexing…")
                 )
             except ScoringInputError as exc:
@@ -430,7 +430,7 @@ def unit_feature(
     sae_name: str,
     corpus_name: str,
 ) -> dict[str, Any]:
-    kind = latents.LATENT if unit == "latent" else "mlp"
+    kind = subjects.LATENT if unit == "latent" else "mlp"
     records = _index.records(
         _subject,
         layer,
@@ -456,7 +456,7 @@ def unit_feature(
 if index is None:
     st.stop()
 
-kind = latents.LATENT if unit == "latent" else "mlp"
+kind = subjects.LATENT if unit == "latent" else "mlp"
 try:
     maxima = index.window_maxima(layer, number, kind)
 except ScoringInputError as exc:
@@ -511,7 +511,7 @@ st.html(
 if unit == "latent" and sae is not None:
     st.markdown("#### Twins: the neurons whose output weights point the same way")
     try:
-        twins = latents.twin_neurons(subject, sae, number, top=8)
+        twins = subjects.twin_neurons(subject, sae, number, top=8)
     except ScoringInputError as exc:
         st.caption(str(exc))
     else:
@@ -528,7 +528,7 @@ test_text = st.text_area("Text (prefilled with the top window: change a word and
 if st.button("Test", key="explore_test_run"):
     try:
         if unit == "latent" and sae is not None:
-            captured = latents.latent_activations(subject, sae, test_text)
+            captured = subjects.latent_activations(subject, sae, test_text)
         else:
             captured = subject.activations(test_text, [layer], "mlp")
         values = captured.unit(layer, number)

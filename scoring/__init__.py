@@ -27,6 +27,7 @@ from scoring.cache import SimulationCache, default_cache_directory, open_cache
 from scoring.errors import ScoringInputError
 from scoring.null import NullDistribution, null_from_metrics
 from scoring.pricing import estimate_api_usage
+from scoring.process_settings import configure_process
 from scoring.records import (
     NORMALIZATIONS,
     ActivationRecord,
@@ -78,6 +79,7 @@ __all__ = [
     "ascore_attention_explanation",
     "ascore_explanation",
     "__version__",
+    "configure_process",
     "default_cache_directory",
     "default_simulator_choice",
     "default_simulator_spec",

@@ -34,6 +34,7 @@ from scoring.cli_support import (
 )
 from scoring.errors import ScoringInputError
 from scoring.null import NULL_SIZE, null_from_metrics
+from scoring.process_settings import configure_process
 from scoring.records import NORMALIZATIONS
 from scoring.sampling import STRATEGIES, seed_argument
 from scoring.scorers import ATTENTION_SCORERS, JUDGE_SCORERS, SCORERS
@@ -720,6 +721,7 @@ def build_parser(prog: str = "scoring") -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, prog: str = "scoring") -> int:
     """Run one command; returns its exit code (`scoring.__main__` and the ``scoring`` script exit with it)."""
+    configure_process()
     command_line = CommandLine(prog)
     args = command_line.parse(argv)
     if args.command is None:

@@ -44,10 +44,6 @@ Progress = Callable[[str, int, int], None]
 
 logger = logging.getLogger(__name__)
 
-# OpenMP threads that spin while they wait slow torch several-fold when other processes share the
-# cores; waiting passively costs little when they do not. Read when torch loads, so set it first.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 CONVERSION_FORMAT = {"float32": 2, "float16": 5}
 """Per storage; bumped when the converted folder's layout changes, so old folders are converted again."""
 
@@ -195,12 +191,6 @@ def join_pieces(pieces: Sequence[Path], target: Path, sha256: str, size: int) ->
     return target
 
 
-def offline() -> None:
-    """Nothing may come from a model hub: every file is local."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-
 _convert_lock = threading.Lock()
 
 
@@ -279,7 +269,6 @@ def converted_folder(key: str, directory: Path | None = None, progress: Progress
     with _convert_lock:
         if (home / "converted.json").is_file():
             return home
-        offline()
         logger.info("converting %s from its packaged GGUF (once per machine; a minute or two)", spec.key)
         gguf = _join_once(spec, directory, progress)
         partial = home.with_name(home.name + f".partial-{os.getpid()}")
@@ -313,9 +302,6 @@ def _convert_float32(gguf: Path, folder: Path) -> None:
     import torch
     from safetensors.torch import save_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as transformers_logging
-
-    transformers_logging.disable_progress_bar()
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(
         str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32, local_files_only=True
@@ -486,12 +472,9 @@ def load(
             _loaded[cache_key] = loaded
             return loaded
         folder = converted_folder(key, directory, progress)
-        offline()
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
-        from transformers.utils import logging as transformers_logging
 
-        transformers_logging.disable_progress_bar()
         threads = os.environ.get("SCORING_THREADS", "").strip()
         if threads:
             if not threads.isdigit() or int(threads) < 1:

@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from scoring.process_settings import configure_process  # noqa: E402
 from scoring.protocols import eleuther, recall_alt  # noqa: E402
 from scoring.protocols.embedders import embedder_for  # noqa: E402
 from scoring.protocols.neuronpedia import Row, score_entry, select_rows  # noqa: E402
@@ -203,6 +204,7 @@ def render(feature: dict[str, Any]) -> str:
 
 
 def main() -> int:
+    configure_process()  # as the command line does: the figures are the entry points'
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="compare with the file instead of writing it")
     args = parser.parse_args()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts.streamlit_browser import REPO, Page, chromium, missing_requirements, streamlit_server  # noqa: E402
+from support.streamlit_browser import REPO, Page, chromium, missing_requirements, streamlit_server  # noqa: E402
 
 logger = logging.getLogger("screenshots")
 
@@ -79,9 +79,8 @@ def spot_check(page: Page, out: Path) -> Path:
 
 def explore(url: str, out: Path) -> Path:
     """A latent's page in Explore ("My favorite color is red." and the latent that fires on " red"),
-    driven by the Explore browser test's own steps."""
-    sys.path.insert(0, str(REPO / "tests"))
-    from test_explore_browser import explore_a_latent
+    driven by the Explore browser test's own steps (`support.explore_browser`)."""
+    from support.explore_browser import explore_a_latent
 
     path = out / "explore-latent.png"
     explore_a_latent(url, path, text="My favorite color is red.", latent=1347, window=(1400, 2300))

@@ -6,9 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from scoring.process_settings import configure_process
 from scoring.records import ActivationRecord
 
 DATA = Path(__file__).parent / "data"
+
+# The test session is an entry point too: the model tests run as the command line runs them.
+configure_process()
 
 
 @pytest.fixture(autouse=True)

@@ -22,7 +22,7 @@ from scoring.errors import ScoringInputError
 from scoring.simulators.base import Capabilities, SimulationBatch
 from scoring.simulators.fake import FakeSimulator
 from scoring.simulators.judge import JudgeQuestion, Judgment, JudgmentBatch
-from tests.support.scoring_server import fake_openai_server
+from support.scoring_server import fake_openai_server
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -205,7 +205,7 @@ def test_resume_after_a_torn_output_re_simulates_nothing(tmp_path: Path) -> None
 def test_ctrl_c_mid_run_loses_nothing_and_the_rerun_finishes_the_rest(tmp_path: Path) -> None:
     source = write_input(tmp_path / "in.jsonl", with_bad_lines=False)
     output = tmp_path / "out.jsonl"
-    script = REPO / "tests" / "support" / "slow_batch.py"
+    script = REPO / "support" / "slow_batch.py"
     command = [sys.executable, str(script), str(source), str(output), "0.3", "2"]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.streamlit_browser import REPO, Page, chromium, missing_requirements, streamlit_server
+from support.streamlit_browser import REPO, Page, chromium, missing_requirements, streamlit_server
 
 pytestmark = pytest.mark.browser
 

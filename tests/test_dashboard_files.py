@@ -23,7 +23,7 @@ from streamlit.testing.v1 import AppTest
 
 import dashboard as ui
 from scoring import ScoringInputError
-from tests.support.file_reads import watch_reads
+from support.file_reads import watch_reads
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "app.py")

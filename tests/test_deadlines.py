@@ -33,8 +33,8 @@ from scoring.simulators.base import (
 from scoring.simulators.lexical import MIN_PREFIX, LexicalSimulator, explanation_terms, stem
 from scoring.simulators.runner import FairSemaphore, run_simulations
 from scoring.words import word_groups
-from tests.support.expensive import lexical_attack_body
-from tests.support.scoring_server import scoring_servers
+from support.expensive import lexical_attack_body
+from support.scoring_server import scoring_servers
 
 
 def reference_word_strength(word: str, explanation: str) -> float:

@@ -31,7 +31,7 @@ import httpx
 import pytest
 
 from scoring.cli import CommandLine
-from tests.support.scoring_server import free_port
+from support.scoring_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -192,7 +192,7 @@ def workplaces(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], Pat
 
 
 def _make_workplace(home: Path) -> Path:
-    for name in ("examples", "benchmarks", "tests"):
+    for name in ("examples", "benchmarks", "support", "tests"):
         (home / name).symlink_to(ROOT / name)
     shutil.copy(ROOT / "tests" / "data" / "long.csv", home / "feature.csv")
     shutil.copy(ROOT / "tests" / "data" / "neuronpedia_feature.json", home / "feature.json")

@@ -1,6 +1,6 @@
 """Generating candidate explanations: prompts, cleaning, the fake explainer, the API backend, errors.
 
-The API backend runs against tests/support/fake_openai_server.py on loopback;
+The API backend runs against support/fake_openai_server.py on loopback;
 the local model's test carries the `model` marker. The tests against a real
 OpenAI-compatible server serving a model sit in tests/test_openai_backend.py,
 beside the server they share.
@@ -29,7 +29,7 @@ from scoring.records import ActivationRecord
 from scoring.simulators import Capabilities, ExplanationAttempt, ExplanationExample
 from scoring.simulators.fake import FakeSimulator
 from scoring.simulators.runner import clean_explanation
-from tests.support.scoring_server import RunningServer, fake_openai_server
+from support.scoring_server import RunningServer, fake_openai_server
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST_ANIMALS = ROOT / "examples" / "fast_animals.json"

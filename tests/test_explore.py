@@ -162,7 +162,6 @@ def explore_page(tiny_subject: SubjectModel, tmp_path: Path, monkeypatch: pytest
     from streamlit.testing.v1 import AppTest
 
     import scoring.subjects as subjects
-    from scoring.subjects import latents
 
     rng = np.random.default_rng(0)
     sae = SparseAutoencoder(
@@ -174,8 +173,9 @@ def explore_page(tiny_subject: SubjectModel, tmp_path: Path, monkeypatch: pytest
     )
     sae.save(tmp_path / "tiny-sae")
     monkeypatch.setattr(subjects, "load_subject", lambda name=subjects.DEFAULT_SUBJECT, **_kw: tiny_subject)
-    monkeypatch.setattr(latents, "default_sae_path", lambda name="": tmp_path / "tiny-sae")
-    monkeypatch.setattr(latents, "LATENT_MAX_WINDOWS", 96)
+    # the page reads these through the public facade
+    monkeypatch.setattr(subjects, "default_sae_path", lambda name="": tmp_path / "tiny-sae")
+    monkeypatch.setattr(subjects, "LATENT_MAX_WINDOWS", 96)
     monkeypatch.setattr(subjects.index, "embedding_similarity", lambda: _bag_of_words)
     page = AppTest.from_file(EXPLORE, default_timeout=120)
     page.run()
@@ -265,15 +265,16 @@ def test_the_density_filter_keeps_every_unit_under_the_limit_up_to_top(explore_p
     """The issue: with "hide units firing in more than 20%" the page said nothing fires, because it filtered only
     the strongest 5 x top hits. Now the page lists what the library's search, filtering first, returns
     (test_the_density_filter_applies_before_the_top_cut shows the difference on planted latents)."""
-    from scoring.subjects import default_corpus, latents, load_sae, open_index
+    from scoring import subjects
+    from scoring.subjects import default_corpus, load_sae, open_index
 
     page = explore_page
     text = "The capital of France is Paris."
     page.radio(key="explore_rank").set_value("activation")
     _search(page, text)  # builds both corpus indexes (the rank needs none; the density column shows once built)
-    sae = load_sae(latents.default_sae_path())
+    sae = load_sae(subjects.default_sae_path())
     corpus = default_corpus()
-    indexes = [open_index(tiny_subject, corpus), latents.open_latent_index(tiny_subject, sae, corpus, max_windows=96)]
+    indexes = [open_index(tiny_subject, corpus), subjects.open_latent_index(tiny_subject, sae, corpus, max_windows=96)]
     _, everything = search_units(tiny_subject, text, saes=[sae], indexes=indexes, top=10**6)
     densities = sorted(hit.density for hit in everything if hit.density is not None)
     limit = int(np.ceil(100 * densities[0]))  # the sparsest firing unit is under it

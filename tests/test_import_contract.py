@@ -11,7 +11,8 @@ Read from the document's tables: which layer every module of ``scoring/``,
 - the dashboard (``app.py``, ``pages/``, ``dashboard/``) calls the public surface only
   (`PUBLIC_SURFACE`); the crossings still to remove are listed in `KNOWN_UI_CROSSINGS`,
   which may only shrink;
-- the library never imports the tests, scripts or benchmarks.
+- the library never imports the tests, scripts, benchmarks or their support;
+- the tests, benchmarks and scripts share code through ``support/`` only (`FOLDER_IMPORTS`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 MAP = ROOT / "docs" / "architecture.md"
-OURS = ("scoring", "dashboard", "pages", "app", "tests", "scripts", "benchmarks")
+OURS = ("scoring", "dashboard", "pages", "app", "tests", "scripts", "benchmarks", "support")
 BOTTOM = "scoring.shared_types"
 UI_PREFIXES = ("app", "pages", "dashboard")
 
@@ -39,7 +40,6 @@ KNOWN_UI_CROSSINGS = frozenset(
         ("pages.2_Spot_check", "scoring.protocols.neuronpedia"),
         ("pages.2_Spot_check", "scoring.protocols.prompts"),
         ("pages.2_Spot_check", "scoring.spotcheck"),
-        ("pages.4_Explore", "scoring.subjects.latents"),
     }
 )
 """(dashboard module, private library module) imports that predate the contract (issue 27, item 2). Remove a pair
@@ -203,14 +203,65 @@ def test_the_list_of_known_crossings_only_shrinks() -> None:
     assert not gone, f"remove these pairs from KNOWN_UI_CROSSINGS, the dashboard no longer imports them: {gone}"
 
 
-def test_the_library_never_imports_tests_scripts_or_benchmarks() -> None:
+def test_the_library_never_imports_tests_scripts_benchmarks_or_support() -> None:
     wrong = sorted(
         f"{name} imports {target}"
         for name, path in MODULES.items()
         for target in imports_of(path, MODULES)
-        if target.split(".")[0] in ("tests", "scripts", "benchmarks")
+        if target.split(".")[0] in ("tests", "scripts", "benchmarks", "support")
     )
     assert not wrong, wrong
+
+
+FOLDER_IMPORTS = {
+    "support": set(),
+    "tests": {"support", "scripts"},
+    "benchmarks": {"support"},
+    "scripts": {"support"},
+}
+"""The folders beside the library that each of these folders may import (the library is open to all of them)."""
+
+SCRIPTS_UNDER_TEST = {("tests.test_spotcheck", "scripts.make_spot_check_example")}
+"""A test imports a script only to test that script; code the tests and scripts share lives in ``support/``."""
+
+
+def bare_test_imports(path: Path) -> set[str]:
+    """Modules of ``tests/`` that `path` imports by their bare name (``from test_x import y``, with ``tests/``
+    put on ``sys.path``)."""
+    bare = {test.stem for test in (ROOT / "tests").glob("*.py")}
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        found |= {f"tests.{name}" for name in names if name.split(".")[0] in bare}
+    return found
+
+
+def folder_crossings() -> list[str]:
+    files = {
+        module_name(path): path
+        for folder in FOLDER_IMPORTS
+        for path in sorted((ROOT / folder).rglob("*.py"))
+    }
+    wrong = []
+    for name, path in files.items():
+        folder = name.split(".")[0]
+        for target in imports_of(path, files) | bare_test_imports(path):
+            top = target.split(".")[0]
+            if top in ("scoring", "dashboard", "pages", "app", folder):
+                continue
+            if top not in FOLDER_IMPORTS[folder] or (top == "scripts" and (name, target) not in SCRIPTS_UNDER_TEST):
+                wrong.append(f"{name} imports {target}")
+    return sorted(wrong)
+
+
+def test_tests_benchmarks_and_scripts_share_code_through_support_only() -> None:
+    wrong = folder_crossings()
+    assert not wrong, "move what these share into support/: " + "; ".join(wrong)
 
 
 @pytest.mark.parametrize(

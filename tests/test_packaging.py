@@ -4,6 +4,7 @@ installed project has a working `scoring` command."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -124,6 +125,14 @@ def test_an_installed_project_runs_as_scoring_from_another_folder(tmp_path: Path
         [str(python), "-c", "import scoring; print(scoring.__file__)"], cwd=elsewhere, capture_output=True, text=True
     )
     assert str(venv) in where.stdout
+    # its simulation cache is the user's cache folder, never inside the installed package (site-packages)
+    user_environment = {key: value for key, value in os.environ.items() if not key.startswith("SCORING_")}
+    user_environment["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
+    cache = subprocess.run(
+        [str(python), "-c", "from scoring import default_cache_directory; print(default_cache_directory())"],
+        cwd=elsewhere, env=user_environment, capture_output=True, text=True,
+    )
+    assert cache.stdout.strip() == str(tmp_path / "xdg" / "scoring" / "simulations"), cache.stderr
 
 
 def test_the_readme_first_command_gives_a_scoring_command_that_runs_from_another_folder(tmp_path: Path) -> None:

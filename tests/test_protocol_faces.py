@@ -18,7 +18,7 @@ from scoring import SIMULATORS, Simulator
 from scoring.batch import run_batch
 from scoring.bench import run_bench
 from scoring.server import create_app, load_settings
-from tests.support.scoring_server import strict_json
+from support.scoring_server import strict_json
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "neuronpedia_spot_check.json"

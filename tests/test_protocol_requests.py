@@ -15,7 +15,7 @@ from scoring import score_explanation
 from scoring.protocols.neuronpedia import read_feature
 from scoring.protocols.prompts import EMBEDDING_INSTRUCTION
 from scoring.spotcheck import spot_check
-from tests.support.scoring_server import RunningServer, protocol_judge_server
+from support.scoring_server import RunningServer, protocol_judge_server
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "neuronpedia_spot_check.json"

@@ -243,7 +243,7 @@ def test_a_negative_seed_is_an_input_error() -> None:
 
 def test_text_only_input_never_opens_a_path(tmp_path: Path) -> None:
     """allowed_dirs=() (the dashboard's paste box): a path is text, and the error is the same whether it exists."""
-    from tests.support.file_reads import watch_reads
+    from support.file_reads import watch_reads
 
     records_file = tmp_path / "feature.json"
     records_file.write_text(json.dumps([{"tokens": ["a", " fox"], "values": [0, 3]}]))

@@ -16,7 +16,7 @@ from scoring.errors import ScoringInputError
 from scoring.server import create_app, load_settings, serve
 from scoring.simulators.base import SequenceSimulation, SimulationBatch
 from scoring.simulators.fake import FakeSimulator
-from tests.support.scoring_server import RunningServer, scoring_servers, strict_json
+from support.scoring_server import RunningServer, scoring_servers, strict_json
 
 SEED_BODY: dict[str, Any] = {
     "explanation": "fast animals",

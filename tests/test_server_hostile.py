@@ -29,7 +29,7 @@ import pytest
 
 from scoring.errors import ScoringInputError
 from scoring.server import check_exposure, load_settings
-from tests.support.scoring_server import RunningServer, fake_openai_server, scoring_servers, strict_json
+from support.scoring_server import RunningServer, fake_openai_server, scoring_servers, strict_json
 
 SECRET = "s3cret-for-tests"
 MAX_BODY = 20_000
@@ -790,7 +790,7 @@ def test_the_cli_refuses_an_open_server_on_all_interfaces(tmp_path: Path) -> Non
     import subprocess
     import sys
 
-    from tests.support.scoring_server import REPO
+    from support.scoring_server import REPO
 
     command = [sys.executable, "-m", "scoring", "serve", "--host", "0.0.0.0", "--port", "1", "--simulator", "lexical"]
     environment = {**os.environ, "SERVER_KEY": "", "SCORING_CACHE_DIR": str(tmp_path / "cache")}

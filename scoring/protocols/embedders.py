@@ -51,9 +51,6 @@ class FolderEmbedder:
             if self._model is None:
                 from sentence_transformers import SentenceTransformer
 
-                from scoring.models import offline
-
-                offline()
                 try:
                     self._model = SentenceTransformer(
                         str(self.folder), device="cpu", local_files_only=True, trust_remote_code=self.trust_remote_code

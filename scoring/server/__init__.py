@@ -66,6 +66,7 @@ import logging
 from typing import Any
 
 from scoring.errors import ScoringInputError
+from scoring.process_settings import configure_process
 from scoring.server.app import create_app, score_payload, scored_sequence, simulation_failed
 from scoring.server.connections import header_timeout_protocol
 from scoring.server.schema import ScoreManyRequest, ScoreRequest, ScoringOptions
@@ -119,6 +120,7 @@ def serve(
     """
     import uvicorn
 
+    configure_process()
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise ScoringInputError(f"port must be a whole number from 1 to 65535, got {port!r}")
     log_level = str(options.pop("log_level", "info")).lower()

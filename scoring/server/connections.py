@@ -5,6 +5,11 @@ sends headers a byte at a time, or never finishes them (slowloris), would hold e
 uvicorn times out idle keep-alive connections only after a response. `HeaderTimeoutProtocol` closes any
 connection whose request headers are not complete ``header_timeout`` seconds after it opened or after its
 previous response. Body deadlines are the app's (`RequestGuardMiddleware`).
+
+uvicorn offers no setting for this (``timeout_keep_alive`` stops at a request's first byte,
+``h11_max_incomplete_event_size`` bounds size, not time), so this subclasses its `H11Protocol` and uses
+its ``conn``, ``transport``, ``loop``, ``logger`` and ``on_response_complete``. uvicorn is capped below
+its next release; `tests/test_server_connections.py` checks that contract before the cap is raised.
 """
 
 from __future__ import annotations

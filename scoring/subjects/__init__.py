@@ -38,8 +38,10 @@ from scoring.subjects.index import (
 )
 from scoring.subjects.latents import (
     LATENT,
+    LATENT_MAX_WINDOWS,
     LatentIndex,
     Twin,
+    check_sae_fits,
     default_sae_path,
     latent_activations,
     latent_index_exists,
@@ -70,6 +72,7 @@ __all__ = [
     "INDEX_FORMAT",
     "KINDS",
     "LATENT",
+    "LATENT_MAX_WINDOWS",
     "MAX_WINDOWS",
     "RANKINGS",
     "SUBJECT_MODELS",
@@ -91,6 +94,7 @@ __all__ = [
     "UnitHit",
     "Windows",
     "build_index",
+    "check_sae_fits",
     "chunk_corpus",
     "corpus_from_texts",
     "corpus_standing",

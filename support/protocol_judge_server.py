@@ -1,6 +1,6 @@
 """An OpenAI-compatible chat server that records every request, for loopback tests of the protocol judges.
 
-    python tests/support/protocol_judge_server.py --port 8000
+    python support/protocol_judge_server.py --port 8000
 
 ``POST /v1/chat/completions`` keeps the request body as it arrived and answers it in the
 shape its protocol parses, by the ``fake`` judge's word rule (`scoring.simulators.fake.

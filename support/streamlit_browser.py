@@ -1,6 +1,6 @@
 """Drive the real dashboard in headless Chromium: start `streamlit run app.py`, open pages, fill widgets.
 
-Used by `tests/test_browser.py` and `scripts/screenshots.py`. Needs Debian's
+Used by `tests/test_browser.py`, `tests/test_explore_browser.py` and `scripts/screenshots.py`. Needs Debian's
 `chromium` and `chromium-driver` and the `selenium` package.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+from support.scoring_server import REPO, free_port
+
 CHROMIUM = os.environ.get("CHROMIUM_BINARY", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER", shutil.which("chromedriver") or "/usr/bin/chromedriver")
 SERVER_START_SECONDS = 90
@@ -35,12 +35,6 @@ def missing_requirements() -> str | None:
     except ImportError:
         return "needs the selenium package (pip install selenium)"
     return None
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

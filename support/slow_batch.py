@@ -1,6 +1,6 @@
 """Run `run_batch` with a deliberately slow counting simulator, for interruption tests.
 
-    python tests/support/slow_batch.py INPUT OUTPUT DELAY_SECONDS CONCURRENCY
+    python support/slow_batch.py INPUT OUTPUT DELAY_SECONDS CONCURRENCY
 
 Prints one JSON line on stdout: the batch summary and how many `simulate` calls
 and sequences the simulator saw.
@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scoring.batch import run_batch  # noqa: E402
 from scoring.simulators.base import Capabilities, SimulationBatch  # noqa: E402

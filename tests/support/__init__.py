@@ -1,1 +1,0 @@
-"""Helpers for tests: servers and proxies started by fixtures."""
