@@ -176,6 +176,11 @@ class LlamaModel:
             self._live.remove(sequence)
         self._free.append(sequence)
 
+    def _drop_oldest(self, kept: OrderedDict[Any, tuple[int, int]]) -> None:
+        """Drop the least recently used entry of `kept` (openings or stems) and free its sequence."""
+        _, (sequence, _) = kept.popitem(last=False)
+        self._drop(sequence)
+
     def _copy(self, source: int, target: int) -> None:
         self.lib.llama_kv_cache_seq_cp(self.context, source, target, -1, -1)
 
@@ -195,11 +200,9 @@ class LlamaModel:
         self._live_cells = 0
         room = self.capacity - 2 * UBATCH_TOKENS  # a batch needs contiguous free cells: keep a margin
         while self._stems and self.used_cells() + cells > room:
-            _, (sequence, _) = self._stems.popitem(last=False)
-            self._drop(sequence)
+            self._drop_oldest(self._stems)
         while self._openings and self.used_cells() + cells > room:
-            _, (sequence, _) = self._openings.popitem(last=False)
-            self._drop(sequence)
+            self._drop_oldest(self._openings)
         if self.used_cells() + cells > room:
             raise ValueError(
                 f"this call needs {cells} model tokens of working memory but the local model holds "
@@ -266,8 +269,7 @@ class LlamaModel:
                 kept = (sequence, len(segment))
                 self._openings[key] = kept
                 while len(self._openings) > OPENINGS_KEPT:
-                    _, (old, _) = self._openings.popitem(last=False)
-                    self._drop(old)
+                    self._drop_oldest(self._openings)
             else:
                 self._openings.move_to_end(key)
             found, done = (kept[0], len(key)), key
@@ -308,10 +310,9 @@ class LlamaModel:
 
     def forget(self) -> None:
         """Drop every kept opening and stem and the live rows (the next call runs everything again)."""
-        for sequence in [kept[0] for kept in self._openings.values()] + [kept[0] for kept in self._stems.values()]:
-            self._drop(sequence)
-        self._openings.clear()
-        self._stems.clear()
+        for kept in (self._openings, self._stems):
+            while kept:
+                self._drop_oldest(kept)
         for sequence in list(self._live):
             self._drop(sequence)
         self._live_cells = 0
@@ -319,8 +320,7 @@ class LlamaModel:
     def trim_stems(self) -> None:
         """Drop the least recently used stems beyond `STEMS_KEPT` (rows that copied one keep their cells)."""
         while len(self._stems) > STEMS_KEPT:
-            _, (old, _) = self._stems.popitem(last=False)
-            self._drop(old)
+            self._drop_oldest(self._stems)
 
 
 @dataclass

@@ -172,10 +172,14 @@ def local_pointer_examples(examples: Sequence[tuple[str, str, str]] = LOCAL_POIN
     return "".join(parts)
 
 
+def local_rule(explanation: str) -> str:
+    """The explanation as a rule line: whitespace collapsed, trailing full stop dropped."""
+    return "Rule: " + " ".join(explanation.split()).rstrip(".")
+
+
 def local_pointer_rule(explanation: str) -> str:
-    """The explanation as the rule (whitespace collapsed, trailing full stop dropped), then "Text:"."""
-    cleaned = " ".join(explanation.split()).rstrip(".")
-    return f"Rule: {cleaned}\nText:"
+    """The explanation as the rule, then "Text:"."""
+    return f"{local_rule(explanation)}\nText:"
 
 
 LOCAL_POINTER_CHAT_PROMPT_VERSION = "local-pointer-chat-1"
@@ -189,11 +193,15 @@ def chatml(role: str, content: str) -> str:
     return f"<|im_start|>{role}\n{content}<|im_end|>\n"
 
 
-def local_pointer_chat_examples(examples: Sequence[tuple[str, str, str]] = LOCAL_POINTER_EXAMPLES) -> str:
-    """The explanation-independent part of the chat-form pointer prompt: system turn and worked examples as turns."""
+def local_pointer_chat_examples(
+    examples: Sequence[tuple[str, str, str]] = LOCAL_POINTER_EXAMPLES, text_first: bool = False
+) -> str:
+    """The explanation-independent part of the chat-form pointer prompt: system turn and worked examples as turns
+    (with `text_first`, each example's text before its rule)."""
     parts = [chatml("system", LOCAL_POINTER_CHAT_SYSTEM)]
     for rule, text, answer in examples:
-        parts.append(chatml("user", f"Rule: {rule}\nText: {text}"))
+        question = f"Text: {text}\nRule: {rule}" if text_first else f"Rule: {rule}\nText: {text}"
+        parts.append(chatml("user", question))
         parts.append(chatml("assistant", f"{LOCAL_POINTER_ANSWER.strip()} {answer}"))
     return "".join(parts)
 
@@ -215,17 +223,12 @@ before its rule, so a text's key/value cells serve every explanation scored on i
 def local_text_first_chat_examples(examples: Sequence[tuple[str, str, str]] = LOCAL_POINTER_EXAMPLES) -> str:
     """Everything before a text in the text-first chat prompt: system turn, worked examples (text, then rule), and
     the query's "Text:" (nothing here depends on the explanation or the text)."""
-    parts = [chatml("system", LOCAL_POINTER_CHAT_SYSTEM)]
-    for rule, text, answer in examples:
-        parts.append(chatml("user", f"Text: {text}\nRule: {rule}"))
-        parts.append(chatml("assistant", f"{LOCAL_POINTER_ANSWER.strip()} {answer}"))
-    return "".join(parts) + "<|im_start|>user\nText:"
+    return local_pointer_chat_examples(examples, text_first=True) + "<|im_start|>user\nText:"
 
 
 def local_text_first_chat_rule(explanation: str) -> str:
     """Written after a text in the text-first chat prompt: the rule, the end of the user turn and the answer cue."""
-    cleaned = " ".join(explanation.split()).rstrip(".")
-    return f"\nRule: {cleaned}" + LOCAL_POINTER_CHAT_ANSWER
+    return "\n" + local_rule(explanation) + LOCAL_POINTER_CHAT_ANSWER
 
 
 def local_pointer_text(tokens: Sequence[str]) -> str:
