@@ -26,6 +26,7 @@ from scoring.bench import load_puzzles, run_bench
 from scoring.cache import SimulationCache, default_cache_directory, open_cache
 from scoring.errors import ScoringInputError
 from scoring.null import NullDistribution, null_from_metrics
+from scoring.prepared import PreparedRecords, prepare_records
 from scoring.pricing import estimate_api_usage
 from scoring.process_settings import configure_process
 from scoring.records import (
@@ -48,7 +49,14 @@ from scoring.results import (
 )
 from scoring.sampling import STRATEGIES as SAMPLING_STRATEGIES
 from scoring.scorers import ATTENTION_SCORERS, JUDGE_SCORERS, SCORERS
-from scoring.shared_types import ACTIVE_THRESHOLD, DECISION_THRESHOLD, JUDGE_THRESHOLD, Credentials
+from scoring.shared_types import (
+    ACTIVE_THRESHOLD,
+    DECISION_THRESHOLD,
+    JUDGE_THRESHOLD,
+    Credentials,
+    PreparationProgress,
+    Progress,
+)
 from scoring.simulators import SIMULATORS, Explainer, Simulator, get_simulator, register_simulator
 
 __all__ = [
@@ -68,6 +76,9 @@ __all__ = [
     "GeneratedExplanation",
     "Limits",
     "NullDistribution",
+    "PreparationProgress",
+    "PreparedRecords",
+    "Progress",
     "ScoreResult",
     "ScoringInputError",
     "SequenceResult",
@@ -93,6 +104,7 @@ __all__ = [
     "null_from_metrics",
     "null_scores",
     "preparation_needed",
+    "prepare_records",
     "prepare_simulator",
     "open_cache",
     "rank_explanations",

@@ -23,6 +23,7 @@ from scoring.errors import ScoringInputError
 from scoring.job import ScoringJob, simulator_id
 from scoring.metrics import benjamini_hochberg, holm_bonferroni
 from scoring.null import NULL_SIZE, NullDistribution, attach_null, choose_null
+from scoring.prepared import PreparedRecords, prepare_records, selection_options
 from scoring.records import (
     NORMALIZATIONS,
     ActivationRecord,
@@ -30,11 +31,8 @@ from scoring.records import (
     Limits,
     check_unicode,
     load_attention_records,
-    load_records,
-    normalize,
 )
 from scoring.results import GeneratedExplanation, ScoreResult
-from scoring.sampling import sample_records
 from scoring.scorers import ATTENTION_SCORERS, JUDGE_SCORERS, SCORER_OPTIONS, SCORERS, check_scorer_options
 from scoring.shared_types import PreparationProgress, Progress
 from scoring.simulators import Explainer, ExplanationExample, Simulator, build_default, get_simulator
@@ -46,7 +44,7 @@ MAX_EXPLANATION_CHARS = 2000
 MAX_GENERATED = 20
 """Most candidates one `generate_explanations` call may ask for."""
 
-RecordsInput = str | Path | dict[str, Any] | list[Any] | Sequence[ActivationRecord]
+RecordsInput = PreparedRecords | str | Path | dict[str, Any] | list[Any] | Sequence[ActivationRecord]
 AttentionInput = str | Path | dict[str, Any] | list[Any] | Sequence[AttentionRecord]
 CacheOption = SimulationCache | str | Path | bool | None
 
@@ -230,18 +228,18 @@ async def ascore_explanation(
         raise ScoringInputError(
             f"unknown normalization {normalization!r}; choose one of: {', '.join(NORMALIZATIONS)}"
         )
-    loaded = load_records(records, limits=limits)
-    indices = sample_records(loaded, sampling, n_sequences, seed)
-    all_real = normalize(loaded, normalization)
+    prepared = prepare_records(
+        records, limits=limits, sampling=sampling, n_sequences=n_sequences, seed=seed, normalization=normalization
+    )
     job = ScoringJob(
         explanation=text,
-        records=[loaded[i] for i in indices],
-        indices=indices,
-        real=[all_real[i] for i in indices],
+        records=prepared.chosen,
+        indices=prepared.indices,
+        real=prepared.real,
         simulator=resolve_simulator(simulator, judge=scorer in JUDGE_SCORERS),
         cache=resolve_cache(cache),
         normalization=normalization,
-        sampling={"strategy": sampling, "n": n_sequences, "seed": seed, "indices": list(indices)},
+        sampling=prepared.sampling_summary(),
         seed=seed,
         progress=progress,
         options=options,
@@ -252,6 +250,8 @@ async def ascore_explanation(
 def score_explanation(explanation: str, records: RecordsInput, **options: Any) -> ScoreResult:
     """Score how well `explanation` predicts the activations in `records`.
 
+    `records`: anything `load_records` reads, or `PreparedRecords` from `prepare_records` (then validated
+    once already, and not again).
     Options: simulator (spec string or instance; default: `default_simulator_spec`,
     or for a judge scorer `default_simulator_spec(judge=True)`), scorer (``simulation``, ``detection``,
     ``fuzzing``, or a judge scorer: ``detection-judge``, ``fuzzing-judge``,
@@ -283,7 +283,7 @@ async def arank_explanations(
     size = null_size(options.pop("null", None))
     unrelated = choose_null(size, exclude=texts, seed=int(options.get("seed", 0))) if size else []
     everything = [*texts, *unrelated]
-    loaded = load_records(records, limits=limits)
+    prepared = prepare_records(records, limits=limits, **selection_options(options))
     done = [0] * len(everything)
     totals = [0] * len(everything)
 
@@ -304,7 +304,7 @@ async def arank_explanations(
     results = list(
         await asyncio.gather(
             *(
-                ascore_explanation(text, loaded, progress=progress_for(i), limits=limits, **options)
+                ascore_explanation(text, prepared, progress=progress_for(i), limits=limits, **options)
                 for i, text in enumerate(everything)
             )
         )
@@ -459,21 +459,25 @@ def score_attention_explanation(explanation: str, attention_records: AttentionIn
     return run_sync(ascore_attention_explanation(explanation, attention_records, **options))
 
 
-def explanation_examples(records: Sequence[ActivationRecord], top_k: int) -> list[ExplanationExample]:
+def explanation_examples(records: RecordsInput, top_k: int, limits: Limits | None = None) -> list[ExplanationExample]:
     """The `top_k` records with the strongest activation, on the global 0..10 scale, strongest first.
 
     Records where nothing fires are left out; raises ScoringInputError when none is left.
     """
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise ScoringInputError(f"top_k must be a positive whole number, got {top_k!r}")
-    scaled = normalize(records, "global")
-    chosen = [index for index in sample_records(records, "top", top_k) if max(scaled[index], default=0.0) > 0]
+    prepared = prepare_records(records, limits=limits, sampling="top", n_sequences=top_k)
+    chosen = [
+        (record, real)
+        for record, real in zip(prepared.chosen, prepared.real, strict=True)
+        if max(real, default=0.0) > 0
+    ]
     if not chosen:
         raise ScoringInputError(
             "no token activates in these records (every activation is zero or negative), so there is "
             "nothing to explain; give records where the neuron fires"
         )
-    return [ExplanationExample(tuple(records[i].tokens), tuple(scaled[i])) for i in chosen]
+    return [ExplanationExample(tuple(record.tokens), real) for record, real in chosen]
 
 
 async def agenerate_explanations(
@@ -496,7 +500,7 @@ async def agenerate_explanations(
             f"the {resolved.name} simulator cannot write explanations; use one that can: "
             "local, openai:<model>, openai-compatible:<model>@<url> (or fake, in tests)"
         )
-    examples = explanation_examples(load_records(records, limits=limits), top_k)
+    examples = explanation_examples(records, top_k, limits)
     return await run_explanations(
         resolved,
         examples,
@@ -542,7 +546,7 @@ async def arank_with_scorers(
         refuse_attention_scorer(name)
     options_by_scorer = split_scorer_options(names, options.pop("scorer_options", None))
     limits = options.pop("limits", None)
-    loaded = load_records(records, limits=limits)
+    prepared = prepare_records(records, limits=limits, **selection_options(options))
     ranked: dict[str, list[ScoreResult]] = {}
     with run_cache(options.pop("cache", True), len(names)) as cache:
         for position, name in enumerate(names):
@@ -555,7 +559,7 @@ async def arank_with_scorers(
 
             ranked[name] = await arank_explanations(
                 explanations,
-                loaded,
+                prepared,
                 scorer=name,
                 cache=cache,
                 progress=report,
@@ -595,6 +599,7 @@ def rank_with_scorers(
 ) -> dict[str, list[ScoreResult]]:
     """Rank the same explanations with several scorers: {scorer: results, best first}, in the order given.
 
+    The records are validated, sampled and normalised once (`prepare_records`) for every scorer and explanation.
     Scorers run one after the other, so the later ones read the simulations the
     first one cached (with ``cache=False`` a temporary cache lives for this call
     only); judge scorers (``detection-judge``, ``fuzzing-judge``,

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from scoring.errors import ScoringInputError
-from scoring.records import ActivationRecord, check_unicode, load_records, lone_surrogate, parse_json
+from scoring.prepared import PreparedRecords, prepare_records
+from scoring.records import check_unicode, lone_surrogate, parse_json
 
 
 @dataclass
@@ -22,7 +23,8 @@ class Feature:
 
     line: int
     feature_id: str
-    records: list[ActivationRecord]
+    records: PreparedRecords
+    """Validated once here; each pair's score trusts them (and samples again only for other sampling options)."""
     explanations: list[str]
 
 
@@ -69,7 +71,7 @@ def parse_line(
 ) -> Feature:
     """One input line to a Feature; raises ScoringInputError saying what to fix.
 
-    ``allowed_dirs``: the folders a ``records`` path may be read from (see `load_records`).
+    ``allowed_dirs``: the folders a ``records`` path may be read from (see `scoring.records.load_records`).
     """
     position = lone_surrogate(text)
     if position is not None:
@@ -81,7 +83,7 @@ def parse_line(
         raise ScoringInputError(f"each line must be a JSON object, got {type(data).__name__}")
     explanations = explanations_of(data)
     source = data.get("records", data)
-    records = load_records(source, limits=limits, allowed_dirs=allowed_dirs)
+    records = prepare_records(source, limits=limits, allowed_dirs=allowed_dirs)
     return Feature(line, feature_id_of(data, line), records, explanations)
 
 

@@ -21,8 +21,10 @@ from scoring.api import arank_explanations, refuse_attention_scorer, run_cache, 
 from scoring.errors import ScoringInputError
 from scoring.job import simulator_id
 from scoring.metrics import best_first_ranks, kendall_tau
+from scoring.prepared import PreparedRecords, prepare_records
 from scoring.records import ActivationRecord
 from scoring.scorers import JUDGE_SCORERS, SCORERS
+from scoring.shared_types import Progress
 from scoring.simulators import Simulator
 
 
@@ -31,7 +33,8 @@ class Puzzle:
     key: str
     explanation: str
     false_explanations: list[str]
-    records: list[ActivationRecord]
+    records: PreparedRecords
+    """The sentences, validated once when the file is read."""
 
 
 def load_puzzles(source: str | Path | dict[str, Any]) -> list[Puzzle]:
@@ -72,7 +75,8 @@ def load_puzzles(source: str | Path | dict[str, Any]) -> list[Puzzle]:
                         f"got {item!r}"
                     )
             records.append(ActivationRecord(tokens, values, f"{key} sentence {number}"))
-        puzzles.append(Puzzle(str(key), str(entry["explanation"]), [str(e) for e in false_explanations], records))
+        explanation, decoys = str(entry["explanation"]), [str(e) for e in false_explanations]
+        puzzles.append(Puzzle(str(key), explanation, decoys, prepare_records(records)))
     return puzzles
 
 
@@ -233,7 +237,7 @@ async def arun_bench(
     scorer: str | Sequence[str] = "simulation",
     cache: Any = False,
     limit: int | None = None,
-    progress: Callable[[int, int, str], None] | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Score every puzzle with each scorer; returns the summary described in ARCHITECTURE.md.
 

@@ -104,8 +104,9 @@ def load_records(
     contents give the place of a problem, never the file's text.
     """
     limits = limits or DEFAULT_LIMITS
-    if isinstance(source, (list, tuple)) and source and all(isinstance(r, ActivationRecord) for r in source):
-        records = [ActivationRecord(list(r.tokens), list(r.activations), r.source) for r in source]
+    given = _given_records(source)
+    if given is not None:
+        records = [ActivationRecord(list(r.tokens), list(r.activations), r.source) for r in given]
         for index, record in enumerate(records):
             _validate_pair(record.tokens, record.activations, record.source or f"sequence {index}")
     else:
@@ -117,11 +118,19 @@ def load_records(
                 records = _records_from_object(parsed)
     if not records:
         raise ScoringInputError("no activation sequences found: give at least one sequence of tokens and values")
-    _check_limits(records, limits, "sequences")
+    check_limits(records, limits, "sequences")
     return records
 
 
-def _check_limits(records: Sequence[ActivationRecord | AttentionRecord], limits: Limits, noun: str) -> None:
+def _given_records(source: object) -> list[ActivationRecord] | None:
+    """`source` as a list when it is a non-empty sequence of ActivationRecords (a list, a tuple, prepared records)."""
+    if isinstance(source, (str, bytes)) or not isinstance(source, Sequence) or not source:
+        return None
+    items = list(source)
+    return items if all(isinstance(item, ActivationRecord) for item in items) else None
+
+
+def check_limits(records: Sequence[ActivationRecord | AttentionRecord], limits: Limits, noun: str) -> None:
     """Raise ScoringInputError when there are more records, or longer ones, than `limits` allow."""
     if len(records) > limits.max_sequences:
         raise ScoringInputError(
@@ -529,7 +538,7 @@ def load_attention_records(source: Any, *, limits: Limits | None = None) -> list
             ]
     if not records:
         raise ScoringInputError("no attention records found: give at least one record of tokens and attention")
-    _check_limits(records, limits, "attention records")
+    check_limits(records, limits, "attention records")
     return records
 
 

@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from scoring.errors import ScoringInputError
+from scoring.prepared import prepare_records
 from scoring.protocols.common import number
-from scoring.records import ActivationRecord, load_records
+from scoring.records import ActivationRecord
 from scoring.textformat import feature_identity
 
 N_TOP = 20
@@ -65,7 +67,7 @@ class Selection:
     """Up to N_ZERO rows with max = 0, values as stored."""
 
 
-def rows_from_records(records: list[ActivationRecord]) -> list[Row]:
+def rows_from_records(records: Sequence[ActivationRecord]) -> list[Row]:
     return [
         Row(list(record.tokens), list(record.activations), record.max_activation, position)
         for position, record in enumerate(records)
@@ -167,7 +169,8 @@ class NeuronpediaFeature:
     identity: str
     """'model · layer · index' when the JSON names it, else ''."""
     rows: list[Row]
-    records: list[ActivationRecord]
+    records: Sequence[ActivationRecord]
+    """The activations, validated once when read (a `scoring.PreparedRecords`), or none."""
     explanations: list[FeatureExplanation]
     problems: list[str] = field(default_factory=list)
     """What could not be read, in words (the rest is still checked)."""
@@ -255,12 +258,12 @@ def read_feature(data: Any, name: str = "") -> NeuronpediaFeature:
             f"a feature must be a JSON object (Neuronpedia's /api/feature/... response), got {type(data).__name__}"
         )
     problems: list[str] = []
-    records: list[ActivationRecord] = []
+    records: Sequence[ActivationRecord] = ()
     rows: list[Row] = []
     items = data.get("activations")
     if items:
         try:
-            records = load_records({"activations": items})
+            records = prepare_records({"activations": items})
         except ScoringInputError as exc:
             problems.append(f"the activations cannot be read ({exc}); claims are checked from their details only")
         else:
