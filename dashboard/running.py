@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -16,6 +17,7 @@ from dashboard.sidebar import DEFAULT_TIME_LIMIT_SECONDS, FIRST_USE_NOTE_STATE, 
 from scoring import (
     ActivationRecord,
     GeneratedExplanation,
+    Progress,
     ScoreResult,
     ScoringInputError,
     Simulator,
@@ -63,7 +65,7 @@ def prepare_for_first_use(spec: str, simulator: Simulator) -> bool:
         return True
     note = st.info(f"First use of `{spec}`: it {needed}. This happens once; later scores start at once.", icon="⏳")
 
-    def prepare(progress: Callable[[int, int, str], None]) -> bool:
+    def prepare(progress: Progress) -> bool:
         def report(stage: str, done: int, total: int) -> None:
             progress(done, total, f"Preparing {spec}: {stage} ({done:,} of {total:,})")
 
@@ -86,7 +88,7 @@ def prepare_for_first_use(spec: str, simulator: Simulator) -> bool:
 
 
 def _run_with_simulator(
-    spec: str, text: str, work: Callable[[Simulator, Callable[[int, int, str], None]], T], **options: Any
+    spec: str, text: str, work: Callable[[Simulator, Progress], T], **options: Any
 ) -> T | None:
     """`work(simulator, progress)` under `run_with_progress_bar` (`options` go there), after the simulator's
     first-use preparation (`prepare_for_first_use`); None when the simulator cannot be loaded or prepared, or
@@ -117,7 +119,7 @@ def run_scorers(
     cache = simulation_cache() if settings["use_cache"] else False
     limits = settings.get("limits") or input_limits()
 
-    def work(simulator: Simulator, progress: Callable[[int, int, str], None]) -> dict[str, list[ScoreResult]]:
+    def work(simulator: Simulator, progress: Progress) -> dict[str, list[ScoreResult]]:
         chance_level = settings.get("chance_level")
         if chance_level is None:
             chance_level = simulator.capabilities.cheap
@@ -196,23 +198,29 @@ def show_generated(generated: Sequence[GeneratedExplanation], added: Sequence[st
 
 def run_with_progress_bar(
     text: str,
-    work: Callable[[Callable[[int, int, str], None]], T],
+    work: Callable[[Progress], T],
     *,
     action: str,
     activity: str,
-    time_limit: float = DEFAULT_TIME_LIMIT_SECONDS,
+    time_limit: float | None = DEFAULT_TIME_LIMIT_SECONDS,
 ) -> T | None:
-    """`work(progress)` under a progress bar, given up after `time_limit` seconds; None after an error, shown.
+    """`work(progress)` under the dashboard's progress bar, given up after `time_limit` seconds (None: never);
+    None after an error, shown. Every page draws its progress with this one bar.
 
     `work` runs in a worker thread and must not call Streamlit (read widgets, session state and cached
     resources before, in the page): Streamlit's commands belong to the page's own thread, which draws the
-    progress that `work` reports.
+    progress that `work` reports: its message, and the time left at the rate so far (`ProgressText`).
     Bad input reads "Cannot <action>: ..."; a stall reads "<activity> stopped";
     anything else is logged with its traceback and reads "<activity> failed (...)".
     """
     bar = st.progress(0.0, text=text)
+    wording = ProgressText()
     try:
-        result = _within(time_limit, work, lambda done, total, message: _show_progress(bar, done, total, message))
+        result = _within(
+            math.inf if time_limit is None else time_limit,
+            work,
+            lambda done, total, message: _show_progress(bar, done, total, wording(done, total, message)),
+        )
     except TimeoutError:
         bar.empty()
         logger.warning("%s gave no result within %s s", activity, time_limit)
@@ -239,11 +247,7 @@ PROGRESS_INTERVAL_SECONDS = 0.2
 """How often the page's thread draws the progress the worker reported."""
 
 
-def _within(
-    seconds: float,
-    work: Callable[[Callable[[int, int, str], None]], T],
-    show: Callable[[int, int, str], None],
-) -> T:
+def _within(seconds: float, work: Callable[[Progress], T], show: Progress) -> T:
     """`work(progress)` in a worker thread; TimeoutError when it has not finished after `seconds`.
 
     The worker never touches Streamlit (which is safe in the page's thread only, as
@@ -278,6 +282,46 @@ def _within(
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]  # type: ignore[no-any-return]
+
+
+TIME_LEFT_AFTER_SECONDS = 3.0
+"""How long work runs before the bar says how much time is left (a rate measured sooner is noise)."""
+
+
+class ProgressText:
+    """What the dashboard's bar says: the worker's message and, once the work has run `TIME_LEFT_AFTER_SECONDS`,
+    the time left at the rate so far.
+
+    The rate is measured from the first report of a stage, so work read from the cache at the start does not
+    make it look fast; a stage starts again when the total changes or the count goes back (a simulator's
+    preparation reports stage after stage).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.start: tuple[float, int, int] | None = None
+        """(time, done, total) of the stage's first report."""
+        self.last_done = 0
+
+    def __call__(self, done: int, total: int, message: str) -> str:
+        now = self.clock()
+        if self.start is None or total != self.start[2] or done < self.last_done:
+            self.start = (now, done, total)
+        self.last_done = done
+        started, done_then, _ = self.start
+        elapsed = now - started
+        if elapsed < TIME_LEFT_AFTER_SECONDS or not done_then < done < total:
+            return message
+        left = elapsed / (done - done_then) * (total - done)
+        return f"{message} · about {_duration(left)} left"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 3600:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _show_progress(bar: Any, done: int, total: int, message: str) -> None:

@@ -9,13 +9,14 @@ latent/neuron" puts the unit's records, as Neuronpedia-format JSON text, into
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 import dashboard as ui
-from scoring import ScoringInputError, subjects, viz
+from scoring import Progress, ScoringInputError, subjects, viz
 from scoring.subjects import SparseAutoencoder, load_sae
 
 RECORDS_STATE = "records_json"
@@ -73,14 +74,10 @@ def show_valid(key: str, options: list[Any]) -> None:
         st.session_state[key] = options[0]
 
 
-def progress_bar(text: str) -> Any:
-    bar = st.progress(0.0, text=text)
-
-    def show(done: int, total: int, message: str) -> None:
-        # the index wants a callback returning None; bar.progress returns the element
-        bar.progress(min(1.0, done / max(total, 1)), text=message)
-
-    return show
+def index_under_progress_bar(text: str, build: Callable[[Progress], object]) -> bool:
+    """`build(progress)` (an index being built) under the dashboard's progress bar; False when it failed (shown)."""
+    built = ui.run_with_progress_bar(text, build, action="index the corpus", activity="Indexing", time_limit=None)
+    return built is not None
 
 
 # --------------------------------------------------------------------------- model, SAE, corpus
@@ -174,17 +171,24 @@ def open_indexes(units: tuple[str, ...]) -> list[subjects.ActivationIndex]:
 
 def build_indexes(units: tuple[str, ...]) -> bool:
     """Build the missing corpus indexes of `units` under progress bars; False (with the reason shown) on failure."""
-    try:
-        if "neuron" in units and not index_ready("neuron"):
-            subjects.open_index(subject, corpus, progress=progress_bar("indexing the corpus for the neurons…"))
-        if "latent" in units and sae is not None and not index_ready("latent"):
-            subjects.open_latent_index(
-                subject, sae, corpus, max_windows=latent_windows, progress=progress_bar("indexing for the latents…")
+    builds: list[tuple[str, Callable[[Progress], object]]] = []
+    if "neuron" in units and not index_ready("neuron"):
+        builds.append(
+            (
+                "indexing the corpus for the neurons…",
+                lambda progress: subjects.open_index(subject, corpus, progress=progress),
             )
-    except ScoringInputError as exc:
-        st.error(str(exc))
-        return False
-    return True
+        )
+    if "latent" in units and sae is not None and not index_ready("latent"):
+        builds.append(
+            (
+                "indexing for the latents…",
+                lambda progress: subjects.open_latent_index(
+                    subject, sae, corpus, max_windows=latent_windows, progress=progress
+                ),
+            )
+        )
+    return all(index_under_progress_bar(text, build) for text, build in builds)
 
 
 def indexing_note(units: tuple[str, ...]) -> str | None:
@@ -387,15 +391,13 @@ if unit == "latent" and sae is not None:
             f"({subjects.indexing_seconds(subject, latent_windows, sae.config.layer)} on 2 cores, once); after "
             "that, any latent's top windows come back at once."
         )
-        if st.button("Index the corpus for the SAE's latents", type="primary"):
-            try:
-                subjects.open_latent_index(
-                    subject, sae, corpus, max_windows=latent_windows, progress=progress_bar("indexing…")
-                )
-            except ScoringInputError as exc:
-                st.error(str(exc))
-            else:
-                st.rerun()
+        if st.button("Index the corpus for the SAE's latents", type="primary") and index_under_progress_bar(
+            "indexing…",
+            lambda progress: subjects.open_latent_index(
+                subject, sae, corpus, max_windows=latent_windows, progress=progress
+            ),
+        ):
+            st.rerun()
 else:
     if subjects.index_exists(subject, corpus):
         index = subjects.open_index(subject, corpus)
@@ -406,13 +408,10 @@ else:
             f"({subjects.indexing_seconds(subject, subjects.MAX_WINDOWS, subject.n_layers - 1)} on 2 cores, once); "
             "after that, any neuron's top windows come back at once."
         )
-        if st.button("Index the corpus"):
-            try:
-                subjects.open_index(subject, corpus, progress=progress_bar("indexing…"))
-            except ScoringInputError as exc:
-                st.error(str(exc))
-            else:
-                st.rerun()
+        if st.button("Index the corpus") and index_under_progress_bar(
+            "indexing…", lambda progress: subjects.open_index(subject, corpus, progress=progress)
+        ):
+            st.rerun()
 
 
 @st.cache_data(show_spinner="Recomputing the unit on its windows…", max_entries=64)

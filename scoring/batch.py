@@ -78,6 +78,7 @@ from scoring.batch_output import (
     read_finished,
 )
 from scoring.errors import ScoringInputError
+from scoring.progress import ProgressBar
 from scoring.results import ScoreResult, jsonable
 from scoring.scorers import JUDGE_SCORERS, P_VALUE_SCORERS, SCORERS, check_scorer_options, simulator_id
 from scoring.simulators import Simulator
@@ -133,20 +134,6 @@ class Family:
     """Scored pairs by explanation position (a pair that was an input error is not here)."""
 
 
-def _progress_bar(total: int, enabled: bool) -> Any:
-    """A tqdm bar on stderr when `enabled` and stderr is a terminal (a log file gets no bar states)."""
-    from tqdm import tqdm
-
-    return tqdm(
-        total=total,
-        unit="score",
-        desc="scoring",
-        disable=None if enabled else True,  # None: tqdm disables itself when stderr is not a terminal
-        file=sys.stderr,
-        dynamic_ncols=True,
-    )
-
-
 @dataclass
 class Job:
     """What one run of `run_batch` scores, how, and where it writes."""
@@ -190,19 +177,17 @@ async def _write_results(job: Job, handle: TextIO, cache: Any, limits: Any, fini
         if not task.cancelled() and task.exception() is not None:
             crashes.append(task.exception())  # type: ignore[arg-type]
 
-    bar = _progress_bar(total, bool(job.batch_options.get("progress", True)))
+    # Drawn only on a terminal: a log file gets no bar states.
+    drawn = bool(job.batch_options.get("progress", True)) and sys.stderr.isatty()
+    bar = ProgressBar("scoring", "score", total=total, enabled=drawn)
 
     def advance() -> None:
-        bar.update(1)
-        bar.set_postfix(
-            failed=tally.failed, bad=tally.input_errors, cached=tally.usage.cache_hits, refresh=False
-        )
+        bar.advance(failed=tally.failed, bad=tally.input_errors, cached=tally.usage.cache_hits)
 
     def skip() -> None:
         # Work done by an earlier run is not progress of this one: counting it would inflate the rate.
         tally.skipped += 1
-        bar.total -= 1
-        bar.refresh()
+        bar.drop()
 
     scheduled: set[tuple[str, str]] = set()
     """(feature id, explanation) of every pair this run has taken up: a repeated one is scored once."""
@@ -219,8 +204,7 @@ async def _write_results(job: Job, handle: TextIO, cache: Any, limits: Any, fini
             feature.explanations[position],
         )
         tally.duplicates += 1
-        bar.total -= 1
-        bar.refresh()
+        bar.drop()
         return True
 
     writer = BatchWriter(handle, job.run_settings, bool(job.batch_options.get("include_sequences", False)))

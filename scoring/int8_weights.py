@@ -30,7 +30,6 @@ import functools
 import json
 import logging
 import re
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -38,11 +37,9 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from scoring import gguf_file
+from scoring.shared_types import PreparationProgress
 
 logger = logging.getLogger(__name__)
-
-Progress = Callable[[str, int, int], None]
-"""progress(stage, done, total): called as work advances."""
 
 STORAGE = "float16-blocks"
 """Name of this storage in the converted folder's ``converted.json``."""
@@ -117,7 +114,7 @@ CONVERSION_THREADS = 2
 """Parts converted at once (numpy's dequantization releases the GIL for most of its work)."""
 
 
-def convert(gguf: Path, folder: Path, progress: Progress | None = None) -> None:
+def convert(gguf: Path, folder: Path, progress: PreparationProgress | None = None) -> None:
     """Write the int8 storage of the GGUF file `gguf` into `folder` (which exists): weights, config, tokenizer."""
     header = gguf_file.read_header(gguf)
     architecture = header.metadata.get("general.architecture")
@@ -295,7 +292,7 @@ def _float_linear(weight: Any, bias: Any, dtype: Any, device: str) -> Any:
     return module
 
 
-def load_model(folder: Path, device: str, dtype: str, progress: Progress | None = None) -> Any:
+def load_model(folder: Path, device: str, dtype: str, progress: PreparationProgress | None = None) -> Any:
     """The causal LM stored in `folder`, in eval mode.
 
     ``dtype="int8"`` (x86 CPU, `int8_kernels_available`): the `INT8_LINEARS` made int8 rows here,

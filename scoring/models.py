@@ -31,16 +31,14 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 from scoring.errors import ScoringInputError
+from scoring.shared_types import PreparationProgress
 from scoring.userconfig import user_cache_root
-
-Progress = Callable[[str, int, int], None]
-"""progress(stage, done, total): called as a conversion or load advances."""
 
 logger = logging.getLogger(__name__)
 
@@ -210,7 +208,7 @@ def _gguf_path(spec: PackagedModel, directory: Path | None) -> Path:
     return (directory or model_directory()) / f"{spec.key}-{spec.sha256[:12]}-gguf" / spec.gguf_name
 
 
-def joined_gguf(key: str, directory: Path | None = None, progress: Progress | None = None) -> Path:
+def joined_gguf(key: str, directory: Path | None = None, progress: PreparationProgress | None = None) -> Path:
     """Model `key`'s GGUF file joined from its packages (hash-checked, once per machine), for llama.cpp.
 
     Where this machine's own path is the GGUF (``q4_k_m``), torch conversions of the model
@@ -229,7 +227,7 @@ def joined_gguf(key: str, directory: Path | None = None, progress: Progress | No
         return joined
 
 
-def _join_once(spec: PackagedModel, directory: Path | None, progress: Progress | None) -> Path:
+def _join_once(spec: PackagedModel, directory: Path | None, progress: PreparationProgress | None) -> Path:
     """`spec`'s joined GGUF, joined from its packages unless it is there already; call with `_convert_lock` held."""
     target = _gguf_path(spec, directory)
     if target.is_file():
@@ -252,7 +250,7 @@ def _delete_conversions(spec: PackagedModel, directory: Path | None, keep: Path 
             shutil.rmtree(old, ignore_errors=True)
 
 
-def converted_folder(key: str, directory: Path | None = None, progress: Progress | None = None) -> Path:
+def converted_folder(key: str, directory: Path | None = None, progress: PreparationProgress | None = None) -> Path:
     """The folder holding model `key` converted (`PackagedModel.storage`), converting it first if needed.
 
     The conversion (join the pieces, check the hash, convert, save) runs once per
@@ -450,7 +448,7 @@ _load_lock = threading.Lock()
 
 
 def load(
-    key: str, *, directory: Path | None = None, dtype: str | None = None, progress: Progress | None = None
+    key: str, *, directory: Path | None = None, dtype: str | None = None, progress: PreparationProgress | None = None
 ) -> LoadedModel:
     """Model `key`, loaded once per process (thread-safe, offline), converted first if this machine never did.
 
@@ -499,7 +497,7 @@ def load(
         return loaded
 
 
-def _load_gguf(spec: PackagedModel, directory: Path | None, progress: Progress | None) -> LoadedModel:
+def _load_gguf(spec: PackagedModel, directory: Path | None, progress: PreparationProgress | None) -> LoadedModel:
     """Model `spec` on llama.cpp: its joined GGUF file read as it is, the tokenizer rebuilt from the file."""
     from scoring import gguf_file, llama_runtime
 

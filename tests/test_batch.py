@@ -19,6 +19,7 @@ import pytest
 from scoring.api import rank_explanations
 from scoring.batch import run_batch
 from scoring.errors import ScoringInputError
+from scoring.progress import ProgressBar
 from scoring.simulators.base import Capabilities, SimulationBatch
 from scoring.simulators.fake import FakeSimulator
 from scoring.simulators.judge import JudgeQuestion, Judgment, JudgmentBatch
@@ -626,21 +627,14 @@ def test_the_torn_line_repair_is_shown_by_the_cli(tmp_path: Path) -> None:
     assert "incomplete line" in done.stderr
 
 
-class RecordingBar:
-    """Stands in for the tqdm bar: what the run counted."""
+class RecordingBar(ProgressBar):
+    """The batch's real bar, kept for the test to read what the run counted."""
 
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.total = total
-        self.updates = 0
+    made: list[RecordingBar] = []
 
-    def update(self, count: int) -> None:
-        self.updates += count
-
-    def set_postfix(self, **_: Any) -> None: ...
-
-    def refresh(self) -> None: ...
-
-    def close(self) -> None: ...
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        RecordingBar.made.append(self)
 
 
 class InterruptingSimulator(FakeSimulator):
@@ -660,25 +654,21 @@ class InterruptingSimulator(FakeSimulator):
 def test_the_progress_bar_counts_only_this_runs_finished_pairs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bars: list[RecordingBar] = []
-
-    def recording_bar(total: int, enabled: bool) -> RecordingBar:
-        bars.append(RecordingBar(total, enabled))
-        return bars[-1]
-
-    monkeypatch.setattr("scoring.batch._progress_bar", recording_bar)
+    RecordingBar.made = []
+    monkeypatch.setattr("scoring.batch.ProgressBar", RecordingBar)
+    bars = RecordingBar.made
     source = tmp_path / "in.jsonl"
     feature = {"id": "f", "activations": [_sequence(ANIMALS, {"fox"})]}
     source.write_text(json.dumps({**feature, "explanations": ["fox", "slow 1", "slow 2", "boom"]}) + "\n")
     output = tmp_path / "out.jsonl"
     with pytest.raises(KeyboardInterrupt):
         run_batch(source, output, simulator=InterruptingSimulator("match"), concurrency=4, cache=False)
-    assert bars[-1].updates == 1  # "fox" finished; the cancelled pairs are not counted
+    assert bars[-1].done == 1  # "fox" finished; the cancelled pairs are not counted
     assert len(read_output(output)) == 1
 
     run_batch(source, output, simulator=CountingSimulator(), concurrency=4, cache=False)
     # the resumed run's bar covers the three pairs left, not the one done before (which would inflate the rate)
-    assert (bars[-1].total, bars[-1].updates) == (3, 3)
+    assert (bars[-1].total, bars[-1].done) == (3, 3)
 
 
 @pytest.mark.parametrize("command", ["score", "batch"])

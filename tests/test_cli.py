@@ -183,6 +183,37 @@ def test_progress_bar_draws_only_once_work_starts(capsys):
     assert "indexing the corpus" in drawn and "16/16" in drawn and "window" in drawn
 
 
+def test_one_progress_bar_counts_steps_drops_work_done_before_and_shows_stages(capsys):
+    from scoring.progress import ProgressBar
+
+    with ProgressBar("scoring", "score", total=5) as bar:  # the batch runner's use
+        bar.drop()  # a pair an earlier run wrote
+        for failed in (0, 0, 1, 1):
+            bar.advance(failed=failed)
+        assert (bar.done, bar.total) == (4, 4)
+    drawn = capsys.readouterr().err
+    assert "scoring" in drawn and "4/4" in drawn and "score" in drawn and "failed=1" in drawn
+
+    with ProgressBar("capture", "window") as bar:  # train-sae's use: a stage, then another
+        bar.report(3, 3, "capturing activations: 3/3 windows")
+        bar.restart("train", "step")
+        bar.report(2, 8, "epoch 1/4, loss 0.5")
+        bar.note("loss 0.5")
+    drawn = capsys.readouterr().err
+    assert "capture" in drawn and "3/3" in drawn and "train" in drawn and "2/8" in drawn and "loss 0.5" in drawn
+
+
+def test_a_progress_bar_not_drawn_still_counts(capsys):
+    from scoring.progress import ProgressBar
+
+    with ProgressBar("scoring", "score", total=3, enabled=False) as bar:
+        bar.advance()
+        bar.drop()
+        bar.report(2, 2, "")
+    assert (bar.done, bar.total) == (2, 2)
+    assert capsys.readouterr().err == ""
+
+
 @pytest.mark.parametrize("command", ["score", "batch"])
 def test_window_must_be_a_positive_whole_number(command, data_dir, tmp_path):
     target = [str(data_dir / "neuronpedia_request.json"), "-e", "fox"] if command == "score" else [

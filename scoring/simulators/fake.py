@@ -28,12 +28,13 @@ import re
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from scoring.errors import ScoringInputError
+from scoring.shared_types import PreparationProgress
 from scoring.simulators.base import (
     Capabilities,
     ExplanationAttempt,
@@ -130,7 +131,7 @@ class FakeSimulator:
             return None
         return f"prepares a pretend model, about {PREPARATION_STEPS * PREPARATION_STEP_SECONDS:g} s"
 
-    def prepare(self, progress: Callable[[str, int, int], None] | None = None) -> None:
+    def prepare(self, progress: PreparationProgress | None = None) -> None:
         """The pretend preparation: `PREPARATION_STEPS` steps reported as progress(stage, done, total)."""
         if self.prepared:
             return

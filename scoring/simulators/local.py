@@ -34,6 +34,7 @@ import numpy as np
 
 from scoring import models, prompts
 from scoring.errors import ScoringInputError
+from scoring.shared_types import PreparationProgress
 from scoring.simulators import forward
 from scoring.simulators.base import (
     Capabilities,
@@ -192,7 +193,7 @@ class LocalSimulator(SyncSimulator):
             "(about 2 minutes, 3.6 GB on disk for the Qwen model), then loads it."
         )
 
-    def prepare(self, progress: models.Progress | None = None) -> None:
+    def prepare(self, progress: PreparationProgress | None = None) -> None:
         """Convert (if this machine never did) and load the simulating model, reporting `progress`."""
         models.load(self.simulator_model, progress=progress)
 

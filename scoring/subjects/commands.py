@@ -13,11 +13,11 @@ import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import scoring.subjects as subjects
 from scoring.cli_support import Command, non_negative_int, positive_int, progress, progress_wanted
 from scoring.errors import ScoringInputError
+from scoring.progress import ProgressBar
 from scoring.sampling import seed_argument
 from scoring.subjects import latents as latent_units
 from scoring.subjects.sae import SparseAutoencoder, load_sae
@@ -289,33 +289,27 @@ def _command_train_sae(args: argparse.Namespace) -> int:
         seed=args.seed,
         dtype=args.dtype,
     )
-    bar: Any = None
-    phase = [""]
+    stages = {"capturing": ("capture", "window"), "epoch": ("train", "step")}
+    bar = ProgressBar(*stages["capturing"])
 
     def on_progress(done: int, total: int, message: str) -> None:
-        nonlocal bar
-        from tqdm import tqdm
+        stage = message.split(" ")[0]
+        description, unit = stages.get(stage, stages["epoch"])
+        if description != bar.description:
+            bar.restart(description, unit)
+        bar.report(done, total, message)
+        if stage == "epoch":
+            bar.note(message.rpartition(",")[2].strip())  # the loss
 
-        current = message.split(":")[0].split(",")[0].split(" ")[0]
-        if bar is None or current != phase[0]:
-            if bar is not None:
-                bar.close()
-            bar = tqdm(total=total, desc="capture" if current == "capturing" else "train", file=sys.stderr)
-            phase[0] = current
-        bar.n = done
-        bar.set_postfix_str(message.split(",")[-1].strip() if current == "epoch" else "")
-        bar.refresh()
-
-    _, report = train_sae(
-        subject,
-        args.output,
-        settings,
-        corpus=corpus,
-        progress=on_progress if progress_wanted(args) else None,
-        resume=not args.restart,
-    )
-    if bar is not None:
-        bar.close()
+    with bar:
+        _, report = train_sae(
+            subject,
+            args.output,
+            settings,
+            corpus=corpus,
+            progress=on_progress if progress_wanted(args) else None,
+            resume=not args.restart,
+        )
     if args.json:
         print(json.dumps(report.__dict__))
         return 0
