@@ -195,6 +195,13 @@ class ActivationIndex:
         return subject.capture(batch, [layer], kind)[:, 0]
 
 
+def window_density(window_maxima: np.ndarray) -> np.ndarray:
+    """Share of the windows in which a unit fires (its window maximum > 0): (windows, ...) -> (...), one value
+    per unit. The one definition of a unit's density: the Explore page, the search's filter and its
+    specificity all read it."""
+    return np.asarray((np.asarray(window_maxima) > 0).mean(axis=0), dtype=np.float64)
+
+
 def merge_near_duplicates(
     ranked: Sequence[int],
     tokens: Sequence[Sequence[str]],

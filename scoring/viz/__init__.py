@@ -8,11 +8,15 @@ estimate in `scoring.pricing`.
 """
 
 from scoring.viz.explore import (
+    feature_windows_html,
     hit_label,
     readable_token,
     search_heatmap,
     search_hits_frame,
+    twins_frame,
+    window_label,
     window_maxima_histogram,
+    window_scale,
     windows_html,
 )
 from scoring.viz.figures import (
@@ -109,6 +113,7 @@ __all__ = [
     "evidence_html",
     "evidence_summary",
     "evidence_table",
+    "feature_windows_html",
     "format_number",
     "fuzzing_frame",
     "fuzzing_html",
@@ -135,8 +140,11 @@ __all__ = [
     "sequence_outcome",
     "shorten",
     "tokens_html",
+    "twins_frame",
     "visible_token_text",
     "where_it_fails",
+    "window_label",
     "window_maxima_histogram",
+    "window_scale",
     "windows_html",
 ]
