@@ -5,6 +5,10 @@ every picture can be tested on plain data. Downloads (CSV, JSON) are in
 `scoring.results`, the spot-check verdicts in `scoring.spotcheck` (drawn by
 `scoring.viz.spot_check`), the cost
 estimate in `scoring.pricing`.
+
+This is a public module of the library (docs/architecture.md, "The public
+surface"): pages import the names in `__all__` from ``scoring.viz``, not from its
+submodules. The Explore page's pictures are in `scoring.viz.explore`.
 """
 
 from scoring.viz.explore import (
