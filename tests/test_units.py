@@ -205,7 +205,9 @@ def test_the_kinds_to_explore_and_what_tells_units_apart(
     assert "about" in kinds["latent"].indexing_seconds()
     latent, neuron = kinds["latent"].unit(2, 0), kinds["neuron"].unit(2, 0)
     other_corpus = Neurons(tiny_subject, Corpus("other", [" ".join(DOCUMENTS * 2)])).unit(2, 0)
-    assert len({latent.identity, neuron.identity, other_corpus.identity}) == 3
+    renamed = Neurons(tiny_subject, Corpus("renamed", CORPUS.documents)).unit(2, 0)
+    assert renamed.units.index_directory() == neuron.units.index_directory()  # the same texts: the same index
+    assert len({latent.identity, neuron.identity, other_corpus.identity, renamed.identity}) == 4  # the file differs
     assert neuron == Unit(kinds["neuron"], 2, 0) and neuron.identity == kinds["neuron"].unit(2, 0).identity
     residual = Neurons(tiny_subject, CORPUS, kind="resid")
     assert residual.width == tiny_subject.widths["resid"] and residual.unit(0, 1).title.startswith("Residual")

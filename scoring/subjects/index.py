@@ -311,13 +311,6 @@ def indexing_seconds(subject: SubjectModel, n_windows: int, up_to_layer: int) ->
     return f"about {seconds / 60:.0f} min"
 
 
-def index_exists(
-    subject: SubjectModel, corpus: Corpus, window_tokens: int = WINDOW_TOKENS, max_windows: int = MAX_WINDOWS
-) -> bool:
-    """Whether the neuron index of this model, corpus and windowing is built."""
-    return (index_directory(subject, corpus, window_tokens, max_windows) / "meta.json").exists()
-
-
 def index_directory(
     subject: SubjectModel, corpus: Corpus, window_tokens: int = WINDOW_TOKENS, max_windows: int = MAX_WINDOWS
 ) -> Path:

@@ -163,12 +163,6 @@ def open_latent_index(
     return read_latent_index(home, sae)
 
 
-def latent_index_exists(
-    subject: SubjectModel, sae: SparseAutoencoder, corpus: Corpus, max_windows: int = LATENT_MAX_WINDOWS
-) -> bool:
-    return (latent_index_directory(subject, sae, corpus, WINDOW_TOKENS, max_windows) / "meta.json").exists()
-
-
 def _build_latent_index(
     subject: SubjectModel,
     sae: SparseAutoencoder,

@@ -171,7 +171,8 @@ class Units(ABC):
         """Where their corpus index lives (built when it holds meta.json)."""
 
     @abstractmethod
-    def _open_index(self, progress: Progress | None) -> ActivationIndex: ...
+    def _open_index(self, progress: Progress | None) -> ActivationIndex:
+        """Their corpus index, read, or built first when missing (`index` keeps it)."""
 
     @abstractmethod
     def text_activations(self, text: str, layer: int) -> TextActivations:
@@ -186,12 +187,13 @@ class Units(ABC):
         """One of them named in full, model included (a command's heading)."""
 
     def twins(self, number: int, top: int) -> list[Twin]:
+        """The neurons whose output weights point the way unit `number` writes (only latents have them)."""
         raise ScoringInputError(f"only SAE latents have weight twins, not {self.described}")
 
     # ----------------------------------------------------------------- the same for every kind
 
     def index_exists(self) -> bool:
-        """Whether their corpus index is built (opening it is then instant)."""
+        """Whether their corpus index is built (`index` then opens it at once instead of building it)."""
         return (self.index_directory() / "meta.json").exists()
 
     def index(self, progress: Progress | None = None) -> ActivationIndex:
@@ -383,9 +385,19 @@ class Unit:
         return self.units.name(self.layer, self.number)
 
     @property
-    def identity(self) -> tuple[str, str, int, int]:
-        """What tells it apart from every other unit on any corpus: (index folder, kind, layer, number)."""
-        return (str(self.units.index_directory()), self.units.index_kind, self.layer, self.number)
+    def identity(self) -> tuple[str, str, str, str, int, int]:
+        """Everything its records and feature file depend on, for a cache key: (index folder, corpus name, SAE
+        name or '', kind, layer, number). The folder's name hashes the model, the SAE's weights, the corpus's
+        texts and the windowing; the names are written into the feature file."""
+        units = self.units
+        return (
+            str(units.index_directory()),
+            units.corpus.name,
+            units.sae_name or "",
+            units.index_kind,
+            self.layer,
+            self.number,
+        )
 
     def window_maxima(self) -> np.ndarray:
         """float32 (windows,): its maximum in each corpus window (the index is built first when missing)."""
