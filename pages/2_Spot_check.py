@@ -15,14 +15,17 @@ import streamlit as st
 
 import dashboard as ui
 from scoring import ScoringInputError, Simulator, viz
-from scoring.protocols.neuronpedia import NeuronpediaFeature, parse_feature_text
-from scoring.protocols.prompts import KINDS, Template, template_from_messages
 from scoring.spotcheck import (
     FLAGGED,
     MODEL_PLACEHOLDER,
+    TEMPLATE_KINDS,
     FeatureCheck,
+    NeuronpediaFeature,
     SpotCheckOptions,
+    Template,
+    parse_feature_text,
     spot_check,
+    template_from_messages,
     verdict_family,
 )
 
@@ -126,7 +129,7 @@ def _judge_options() -> list[str]:
 
 def _prompt_templates() -> dict[str, Template]:
     templates = {}
-    for kind in KINDS:
+    for kind in TEMPLATE_KINDS:
         upload = st.session_state.get(f"spot_prompt_{kind}")
         if upload is not None:
             templates[kind] = template_from_messages(json.loads(upload.getvalue().decode("utf-8")), kind)
@@ -239,7 +242,7 @@ if feature is not None:
                 "Our prompts are our own. Upload a protocol's original prompt as a template to re-score with it; "
                 "the verdict then no longer says the prompts differ. Format: docs/scorers.md."
             )
-            for kind in KINDS:
+            for kind in TEMPLATE_KINDS:
                 st.file_uploader(kind, type=["json"], key=f"spot_prompt_{kind}")
         submitted = st.form_submit_button("Re-score", type="primary")
 

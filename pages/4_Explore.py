@@ -1,9 +1,13 @@
 """Explore page: search neurons and SAE latents by text, open one, see its corpus windows, score it.
 
 The subject model and the SAE are loaded once per server (`st.cache_resource`);
-every number comes from `scoring.subjects`. "Score explanations for this
-latent/neuron" puts the unit's records, as Neuronpedia-format JSON text, into
-``st.session_state["records_json"]`` for the Score page.
+every number comes from `scoring.subjects` and every picture from `scoring.viz`.
+The kinds of unit (`subjects.units_to_explore`: the SAE's latents, the MLP
+neurons) and the opened `subjects.Unit` answer what differs between a neuron and
+a latent, so the page lays out without asking which kind it shows. "Score
+explanations for this latent/neuron" puts the unit's records, as
+Neuronpedia-format JSON text, into ``st.session_state["records_json"]`` for the
+Score page.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from scoring.subjects import SparseAutoencoder, load_sae
 
 RECORDS_STATE = "records_json"
 DEFAULT_TEXT = "My favorite color is red. In 1865 the ship sailed from Liverpool to New York."
-UNIT_LABELS = {"latent": "SAE latents", "neuron": "MLP neurons"}
 RANK_LABELS = {
     "specificity": "specificity (corpus percentile × silence)",
     "activation": "raw activation",
@@ -142,6 +145,7 @@ if sae_path.strip():
         st.error(f"SAE: {exc}")
         sae = None
 corpus: subjects.Corpus = st.session_state["explore_corpus"] or default_corpus()
+unit_kinds = subjects.units_to_explore(subject, corpus, sae, latent_windows=latent_windows)
 sae_note = (
     f"SAE **{sae.name}** ({sae.d_sae} latents at `{sae.config.hook_name}`, {sae.config.architecture})"
     if sae
@@ -152,54 +156,30 @@ st.caption(f"{sae_note} · corpus **{viz.shorten(corpus.name, 60)}** ({len(corpu
 # --------------------------------------------------------------------------- search
 
 
-def index_ready(unit: str) -> bool:
-    """Whether the corpus index of that kind of unit is built (latents: for the SAE and window count chosen)."""
-    if unit == "latent":
-        return sae is not None and subjects.latent_index_exists(subject, sae, corpus, latent_windows)
-    return subjects.index_exists(subject, corpus)
-
-
-def open_indexes(units: tuple[str, ...]) -> list[subjects.ActivationIndex]:
+def open_indexes(kinds: tuple[str, ...]) -> list[subjects.ActivationIndex]:
     """The corpus indexes already built for the chosen kinds of unit."""
-    found: list[subjects.ActivationIndex] = []
-    if "neuron" in units and index_ready("neuron"):
-        found.append(subjects.open_index(subject, corpus))
-    if "latent" in units and sae is not None and index_ready("latent"):
-        found.append(subjects.open_latent_index(subject, sae, corpus, max_windows=latent_windows))
-    return found
+    return [unit_kinds[kind].index() for kind in kinds if unit_kinds[kind].index_exists()]
 
 
-def build_indexes(units: tuple[str, ...]) -> bool:
-    """Build the missing corpus indexes of `units` under progress bars; False (with the reason shown) on failure."""
-    builds: list[tuple[str, Callable[[Progress], object]]] = []
-    if "neuron" in units and not index_ready("neuron"):
-        builds.append(
-            (
-                "indexing the corpus for the neurons…",
-                lambda progress: subjects.open_index(subject, corpus, progress=progress),
-            )
-        )
-    if "latent" in units and sae is not None and not index_ready("latent"):
-        builds.append(
-            (
-                "indexing for the latents…",
-                lambda progress: subjects.open_latent_index(
-                    subject, sae, corpus, max_windows=latent_windows, progress=progress
-                ),
-            )
-        )
-    return all(index_under_progress_bar(text, build) for text, build in builds)
+def build_indexes(kinds: tuple[str, ...]) -> bool:
+    """Build the missing corpus indexes of `kinds` under progress bars; False (with the reason shown) on failure."""
+    for kind in kinds:
+        units = unit_kinds[kind]
+        if not units.index_exists() and not index_under_progress_bar(
+            f"indexing the corpus for {units.described}…", lambda progress, units=units: units.index(progress=progress)
+        ):
+            return False
+    return True
 
 
-def indexing_note(units: tuple[str, ...]) -> str | None:
+def indexing_note(kinds: tuple[str, ...]) -> str | None:
     """What the first search ranked by specificity costs (the indexes still to build), or None when none is."""
-    parts = []
-    if "neuron" in units and not index_ready("neuron"):
-        seconds = subjects.indexing_seconds(subject, subjects.MAX_WINDOWS, subject.n_layers - 1)
-        parts.append(f"the neurons ({subjects.MAX_WINDOWS} windows, all {subject.n_layers} layers: {seconds})")
-    if "latent" in units and sae is not None and not index_ready("latent"):
-        seconds = subjects.indexing_seconds(subject, latent_windows, sae.config.layer)
-        parts.append(f"the SAE's latents ({latent_windows} windows up to layer {sae.config.layer}: {seconds})")
+    parts = [
+        f"{units.described} ({units.max_windows} windows through layer {units.indexed_up_to}: "
+        f"{units.indexing_seconds()})"
+        for units in (unit_kinds[kind] for kind in kinds)
+        if not units.index_exists()
+    ]
     if not parts:
         return None
     return (
@@ -238,7 +218,7 @@ def search(
 
 
 st.subheader("Search by text")
-unit_choices = ["latent", "neuron"] if sae else ["neuron"]
+unit_choices = list(unit_kinds)
 ui.state_defaults(
     {
         "explore_text": DEFAULT_TEXT,
@@ -255,7 +235,9 @@ ui.keep_valid("explore_rank", list(RANK_LABELS))
 with st.form("explore_form"):
     st.text_area("Text", key="explore_text", height=90)
     units_column, layers_column = st.columns([1, 1])
-    units_column.multiselect("Units", unit_choices, format_func=lambda unit: UNIT_LABELS[unit], key="explore_units")
+    units_column.multiselect(
+        "Units", unit_choices, format_func=lambda kind: unit_kinds[kind].label, key="explore_units"
+    )
     layers_column.multiselect(
         "Layers (none = all)",
         list(range(subject.n_layers)),
@@ -276,15 +258,15 @@ with st.form("explore_form"):
     )
     top_column.number_input("Top", 1, 100, key="explore_top")
     run = st.form_submit_button("Search", type="primary")
-chosen_units = tuple(st.session_state["explore_units"]) or tuple(unit_choices)
-note = None if run else indexing_note(chosen_units)
+chosen_kinds = tuple(st.session_state["explore_units"]) or tuple(unit_choices)
+note = None if run else indexing_note(chosen_kinds)
 if note and (st.session_state["explore_rank"] == "specificity" or st.session_state["explore_max_density"] < 100):
     st.caption(note)  # before the user commits to the first, slow search
 
 if run:
     st.session_state["explore_hits"] = {
         "text": st.session_state["explore_text"],
-        "units": chosen_units,
+        "units": chosen_kinds,
         "layers": tuple(st.session_state["explore_layers"]) or tuple(range(subject.n_layers)),
         "rank": st.session_state["explore_rank"],
         "top": int(st.session_state["explore_top"]),
@@ -296,11 +278,11 @@ if run:
 
 query = st.session_state["explore_hits"]
 if query is not None:
-    units = tuple(unit for unit in query["units"] if unit in unit_choices) or tuple(unit_choices)
+    searched = tuple(kind for kind in query["units"] if kind in unit_choices) or tuple(unit_choices)
     max_density = query["max_density"] if query["max_density"] < 1 else None
     needs_index = query["rank"] == "specificity" or max_density is not None
-    missing = [unit for unit in units if not index_ready(unit)] if needs_index else []
-    if missing and not (run and build_indexes(units)):
+    missing = [kind for kind in searched if not unit_kinds[kind].index_exists()] if needs_index else []
+    if missing and not (run and build_indexes(searched)):
         if not run:
             st.info("The corpus or the SAE changed since this search: press **Search** to index it and search again.")
         st.stop()
@@ -312,14 +294,14 @@ if query is not None:
         sort_options = [-1, *range(len(tokens))]
         show_valid("explore_sort_token", sort_options)
         position = int(st.session_state.get("explore_sort_token", -1))
-        indexes = open_indexes(units)
+        indexes = open_indexes(searched)
         tokens, hits = search(
             subject,
             sae,
             indexes,
             (subject.name, sae.source if sae else "", *(str(index.directory) for index in indexes)),
             query["text"],
-            units,
+            searched,
             query["layers"],
             query["rank"],
             max_density,
@@ -356,116 +338,66 @@ else:
 
 st.divider()
 st.subheader("A latent or neuron")
+kinds = list(unit_kinds)
+
+
+def first_layer(units: subjects.Units) -> int:
+    """The layer a kind of unit opens at: layer 6 (the shipped SAE's) or the nearest one it has."""
+    return min(max(6, units.layers[0]), units.layers[-1])
+
+
 opened = st.session_state["explore_unit"]
-kinds = ["latent", "neuron"] if sae else ["neuron"]
 if opened is None or opened[0] not in kinds:
-    opened = (kinds[0], sae.config.layer if sae else min(6, subject.n_layers - 1), 0)
+    opened = (kinds[0], first_layer(unit_kinds[kinds[0]]), 0)
 left, middle, right = st.columns(3)
 ui.keep_valid("explore_unit_kind", kinds)
 st.session_state.setdefault("explore_unit_kind", opened[0])
-unit = left.radio("Unit", kinds, format_func=lambda unit: UNIT_LABELS[unit], horizontal=True, key="explore_unit_kind")
-if unit == "latent" and sae is not None:
-    layer = sae.config.layer
-    middle.number_input("Layer (the SAE's)", layer, layer, layer, disabled=True)
-    width = sae.d_sae
-else:
-    layer = int(
-        middle.number_input(
-            "Layer", 0, subject.n_layers - 1, int(opened[1]) if opened[0] == unit else min(6, subject.n_layers - 1)
-        )
-    )
-    width = subject.width("mlp")
-number = int(right.number_input(f"Number (0..{width - 1})", 0, width - 1, min(int(opened[2]), width - 1)))
-st.session_state["explore_unit"] = (unit, layer, number)
-title = f"Latent #{number} of {sae.name}" if unit == "latent" and sae else f"Neuron #{number} of layer {layer}"
-st.markdown(f"### {title}")
+kind = left.radio(
+    "Unit", kinds, format_func=lambda kind: unit_kinds[kind].label, horizontal=True, key="explore_unit_kind"
+)
+units = unit_kinds[kind]
+lowest, highest = units.layers[0], units.layers[-1]
+start = min(max(int(opened[1]), lowest), highest) if opened[0] == kind else first_layer(units)
+layer = int(middle.number_input("Layer", lowest, highest, start, disabled=lowest == highest))
+number = int(
+    right.number_input(f"Number (0..{units.width - 1})", 0, units.width - 1, min(int(opened[2]), units.width - 1))
+)
+st.session_state["explore_unit"] = (kind, layer, number)
+unit = units.unit(layer, number)
+st.markdown(f"### {unit.title}")
 
-index: subjects.ActivationIndex | None = None
-if unit == "latent" and sae is not None:
-    if subjects.latent_index_exists(subject, sae, corpus, latent_windows):
-        index = subjects.open_latent_index(subject, sae, corpus, max_windows=latent_windows)
-    else:
-        st.write(
-            f"The corpus has not been indexed for this SAE yet. One pass of the model up to layer {sae.config.layer} "
-            f"over {latent_windows} windows stores every latent's maximum per window "
-            f"({subjects.indexing_seconds(subject, latent_windows, sae.config.layer)} on 2 cores, once); after "
-            "that, any latent's top windows come back at once."
-        )
-        if st.button("Index the corpus for the SAE's latents", type="primary") and index_under_progress_bar(
-            "indexing…",
-            lambda progress: subjects.open_latent_index(
-                subject, sae, corpus, max_windows=latent_windows, progress=progress
-            ),
-        ):
-            st.rerun()
-else:
-    if subjects.index_exists(subject, corpus):
-        index = subjects.open_index(subject, corpus)
-    else:
-        st.write(
-            f"The corpus ({viz.shorten(corpus.name, 60)}) has not been indexed for {subject.name}'s neurons yet. "
-            "One pass over it stores every neuron's maximum per window "
-            f"({subjects.indexing_seconds(subject, subjects.MAX_WINDOWS, subject.n_layers - 1)} on 2 cores, once); "
-            "after that, any neuron's top windows come back at once."
-        )
-        if st.button("Index the corpus") and index_under_progress_bar(
-            "indexing…", lambda progress: subjects.open_index(subject, corpus, progress=progress)
-        ):
-            st.rerun()
+if not units.index_exists():
+    st.write(
+        f"The corpus ({viz.shorten(corpus.name, 60)}) has not been indexed for {units.described} yet. One pass of "
+        f"the model up to layer {units.indexed_up_to} over {units.max_windows} windows stores every {units.noun}'s "
+        f"maximum per window ({units.indexing_seconds()} on 2 cores, once); after that, any {units.noun}'s top "
+        "windows come back at once."
+    )
+    if st.button(f"Index the corpus for {units.described}", type="primary") and index_under_progress_bar(
+        "indexing…", lambda progress: units.index(progress=progress)
+    ):
+        st.rerun()
+    st.stop()
 
 
 @st.cache_data(show_spinner="Recomputing the unit on its windows…", max_entries=64)
 def unit_feature(
-    _subject: subjects.SubjectModel,
-    _index: subjects.ActivationIndex,
-    index_key: str,
-    unit: str,
-    layer: int,
-    number: int,
-    top: int,
-    random: int,
-    quantiles: int,
-    dedup: str,
-    sae_name: str,
-    corpus_name: str,
+    _unit: subjects.Unit, identity: tuple[Any, ...], top: int, random: int, quantiles: int, dedup: str
 ) -> dict[str, Any]:
-    kind = subjects.LATENT if unit == "latent" else "mlp"
-    records = _index.records(
-        _subject,
-        layer,
-        number,
-        kind=kind,
-        top=top,
-        random=random,
-        quantiles=quantiles,
-        per_quantile=1,
-        embed=subjects.index.embedding_similarity() if dedup == "embedding" else None,
-    )
-    return subjects.feature_json(
-        records,
-        model=_subject.name,
-        layer=layer,
-        index=number,
-        kind=kind,
-        corpus=corpus_name,
-        sae=sae_name or None,
-    )
+    records = _unit.records(top=top, random=random, quantiles=quantiles, per_quantile=1, dedup=dedup)
+    return _unit.feature_json(records)
 
 
-if index is None:
-    st.stop()
-
-kind = subjects.LATENT if unit == "latent" else "mlp"
 try:
-    maxima = index.window_maxima(layer, number, kind)
+    stats = unit.corpus_stats()
 except ScoringInputError as exc:
     st.error(str(exc))
     st.stop()
-stats = st.columns(3)
-stats[0].metric("Density (windows where it fires)", f"{float((maxima > 0).mean()):.1%}")
-stats[1].metric("Largest window maximum", f"{float(maxima.max()):.3f}")
-stats[2].metric("Windows indexed", f"{index.n_windows:,}")
-st.plotly_chart(viz.window_maxima_histogram(maxima), config=PLOT_CONFIG, width="stretch")
+metrics = st.columns(3)
+metrics[0].metric("Density (windows where it fires)", f"{stats.density:.1%}")
+metrics[1].metric("Largest window maximum", f"{stats.peak:.3f}")
+metrics[2].metric("Windows indexed", f"{stats.windows:,}")
+st.plotly_chart(viz.window_maxima_histogram(stats.window_maxima), config=PLOT_CONFIG, width="stretch")
 
 left, middle, right, far = st.columns(4)
 n_top = int(left.number_input("Top windows", 1, 50, 10, key="explore_n_top"))
@@ -477,68 +409,38 @@ dedup = str(
     )
 )
 try:
-    feature = unit_feature(
-        subject,
-        index,
-        str(index.directory),
-        unit,
-        layer,
-        number,
-        n_top,
-        n_random,
-        n_quantiles,
-        dedup,
-        sae.name if unit == "latent" and sae else "",
-        corpus.name,
-    )
+    feature = unit_feature(unit, unit.identity, n_top, n_random, n_quantiles, dedup)
 except ScoringInputError as exc:
     st.error(str(exc))
     st.stop()
 window_records = feature["activations"]
-vmax = max((max(item["values"]) for item in window_records), default=1.0) or 1.0
+vmax = viz.window_scale(window_records)
+st.html(viz.feature_windows_html(window_records, vmax))
 
-def window_label(item: dict[str, Any]) -> str:
-    duplicates = int(item.get("duplicates") or 0)
-    merged = f" · {viz.count(duplicates, 'similar window')} merged" if duplicates else ""
-    return f"{item['sample']} · window {item['window']} · max {item['maxValue']:.3f}{merged}"
-
-
-st.html(
-    viz.windows_html([(window_label(item), item["tokens"], item["values"]) for item in window_records], vmax=vmax)
-)
-
-if unit == "latent" and sae is not None:
+if units.has_twins:
     st.markdown("#### Twins: the neurons whose output weights point the same way")
     try:
-        twins = subjects.twin_neurons(subject, sae, number, top=8)
+        twins = unit.twins(top=8)
     except ScoringInputError as exc:
         st.caption(str(exc))
     else:
-        st.dataframe(
-            [{"neuron": f"L{twin.layer} #{twin.index}", "weight cosine": round(twin.cosine, 3)} for twin in twins],
-            hide_index=True,
-        )
+        st.dataframe(viz.twins_frame(twins), hide_index=True)
 
 st.markdown("#### Test it on your own text")
 top_records = [item for item in window_records if item["sample"] == "top"]
 prefill = "".join(top_records[0]["tokens"]) if top_records else DEFAULT_TEXT
-test_key = f"explore_test_{unit}_{layer}_{number}"
+test_key = f"explore_test_{kind}_{layer}_{number}"
 test_text = st.text_area("Text (prefilled with the top window: change a word and test again)", prefill, key=test_key)
 if st.button("Test", key="explore_test_run"):
     try:
-        if unit == "latent" and sae is not None:
-            captured = subjects.latent_activations(subject, sae, test_text)
-        else:
-            captured = subject.activations(test_text, [layer], "mlp")
-        values = captured.unit(layer, number)
+        tested = unit.activations(test_text)
     except ScoringInputError as exc:
         st.error(str(exc))
     else:
-        st.caption(f"max {max(values):.3f} (the top window's max is {vmax:.3f}; colours share that scale)")
-        st.markdown(viz.tokens_html(captured.tokens, values, vmax=vmax), unsafe_allow_html=True)
+        st.caption(f"max {tested.peak:.3f} (the top window's max is {vmax:.3f}; colours share that scale)")
+        st.markdown(viz.tokens_html(tested.tokens, tested.values, vmax=vmax), unsafe_allow_html=True)
 
-label = "latent" if unit == "latent" else "neuron"
-if st.button(f"Score explanations for this {label}", type="primary"):
+if st.button(f"Score explanations for this {units.noun}", type="primary"):
     st.session_state[RECORDS_STATE] = json.dumps(feature, ensure_ascii=False)
     try:
         st.switch_page("app.py")

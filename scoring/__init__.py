@@ -1,6 +1,10 @@
 """Score natural-language explanations of neurons and SAE latents, and generate candidate ones.
 
     from scoring import load_records, get_simulator, score_explanation, rank_explanations, generate_explanations
+
+The public API: the names in `__all__`, and the public modules `scoring.errors`,
+`scoring.textformat`, `scoring.spotcheck`, `scoring.viz` and `scoring.subjects`
+(docs/architecture.md, "The public surface"). Everything else is internal.
 """
 
 __version__ = "0.1.0"

@@ -1,4 +1,9 @@
-"""The exception type for mistakes a user can fix (and its one special case, a missing API key)."""
+"""The exception type for mistakes a user can fix (and its one special case, a missing API key).
+
+A public module of the library (docs/architecture.md, "The public surface").
+"""
+
+__all__ = ["MissingKeyError", "ScoringInputError"]
 
 
 class ScoringInputError(ValueError):

@@ -20,6 +20,13 @@ moderator:
 The per-example evidence (which top examples the judge called "no match", which decoys
 it called "match", which batches failed, which highlighted examples were misjudged) is
 in `ClaimCheck.derivation` and `ClaimCheck.rescore`.
+
+This is a public module of the library (docs/architecture.md, "The public surface"):
+the names in `__all__` are what a face (the Spot-check page, the ``spot-check``
+command) or another tool calls, with what a spot-check reads (a feature:
+`parse_feature_text`, `read_feature`, `load_features`; a judge prompt to replace
+ours: `Template`, `template_from_messages`, `load_template`, for the protocols in
+`TEMPLATE_KINDS`) re-exported from `scoring.protocols`.
 """
 
 from __future__ import annotations
@@ -44,14 +51,49 @@ from scoring.protocols.neuronpedia import (
     Claim,
     FeatureExplanation,
     NeuronpediaFeature,
+    load_features,
+    parse_feature_text,
+    read_feature,
     select_rows,
 )
-from scoring.protocols.prompts import EMBEDDING_INSTRUCTION, OUR_TEMPLATES, Template
+from scoring.protocols.prompts import (
+    EMBEDDING_INSTRUCTION,
+    OUR_TEMPLATES,
+    Template,
+    load_template,
+    template_from_messages,
+)
+from scoring.protocols.prompts import KINDS as TEMPLATE_KINDS
 from scoring.results import ScoreResult, jsonable
 from scoring.scorers import SCORERS
 from scoring.shared_types import Progress
 from scoring.simulators import Simulator
 from scoring.simulators.chat import ChatJudge, can_chat
+
+__all__ = [
+    "FLAGGED",
+    "MODEL_PLACEHOLDER",
+    "SCORE_TYPE_SCORERS",
+    "TEMPLATE_KINDS",
+    "TOLERANCE",
+    "ClaimCheck",
+    "FeatureCheck",
+    "NeuronpediaFeature",
+    "Rescore",
+    "SpotCheckOptions",
+    "Template",
+    "claims_summary",
+    "decide",
+    "evidence",
+    "load_features",
+    "load_template",
+    "parse_feature_text",
+    "read_feature",
+    "routed_model",
+    "spot_check",
+    "template_from_messages",
+    "verdict_family",
+]
 
 SCORE_TYPE_SCORERS = {
     "recall_alt": "recall-alt",

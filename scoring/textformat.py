@@ -3,6 +3,10 @@
 Records in every format (JSON, long CSV/TSV, the token<TAB>activation text
 format) are read by `scoring.records.load_records`, so one loader validates
 every input.
+
+This is a public module of the library (docs/architecture.md, "The public
+surface"): the dashboard, and any other front end that takes pasted text, calls
+the names in `__all__`.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ __all__ = [
     "CandidateExplanation",
     "describe_records",
     "explanations_from_object",
+    "feature_identity",
     "looks_like_token_text",
     "load_pasted",
     "new_explanations",

@@ -9,8 +9,8 @@ Read from the document's tables: which layer every module of ``scoring/``,
 - `scoring.shared_types` imports nothing of ours;
 - a face imports no other face, except that the command line starts the batch runner and the server;
 - the dashboard (``app.py``, ``pages/``, ``dashboard/``) calls the public surface only
-  (`PUBLIC_SURFACE`); the crossings still to remove are listed in `KNOWN_UI_CROSSINGS`,
-  which may only shrink;
+  (`PUBLIC_SURFACE`): no other module of the library, and of a public module only the
+  names its ``__all__`` lists (imported, or read as an attribute of the module);
 - the library never imports the tests, scripts, benchmarks or their support;
 - the tests, benchmarks and scripts share code through ``support/`` only (`FOLDER_IMPORTS`).
 """
@@ -30,20 +30,12 @@ OURS = ("scoring", "dashboard", "pages", "app", "tests", "scripts", "benchmarks"
 BOTTOM = "scoring.shared_types"
 UI_PREFIXES = ("app", "pages", "dashboard")
 
-PUBLIC_SURFACE = frozenset({"scoring", "scoring.errors", "scoring.viz", "scoring.subjects"})
-"""What the dashboard may import of the library: the public API, its errors, the figures, the subjects facade."""
-
-KNOWN_UI_CROSSINGS = frozenset(
-    {
-        ("app", "scoring.textformat"),
-        ("dashboard.inputs", "scoring.textformat"),
-        ("pages.2_Spot_check", "scoring.protocols.neuronpedia"),
-        ("pages.2_Spot_check", "scoring.protocols.prompts"),
-        ("pages.2_Spot_check", "scoring.spotcheck"),
-    }
+PUBLIC_SURFACE = frozenset(
+    {"scoring", "scoring.errors", "scoring.textformat", "scoring.spotcheck", "scoring.viz", "scoring.subjects"}
 )
-"""(dashboard module, private library module) imports that predate the contract (issue 27, item 2). Remove a pair
-when the dashboard stops importing it; a new pair fails the test."""
+"""What the dashboard may import of the library: the public API, its errors, reading pasted input, spot-checking
+Neuronpedia's claims, the figures, the subject models. Each says so in its docstring and lists its names in
+``__all__``."""
 
 FACE_ENTRY_POINTS = {"command line": {"batch", "server"}}
 """Faces that may import other faces: the command line starts the batch runner and the server."""
@@ -183,24 +175,124 @@ def test_faces_import_no_other_face() -> None:
     assert not crossings, "faces importing each other:\n" + "\n".join(sorted(crossings))
 
 
-def ui_crossings() -> set[tuple[str, str]]:
-    return {
-        (name, target)
-        for name, path in MODULES.items()
+def public_names(module: str) -> frozenset[str]:
+    """What a public module offers: the names of its ``__all__`` (read from its source) and its public submodules."""
+    names: set[str] = set()
+    for node in ast.parse(MODULES[module].read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and any(getattr(target, "id", "") == "__all__" for target in node.targets):
+            names |= set(ast.literal_eval(node.value))
+    return frozenset(names | public_submodules(module))
+
+
+def public_submodules(module: str) -> set[str]:
+    """The short names of the public modules right under `module` (``viz`` under ``scoring``)."""
+    return {name.rsplit(".", 1)[1] for name in PUBLIC_SURFACE if name.rpartition(".")[0] == module}
+
+
+def _dotted(node: ast.expr) -> list[str]:
+    """``a.b.c`` -> ['a', 'b', 'c']; [] for anything that is not a chain of names."""
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.insert(0, node.attr)
+        node = node.value
+    return [node.id, *parts] if isinstance(node, ast.Name) else []
+
+
+def _beyond_public(module: str, names: list[str]) -> str | None:
+    """The first of `names`, read in turn from the public `module`, that is not public (as a full name)."""
+    for name in names:
+        if name not in public_names(module):
+            return f"{module}.{name}"
+        if f"{module}.{name}" not in PUBLIC_SURFACE:
+            return None  # a public name that is no module: what is read from it is its own business
+        module = f"{module}.{name}"
+    return None
+
+
+def private_uses(path: Path) -> set[str]:
+    """What a dashboard file takes from the library outside the public surface: a module not in `PUBLIC_SURFACE`,
+    or a name a public module does not list in ``__all__``, whether imported or read as an attribute of the module
+    (``subjects.index.embedding_similarity`` names the private ``scoring.subjects.index``)."""
+    found: set[str] = set()
+    modules: dict[str, str] = {}
+    """Local name -> the public module it is bound to."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module.split(".")[0] != "scoring":
+                continue
+            if node.module not in PUBLIC_SURFACE:
+                found.add(node.module)
+                continue
+            for alias in node.names:
+                private = _beyond_public(node.module, [alias.name])
+                if private:
+                    found.add(private)
+                elif f"{node.module}.{alias.name}" in PUBLIC_SURFACE:
+                    modules[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] != "scoring":
+                    continue
+                if alias.name not in PUBLIC_SURFACE:
+                    found.add(alias.name)
+                else:
+                    modules[alias.asname or "scoring"] = alias.name if alias.asname else "scoring"
+    for node in ast.walk(tree):
+        chain = _dotted(node) if isinstance(node, ast.Attribute) else []
+        if chain and chain[0] in modules:
+            private = _beyond_public(modules[chain[0]], chain[1:])
+            if private:
+                found.add(private)
+    return found
+
+
+def ui_private_uses(modules: dict[str, Path]) -> list[str]:
+    """Every use of the library beyond its public surface by the dashboard modules among `modules`."""
+    return sorted(
+        f"{name} uses {private}"
+        for name, path in modules.items()
         if name.split(".")[0] in UI_PREFIXES
-        for target in imports_of(path, MODULES)
-        if target.split(".")[0] == "scoring" and target not in PUBLIC_SURFACE
-    }
+        for private in private_uses(path)
+    )
 
 
-def test_the_dashboard_imports_only_the_public_surface() -> None:
-    new = sorted(ui_crossings() - KNOWN_UI_CROSSINGS)
-    assert not new, f"the dashboard imports private modules; use the public surface {sorted(PUBLIC_SURFACE)}: {new}"
+def test_the_public_modules_say_so_and_list_their_names() -> None:
+    for module in PUBLIC_SURFACE:
+        docstring = ast.get_docstring(ast.parse(MODULES[module].read_text(encoding="utf-8"))) or ""
+        assert "public" in docstring.lower() and "docs/architecture.md" in docstring, module
+        assert public_names(module) - public_submodules(module), module
+    documented = MAP.read_text(encoding="utf-8").split("## The public surface", 1)[1]
+    assert all(f"`{module}`" in documented for module in PUBLIC_SURFACE)
 
 
-def test_the_list_of_known_crossings_only_shrinks() -> None:
-    gone = sorted(KNOWN_UI_CROSSINGS - ui_crossings())
-    assert not gone, f"remove these pairs from KNOWN_UI_CROSSINGS, the dashboard no longer imports them: {gone}"
+def test_the_dashboard_uses_only_the_public_surface() -> None:
+    wrong = ui_private_uses(MODULES)
+    assert not wrong, f"the dashboard reaches past the public surface {sorted(PUBLIC_SURFACE)}: {wrong}"
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("from scoring.records import load_records\n", {"scoring.records"}),
+        ("import scoring.cache\n", {"scoring.cache"}),
+        ("def run():\n    from scoring.simulators import runner\n", {"scoring.simulators"}),
+        ("from scoring.spotcheck import _Checker, spot_check\n", {"scoring.spotcheck._Checker"}),
+        ("from scoring import api\n", {"scoring.api"}),
+        ("from scoring import subjects\nsubjects.index.embedding_similarity()\n", {"scoring.subjects.index"}),
+        ("import scoring.subjects as subjects\nsubjects.open_index\nsubjects.hashed_directory\n",
+         {"scoring.subjects.hashed_directory"}),
+        ("import scoring\nscoring.cache.open_cache()\nscoring.viz.tokens_html\n", {"scoring.cache"}),
+        ("from scoring import viz, load_records\nfrom scoring.textformat import load_pasted\nviz.count(1, 'x')\n",
+         set()),
+        ("from scoring.subjects import Latents\nimport dashboard as ui\nui.page_setup('x')\n", set()),
+    ],
+)
+def test_the_checker_catches_a_page_that_uses_a_private_part(tmp_path: Path, source: str, expected: set[str]) -> None:
+    page = tmp_path / "9_Probe.py"
+    page.write_text(source, encoding="utf-8")
+    assert private_uses(page) == expected
+    assert bool(ui_private_uses({"pages.9_Probe": page})) == bool(expected)
 
 
 def test_the_library_never_imports_tests_scripts_benchmarks_or_support() -> None:

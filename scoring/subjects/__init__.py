@@ -8,8 +8,13 @@ once and become Neuronpedia-format records. Sparse autoencoders in SAELens's
 on-disk format turn hooked activations into latents (`sae`), which are indexed,
 searched and recorded like neurons; `search` ranks the units that fire on a text
 by how specific that is (their corpus percentile, discounted by their density).
+`units` puts one neuron or latent behind one object (`Unit`, from `Neurons` or
+`Latents`) that knows its density, records and activations, so a face never asks
+which kind it holds.
 
-Every public name is importable from ``scoring.subjects``.
+This is a public module of the library (docs/architecture.md, "The public
+surface"): the dashboard and other tools import the names in `__all__` from
+``scoring.subjects``, not from its submodules.
 """
 
 from scoring.shared_types import Progress
@@ -31,10 +36,10 @@ from scoring.subjects.index import (
     build_index,
     feature_json,
     index_directory,
-    index_exists,
     indexing_seconds,
     open_index,
     read_index,
+    window_density,
 )
 from scoring.subjects.latents import (
     LATENT,
@@ -44,7 +49,6 @@ from scoring.subjects.latents import (
     check_sae_fits,
     default_sae_path,
     latent_activations,
-    latent_index_exists,
     open_latent_index,
     twin_neurons,
 )
@@ -64,9 +68,20 @@ from scoring.subjects.model import (
 )
 from scoring.subjects.sae import SAEConfig, SparseAutoencoder, load_sae
 from scoring.subjects.search import RANKINGS, CorpusStanding, SearchHit, corpus_standing, search_units
+from scoring.subjects.units import (
+    DEDUP_CHOICES,
+    CorpusStats,
+    Latents,
+    Neurons,
+    Unit,
+    UnitActivations,
+    Units,
+    units_to_explore,
+)
 
 __all__ = [
     "CAPTURE_KINDS",
+    "DEDUP_CHOICES",
     "DEFAULT_CORPUS_NAME",
     "DEFAULT_SUBJECT",
     "INDEX_FORMAT",
@@ -80,8 +95,11 @@ __all__ = [
     "ActivationIndex",
     "Corpus",
     "CorpusStanding",
+    "CorpusStats",
     "LatentIndex",
+    "Latents",
     "NeuronRecord",
+    "Neurons",
     "Progress",
     "SAEConfig",
     "SearchHit",
@@ -91,7 +109,10 @@ __all__ = [
     "TextActivations",
     "TokenizedText",
     "Twin",
+    "Unit",
+    "UnitActivations",
     "UnitHit",
+    "Units",
     "Windows",
     "build_index",
     "check_sae_fits",
@@ -103,10 +124,8 @@ __all__ = [
     "default_threads",
     "feature_json",
     "index_directory",
-    "index_exists",
     "indexing_seconds",
     "latent_activations",
-    "latent_index_exists",
     "load_corpus",
     "load_sae",
     "load_subject",
@@ -119,4 +138,6 @@ __all__ = [
     "search_units",
     "subjects_directory",
     "twin_neurons",
+    "units_to_explore",
+    "window_density",
 ]

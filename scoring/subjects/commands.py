@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
 import scoring.subjects as subjects
@@ -19,10 +17,6 @@ from scoring.cli_support import Command, non_negative_int, positive_int, progres
 from scoring.errors import ScoringInputError
 from scoring.progress import ProgressBar
 from scoring.sampling import seed_argument
-from scoring.subjects import latents as latent_units
-from scoring.subjects.sae import SparseAutoencoder, load_sae
-
-DEDUP_CHOICES = ("embedding", "lexical", "none")
 
 
 def _add_activations(parser: argparse.ArgumentParser) -> None:
@@ -52,7 +46,7 @@ def _add_records(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--per-quantile", type=positive_int, default=2, help="windows per quantile (default: 2)")
     parser.add_argument(
         "--dedup",
-        choices=DEDUP_CHOICES,
+        choices=subjects.DEDUP_CHOICES,
         default="embedding",
         help="merge near-duplicate top windows: same peak token and context embeddings with cosine >= "
         f"{subjects.index.DUPLICATE_COSINE} (embedding), same context or shared words only "
@@ -67,7 +61,7 @@ def _add_records(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=None,
         help=f"windows indexed at most (default: {subjects.MAX_WINDOWS} for neurons, "
-        f"{latent_units.LATENT_MAX_WINDOWS} for latents)",
+        f"{subjects.LATENT_MAX_WINDOWS} for latents)",
     )
     parser.add_argument("-o", "--output", required=True, help="feature JSON to write (Neuronpedia format)")
 
@@ -134,12 +128,22 @@ def _add_index_option(parser: argparse.ArgumentParser, required: bool) -> None:
     )
 
 
-def _resolve(args: argparse.Namespace) -> tuple[subjects.SubjectModel, SparseAutoencoder | None, int]:
-    """The subject model, the SAE (for --unit latent) and the layer, checked against each other.
+def _resolve(
+    args: argparse.Namespace,
+    corpus: subjects.Corpus | None = None,
+    *,
+    window_tokens: int = subjects.WINDOW_TOKENS,
+    max_windows: int | None = None,
+) -> tuple[subjects.Units, int]:
+    """The units of --unit (the neurons of --kind, or the latents of --sae) on `corpus`, and the layer, checked
+    against each other.
 
     Everything that can be checked without the model is checked before it loads (a load can take a minute).
     """
     _check_subject_name(args.model)
+    sizes: dict[str, Any] = {"window_tokens": window_tokens}
+    if max_windows is not None:
+        sizes["max_windows"] = max_windows
     if args.unit == "neuron":
         if args.sae:
             raise ScoringInputError("--sae reads latents: add --unit latent (or drop --sae for neurons)")
@@ -147,16 +151,16 @@ def _resolve(args: argparse.Namespace) -> tuple[subjects.SubjectModel, SparseAut
             raise ScoringInputError("give --layer L for neurons")
         subject = subjects.load_subject(args.model)
         subject.check_unit(args.layer, kind=args.kind)
-        return subject, None, int(args.layer)
-    path = args.sae or latent_units.default_sae_path(args.model)
+        return subjects.Neurons(subject, corpus, kind=args.kind, **sizes), int(args.layer)
+    path = args.sae or subjects.default_sae_path(args.model)
     if path is None:
         raise ScoringInputError(f"no SAE ships for {args.model}; give an SAE folder with --sae PATH")
-    sae = load_sae(path)
+    sae = subjects.load_sae(path)
     if args.layer is not None and args.layer != sae.config.layer:
         raise ScoringInputError(f"the SAE reads layer {sae.config.layer} ({sae.config.hook_name}), not {args.layer}")
     subject = subjects.load_subject(args.model)
-    latent_units.check_sae_fits(subject, sae)
-    return subject, sae, sae.config.layer
+    subjects.check_sae_fits(subject, sae)
+    return subjects.Latents(subject, sae, corpus, **sizes), sae.config.layer
 
 
 def _check_subject_name(name: str) -> None:
@@ -172,31 +176,21 @@ def _check_output_file(path: str) -> None:
 
 
 def _command_activations(args: argparse.Namespace) -> int:
-    subject, sae, layer = _resolve(args)
-    if sae is None:
-        subject.check_unit(layer, args.neuron, args.kind)
-        captured = subject.activations(args.text, [layer], args.kind)
-        label = f"{subject.name} layer {layer} {args.kind} {args.neuron}"
-    else:
-        captured = latent_units.latent_activations(subject, sae, args.text)
-        label = f"{subject.name} {sae.config.hook_name} latent {args.neuron} ({sae.name})"
-    values = captured.unit(layer, args.neuron)
+    units, layer = _resolve(args)
+    unit = units.unit(layer, args.neuron)
+    captured = unit.activations(args.text)
     if args.json:
-        print(json.dumps({"tokens": captured.tokens, "values": values}, ensure_ascii=False))
+        print(json.dumps({"tokens": captured.tokens, "values": captured.values}, ensure_ascii=False))
         return 0
-    print(label)
-    for token, value in zip(captured.tokens, values, strict=True):
+    print(unit.name)
+    for token, value in zip(captured.tokens, captured.values, strict=True):
         print(f"{value:>10.4f}  {token!r}")
     return 0
 
 
 def _command_neurons(args: argparse.Namespace) -> int:
-    subject, sae, layer = _resolve(args)
-    if sae is None:
-        _, hits = subject.top_units(args.text, layer, args.top, args.kind)
-    else:
-        captured = latent_units.latent_activations(subject, sae, args.text)
-        hits = subjects.rank_units(captured, layer, args.top)
+    units, layer = _resolve(args)
+    hits = subjects.rank_units(units.text_activations(args.text, layer), layer, args.top)
     if args.json:
         entries = [
             {
@@ -207,9 +201,9 @@ def _command_neurons(args: argparse.Namespace) -> int:
             }
             for hit in hits
         ]
-        result = {"model": subject.name, "layer": layer, "kind": "latent" if sae else args.kind, "neurons": entries}
-        if sae is not None:
-            result["sae"] = sae.name
+        result = {"model": units.subject.name, "layer": layer, "kind": units.index_kind, "neurons": entries}
+        if units.sae_name is not None:
+            result["sae"] = units.sae_name
         print(json.dumps(result, ensure_ascii=False))
         return 0
     print(f"{args.unit:>6}  {'max':>9}  token at max")
@@ -221,43 +215,20 @@ def _command_neurons(args: argparse.Namespace) -> int:
 def _command_records(args: argparse.Namespace) -> int:
     _check_output_file(args.output)
     corpus = subjects.load_corpus(args.corpus)
-    subject, sae, layer = _resolve(args)
+    units, layer = _resolve(args, corpus, window_tokens=args.window_tokens, max_windows=args.max_windows)
+    unit = units.unit(layer, args.neuron)
     with progress(args, "indexing corpus windows", "window") as report:
-        open_windows: Callable[..., subjects.ActivationIndex]
-        if sae is None:
-            subject.check_unit(layer, args.neuron, args.kind)
-            open_windows = partial(subjects.open_index, subject, corpus)
-            default_windows, kind = subjects.MAX_WINDOWS, args.kind
-        else:
-            open_windows = partial(latent_units.open_latent_index, subject, sae, corpus)
-            default_windows, kind = latent_units.LATENT_MAX_WINDOWS, latent_units.LATENT
-        max_windows = args.max_windows or default_windows
-        index = open_windows(window_tokens=args.window_tokens, max_windows=max_windows, progress=report)
-    dedup = "none" if args.no_diverse else args.dedup
-    records = index.records(
-        subject,
-        layer,
-        args.neuron,
-        kind=kind,
+        index = units.index(progress=report)
+    records = unit.records(
         top=args.top,
         random=args.random,
         quantiles=args.quantiles,
         per_quantile=args.per_quantile,
-        diverse=dedup != "none",
-        embed=subjects.index.embedding_similarity() if dedup == "embedding" else None,
+        dedup="none" if args.no_diverse else args.dedup,
         seed=args.seed,
     )
-    feature = subjects.feature_json(
-        records,
-        model=subject.name,
-        layer=layer,
-        index=args.neuron,
-        kind=kind,
-        corpus=corpus.name,
-        sae=sae.name if sae is not None else None,
-    )
     with open(args.output, "w", encoding="utf-8") as handle:
-        json.dump(feature, handle, ensure_ascii=False)
+        json.dump(unit.feature_json(records), handle, ensure_ascii=False)
     top = [record for record in records if record.sample == "top"]
     merged = sum(record.duplicates for record in top)
     best = f"{top[0].max_value:.3f}" if top else "-"

@@ -195,6 +195,13 @@ class ActivationIndex:
         return subject.capture(batch, [layer], kind)[:, 0]
 
 
+def window_density(window_maxima: np.ndarray) -> np.ndarray:
+    """Share of the windows in which a unit fires (its window maximum > 0): (windows, ...) -> (...), one value
+    per unit. The one definition of a unit's density: the Explore page, the search's filter and its
+    specificity all read it."""
+    return np.asarray((np.asarray(window_maxima) > 0).mean(axis=0), dtype=np.float64)
+
+
 def merge_near_duplicates(
     ranked: Sequence[int],
     tokens: Sequence[Sequence[str]],
@@ -302,13 +309,6 @@ def indexing_seconds(subject: SubjectModel, n_windows: int, up_to_layer: int) ->
     if seconds < 90:
         return f"about {max(5, round(seconds / 5) * 5):.0f} s"
     return f"about {seconds / 60:.0f} min"
-
-
-def index_exists(
-    subject: SubjectModel, corpus: Corpus, window_tokens: int = WINDOW_TOKENS, max_windows: int = MAX_WINDOWS
-) -> bool:
-    """Whether the neuron index of this model, corpus and windowing is built."""
-    return (index_directory(subject, corpus, window_tokens, max_windows) / "meta.json").exists()
 
 
 def index_directory(

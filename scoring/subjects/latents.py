@@ -128,10 +128,6 @@ class LatentIndex(ActivationIndex):
     def _capture(self, subject: SubjectModel, batch: np.ndarray, layer: int, kind: str) -> np.ndarray:
         return capture_latents(subject, self._sae(), batch)
 
-    def density(self, index: int) -> float:
-        """Share of windows in which the latent fires at all (max > 0)."""
-        return float((self.window_maxima(self.layer, index) > 0).mean())
-
 
 def latent_index_directory(
     subject: SubjectModel,
@@ -165,12 +161,6 @@ def open_latent_index(
     if not (home / "meta.json").exists():
         _build_latent_index(subject, sae, corpus, home, window_tokens, max_windows, batch_size, progress)
     return read_latent_index(home, sae)
-
-
-def latent_index_exists(
-    subject: SubjectModel, sae: SparseAutoencoder, corpus: Corpus, max_windows: int = LATENT_MAX_WINDOWS
-) -> bool:
-    return (latent_index_directory(subject, sae, corpus, WINDOW_TOKENS, max_windows) / "meta.json").exists()
 
 
 def _build_latent_index(
@@ -261,11 +251,6 @@ def twin_neurons(
         twins += [Twin(layer, int(i), float(cosines[i])) for i in best]
     twins.sort(key=lambda twin: (-twin.cosine, twin.layer, twin.index))
     return twins[:top]
-
-
-def latents_density(index: LatentIndex) -> np.ndarray:
-    """(d_sae,): share of indexed windows where each latent fires."""
-    return np.asarray((np.asarray(index.maxima[LATENT]) > 0).mean(axis=0), dtype=np.float32)
 
 
 DEFAULT_SAE_DIRECTORY = Path(__file__).parent / "data" / "sae" / "gemma-3-270m-L6-resid-topk"

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from scoring.errors import ScoringInputError
-from scoring.subjects.index import ActivationIndex
+from scoring.subjects.index import ActivationIndex, window_density
 from scoring.subjects.latents import LATENT, LatentIndex, capture_latents, sae_fingerprint
 from scoring.subjects.model import SubjectModel
 from scoring.subjects.sae import SparseAutoencoder
@@ -101,7 +101,7 @@ def corpus_standing(window_maxima: np.ndarray, activations: np.ndarray) -> Corpu
     peak = table.max(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         of_max = np.where(peak > 0, strength / np.where(peak > 0, peak, 1.0), np.inf)
-    return CorpusStanding(percentile, of_max, (table > 0).mean(axis=0))
+    return CorpusStanding(percentile, of_max, window_density(table))
 
 
 def _layer_table(index: ActivationIndex, unit: str, layer: int) -> np.ndarray:

@@ -5,14 +5,22 @@ every picture can be tested on plain data. Downloads (CSV, JSON) are in
 `scoring.results`, the spot-check verdicts in `scoring.spotcheck` (drawn by
 `scoring.viz.spot_check`), the cost
 estimate in `scoring.pricing`.
+
+This is a public module of the library (docs/architecture.md, "The public
+surface"): pages import the names in `__all__` from ``scoring.viz``, not from its
+submodules. The Explore page's pictures are in `scoring.viz.explore`.
 """
 
 from scoring.viz.explore import (
+    feature_windows_html,
     hit_label,
     readable_token,
     search_heatmap,
     search_hits_frame,
+    twins_frame,
+    window_label,
     window_maxima_histogram,
+    window_scale,
     windows_html,
 )
 from scoring.viz.figures import (
@@ -109,6 +117,7 @@ __all__ = [
     "evidence_html",
     "evidence_summary",
     "evidence_table",
+    "feature_windows_html",
     "format_number",
     "fuzzing_frame",
     "fuzzing_html",
@@ -135,8 +144,11 @@ __all__ = [
     "sequence_outcome",
     "shorten",
     "tokens_html",
+    "twins_frame",
     "visible_token_text",
     "where_it_fails",
+    "window_label",
     "window_maxima_histogram",
+    "window_scale",
     "windows_html",
 ]

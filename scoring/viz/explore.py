@@ -1,18 +1,21 @@
-"""Pictures of the Explore page: search hits as a heatmap and a table, corpus windows, a unit's maxima."""
+"""Pictures of the Explore page: search hits as a heatmap and a table, a unit's corpus windows on one colour
+scale, the histogram of its window maxima, its weight twins."""
 
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from scoring.viz.tables import count
 from scoring.viz.tokens import shorten, tokens_html
 
 if TYPE_CHECKING:
+    from scoring.subjects.latents import Twin
     from scoring.subjects.search import SearchHit
 
 _PLAIN_WHITESPACE = {" ": "·", "\n": "↵", "\t": "→", "\r": "␍"}
@@ -119,3 +122,29 @@ def window_maxima_histogram(maxima: np.ndarray) -> go.Figure:
         yaxis_title="windows",
     )
     return figure
+
+
+def window_scale(windows: Sequence[Mapping[str, Any]]) -> float:
+    """One colour scale for a feature's windows and any text tested against them: the largest value on their
+    tokens, or 1.0 when none is above 0 (a scale must be positive)."""
+    peak = max((max(window["values"], default=0.0) for window in windows), default=0.0)
+    return float(peak) if peak > 0 else 1.0
+
+
+def window_label(window: Mapping[str, Any]) -> str:
+    """'top · window 17 · max 3.210 · 2 similar windows merged': the heading of one window of a feature file
+    (`scoring.subjects.feature_json`)."""
+    duplicates = int(window.get("duplicates") or 0)
+    merged = f" · {count(duplicates, 'similar window')} merged" if duplicates else ""
+    return f"{window['sample']} · window {window['window']} · max {window['maxValue']:.3f}{merged}"
+
+
+def feature_windows_html(windows: Sequence[Mapping[str, Any]], vmax: float) -> str:
+    """The windows of a feature file (its ``activations``) as labelled token heatmaps on the scale `vmax`."""
+    return windows_html([(window_label(window), window["tokens"], window["values"]) for window in windows], vmax)
+
+
+def twins_frame(twins: Sequence[Twin]) -> pd.DataFrame:
+    """One row per weight twin of a latent: the neuron ('L6 #3') and the cosine of their directions."""
+    rows = [{"neuron": f"L{twin.layer} #{twin.index}", "weight cosine": round(twin.cosine, 3)} for twin in twins]
+    return pd.DataFrame(rows, columns=["neuron", "weight cosine"])
