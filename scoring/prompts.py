@@ -160,6 +160,10 @@ LOCAL_POINTER_EXAMPLES: tuple[tuple[str, str, str], ...] = (
 LOCAL_LIST_DECODE_VERSION = "list-1"
 """Version of how the list methods decode the pointer prompt's whole answer (local.answer_list)."""
 
+LOCAL_ANSWER_GATE_VERSION = "none-gate-1"
+"""Version of how ``gate=on`` weighs a text's values by the chance that its answer names a word rather than
+"none" (local.ListDecoder.word_shares)."""
+
 LOCAL_POINTER_ANSWER = "\nWords that fit:"
 """Written after the text; the model's next words are read from here."""
 

@@ -102,3 +102,35 @@ def test_the_chat_form_ends_at_the_end_of_turn() -> None:
 
 def test_no_words_no_list() -> None:
     assert _listed({" appl": 9.0}, tokens=[" ", "\n"]) == []
+
+
+def _shares(rows: list[dict[str, float]], tokens: Sequence[str] = TEXT) -> list[float]:
+    model = StandIn()
+    pieces = {word: model.encode(" " + word) for word, _ in word_groups(tokens) if word}
+    decoder = local.ListDecoder(model, chat=True)  # type: ignore[arg-type]
+    logits = np.stack([model.row(preferences) for preferences in rows])
+    return decoder.word_shares(logits, [pieces] * len(rows))
+
+
+def test_word_share_is_the_chance_that_the_answer_names_a_word_rather_than_none() -> None:
+    # Only the tokens allowed first count: the first pieces of the text's words and " none"; " bana" is not
+    # in the text and its high logit changes nothing.
+    equal, sure_none, sure_word, two_words = _shares(
+        [
+            {" none": 5.0, " appl": 5.0, " bana": 30.0},
+            {" none": 9.0, " appl": 1.0},
+            {" none": 1.0, " appl": 9.0},
+            {" none": 5.0, " appl": 5.0, " lamp": 5.0},
+        ]
+    )
+    assert equal == pytest.approx(0.5, abs=1e-6)  # the other words' first pieces sit at -20
+    assert sure_none < 0.001 < 0.999 < sure_word
+    assert two_words == pytest.approx(2.0 / 3.0, abs=1e-6)
+
+
+def test_a_word_that_is_none_itself_counts_as_none_and_a_row_without_words_is_not_weighed() -> None:
+    (with_none,) = _shares([{" none": 5.0, " appl": 5.0}], tokens=["none", " of", " the", " apples"])
+    assert with_none == pytest.approx(0.5, abs=1e-6)
+    model = StandIn()
+    decoder = local.ListDecoder(model, chat=True)  # type: ignore[arg-type]
+    assert decoder.word_shares(np.stack([model.row({" none": 9.0})]), [{}]) == [1.0]

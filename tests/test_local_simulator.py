@@ -94,6 +94,8 @@ def test_the_default_spec_and_roles() -> None:
         ("local:floor=5", "floor=5.0: a floor is a log-probability in nats between -100 and 0"),
         ("local:floor=nan", "floor=nan"),
         ("local:floor=-500", "floor=-500.0"),
+        ("local:gate=yes", "gate must be on or off, got 'yes'"),
+        ("local:model=gemma-3-270m&method=pointer&gate=on", "method pointer writes no list: use it with method=list"),
     ],
 )
 def test_bad_specs_say_what_to_fix(spec: str, message: str) -> None:
@@ -220,6 +222,19 @@ def test_text_first_runs_each_text_once_for_all_explanations_with_the_same_value
     for shared, fresh in zip(again.sequences, alone.sequences, strict=True):
         assert shared.activations is not None and fresh.activations is not None
         assert shared.activations == pytest.approx(fresh.activations, abs=0.5), (shared, fresh)
-    listed = {token.strip() for token, value in zip(texts[1], again.sequences[1].activations or [], strict=True)
-              if value == 10.0}
-    assert {"red", "green"} <= listed
+    values = again.sequences[1].activations or []
+    listed = {token.strip() for token, value in zip(texts[1], values, strict=True) if value == max(values)}
+    assert {"red", "green"} <= listed, values
+
+
+@pytest.mark.model
+def test_text_first_weighs_a_text_by_the_chance_that_the_rule_applies_to_it() -> None:
+    """With gate=on a text's values are scaled by the chance that its answer names a word rather than "none":
+    a text the rule does not fit stays low even where greedy decoding lists some word of it."""
+    texts = [case[0] for case in CASES]
+    simulator = get_simulator("local:gate=on")
+    assert isinstance(simulator, LocalSimulator) and simulator.gate
+    assert simulator.prompt_version != LocalSimulator().prompt_version  # its own cache entries
+    highest = [max(seq.activations or [math.nan]) for seq in simulator.simulate_sync("colors", texts).sequences]
+    fits, others = highest[1], [highest[0], highest[2]]
+    assert fits > 8.0 and all(value < fits - 3.0 for value in others), highest

@@ -118,6 +118,7 @@ class LocalSimulator(SyncSimulator):
         method: str = DEFAULT_METHOD,
         floor: float | None = None,
         text_model: str | None = None,
+        gate: bool = False,
     ) -> None:
         if method not in METHODS:
             raise ScoringInputError(f"unknown local method {method!r}; choose one of: {', '.join(METHODS)}")
@@ -139,23 +140,34 @@ class LocalSimulator(SyncSimulator):
         self.method = method
         self.model = models.MODELS[self.simulator_model].model_id
         self.text_model = models.MODELS[self.text_model_key].model_id
-        self.prompt_version = _PROMPT_VERSIONS[method]
+        if gate and method not in LIST_METHODS:
+            raise ScoringInputError(
+                f"gate=on weighs a text by the chance that its answer list names a word; method {method} writes no "
+                f"list: use it with method={' or '.join(LIST_METHODS)}"
+            )
+        self.gate = gate
+        """Weigh each text's values by the chance that its answer names a word of it rather than "none"
+        (`ListDecoder.word_shares`; spec option ``gate=on``, off by default: docs/scorers.md, "detection")."""
+        self.prompt_version = _PROMPT_VERSIONS[method] + (f"+{prompts.LOCAL_ANSWER_GATE_VERSION}" if gate else "")
         self.capabilities = Capabilities(
             max_sequences_per_call=32, max_concurrency=1, deterministic=True, can_judge=True, max_questions_per_call=32
         )
 
     @classmethod
     def from_argument(cls, argument: str | None) -> LocalSimulator:
-        """Build from the part of a spec after ``local:`` (``model=...&method=...&floor=-5&text_model=...``)."""
+        """Build from the part of a spec after ``local:`` (``model=...&method=...&floor=-5&text_model=...&gate=on``)."""
         if not argument:
             return cls()
         options = dict(parse_qsl(argument, keep_blank_values=True))
-        unknown = set(options) - {"model", "method", "floor", "text_model"}
+        unknown = set(options) - {"model", "method", "floor", "text_model", "gate"}
         if unknown:
             raise ScoringInputError(
                 f"unknown local simulator option(s) {sorted(unknown)}; "
-                "use model=..., method=..., floor=-N, text_model=..."
+                "use model=..., method=..., floor=-N, text_model=..., gate=on"
             )
+        gate = options.get("gate", "off")
+        if gate not in ("on", "off"):
+            raise ScoringInputError(f"local simulator gate must be on or off, got {gate!r}")
         floor = options.get("floor")
         try:
             floor_value = float(floor) if floor is not None else None
@@ -168,6 +180,7 @@ class LocalSimulator(SyncSimulator):
             method=options.get("method", DEFAULT_METHOD),
             floor=floor_value,
             text_model=options.get("text_model"),
+            gate=gate == "on",
         )
 
     def options(self) -> dict[str, Any]:
@@ -207,7 +220,9 @@ class LocalSimulator(SyncSimulator):
         usage = Usage(requests=1)
         with lm.lock:
             before = lm.tokens_read
-            outcomes = simulate_pointer(lm, explanation, [list(t) for t in sequences], self.method, self.floor)
+            outcomes = simulate_pointer(
+                lm, explanation, [list(t) for t in sequences], self.method, self.floor, gate=self.gate
+            )
             usage.prompt_tokens = lm.tokens_read - before
         results = [
             SequenceSimulation(None, outcome) if isinstance(outcome, str) else check_simulation(outcome, len(tokens))
@@ -344,9 +359,15 @@ def pointer_tail(lm: models.LoadedModel, tokens: Sequence[str], chat: bool) -> l
 
 
 def simulate_pointer(
-    lm: models.LoadedModel, explanation: str, sequences: list[list[str]], method: str, floor: float
+    lm: models.LoadedModel,
+    explanation: str,
+    sequences: list[list[str]],
+    method: str,
+    floor: float,
+    gate: bool = False,
 ) -> list[list[float] | str]:
-    """Values (0..10) of every token of every sequence, or the reason a sequence failed.
+    """Values (0..10) of every token of every sequence, or the reason a sequence failed (`gate`: see
+    `LocalSimulator.gate`).
 
     Call with `lm.lock` held.
     """
@@ -387,6 +408,7 @@ def simulate_pointer(
             method,
             floor,
             row_stems,
+            gate,
         )
     for row, index in enumerate(live):
         result = [0.0] * len(sequences[index])
@@ -405,6 +427,7 @@ def _word_values(
     method: str,
     floor: float,
     stems: list[list[int]] | None = None,
+    gate: bool = False,
 ) -> list[dict[str, float]]:
     """Each row's value (0..10) per word of its text: the rows run as one batch over the shared opening.
 
@@ -429,10 +452,13 @@ def _word_values(
         word_values.append(values)
     if method in LIST_METHODS:
         candidates = [{word: pieces[word] for word in words if pieces[word]} for words in words_by_row]
-        listed = ListDecoder(lm, chat).decode(rows, candidates)
-        for values, names in zip(word_values, listed, strict=True):
+        decoder = ListDecoder(lm, chat)
+        shares = decoder.word_shares(rows.last_logits, candidates) if gate else None
+        listed = decoder.decode(rows, candidates)
+        for row, (values, names) in enumerate(zip(word_values, listed, strict=True)):
+            share = 1.0 if shares is None else shares[row]
             for word in values:
-                values[word] = 10.0 if word in names else values[word] * LIST_UNLISTED_SHARE
+                values[word] = share * (10.0 if word in names else values[word] * LIST_UNLISTED_SHARE)
     return word_values
 
 
@@ -501,6 +527,25 @@ class ListDecoder:
         state.current.append(best)
         state.steps += 1
         return best
+
+    def word_shares(self, logits: Any, pieces: list[dict[str, list[int]]]) -> list[float]:
+        """Per row, the probability that its answer opens with a word of its text rather than " none": a softmax
+        of the first answer token's logits (`logits`, [rows, vocab]) over the tokens allowed there.
+
+        A rule that does not apply to a text gets a high chance of "none" even where greedy decoding still
+        lists a word, so this is the row's evidence that the text fires at all. A word whose first token is
+        the token of " none" counts as "none".
+        """
+        shares: list[float] = []
+        for row, row_pieces in enumerate(pieces):
+            firsts = sorted({ids[0] for ids in row_pieces.values() if ids} - {self.none})
+            if not firsts:  # nothing to weigh against "none"
+                shares.append(1.0)
+                continue
+            scores = np.array([float(logits[row][token]) for token in [*firsts, self.none]], dtype=np.float64)
+            weights = np.exp(scores - scores.max())
+            shares.append(float(weights[:-1].sum() / weights.sum()))
+        return shares
 
     def decode(self, rows: forward.Rows, pieces: list[dict[str, list[int]]]) -> list[set[str]]:
         """The listed words of every row (call after any use of the rows' first-slot logits).
