@@ -22,7 +22,8 @@ Readings of fuzzing (correct markings against wrong ones, ROC-AUC):
 Readings of detection (activating against non-activating sequences, ROC-AUC of a per-sequence
 prediction): ``highest value`` (before issue 28), ``mean``, ``mean of top 3``, ``share >= 5``,
 ``highest - median``, ``gini`` (how concentrated the simulated values are: 0 flat, near 1 on one
-token) and ``spread (shipped)``, the standard deviation (`sequence_spread`).
+token) and ``spread (shipped)``, the standard deviation (`sequence_spread`); and, not an ROC-AUC,
+``correlation with highest``: the point-biserial correlation of "fires" with the highest value.
 
 Every reading treats a flat simulation (one value on every token) as no evidence (NaN), as the
 shipped scorers do; the report counts them (``flat_simulations``: none on the dev sets with `local`
@@ -30,6 +31,7 @@ or `embedding`, so there it changes nothing). `--json` prints the figures as one
 
     python benchmarks/scorer_variants.py --simulator embedding --cache
     python benchmarks/scorer_variants.py --simulator local --cache --sets dev,dev2,dev3
+    python benchmarks/scorer_variants.py --simulator "local:gate=on" --cache
 """
 
 from __future__ import annotations
@@ -154,6 +156,15 @@ def per_sequence(prediction: Callable[[Sequence[float]], float]) -> Reading:
     return reading
 
 
+def highest_correlation(real: Values, simulated: Values) -> float:
+    """Point-biserial correlation of "the sequence fires" with its highest simulated value."""
+    labels = np.array([max(values, default=0.0) >= ACTIVE_THRESHOLD for values in real], dtype=float)
+    highest = np.array([max(guess) for guess in simulated], dtype=float)
+    if labels.std() == 0 or highest.std() == 0:
+        return math.nan
+    return float(np.corrcoef(labels, highest)[0, 1])
+
+
 FUZZING: dict[str, Reading] = {
     "tokens, one random draw": random_tokens,
     "tokens, mean of 20 draws": random_tokens_averaged,
@@ -172,6 +183,7 @@ DETECTION: dict[str, Reading] = {
     "highest - median": per_sequence(lambda guess: max(guess) - float(np.median(guess))),
     "gini": per_sequence(lambda guess: gini(guess)),
     "spread (shipped)": per_sequence(sequence_spread),
+    "correlation with highest": highest_correlation,
 }
 
 

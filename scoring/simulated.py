@@ -100,6 +100,17 @@ def flat_simulation_error(result: ScoreResult) -> str | None:
     return None
 
 
+def _settle(result: ScoreResult, undefined: str) -> None:
+    """Give `result` its error: `undefined` when its score could not be computed (NaN), else the reason a flat
+    simulation is no evidence (`flat_simulation_error`, which also makes the score NaN), else none."""
+    if math.isnan(result.score):
+        result.error = undefined
+        return
+    result.error = flat_simulation_error(result)
+    if result.error is not None:
+        result.score = math.nan
+
+
 def sequence_spread(simulated: Sequence[float]) -> float:
     """How strongly a sequence's simulation singles out some of its tokens: the standard deviation of its values.
 
@@ -139,16 +150,12 @@ async def detection_scorer(job: ScoringJob) -> ScoreResult:
         result.metrics["sequence_predictions"] = highest
         result.metrics["sequence_spreads"] = spreads
         result.score = float(result.metrics["roc_auc"])
-        if math.isnan(result.score):
-            result.error = (
-                "detection needs both activating and non-activating sequences "
-                f"(found {result.metrics['positives']} and {result.metrics['negatives']}); "
-                "add random or low-activation records"
-            )
-        else:
-            result.error = flat_simulation_error(result)
-            if result.error is not None:
-                result.score = math.nan
+        _settle(
+            result,
+            "detection needs both activating and non-activating sequences "
+            f"(found {result.metrics['positives']} and {result.metrics['negatives']}); "
+            "add random or low-activation records",
+        )
     result.seconds = time.perf_counter() - started
     return result
 
@@ -280,14 +287,10 @@ async def fuzzing_scorer(job: ScoringJob) -> ScoreResult:
         result.metrics["roc_auc_other_text"] = parts[OTHER_TEXT]
         defined = [value for value in parts.values() if not math.isnan(value)]
         result.score = float(np.mean(defined)) if defined else math.nan
-        if not defined:
-            result.error = (
-                "fuzzing needs activating sequences and inactive tokens to mark wrongly "
-                "(in those sequences or in non-activating ones); add random or low-activation records"
-            )
-        else:
-            result.error = flat_simulation_error(result)
-            if result.error is not None:
-                result.score = math.nan
+        _settle(
+            result,
+            "fuzzing needs activating sequences and inactive tokens to mark wrongly "
+            "(in those sequences or in non-activating ones); add random or low-activation records",
+        )
     result.seconds = time.perf_counter() - started
     return result
