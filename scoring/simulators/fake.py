@@ -176,7 +176,9 @@ class FakeSimulator:
             sequences,
             SequenceSimulation,
             garbage=lambda tokens: SequenceSimulation([5.0] * (len(tokens) + 1)),
-            good=lambda tokens: SequenceSimulation([10.0 * (token.strip().lower() in wanted) for token in tokens]),
+            good=lambda tokens: SequenceSimulation(
+                [10.0 if token.strip().lower() in wanted else 0.0 for token in tokens]
+            ),
         )
         # A failed request read nothing: it costs no tokens (a real backend's failures are counted by the runner).
         prompt_tokens = 0 if self.mode == "fail" else sum(len(tokens) for tokens in sequences)
