@@ -112,24 +112,24 @@ def _candidate_from_item(item: Any) -> CandidateExplanation | None:
     if not text:
         return None
     claimed = next((_number(item[key]) for key in _SCORE_KEYS if _number(item.get(key)) is not None), None)
-    score_type = _text_field(item, "score_type", "scoreType")
-    score_model = _text_field(item, "score_model", "explanationScoreModelName")
+    score_type = text_field(item, "score_type", "scoreType")
+    score_model = text_field(item, "score_model", "explanationScoreModelName")
     scores = item.get("scores")
     if claimed is None and isinstance(scores, list):
         for entry in scores:
             if isinstance(entry, dict) and _number(entry.get("value")) is not None:
                 claimed = _number(entry["value"])
-                score_type = _text_field(entry, "explanationScoreTypeName", "type")
-                score_model = _text_field(entry, "explanationScoreModelName", "model") or score_model
+                score_type = text_field(entry, "explanationScoreTypeName", "type")
+                score_model = text_field(entry, "explanationScoreModelName", "model") or score_model
                 break
             if _number(entry) is not None:
                 claimed = _number(entry)
                 break
-    explainer = _text_field(item, "explanationModelName", "explainer_model", "authorName")
+    explainer = text_field(item, "explanationModelName", "explainer_model", "authorName")
     return CandidateExplanation(text, claimed, score_type, score_model, explainer)
 
 
-def _text_field(item: dict[str, Any], *keys: str) -> str:
+def text_field(item: dict[str, Any], *keys: str) -> str:
     """The first of `keys` that holds a non-empty string or number, as text ('' when none does)."""
     for key in keys:
         value = item.get(key)
@@ -146,11 +146,11 @@ def feature_identity(data: Any) -> str:
     """
     if not isinstance(data, dict):
         return ""
-    model = _text_field(data, "modelId", "model")
-    layer = _text_field(data, "layer", "source")
-    index = _text_field(data, "index", "id", "featureIndex", "neuron")
+    model = text_field(data, "modelId", "model")
+    layer = text_field(data, "layer", "source")
+    index = text_field(data, "index", "id", "featureIndex", "neuron")
     parts = [model, f"layer {layer}" if layer else "", f"index {index}" if index else ""]
-    kind = _text_field(data, "kind")
+    kind = text_field(data, "kind")
     if kind:
         parts.append(kind)
     return " · ".join(part for part in parts if part)

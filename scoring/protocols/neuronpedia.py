@@ -30,7 +30,7 @@ from scoring.errors import ScoringInputError
 from scoring.prepared import prepare_records
 from scoring.protocols.common import number
 from scoring.records import ActivationRecord
-from scoring.textformat import feature_identity
+from scoring.textformat import feature_identity, text_field
 
 N_TOP = 20
 """Most top rows (max > 0) a score type is computed on."""
@@ -178,14 +178,6 @@ class NeuronpediaFeature:
     """Where it came from (file name, line), for messages."""
 
 
-def _text(item: dict[str, Any], *keys: str) -> str:
-    for key in keys:
-        value = item.get(key)
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and str(value).strip():
-            return str(value).strip()
-    return ""
-
-
 def parse_details(raw: Any) -> tuple[Any, str | None]:
     """``jsonDetails`` as stored (a JSON string, or already parsed) -> (parsed, problem)."""
     if raw is None:
@@ -214,12 +206,12 @@ def _claim(entry: Any, where: str, problems: list[str]) -> Claim | None:
         problems.append(f"{where}.value is not a number ({entry.get('value')!r}); the claim has no value")
     details, problem = parse_details(entry.get("jsonDetails"))
     return Claim(
-        _text(entry, "explanationScoreTypeName", "type", "score_type", "scoreType"),
-        _text(entry, "explanationScoreModelName", "model", "score_model"),
+        text_field(entry, "explanationScoreTypeName", "type", "score_type", "scoreType"),
+        text_field(entry, "explanationScoreModelName", "model", "score_model"),
         value,
         details,
         problem,
-        _text(entry, "id"),
+        text_field(entry, "id"),
     )
 
 
@@ -229,12 +221,12 @@ def _explanation(item: Any, where: str, problems: list[str]) -> FeatureExplanati
     if not isinstance(item, dict):
         problems.append(f"{where} is neither an explanation object nor a string; skipped")
         return None
-    text = _text(item, "description", "explanation", "text")
+    text = text_field(item, "description", "explanation", "text")
     if not text:
         problems.append(f"{where} has no description; skipped")
         return None
     explanation = FeatureExplanation(
-        text, _text(item, "explanationModelName", "explainer_model", "authorName"), id=_text(item, "id")
+        text, text_field(item, "explanationModelName", "explainer_model", "authorName"), id=text_field(item, "id")
     )
     scores = item.get("scores")
     if isinstance(scores, list):
@@ -246,8 +238,9 @@ def _explanation(item: Any, where: str, problems: list[str]) -> FeatureExplanati
         problems.append(f"{where}.scores is not a list; its scores are skipped")
     single = number(item.get("score"))
     if single is not None and not explanation.claims:
-        score_type = _text(item, "score_type", "scoreType")
-        explanation.claims.append(Claim(score_type, _text(item, "score_model", "explanationScoreModelName"), single))
+        score_type = text_field(item, "score_type", "scoreType")
+        score_model = text_field(item, "score_model", "explanationScoreModelName")
+        explanation.claims.append(Claim(score_type, score_model, single))
     return explanation
 
 

@@ -11,7 +11,17 @@ import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from scoring.records import LONG_INTEGER, NORMALIZATIONS, STRICT, TokensAndValues, lone_surrogate
 from scoring.sampling import MAX_SEED, STRATEGIES
@@ -22,6 +32,14 @@ def _one_of(value: str | None, choices: Any, what: str) -> str | None:
     if value is not None and value not in choices:
         raise ValueError(f"unknown {what} {value!r}; choose one of: {', '.join(choices)}")
     return value
+
+
+_CHOICES: dict[str, tuple[Any, str]] = {
+    "scorer": (SCORERS, "scorer"),
+    "sampling": (STRATEGIES, "sampling strategy"),
+    "normalization": (NORMALIZATIONS, "normalization"),
+}
+"""The fields that name one of a fixed set: field -> (the choices, what a message calls the field)."""
 
 
 def _valid_unicode(value: str | None) -> str | None:
@@ -60,20 +78,11 @@ class ScoringOptions(BaseModel):
         description="add every metric (r², rank correlation, ROC-AUC, interval...) to the answer",
     )
 
-    @field_validator("scorer")
+    @field_validator(*_CHOICES)
     @classmethod
-    def _known_scorer(cls, value: str | None) -> str | None:
-        return _one_of(value, SCORERS, "scorer")
-
-    @field_validator("sampling")
-    @classmethod
-    def _known_sampling(cls, value: str | None) -> str | None:
-        return _one_of(value, STRATEGIES, "sampling strategy")
-
-    @field_validator("normalization")
-    @classmethod
-    def _known_normalization(cls, value: str | None) -> str | None:
-        return _one_of(value, NORMALIZATIONS, "normalization")
+    def _known_choice(cls, value: str | None, info: ValidationInfo) -> str | None:
+        choices, what = _CHOICES[str(info.field_name)]
+        return _one_of(value, choices, what)
 
     @field_validator("simulator")
     @classmethod

@@ -28,8 +28,8 @@ import re
 import time
 import zlib
 from collections import Counter
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -47,6 +47,9 @@ from scoring.simulators.chat import ChatBatch, ChatReply, ChatRequest
 from scoring.simulators.judge import JudgeQuestion, Judgment, JudgmentBatch
 
 MODES = ("match", "fail", "garbage", "prepare")
+
+_Item = TypeVar("_Item")
+_Answer = TypeVar("_Answer")
 
 PREPARATION_STEPS = 4
 PREPARATION_STEP_SECONDS = 0.75
@@ -151,20 +154,32 @@ class FakeSimulator:
     def explain_options(self) -> dict[str, Any]:
         return {"mode": self.mode}
 
+    def _by_mode(
+        self,
+        items: Sequence[_Item],
+        failed: Callable[[None, str], _Answer],  # the answer's class: failed(None, reason)
+        *,
+        garbage: Callable[[_Item], _Answer],
+        good: Callable[[_Item], _Answer],
+    ) -> list[_Answer]:
+        """One answer per item, as the mode says: every one failed (`fail`), `garbage`, or `good` (`match`)."""
+        if self.mode == "fail":
+            return [failed(None, "fake:fail always fails") for _ in items]
+        answer = garbage if self.mode == "garbage" else good
+        return [answer(item) for item in items]
+
     async def simulate(self, explanation: str, sequences: Sequence[Sequence[str]]) -> SimulationBatch:
         self.calls += 1
         self.sequences_simulated += len(sequences)
         wanted = set(words(explanation))
-        results = []
-        for tokens in sequences:
-            if self.mode == "fail":
-                results.append(SequenceSimulation(None, "fake:fail always fails"))
-            elif self.mode == "garbage":
-                results.append(SequenceSimulation([5.0] * (len(tokens) + 1)))
-            else:
-                results.append(
-                    SequenceSimulation([10.0 if token.strip().lower() in wanted else 0.0 for token in tokens])
-                )
+        results = self._by_mode(
+            sequences,
+            SequenceSimulation,
+            garbage=lambda tokens: SequenceSimulation([5.0] * (len(tokens) + 1)),
+            good=lambda tokens: SequenceSimulation(
+                [10.0 if token.strip().lower() in wanted else 0.0 for token in tokens]
+            ),
+        )
         # A failed request read nothing: it costs no tokens (a real backend's failures are counted by the runner).
         prompt_tokens = 0 if self.mode == "fail" else sum(len(tokens) for tokens in sequences)
         return SimulationBatch(results, Usage(requests=1, prompt_tokens=prompt_tokens))
@@ -172,24 +187,24 @@ class FakeSimulator:
     async def judge(self, questions: Sequence[JudgeQuestion]) -> JudgmentBatch:
         self.calls += 1
         self.questions_judged += len(questions)
-        if self.mode == "fail":
-            judgments = [Judgment(None, "fake:fail always fails") for _ in questions]
-        elif self.mode == "garbage":
-            judgments = [Judgment(1.5) for _ in questions]
-        else:
-            judgments = [Judgment(fake_p_yes(question.explanation, question.content)) for question in questions]
+        judgments = self._by_mode(
+            questions,
+            Judgment,
+            garbage=lambda _question: Judgment(1.5),
+            good=lambda question: Judgment(fake_p_yes(question.explanation, question.content)),
+        )
         usage = Usage(requests=1, prompt_tokens=sum(len(question.prompt.split()) for question in questions))
         return JudgmentBatch(judgments, usage)
 
     async def chat(self, requests: Sequence[ChatRequest]) -> ChatBatch:
         self.calls += 1
         self.chat_requests += len(requests)
-        if self.mode == "fail":
-            replies = [ChatReply(None, "fake:fail always fails") for _ in requests]
-        elif self.mode == "garbage":
-            replies = [ChatReply("not an answer") for _ in requests]
-        else:
-            replies = [ChatReply(fake_chat_reply(request)) for request in requests]
+        replies = self._by_mode(
+            requests,
+            ChatReply,
+            garbage=lambda _request: ChatReply("not an answer"),
+            good=lambda request: ChatReply(fake_chat_reply(request)),
+        )
         prompt_tokens = sum(len(request.messages[-1][1].split()) for request in requests)
         usage = Usage(requests=len(requests), prompt_tokens=prompt_tokens)
         return ChatBatch(replies, usage)

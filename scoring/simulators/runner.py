@@ -20,7 +20,8 @@ import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 from scoring.cache import SimulationCache, chat_key, explanation_key, judgment_key, simulation_key
 from scoring.results import GeneratedExplanation
@@ -176,32 +177,57 @@ def _chunked(indices: list[int], size: int) -> list[list[int]]:
     return [indices[start : start + size] for start in range(0, len(indices), size)]
 
 
+@dataclass(frozen=True)
+class _Work(Generic[Checked]):
+    """One kind of work the runner sends out: what its parts are called, and how one fails."""
+
+    failure: Callable[[str], Checked]
+    """The outcome of an item that got no answer, with the reason."""
+    answerer: str
+    """Who answers: "simulator", "judge"."""
+    answers: str
+    """What it sends back: "results", "answers", "replies"."""
+    noun: str
+    """What it is sent: "sequences", "questions", "requests"."""
+    verb: str
+    """What is done to them: "simulated", "judged", "answered"."""
+
+
+_SIMULATIONS = _Work(lambda reason: SequenceSimulation(None, reason), "simulator", "results", "sequences", "simulated")
+_JUDGMENTS = _Work(lambda reason: Judgment(None, reason), "judge", "answers", "questions", "judged")
+_CHATS = _Work(lambda reason: ChatReply(None, reason), "judge", "replies", "requests", "answered")
+
+
 async def _run_cached(
     caller: _Caller,
+    work: _Work[Checked],
     total: int,
+    cache: SimulationCache | None,
     *,
-    lookup: Callable[[int], Checked | None],
-    call: Callable[[list[int]], Awaitable[tuple[list[Checked], Usage]]],
-    store: Callable[[int, Checked], None],
-    failure: Callable[[str], Checked],
+    lookup: Callable[[SimulationCache, int], Checked | None],
+    call: Callable[[list[int]], Awaitable[tuple[Sequence[Checked], Usage]]],
+    check: Callable[[int, Checked], Checked],
+    store: Callable[[SimulationCache, int, Checked], None],
     chunk_size: int,
     progress: Progress | None,
-    noun: str,
-    verb: str,
 ) -> tuple[list[Checked], Usage, list[bool]]:
     """Items 0..total-1: cache hits (`lookup`) read back, the misses sent to `call` in chunks and `store`d.
 
+    `call` answers a chunk with one outcome per item (any other count fails the whole chunk),
+    each then passed through `check` with its index; only successes are `store`d, and
+    `lookup` and `store` run only when there is a cache.
     Returns the outcomes in order, the total usage and which came from the cache.
     Progress reads "<done> of <total> <noun> from the cache", then "<verb> <done>
     of <total> <noun>", counting only the successes ("(<n> failed)" after them);
     an item left without an outcome fails as "not <verb>".
     """
+    noun, verb = work.noun, work.verb
     results: list[Checked | None] = [None] * total
     from_cache = [False] * total
     usage = Usage()
     misses: list[int] = []
     for index in range(total):
-        hit = lookup(index)
+        hit = lookup(cache, index) if cache is not None else None
         if hit is not None:
             results[index] = hit
             from_cache[index] = True
@@ -213,22 +239,34 @@ async def _run_cached(
     if progress is not None:
         progress(done, total, f"{done} of {total} {noun} from the cache")
 
+    async def checked_call(chunk: list[int]) -> tuple[list[Checked], Usage]:
+        outcomes, chunk_usage = await call(chunk)
+        if len(outcomes) != len(chunk):
+            reason = f"the {work.answerer} returned {len(outcomes)} {work.answers} for {len(chunk)} {noun}"
+            return [work.failure(reason) for _ in chunk], chunk_usage
+        return [check(index, outcome) for index, outcome in zip(chunk, outcomes, strict=True)], chunk_usage
+
     failed = 0
 
     def finished(chunk: list[int], outcomes: list[Checked], _usage: Usage) -> None:
         nonlocal done, failed
         for index, outcome in zip(chunk, outcomes, strict=True):
             results[index] = outcome
-            store(index, outcome)
+            if outcome.ok and cache is not None:
+                store(cache, index, outcome)
         done += len(chunk)
         failed += sum(not outcome.ok for outcome in outcomes)
         if progress is not None:
             failures = f" ({failed} failed)" if failed else ""
             progress(done, total, f"{verb} {done - failed} of {total} {noun}{failures}")
 
-    await _run_chunks(caller, _chunked(misses, chunk_size), call, failure, finished, usage)
-    final = [result if result is not None else failure(f"not {verb}") for result in results]
+    await _run_chunks(caller, _chunked(misses, chunk_size), checked_call, work.failure, finished, usage)
+    final = [result if result is not None else work.failure(f"not {verb}") for result in results]
     return final, usage, from_cache
+
+
+def _unchecked(_index: int, outcome: Checked) -> Checked:
+    return outcome
 
 
 async def run_simulations(
@@ -241,29 +279,27 @@ async def run_simulations(
     """Simulate every sequence; returns results in order, total usage, and which came from the cache."""
     keys = [simulation_key(simulator, explanation, tokens) for tokens in sequences]
 
-    def lookup(index: int) -> SequenceSimulation | None:
-        hit = cache.get(keys[index], len(sequences[index])) if cache is not None else None
+    def lookup(cache: SimulationCache, index: int) -> SequenceSimulation | None:
+        hit = cache.get(keys[index], len(sequences[index]))
         return SequenceSimulation(hit) if hit is not None else None
 
-    async def call(chunk: list[int]) -> tuple[list[SequenceSimulation], Usage]:
+    async def call(chunk: list[int]) -> tuple[Sequence[SequenceSimulation], Usage]:
         batch = await simulator.simulate(explanation, [list(sequences[i]) for i in chunk])
-        return _check_batch(batch.sequences, [len(sequences[i]) for i in chunk]), batch.usage
+        return batch.sequences, batch.usage
 
-    def store(index: int, outcome: SequenceSimulation) -> None:
-        if outcome.ok and cache is not None and outcome.activations is not None:
+    def check(index: int, outcome: SequenceSimulation) -> SequenceSimulation:
+        if outcome.error is not None or outcome.activations is None:
+            return SequenceSimulation(None, outcome.error or "the simulator returned no values")
+        return check_simulation(outcome.activations, len(sequences[index]))
+
+    def store(cache: SimulationCache, index: int, outcome: SequenceSimulation) -> None:
+        if outcome.activations is not None:
             cache.set(keys[index], outcome.activations, {"simulator": simulator.name})
 
+    chunk_size = simulator.capabilities.max_sequences_per_call
     return await _run_cached(
-        simulator,
-        len(sequences),
-        lookup=lookup,
-        call=call,
-        store=store,
-        failure=lambda reason: SequenceSimulation(None, reason),
-        chunk_size=simulator.capabilities.max_sequences_per_call,
-        progress=progress,
-        noun="sequences",
-        verb="simulated",
+        simulator, _SIMULATIONS, len(sequences), cache,
+        lookup=lookup, call=call, check=check, store=store, chunk_size=chunk_size, progress=progress,
     )
 
 
@@ -276,32 +312,23 @@ async def run_judgments(
     """Answer every question; returns judgments in order, total usage, and which came from the cache."""
     keys = [judgment_key(judge, question) for question in questions]
 
-    def lookup(index: int) -> Judgment | None:
-        hit = cache.get_judgment(keys[index]) if cache is not None else None
+    def lookup(cache: SimulationCache, index: int) -> Judgment | None:
+        hit = cache.get_judgment(keys[index])
         return Judgment(hit) if hit is not None else None
 
-    async def call(chunk: list[int]) -> tuple[list[Judgment], Usage]:
+    async def call(chunk: list[int]) -> tuple[Sequence[Judgment], Usage]:
         batch = await judge.judge([questions[i] for i in chunk])
-        if len(batch.judgments) != len(chunk):
-            reason = f"the judge returned {len(batch.judgments)} answers for {len(chunk)} questions"
-            return [Judgment(None, reason) for _ in chunk], batch.usage
-        return [check_judgment(judgment) for judgment in batch.judgments], batch.usage
+        return batch.judgments, batch.usage
 
-    def store(index: int, outcome: Judgment) -> None:
-        if outcome.ok and cache is not None and outcome.p_yes is not None:
+    def store(cache: SimulationCache, index: int, outcome: Judgment) -> None:
+        if outcome.p_yes is not None:
             cache.set_judgment(keys[index], outcome.p_yes, {"simulator": judge.name})
 
+    chunk_size = judge.capabilities.max_questions_per_call
     return await _run_cached(
-        judge,
-        len(questions),
-        lookup=lookup,
-        call=call,
-        store=store,
-        failure=lambda reason: Judgment(None, reason),
-        chunk_size=judge.capabilities.max_questions_per_call,
-        progress=progress,
-        noun="questions",
-        verb="judged",
+        judge, _JUDGMENTS, len(questions), cache,
+        lookup=lookup, call=call, check=lambda _index, judgment: check_judgment(judgment), store=store,
+        chunk_size=chunk_size, progress=progress,
     )
 
 
@@ -318,46 +345,23 @@ async def run_chats(
     """
     keys = [chat_key(judge, request) for request in requests]
 
-    def lookup(index: int) -> ChatReply | None:
-        text = cache.get_text(keys[index]) if cache is not None else None
+    def lookup(cache: SimulationCache, index: int) -> ChatReply | None:
+        text = cache.get_text(keys[index])
         return ChatReply(text) if text is not None else None
 
-    async def call(chunk: list[int]) -> tuple[list[ChatReply], Usage]:
+    async def call(chunk: list[int]) -> tuple[Sequence[ChatReply], Usage]:
         batch = await judge.chat([requests[i] for i in chunk])
-        if len(batch.replies) != len(chunk):
-            reason = f"the judge returned {len(batch.replies)} replies for {len(chunk)} requests"
-            return [ChatReply(None, reason) for _ in chunk], batch.usage
-        return list(batch.replies), batch.usage
+        return batch.replies, batch.usage
 
-    def store(index: int, outcome: ChatReply) -> None:
-        if outcome.ok and outcome.text and outcome.text.strip() and cache is not None:
+    def store(cache: SimulationCache, index: int, outcome: ChatReply) -> None:
+        if outcome.text and outcome.text.strip():
             cache.set_text(keys[index], outcome.text, {"simulator": judge.name, "entry": "chat"})
 
+    chunk_size = judge.capabilities.max_questions_per_call
     return await _run_cached(
-        judge,
-        len(requests),
-        lookup=lookup,
-        call=call,
-        store=store,
-        failure=lambda reason: ChatReply(None, reason),
-        chunk_size=judge.capabilities.max_questions_per_call,
-        progress=progress,
-        noun="requests",
-        verb="answered",
+        judge, _CHATS, len(requests), cache,
+        lookup=lookup, call=call, check=_unchecked, store=store, chunk_size=chunk_size, progress=progress,
     )
-
-
-def _check_batch(outcomes: Sequence[SequenceSimulation], lengths: Sequence[int]) -> list[SequenceSimulation]:
-    if len(outcomes) != len(lengths):
-        reason = f"the simulator returned {len(outcomes)} results for {len(lengths)} sequences"
-        return [SequenceSimulation(None, reason) for _ in lengths]
-    checked = []
-    for outcome, length in zip(outcomes, lengths, strict=True):
-        if outcome.error is not None or outcome.activations is None:
-            checked.append(SequenceSimulation(None, outcome.error or "the simulator returned no values"))
-        else:
-            checked.append(check_simulation(outcome.activations, length))
-    return checked
 
 
 MAX_GENERATED_CHARS = 300

@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import scoring.subjects as subjects
 from scoring.cli_support import Command, non_negative_int, positive_int, progress, progress_wanted
