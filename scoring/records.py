@@ -14,9 +14,10 @@ import io
 import json
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -591,25 +592,41 @@ def _attention_value(value: Any, where: str) -> float:
     return number
 
 
+def _sized_list(
+    value: Any, n_tokens: int, not_a_list: Callable[[str], str], wrong_length: Callable[[int], str]
+) -> Sequence[Any]:
+    """`value` if it is a list (or tuple) of `n_tokens` items, else ScoringInputError with `not_a_list(type name)`
+    or `wrong_length(its length)`."""
+    if not isinstance(value, (list, tuple)):
+        raise ScoringInputError(not_a_list(type(value).__name__))
+    if len(value) != n_tokens:
+        raise ScoringInputError(wrong_length(len(value)))
+    return value
+
+
 def _pairs_from_matrix(matrix: Any, n_tokens: int, where: str) -> list[AttentionPair]:
     if hasattr(matrix, "tolist"):
         matrix = matrix.tolist()
-    if not isinstance(matrix, (list, tuple)):
-        raise ScoringInputError(f"{where}: 'attention' must be a list of rows, got {type(matrix).__name__}")
-    if len(matrix) != n_tokens:
-        raise ScoringInputError(
-            f"{where}: the attention matrix has {len(matrix)} rows for {n_tokens} tokens; "
-            "give one row per token (matrix[to][from])"
+    rows = _sized_list(
+        matrix,
+        n_tokens,
+        lambda kind: f"{where}: 'attention' must be a list of rows, got {kind}",
+        lambda length: f"{where}: the attention matrix has {length} rows for {n_tokens} tokens; "
+        "give one row per token (matrix[to][from])",
+    )
+
+    def not_a_row(to_index: int, kind: str) -> str:
+        return f"{where}: attention row {to_index} is {kind}, not a list"
+
+    def ragged_row(to_index: int, length: int) -> str:
+        return (
+            f"{where}: attention row {to_index} has {length} values for {n_tokens} tokens; "
+            "the matrix must be square, one value per token in every row"
         )
+
     values = [[0.0] * n_tokens for _ in range(n_tokens)]
-    for to_index, row in enumerate(matrix):
-        if not isinstance(row, (list, tuple)):
-            raise ScoringInputError(f"{where}: attention row {to_index} is {type(row).__name__}, not a list")
-        if len(row) != n_tokens:
-            raise ScoringInputError(
-                f"{where}: attention row {to_index} has {len(row)} values for {n_tokens} tokens; "
-                "the matrix must be square, one value per token in every row"
-            )
+    for to_index, given in enumerate(rows):
+        row = _sized_list(given, n_tokens, partial(not_a_row, to_index), partial(ragged_row, to_index))
         for from_index, value in enumerate(row):
             values[to_index][from_index] = _attention_value(value, f"{where} attention[{to_index}][{from_index}]")
     causal = all(values[to][frm] == 0.0 for to in range(n_tokens) for frm in range(to))

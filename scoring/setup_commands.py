@@ -51,24 +51,34 @@ def _command_list(args: argparse.Namespace) -> int:
     )
     print(textwrap.fill(change, width=110))
     print()
-    scorers = listing["scorers"]
-    width = max(len(entry["name"]) for entry in scorers)
-    print("Scorers (--scorer NAME)")
-    for entry in scorers:
-        note = " [needs a simulator that judges]" if entry["needs_judge"] else ""
-        print(textwrap.fill(
-            f"{entry['name']:<{width}}  {entry['summary']}{note}",
-            width=110, initial_indent="  ", subsequent_indent=" " * (width + 4),
-        ))
+    _print_named(
+        "Scorers (--scorer NAME)",
+        [
+            (entry["name"], entry["summary"] + (" [needs a simulator that judges]" if entry["needs_judge"] else ""))
+            for entry in listing["scorers"]
+        ],
+    )
     print()
-    packaged = listing["models"]
-    width = max(len(entry["key"]) for entry in packaged)
-    print("Packaged models (shipped by PyPI packages; local:model=KEY)")
-    for entry in packaged:
-        state = "installed" if entry["installed"] else "not installed"
-        state += ", converted" if entry["converted"] else (", not converted yet" if entry["installed"] else "")
-        print(f"  {entry['key']:<{width}}  {entry['model_id']} ({state})")
+    _print_named(
+        "Packaged models (shipped by PyPI packages; local:model=KEY)",
+        [(entry["key"], f"{entry['model_id']} ({_model_state(entry)})") for entry in listing["models"]],
+    )
     return 0
+
+
+def _model_state(entry: dict[str, Any]) -> str:
+    state = "installed" if entry["installed"] else "not installed"
+    return state + (", converted" if entry["converted"] else (", not converted yet" if entry["installed"] else ""))
+
+
+def _print_named(title: str, rows: list[tuple[str, str]]) -> None:
+    """`title`, then one line per (name, text), the names in a column and long texts folded under the text."""
+    width = max(len(name) for name, _ in rows)
+    print(title)
+    for name, text in rows:
+        print(textwrap.fill(
+            f"{name:<{width}}  {text}", width=110, initial_indent="  ", subsequent_indent=" " * (width + 4)
+        ))
 
 
 # ---------------------------------------------------------------- config
