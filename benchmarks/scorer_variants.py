@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 from scoring.api import rank_explanations  # noqa: E402
 from scoring.bench import load_puzzles  # noqa: E402
-from scoring.metrics import roc_auc  # noqa: E402
+from scoring.metrics import pearson, roc_auc  # noqa: E402
 from scoring.process_settings import configure_process  # noqa: E402
 from scoring.simulated import (  # noqa: E402
     ACTIVE_THRESHOLD,
@@ -158,11 +158,8 @@ def per_sequence(prediction: Callable[[Sequence[float]], float]) -> Reading:
 
 def highest_correlation(real: Values, simulated: Values) -> float:
     """Point-biserial correlation of "the sequence fires" with its highest simulated value."""
-    labels = np.array([max(values, default=0.0) >= ACTIVE_THRESHOLD for values in real], dtype=float)
-    highest = np.array([max(guess) for guess in simulated], dtype=float)
-    if labels.std() == 0 or highest.std() == 0:
-        return math.nan
-    return float(np.corrcoef(labels, highest)[0, 1])
+    labels = [float(max(values, default=0.0) >= ACTIVE_THRESHOLD) for values in real]
+    return pearson(labels, [max(guess) for guess in simulated])
 
 
 FUZZING: dict[str, Reading] = {
