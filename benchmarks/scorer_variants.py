@@ -22,8 +22,11 @@ Readings of fuzzing (correct markings against wrong ones, ROC-AUC):
 Readings of detection (activating against non-activating sequences, ROC-AUC of a per-sequence
 prediction): ``highest value`` (before issue 28), ``mean``, ``mean of top 3``, ``share >= 5``,
 ``highest - median``, ``gini`` (how concentrated the simulated values are: 0 flat, near 1 on one
-token) and ``spread (shipped)``, the standard deviation (`sequence_spread`); and, not an ROC-AUC,
-``correlation with highest``: the point-biserial correlation of "fires" with the highest value.
+token), ``spread``, the standard deviation (shipped between the two changes of issue 28),
+``highest x applies`` (the highest value times the simulator's chance that the explanation applies
+to the text, `SequenceSimulation.applies`, when it gives one); and, not ROC-AUCs, the point-biserial
+correlations of "fires" with ``highest``, ``spread``, ``applies`` (alone; 1 where the simulator
+gives none) and ``highest x applies (shipped)``: `scoring.simulated.detection_scorer`.
 
 Every reading treats a flat simulation (one value on every token) as no evidence (NaN), as the
 shipped scorers do; the report counts them (``flat_simulations``: none on the dev sets with `local`
@@ -59,7 +62,7 @@ from scoring.simulated import (  # noqa: E402
     OTHER_TEXT,
     SAME_TEXT,
     fuzzing_markings,
-    sequence_spread,
+    sequence_prediction,
     span_markings,
 )
 
@@ -71,7 +74,16 @@ SETS = {
 }
 
 Values = Sequence[Sequence[float]]
+Chances = Sequence[float | None]
 Reading = Callable[[Values, Values], float]
+DetectionReading = Callable[[Values, Values, Chances], float]
+Simulated = tuple[Values, Chances]
+"""One explanation's simulation of a puzzle: per sequence its values and the simulator's chance that it applies."""
+
+
+def sequence_spread(simulated: Sequence[float]) -> float:
+    """The standard deviation of a sequence's simulated values (detection's ranking between the two changes)."""
+    return float(np.std(simulated)) if len(simulated) else math.nan
 
 
 def random_tokens(real: Values, simulated: Values, seed: int = 0) -> float:
@@ -148,18 +160,32 @@ def gini(values: Sequence[float]) -> float:
     return float((2 * np.arange(1, n + 1) - n - 1) @ ordered / (n * total))
 
 
-def per_sequence(prediction: Callable[[Sequence[float]], float]) -> Reading:
-    def reading(real: Values, simulated: Values) -> float:
-        labels = [max(values, default=0.0) >= ACTIVE_THRESHOLD for values in real]
-        return roc_auc(labels, [prediction(guess) for guess in simulated])
+def fires(real: Values) -> list[bool]:
+    return [max(values, default=0.0) >= ACTIVE_THRESHOLD for values in real]
+
+
+def per_sequence(prediction: Callable[[Sequence[float]], float]) -> DetectionReading:
+    def reading(real: Values, simulated: Values, chances: Chances) -> float:
+        return roc_auc(fires(real), [prediction(guess) for guess in simulated])
 
     return reading
 
 
-def highest_correlation(real: Values, simulated: Values) -> float:
-    """Point-biserial correlation of "the sequence fires" with its highest simulated value."""
-    labels = [float(max(values, default=0.0) >= ACTIVE_THRESHOLD) for values in real]
-    return pearson(labels, [max(guess) for guess in simulated])
+def correlated(prediction: Callable[[Sequence[float], float | None], float]) -> DetectionReading:
+    """The point-biserial correlation of "the sequence fires" with a prediction from its values and chance."""
+
+    def reading(real: Values, simulated: Values, chances: Chances) -> float:
+        labels = [float(label) for label in fires(real)]
+        score = pearson(labels, [prediction(guess, chance) for guess, chance in zip(simulated, chances, strict=True)])
+        # as the scorer: the same prediction for every text (of a simulation that is not flat) is chance, 0
+        return 0.0 if math.isnan(score) and 0 < sum(labels) < len(labels) else score
+
+    return reading
+
+
+def highest_times_applies(real: Values, simulated: Values, chances: Chances) -> float:
+    return roc_auc(fires(real), [sequence_prediction(guess, chance) for guess, chance in zip(simulated, chances,
+                                                                                            strict=True)])
 
 
 FUZZING: dict[str, Reading] = {
@@ -172,15 +198,19 @@ FUZZING: dict[str, Reading] = {
     "spans, per sequence": spans_per_sequence,
     "spans, both (shipped)": spans([SAME_TEXT, OTHER_TEXT]),
 }
-DETECTION: dict[str, Reading] = {
+DETECTION: dict[str, DetectionReading] = {
     "highest value": per_sequence(lambda guess: max(guess)),
     "mean": per_sequence(lambda guess: float(np.mean(guess))),
     "mean of top 3": per_sequence(lambda guess: float(np.mean(sorted(guess)[-3:]))),
     "share >= 5": per_sequence(lambda guess: float(np.mean(np.asarray(guess) >= 5.0))),
     "highest - median": per_sequence(lambda guess: max(guess) - float(np.median(guess))),
     "gini": per_sequence(lambda guess: gini(guess)),
-    "spread (shipped)": per_sequence(sequence_spread),
-    "correlation with highest": highest_correlation,
+    "spread": per_sequence(sequence_spread),
+    "highest x applies": highest_times_applies,
+    "correlation: highest": correlated(lambda guess, chance: max(guess)),
+    "correlation: spread": correlated(lambda guess, chance: sequence_spread(guess)),
+    "correlation: applies": correlated(lambda guess, chance: 1.0 if chance is None else chance),
+    "correlation: highest x applies (shipped)": correlated(sequence_prediction),
 }
 
 
@@ -195,7 +225,10 @@ def beats(true_score: float, false_score: float) -> bool:
     return not math.isnan(true_score) and (math.isnan(false_score) or true_score > false_score)
 
 
-def simulate(path: Path, simulator: str, cache: bool) -> list[tuple[Values, list[Values]]]:
+Puzzle = tuple[Values, list[Simulated]]
+
+
+def simulate(path: Path, simulator: str, cache: bool) -> list[Puzzle]:
     """Per puzzle: the real values and each explanation's simulation (the true one first)."""
     puzzles = []
     for puzzle in load_puzzles(path):
@@ -206,7 +239,11 @@ def simulate(path: Path, simulator: str, cache: bool) -> list[tuple[Values, list
         if failed:
             raise SystemExit(f"{path.name}, puzzle {puzzle.key}: {results[failed[0]].error}")
         real = [sequence.real for sequence in results[puzzle.explanation].sequences]
-        puzzles.append((real, [[s.simulated or [] for s in results[text].sequences] for text in explanations]))
+        simulations: list[Simulated] = [
+            ([s.simulated or [] for s in results[text].sequences], [s.applies for s in results[text].sequences])
+            for text in explanations
+        ]
+        puzzles.append((real, simulations))
     return puzzles
 
 
@@ -215,10 +252,16 @@ def is_flat(simulated: Values) -> bool:
     return bool(values) and max(values) == min(values)
 
 
-def pairs_won(puzzles: list[tuple[Values, list[Values]]], reading: Reading) -> tuple[int, int]:
+def values_only(reading: Reading) -> DetectionReading:
+    """`reading` (simulation, fuzzing: the values only) in the shape `pairs_won` calls."""
+    return lambda real, values, chances: reading(real, values)
+
+
+def pairs_won(puzzles: list[Puzzle], reading: DetectionReading) -> tuple[int, int]:
+    """Pairs the true explanation wins under `reading` (wrap a reading of the values only in `values_only`)."""
     won = total = 0
     for real, simulations in puzzles:
-        scores = [math.nan if is_flat(simulated) else reading(real, simulated) for simulated in simulations]
+        scores = [math.nan if is_flat(values) else reading(real, values, chances) for values, chances in simulations]
         won += sum(beats(scores[0], score) for score in scores[1:])
         total += len(scores) - 1
     return won, total
@@ -237,8 +280,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown or not names:
         parser.error(f"--sets takes a comma list of {', '.join(SETS)}; got {args.sets!r}")
     data = {name: simulate(SETS[name], args.simulator, args.cache) for name in names}
-    readings = {"simulation": {"correlation": pearson_score}, "fuzzing": FUZZING, "detection": DETECTION}
-    flat = {name: sum(is_flat(guess) for _, simulations in data[name] for guess in simulations) for name in names}
+    readings: dict[str, dict[str, DetectionReading]] = {
+        "simulation": {"correlation": values_only(pearson_score)},
+        "fuzzing": {name: values_only(reading) for name, reading in FUZZING.items()},
+        "detection": DETECTION,
+    }
+    flat = {name: sum(is_flat(values) for _, simulations in data[name] for values, _ in simulations) for name in names}
     report: dict[str, Any] = {"simulator": args.simulator, "sets": names, "flat_simulations": flat, "scorers": {}}
     for scorer, variants in readings.items():
         report["scorers"][scorer] = {}

@@ -89,8 +89,9 @@ def render_judgements(results_by_scorer: dict[str, list[ScoreResult]], prefix: s
                     how += "its P(yes) is the prediction; the ROC-AUC of those predictions is the score"
                 else:
                     how = (
-                        "the score is the ROC-AUC of the spread of each sequence's simulation (its standard "
-                        "deviation); the prediction is its highest simulated value"
+                        "the prediction is its highest simulated value / 10, times the simulator's chance that "
+                        "the explanation applies to the text (column applies, when the simulator gives one); "
+                        "the score is the correlation of the predictions with whether each sequence fires"
                     )
                 st.caption(
                     "Each sequence is activating when its real maximum is at least "

@@ -28,12 +28,25 @@ from typing import Any
 import diskcache
 
 from scoring.errors import ScoringInputError
-from scoring.shared_types import ChatJudge, ChatRequest, Explainer, ExplanationExample, Judge, JudgeQuestion, Simulator
+from scoring.shared_types import (
+    ChatJudge,
+    ChatRequest,
+    Explainer,
+    ExplanationExample,
+    Judge,
+    JudgeQuestion,
+    SequenceSimulation,
+    Simulator,
+)
 from scoring.userconfig import user_cache_root
 
 logger = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _digest(payload: dict[str, Any]) -> str:
@@ -122,21 +135,38 @@ class SimulationCache:
             logger.warning("could not write cache entry %s: %s", key[:12], exc)
 
     def get(self, key: str, n_tokens: int) -> list[float] | None:
+        """The stored values of a sequence of `n_tokens` tokens, or None (absent, unreadable or not fitting)."""
+        simulation = self.get_simulation(key, n_tokens)
+        return None if simulation is None else simulation.activations
+
+    def get_simulation(self, key: str, n_tokens: int) -> SequenceSimulation | None:
+        """The stored simulation (values and, when the simulator gave it, `applies`), or None."""
         entry = self._read(key, "simulating")
         if entry is None:
             return None
         values = entry.get("activations") if isinstance(entry, dict) else None
+        applies = entry.get("applies") if isinstance(entry, dict) else None
         if (
             not isinstance(values, list)
             or len(values) != n_tokens
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+            or not all(_is_number(v) for v in values)
+            or not (applies is None or (_is_number(applies) and 0.0 <= applies <= 1.0))
         ):
             logger.warning("cache entry %s does not fit its sequence, simulating again", key[:12])
             return None
-        return [float(v) for v in values]
+        return SequenceSimulation([float(v) for v in values], applies=None if applies is None else float(applies))
 
-    def set(self, key: str, activations: Sequence[float], meta: dict[str, Any] | None = None) -> None:
-        self._write(key, {"activations": [float(v) for v in activations], "meta": meta or {}})
+    def set(
+        self,
+        key: str,
+        activations: Sequence[float],
+        meta: dict[str, Any] | None = None,
+        applies: float | None = None,
+    ) -> None:
+        entry: dict[str, Any] = {"activations": [float(v) for v in activations], "meta": meta or {}}
+        if applies is not None:
+            entry["applies"] = float(applies)
+        self._write(key, entry)
 
     def get_judgment(self, key: str) -> float | None:
         """The cached P(yes) of a question, or None (a miss) when absent or unusable."""

@@ -157,8 +157,9 @@ LOCAL_POINTER_EXAMPLES: tuple[tuple[str, str, str], ...] = (
 )
 """Worked examples: (rule, text, the words of the text that fit it). Invented; no benchmark topic."""
 
-LOCAL_LIST_DECODE_VERSION = "list-1"
-"""Version of how the list methods decode the pointer prompt's whole answer (local.answer_list)."""
+LOCAL_LIST_DECODE_VERSION = "list-2"
+"""Version of how the list methods decode the pointer prompt's whole answer (local.answer_list); list-2 also
+reports each text's chance that the answer names a word rather than "none" (`SequenceSimulation.applies`)."""
 
 LOCAL_ANSWER_GATE_VERSION = "none-gate-1"
 """Version of how ``gate=on`` weighs a text's values by the chance that its answer names a word rather than

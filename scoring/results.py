@@ -53,6 +53,9 @@ class SequenceResult:
     """True when the simulation came from the cache."""
     index: int = 0
     """Position of this sequence in the loaded records."""
+    applies: float | None = None
+    """The simulator's chance (0..1) that the explanation applies to this text at all (None: it gave none;
+    `SequenceSimulation.applies`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,6 +67,7 @@ class SequenceResult:
             "correlation": _json_float(self.correlation),
             "error": self.error,
             "cached": self.cached,
+            "applies": self.applies,
         }
 
 

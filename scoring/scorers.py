@@ -70,7 +70,7 @@ SCORER_TABLE: tuple[ScorerEntry, ...] = (
     ScorerEntry(
         "detection",
         simulated.detection_scorer,
-        summary="ROC-AUC: does the simulation tell the activating sequences from the others?",
+        summary="correlation of each text's predicted chance of firing with whether it fires: which texts fire?",
     ),
     ScorerEntry(
         "fuzzing",

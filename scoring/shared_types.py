@@ -93,6 +93,9 @@ class SequenceSimulation:
     """One value per token on the 0..10 scale; None when the simulation failed."""
     error: str | None = None
     """Why the simulation failed (None on success)."""
+    applies: float | None = None
+    """The simulator's probability (0..1) that the explanation applies to this text at all, apart from which
+    tokens; None when the simulator gives none. `detection` weighs the text's highest value by it."""
 
     @property
     def ok(self) -> bool:

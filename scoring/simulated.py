@@ -49,6 +49,7 @@ async def _simulate(job: ScoringJob, scorer: str) -> ScoreResult:
         sequence.cached = cached
         if simulation.ok and simulation.activations is not None:
             sequence.simulated = simulation.activations
+            sequence.applies = simulation.applies
             sequence.correlation = pearson(sequence.real, simulation.activations)
         else:
             sequence.error = simulation.error or "simulation failed"
@@ -111,50 +112,60 @@ def _settle(result: ScoreResult, undefined: str) -> None:
         result.score = math.nan
 
 
-def sequence_spread(simulated: Sequence[float]) -> float:
-    """How strongly a sequence's simulation singles out some of its tokens: the standard deviation of its values.
+def sequence_prediction(simulated: Sequence[float], applies: float | None = None) -> float:
+    """How likely the simulation says a text is to fire (0..1): its highest value on the 0..10 scale, / 10,
+    times the simulator's chance that the explanation applies to the text at all (`applies`) when it gives one.
 
-    `detection` ranks sequences by it. A simulation that rises on a few tokens
-    over a low floor spreads widely; one that is flat, high or low, does not.
+    `detection` correlates this with whether each text fires. The chance matters with `local`: its answer list
+    names some word in nearly every text, so its highest value is 10 in most texts, firing or not, while the
+    chance it gives an answer of "none" rather than a word tells them apart (docs/scorers.md, "detection").
     """
-    return float(np.std(simulated)) if len(simulated) else math.nan
+    if not len(simulated):
+        return math.nan
+    return max(simulated) / 10.0 * (1.0 if applies is None else applies)
+
+
+DETECTION_THRESHOLD = DECISION_THRESHOLD / 10.0
+"""`detection` counts a text as "fires" at a prediction (`sequence_prediction`) of 0.5 or more: a highest
+simulated value of DECISION_THRESHOLD when the simulator gives no chance of its own."""
 
 
 async def detection_scorer(job: ScoringJob) -> ScoreResult:
     """Does the simulation tell activating sequences from non-activating ones?
 
-    A sequence is activating when its real max is >= ACTIVE_THRESHOLD. Each
-    sequence is ranked by `sequence_spread`, how strongly its simulation
-    singles out some of its tokens, and the score is the ROC-AUC of that
-    ranking (0.5 is chance). Not by its highest simulated value: a simulator
-    that puts 10 on every occurrence of a word the explanation names reaches
-    10 in the trap texts too (the `local` simulator does in 58% of the dev
-    sets' non-activating sequences), so highest values tie and cannot tell the
-    right explanation from a decoy. That ranking stays in ``roc_auc_max``;
-    balanced accuracy, precision, recall and F1 count a sequence whose highest
-    simulated value is >= DECISION_THRESHOLD as "fires" (``sequence_predictions``
-    holds those values, ``sequence_spreads`` the spreads). An explanation
-    naming a surface token that also occurs in non-activating text predicts
-    activity there and loses. A flat simulation is no evidence: NaN
-    (`flat_simulation_error`).
+    A sequence is activating when its real max is >= ACTIVE_THRESHOLD. Each gets a prediction
+    (`sequence_prediction`: its highest simulated value / 10, times the simulator's chance that the
+    explanation applies to it when it gives one), and the score is the correlation of the predictions
+    with "fires" (1) or not (0), point-biserial, -1..1 like `simulation`'s; 0 is chance, and also the
+    score of a simulation that predicts the same for every text. A correlation
+    rather than an ROC-AUC: two explanations that both rank every firing text first tie at an ROC-AUC
+    of 1, while the correlation prefers the one whose predictions stand further apart (on the dev sets it
+    ranks more true explanations above their decoys with every simulator we measured; docs/scorers.md).
+    ``metrics`` keeps ``roc_auc`` (of the predictions) and ``roc_auc_max`` (of the highest values, the
+    ranking before issue 28), ``sequence_predictions`` and ``sequence_applies``, and balanced accuracy,
+    precision, recall and F1 counting a prediction >= DETECTION_THRESHOLD as "fires". An explanation
+    naming a surface token that also occurs in non-activating text predicts activity there and loses.
+    A flat simulation is no evidence: NaN (`flat_simulation_error`).
     """
     started = time.perf_counter()
     result = await _simulate(job, "detection")
     if result.error is None:
         labels = [max(seq.real) >= ACTIVE_THRESHOLD for seq in result.sequences]
-        highest = [max(seq.simulated or [0.0]) for seq in result.sequences]
-        spreads = [sequence_spread(seq.simulated or []) for seq in result.sequences]
-        result.metrics = classification_metrics(labels, highest, DECISION_THRESHOLD)
-        result.metrics["roc_auc_max"] = result.metrics["roc_auc"]
-        result.metrics["roc_auc"] = roc_auc(labels, spreads)
-        result.metrics["sequence_predictions"] = highest
-        result.metrics["sequence_spreads"] = spreads
-        result.score = float(result.metrics["roc_auc"])
+        predictions = [sequence_prediction(seq.simulated or [], seq.applies) for seq in result.sequences]
+        result.metrics = classification_metrics(labels, predictions, DETECTION_THRESHOLD)
+        result.metrics["roc_auc_max"] = roc_auc(labels, [max(seq.simulated or [0.0]) for seq in result.sequences])
+        result.metrics["sequence_predictions"] = predictions
+        result.metrics["sequence_applies"] = [seq.applies for seq in result.sequences]
+        result.score = pearson([float(label) for label in labels], predictions)
+        positives, negatives = result.metrics["positives"], result.metrics["negatives"]
+        if positives and negatives and math.isnan(result.score) and all(not math.isnan(p) for p in predictions):
+            # the same prediction for every text: it tells no text from another (chance), though it may still
+            # single out tokens; a flat simulation, which says nothing at all, is made NaN by _settle below
+            result.score = 0.0
         _settle(
             result,
             "detection needs both activating and non-activating sequences "
-            f"(found {result.metrics['positives']} and {result.metrics['negatives']}); "
-            "add random or low-activation records",
+            f"(found {positives} and {negatives}); add random or low-activation records",
         )
     result.seconds = time.perf_counter() - started
     return result

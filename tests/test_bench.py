@@ -77,9 +77,9 @@ def test_limit():
 
 # Worked by hand with the fake simulator (10 on a token named by the explanation, else 0).
 # pets: real [10, 0 | 0, 0] over " cat", " sat" | "the", " dog".
-#   cat: simulated [10, 0 | 0, 0]  -> simulation 1,    detection 1 (max 10 vs 0), fuzzing 1 (cat 10 vs sat 0)
-#   dog: simulated [0, 0 | 0, 10]  -> simulation -1/3, detection 0 (0 vs 10),     fuzzing 0.5 (0 vs 0)
-#   sat: simulated [0, 10 | 0, 0]  -> simulation -1/3, detection 1 (10 vs 0),     fuzzing 0 (cat 0 vs sat 10)
+#   cat: simulated [10, 0 | 0, 0]  -> simulation 1,    detection 1 (max 10 vs 0),  fuzzing 1 (cat 10 vs sat 0)
+#   dog: simulated [0, 0 | 0, 10]  -> simulation -1/3, detection -1 (0 vs 10),     fuzzing 0.5 (0 vs 0)
+#   sat: simulated [0, 10 | 0, 0]  -> simulation -1/3, detection 1 (10 vs 0),      fuzzing 0 (cat 0 vs sat 10)
 # colors: red / blue behave as cat / dog.
 # Kendall tau-b on pets: simulation~detection 1/sqrt(2*2) = 0.5, simulation~fuzzing 2/sqrt(2*3),
 # detection~fuzzing (1 - 1)/2 = 0; on colors every pair agrees (tau 1, same top).
@@ -107,7 +107,7 @@ def test_several_scorers_report_each_and_their_agreement():
     assert (scorers["detection"]["accuracy"], scorers["detection"]["pairwise_accuracy"]) == (0.5, pytest.approx(2 / 3))
     assert (scorers["fuzzing"]["accuracy"], scorers["fuzzing"]["pairwise_accuracy"]) == (1.0, 1.0)
     assert scorers["simulation"]["puzzles"]["pets"]["false_scores"] == {"dog": -0.3333, "sat": -0.3333}
-    assert scorers["detection"]["puzzles"]["pets"]["false_scores"] == {"dog": 0.0, "sat": 1.0}
+    assert scorers["detection"]["puzzles"]["pets"]["false_scores"] == {"dog": -1.0, "sat": 1.0}
     # fuzzing: the mean of same-text and other-text ROC-AUCs ("dog" 0.5 and 0.25, "sat" 0 and 0.5)
     assert scorers["fuzzing"]["puzzles"]["pets"]["false_scores"] == {"dog": 0.375, "sat": 0.25}
     # without a cache, the later scorers read this run's simulations: no prompt tokens of their own
@@ -172,7 +172,9 @@ def test_on_a_context_trap_a_flat_decoy_does_not_outrank_the_true_explanation():
         assert puzzle["won"] is True, name
         assert puzzle["false_scores"] == {"zebra stripes": None}, name  # no evidence: NaN, never chance
         assert any(words in puzzle["errors"]["zebra stripes"] for words in ("on every token", "same value"))
-    assert report["scorers"]["detection"]["puzzles"]["shells"]["true_score"] > 0.5
+    # detection reads whole texts: the fake names a word of every text for the true explanation, so its predictions
+    # are alike (0, chance), still above the decoy that says nothing
+    assert report["scorers"]["detection"]["puzzles"]["shells"]["true_score"] == 0.0
     assert report["scorers"]["fuzzing"]["puzzles"]["shells"]["true_score"] > 0.5
 
 

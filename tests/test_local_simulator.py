@@ -238,3 +238,23 @@ def test_text_first_weighs_a_text_by_the_chance_that_the_rule_applies_to_it() ->
     highest = [max(seq.activations or [math.nan]) for seq in simulator.simulate_sync("colors", texts).sequences]
     fits, others = highest[1], [highest[0], highest[2]]
     assert fits > 8.0 and all(value < fits - 3.0 for value in others), highest
+
+
+@pytest.mark.model
+def test_the_list_methods_report_the_chance_that_the_rule_applies_to_each_text(
+    simulator: LocalSimulator, small: LocalSimulator
+) -> None:
+    """Without the gate the values are left as they are, and each text carries its chance of a word rather than
+    "none" (what `detection` weighs its highest value by); the gate multiplies the same chance in."""
+    texts = [case[0] for case in CASES]
+    plain = simulator.simulate_sync("colors", texts).sequences
+    chances = [sequence.applies for sequence in plain]
+    assert all(chance is not None and 0.0 <= chance <= 1.0 for chance in chances), chances
+    fits, others = chances[1], [chances[0], chances[2]]
+    assert fits is not None and all(other is not None and other < fits for other in others), chances
+    gated = get_simulator("local:gate=on").simulate_sync("colors", texts).sequences
+    for before, after in zip(plain, gated, strict=True):
+        assert before.activations is not None and after.activations is not None and before.applies is not None
+        expected = [value * before.applies for value in before.activations]
+        assert after.activations == pytest.approx(expected, abs=0.5)
+    assert all(sequence.applies is None for sequence in small.simulate_sync("colors", texts).sequences)

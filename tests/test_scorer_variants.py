@@ -58,33 +58,51 @@ def puzzles(tmp_path: Path):
     return path, variants.simulate(path, "fake", cache=False)
 
 
+SHIPPED_DETECTION = "correlation: highest x applies (shipped)"
+
+
 def test_the_shipped_readings_win_the_pairs_the_scorers_win(puzzles):
     path, data = puzzles
     report = run_bench(str(path), simulator="fake", scorer="simulation,detection,fuzzing", cache=False)
     for scorer, reading in [
-        ("simulation", variants.pearson_score),
-        ("detection", variants.DETECTION["spread (shipped)"]),
-        ("fuzzing", variants.FUZZING["spans, both (shipped)"]),
+        ("simulation", variants.values_only(variants.pearson_score)),
+        ("detection", variants.DETECTION[SHIPPED_DETECTION]),
+        ("fuzzing", variants.values_only(variants.FUZZING["spans, both (shipped)"])),
     ]:
         summary = report["scorers"][scorer]
         won = sum(puzzle["pairs_won"] for puzzle in summary["puzzles"].values())
         assert variants.pairs_won(data, reading) == (won, 3), scorer
 
 
-def test_the_readings_before_issue_28_lose_the_trap(puzzles):
+def with_chances(puzzle, chances):
+    """`puzzle` with the true explanation's simulation given `chances` (one per text)."""
+    real, simulations = puzzle
+    (values, _), *decoys = simulations
+    return real, [(values, chances), *decoys]
+
+
+def test_on_the_trap_whole_texts_tie_until_the_simulator_says_where_the_rule_applies(puzzles):
     _, data = puzzles
-    # highest values: 10, 10, 10 (the trap), 0 for the true explanation and 10, 10, 0, 10 for "the": both 0.75, a
-    # tie, which loses; spreads: 4.9, 4.3, 4.3, 0 against 4.0, 4.3, 0, 4.3, won (0.875 against 0.625)
-    assert variants.pairs_won(data, variants.DETECTION["highest value"]) == (2, 3)
-    assert variants.pairs_won(data, variants.DETECTION["spread (shipped)"]) == (3, 3)
-    assert variants.pairs_won(data, variants.FUZZING["spans, both (shipped)"]) == (3, 3)
+    # The fake names a word of three texts for the true explanation (10, 10, 10, 0: the trap text "nuts in a bowl"
+    # included) and of three for "the" (10, 10, 0, 10): at the level of whole texts the two claim as much, so the
+    # highest values tie, as an ROC-AUC (0.75 each) and as a correlation (0.577 each), and a tie loses the pair.
+    for reading in ("highest value", SHIPPED_DETECTION):
+        assert variants.pairs_won(data, variants.DETECTION[reading]) == (2, 3), reading
+    # The spread happened to win it (0.875 against 0.625: the true explanation names two words of the first text).
+    assert variants.pairs_won(data, variants.DETECTION["spread"]) == (3, 3)
+    # A simulator that says the rule hardly applies to the trap text (as local's chance of "none" does) wins it.
+    told = [with_chances(data[0], [0.9, 0.8, 0.2, 0.1]), data[1]]
+    assert variants.pairs_won(told, variants.DETECTION[SHIPPED_DETECTION]) == (3, 3)
+    assert variants.pairs_won(told, variants.DETECTION["correlation: applies"]) == (3, 3)
+    assert variants.pairs_won(data, variants.values_only(variants.FUZZING["spans, both (shipped)"])) == (3, 3)
 
 
 def test_a_flat_simulation_is_nan_for_every_reading(puzzles):
     _, data = puzzles
     real, simulations = data[1]
-    assert variants.is_flat(simulations[1]) and not variants.is_flat(simulations[0])
-    for reading in [*variants.FUZZING.values(), *variants.DETECTION.values()]:
+    assert variants.is_flat(simulations[1][0]) and not variants.is_flat(simulations[0][0])
+    readings = [*map(variants.values_only, variants.FUZZING.values()), *variants.DETECTION.values()]
+    for reading in readings:
         assert variants.pairs_won([data[1]], reading) == (1, 1)  # the NaN decoy loses to any real true score
 
 
@@ -96,7 +114,8 @@ def test_the_command_prints_every_reading_and_refuses_unknown_sets(capsys, monke
     report = json.loads(capsys.readouterr().out)
     assert report["flat_simulations"] == {"tiny": 1}
     assert set(report["scorers"]["fuzzing"]) == set(variants.FUZZING)
-    assert report["scorers"]["detection"]["spread (shipped)"] == {"tiny": 1.0, "pooled": 1.0, "pooled_pairs": [3, 3]}
+    assert report["scorers"]["detection"]["spread"] == {"tiny": 1.0, "pooled": 1.0, "pooled_pairs": [3, 3]}
+    assert report["scorers"]["detection"][SHIPPED_DETECTION] == {"tiny": 0.667, "pooled": 0.667, "pooled_pairs": [2, 3]}
     with pytest.raises(SystemExit):
         variants.main(["--sets", "dev,nope"])
     assert "--sets takes a comma list" in capsys.readouterr().err

@@ -6,7 +6,8 @@ import math
 import pytest
 
 from scoring import SCORERS, ActivationRecord, score_explanation
-from scoring.metrics import classification_metrics
+from scoring.metrics import classification_metrics, pearson
+from scoring.simulators.fake import FakeSimulator
 
 RECORDS = [
     ActivationRecord(["the", " fox", " ran"], [0.0, 8.0, 0.0]),  # activating, on fox
@@ -42,35 +43,68 @@ def test_a_name_can_be_registered_once():
 
 def test_detection_by_hand():
     result = score_explanation("fox", RECORDS, simulator="fake", scorer="detection", cache=False)
-    # simulated: [0 10 0], [0 0 0], [0 10 0], [0 0]; labels: T, F, F, T
-    # spreads (standard deviations) 10*sqrt(2)/3, 0, 10*sqrt(2)/3, 0
-    one_in_three = 10 * math.sqrt(2) / 3
-    assert result.metrics["sequence_spreads"] == pytest.approx([one_in_three, 0.0, one_in_three, 0.0])
-    # positives {4.71, 0} vs negatives {0, 4.71}: pairs 1 + 0.5 + 0.5 + 0 = 2 of 4
-    assert result.score == pytest.approx(0.5) and result.metrics["roc_auc"] == result.score
-    # the verdicts read each sequence's highest simulated value at 5
-    assert result.metrics["sequence_predictions"] == [10.0, 0.0, 10.0, 0.0]
-    assert result.metrics["roc_auc_max"] == pytest.approx(0.5)
+    # simulated: [0 10 0], [0 0 0], [0 10 0], [0 0]; labels: T, F, F, T; the fake gives no chance of its own,
+    # so each prediction is the highest value / 10: 1, 0, 1, 0
+    assert result.metrics["sequence_predictions"] == [1.0, 0.0, 1.0, 0.0]
+    assert result.metrics["sequence_applies"] == [None] * 4
+    # labels centred (.5, -.5, -.5, .5) . predictions centred (.5, -.5, .5, -.5) = 0: no correlation
+    assert result.score == pytest.approx(0.0)
+    assert result.metrics["roc_auc"] == pytest.approx(0.5) and result.metrics["roc_auc_max"] == pytest.approx(0.5)
+    assert result.metrics["threshold"] == 0.5
     assert result.metrics["recall"] == pytest.approx(0.5)
     assert result.metrics["precision"] == pytest.approx(0.5)
     assert result.metrics["balanced_accuracy"] == pytest.approx(0.5)
     better = score_explanation("fox cat", RECORDS, simulator="fake", scorer="detection", cache=False)
-    # spreads 4.71, 0, 4.71, 5 ([0 10] singles out half its tokens): positives {4.71, 5} vs negatives {0, 4.71}:
-    # 1 + 0.5 + 1 + 1 = 3.5 of 4; by highest values (10, 0, 10, 10) it would be 3 of 4, "big cat" tied with the trap
-    assert better.score == pytest.approx(0.875)
-    assert better.metrics["roc_auc_max"] == pytest.approx(0.75)
+    # predictions 1, 0, 1, 1: centred (.25, -.75, .25, .25), dot with the labels .5, norms 1 and sqrt(.75)
+    assert better.score == pytest.approx(1 / math.sqrt(3))
+    assert better.metrics["roc_auc"] == pytest.approx(0.75)
     assert better.metrics["f1"] == pytest.approx(0.8)
     assert better.scorer == "detection"
 
 
-def test_sequence_spread():
-    from scoring.simulated import sequence_spread
+class ChanceSimulator(FakeSimulator):
+    """The fake's values, and a chance that the explanation applies to each text: `chances`, in order."""
 
-    assert sequence_spread([3.0, 3.0, 3.0]) == 0.0  # flat at any height singles out nothing
-    assert sequence_spread([10.0, 10.0]) == 0.0
-    assert sequence_spread([0.0, 10.0]) == pytest.approx(5.0)
-    assert sequence_spread([0.0, 10.0, 0.0, 0.0]) < sequence_spread([0.0, 10.0])
-    assert math.isnan(sequence_spread([]))
+    def __init__(self, chances: list[float | None]) -> None:
+        super().__init__()
+        self.chances = chances
+
+    async def simulate(self, explanation, sequences):
+        batch = await super().simulate(explanation, sequences)
+        for simulation, chance in zip(batch.sequences, self.chances, strict=True):
+            simulation.applies = chance
+        return batch
+
+
+def test_detection_weighs_the_highest_value_by_the_simulators_chance_that_the_explanation_applies():
+    # "fox" reaches 10 in the activating first text and in the silent third one; a simulator that gives the
+    # third text a low chance (0.2) tells them apart: predictions 0.9, 0, 0.2, 0 (the last text has no fox)
+    chances = [0.9, 0.5, 0.2, 0.7]
+    result = score_explanation("fox", RECORDS, simulator=ChanceSimulator(chances), scorer="detection", cache=False)
+    assert result.metrics["sequence_applies"] == chances
+    assert result.metrics["sequence_predictions"] == pytest.approx([0.9, 0.0, 0.2, 0.0])
+    expected = pearson([1.0, 0.0, 0.0, 1.0], [0.9, 0.0, 0.2, 0.0])
+    assert result.score == pytest.approx(expected) and expected > 0.4
+    plain = score_explanation("fox", RECORDS, simulator="fake", scorer="detection", cache=False)
+    assert result.score > plain.score  # 0 without the chances
+
+
+def test_detection_is_chance_when_every_text_gets_the_same_prediction():
+    # "the fox dog big" puts 10 in every text: nothing tells a firing text from a silent one, so 0 (chance), while a
+    # simulation that says nothing at all (flat) stays NaN and ranks below it
+    result = score_explanation("the fox dog big", RECORDS, simulator="fake", scorer="detection", cache=False)
+    assert result.score == 0.0 and result.error is None
+    assert result.metrics["roc_auc"] == pytest.approx(0.5)
+    flat = score_explanation("zebra", RECORDS, simulator="fake", scorer="detection", cache=False)
+    assert math.isnan(flat.score) and "predicts nothing" in flat.error
+
+
+def test_a_chance_outside_0_to_1_fails_the_sequence_with_the_reason():
+    result = score_explanation("fox", RECORDS, simulator=ChanceSimulator([0.5, 1.5, 0.5, 0.5]), scorer="detection",
+                               cache=False)
+    assert math.isnan(result.score)
+    assert "not a number from 0 to 1" in result.error
+    assert result.sequences[1].simulated is None and result.sequences[0].applies == 0.5
 
 
 def test_fuzzing_by_hand():
@@ -176,3 +210,22 @@ def test_classification_metrics_edge_cases():
     metrics = classification_metrics([True, False], [0.0, 0.0], threshold=5.0)
     assert math.isnan(metrics["precision"]) and math.isnan(metrics["f1"])
     assert metrics["balanced_accuracy"] == pytest.approx(0.5)
+
+
+def test_the_cache_keeps_the_chance_and_a_second_score_reads_it(tmp_path):
+    from scoring.cache import SimulationCache
+
+    simulator = ChanceSimulator([0.9, 0.5, 0.2, 0.7])
+    first = score_explanation("fox", RECORDS, simulator=simulator, scorer="detection", cache=tmp_path)
+    simulator.chances = [0.1, 0.1, 0.1, 0.1]  # a second call would give other chances: the cache must answer
+    second = score_explanation("fox", RECORDS, simulator=simulator, scorer="detection", cache=tmp_path)
+    assert all(sequence.cached for sequence in second.sequences)
+    assert [sequence.applies for sequence in second.sequences] == [0.9, 0.5, 0.2, 0.7]
+    assert second.score == first.score
+    cache = SimulationCache(tmp_path / "by-hand")
+    cache.set("kept", [1.0, 2.0], applies=0.25)
+    cache.set("none", [1.0, 2.0])
+    assert cache.get_simulation("kept", 2).applies == 0.25 and cache.get("kept", 2) == [1.0, 2.0]
+    assert cache.get_simulation("none", 2).applies is None
+    cache._store.set("bad", {"activations": [1.0, 2.0], "applies": 3.0})  # written by something else: read again
+    assert cache.get_simulation("bad", 2) is None

@@ -401,11 +401,14 @@ def test_detection_frame_reads_the_recorded_predictions() -> None:
     derived = viz.detection_frame(detection_result(None))  # not recorded: the highest simulated value
     assert list(derived["prediction"][:4]) == [9.0, 2.0, 6.0, 0.0]
     assert derived["outcome"][4] == "not simulated" and math.isnan(derived["prediction"][4])
-    assert "spread" not in frame.columns  # a scorer that ranks by its predictions records no spreads
-    spread = detection_result([9.0, 2.0, 6.0, 0.0, 7.0])
-    spread.metrics["sequence_spreads"] = [4.5, 1.0, 3.0, 0.0, 0.5]
-    assert list(viz.detection_frame(spread)["spread"]) == [4.5, 1.0, 3.0, 0.0, 0.5]
-    assert list(viz.detection_table(spread).data["spread"]) == ["4.50", "1.00", "3.00", "0.00", "0.50"]
+    assert "applies" not in frame.columns  # no chance recorded: no column
+    weighed = detection_result([9.0, 2.0, 6.0, 0.0, 7.0])
+    weighed.metrics["sequence_applies"] = [None] * 5  # a simulator that gives none: still no column
+    assert "applies" not in viz.detection_frame(weighed).columns
+    weighed.metrics["sequence_applies"] = [0.9, 0.25, None, 0.0, 0.5]
+    assert list(viz.detection_frame(weighed)["applies"][[0, 1, 3, 4]]) == [0.9, 0.25, 0.0, 0.5]
+    assert math.isnan(viz.detection_frame(weighed)["applies"][2])
+    assert list(viz.detection_table(weighed).data["applies"][[0, 1, 4]]) == ["0.90", "0.25", "0.50"]
     judged = detection_result([True, False, True, False, False])  # a judge's yes/no answers
     assert list(viz.detection_frame(judged)["judged"]) == ["fires", "silent", "fires", "silent", "silent"]
 

@@ -224,10 +224,15 @@ class LocalSimulator(SyncSimulator):
                 lm, explanation, [list(t) for t in sequences], self.method, self.floor, gate=self.gate
             )
             usage.prompt_tokens = lm.tokens_read - before
-        results = [
-            SequenceSimulation(None, outcome) if isinstance(outcome, str) else check_simulation(outcome, len(tokens))
-            for outcome, tokens in zip(outcomes, sequences, strict=True)
-        ]
+        results = []
+        for (outcome, applies), tokens in zip(outcomes, sequences, strict=True):
+            if isinstance(outcome, str):
+                results.append(SequenceSimulation(None, outcome))
+                continue
+            simulation = check_simulation(outcome, len(tokens))
+            if simulation.ok:
+                simulation.applies = applies
+            results.append(simulation)
         return SimulationBatch(results, usage)
 
     # ------------------------------------------------------------------ judge
@@ -365,18 +370,20 @@ def simulate_pointer(
     method: str,
     floor: float,
     gate: bool = False,
-) -> list[list[float] | str]:
-    """Values (0..10) of every token of every sequence, or the reason a sequence failed (`gate`: see
-    `LocalSimulator.gate`).
+) -> list[tuple[list[float] | str, float | None]]:
+    """Per sequence: the values (0..10) of its tokens, or the reason it failed; and, with the list methods, the
+    chance that the rule applies to its text at all (`ListDecoder.word_shares`; else None). `gate`: see
+    `LocalSimulator.gate`. A text without words gets 0 everywhere and no chance.
 
     Call with `lm.lock` held.
     """
     chat = method in CHAT_METHODS
     outcomes: list[list[float] | str] = [[0.0] * len(tokens) for tokens in sequences]
+    chances: list[float | None] = [None] * len(sequences)
     groups = [[(word, indices) for word, indices in word_groups(tokens) if word] for tokens in sequences]
     live = [index for index, words in enumerate(groups) if words]
     if not live:
-        return outcomes
+        return list(zip(outcomes, chances, strict=True))
     if method in TEXT_FIRST_METHODS:
         shared = [lm.bos + lm.encode(prompts.local_text_first_chat_examples())]
         rule = lm.encode(prompts.local_text_first_chat_rule(explanation))
@@ -395,12 +402,13 @@ def simulate_pointer(
         )
     live = [index for index in live if index not in too_long]
     if not live:
-        return outcomes
+        return list(zip(outcomes, chances, strict=True))
     word_values: list[dict[str, float]] = []
+    shares: list[float | None] = []
     for group in forward.row_groups(lm, opening, [len(tails[index]) for index in live]):
         chosen = [live[position] for position in group]
         row_stems = [stems[index] for index in chosen] if stems else None
-        word_values += _word_values(
+        values, group_shares = _word_values(
             lm,
             shared,
             [tails[index] for index in chosen],
@@ -410,13 +418,16 @@ def simulate_pointer(
             row_stems,
             gate,
         )
+        word_values += values
+        shares += group_shares
     for row, index in enumerate(live):
         result = [0.0] * len(sequences[index])
         for word, indices in groups[index]:
             for token_index in indices:
                 result[token_index] = word_values[row].get(word, 0.0)
         outcomes[index] = result
-    return outcomes
+        chances[index] = shares[row]
+    return list(zip(outcomes, chances, strict=True))
 
 
 def _word_values(
@@ -428,8 +439,9 @@ def _word_values(
     floor: float,
     stems: list[list[int]] | None = None,
     gate: bool = False,
-) -> list[dict[str, float]]:
-    """Each row's value (0..10) per word of its text: the rows run as one batch over the shared opening.
+) -> tuple[list[dict[str, float]], list[float | None]]:
+    """Each row's value (0..10) per word of its text, and (list methods; else None) the chance that its answer
+    names a word rather than "none": the rows run as one batch over the shared opening.
 
     With `stems` (text-first methods), each tail begins with its row's stem (the text), which
     `forward.run_rows` may keep between calls.
@@ -450,16 +462,17 @@ def _word_values(
                 total = sum(next(logprobs))
                 values[word] = min(10.0, max(0.0, 10.0 * (1.0 - total / floor)))
         word_values.append(values)
-    if method in LIST_METHODS:
-        candidates = [{word: pieces[word] for word in words if pieces[word]} for words in words_by_row]
-        decoder = ListDecoder(lm, chat)
-        shares = decoder.word_shares(rows.last_logits, candidates) if gate else None
-        listed = decoder.decode(rows, candidates)
-        for row, (values, names) in enumerate(zip(word_values, listed, strict=True)):
-            share = 1.0 if shares is None else shares[row]
-            for word in values:
-                values[word] = share * (10.0 if word in names else values[word] * LIST_UNLISTED_SHARE)
-    return word_values
+    if method not in LIST_METHODS:
+        return word_values, [None] * len(word_values)
+    candidates = [{word: pieces[word] for word in words if pieces[word]} for words in words_by_row]
+    decoder = ListDecoder(lm, chat)
+    shares = decoder.word_shares(rows.last_logits, candidates)
+    listed = decoder.decode(rows, candidates)
+    for values, names, share in zip(word_values, listed, shares, strict=True):
+        weight = share if gate else 1.0
+        for word in values:
+            values[word] = weight * (10.0 if word in names else values[word] * LIST_UNLISTED_SHARE)
+    return word_values, list(shares)
 
 
 @dataclass

@@ -280,8 +280,7 @@ async def run_simulations(
     keys = [simulation_key(simulator, explanation, tokens) for tokens in sequences]
 
     def lookup(cache: SimulationCache, index: int) -> SequenceSimulation | None:
-        hit = cache.get(keys[index], len(sequences[index]))
-        return SequenceSimulation(hit) if hit is not None else None
+        return cache.get_simulation(keys[index], len(sequences[index]))
 
     async def call(chunk: list[int]) -> tuple[Sequence[SequenceSimulation], Usage]:
         batch = await simulator.simulate(explanation, [list(sequences[i]) for i in chunk])
@@ -290,11 +289,18 @@ async def run_simulations(
     def check(index: int, outcome: SequenceSimulation) -> SequenceSimulation:
         if outcome.error is not None or outcome.activations is None:
             return SequenceSimulation(None, outcome.error or "the simulator returned no values")
-        return check_simulation(outcome.activations, len(sequences[index]))
+        checked = check_simulation(outcome.activations, len(sequences[index]))
+        applies = outcome.applies
+        if checked.ok and applies is not None:
+            if not (isinstance(applies, (int, float)) and 0.0 <= applies <= 1.0):  # NaN fails both comparisons
+                return SequenceSimulation(None, f"the simulator's chance that the explanation applies is {applies!r}, "
+                                          "not a number from 0 to 1")
+            checked.applies = float(applies)
+        return checked
 
     def store(cache: SimulationCache, index: int, outcome: SequenceSimulation) -> None:
         if outcome.activations is not None:
-            cache.set(keys[index], outcome.activations, {"simulator": simulator.name})
+            cache.set(keys[index], outcome.activations, {"simulator": simulator.name}, applies=outcome.applies)
 
     chunk_size = simulator.capabilities.max_sequences_per_call
     return await _run_cached(

@@ -261,7 +261,7 @@ def detection_figure(result: ScoreResult) -> go.Figure:
     figure.add_hline(y=threshold, line_dash="dash", line_color="#444", annotation_text=f"fires at {threshold:g}")
     figure.update_layout(
         title=f"Detection: {shorten(result.explanation, 60)}",
-        yaxis_title="the judge's P(yes)" if result.judgments else "prediction (highest simulated activation)",
+        yaxis_title="the judge's P(yes)" if result.judgments else "prediction (chance the text fires, 0..1)",
         xaxis={"showticklabels": False, "title": "sequences"},
         height=340,
         margin={"l": 10, "r": 10, "t": 50, "b": 10},

@@ -28,16 +28,22 @@ def detection_frame(result: ScoreResult) -> pd.DataFrame:
     (default DECISION_THRESHOLD). Outcomes: hit, miss, false alarm, correct
     rejection, or "not simulated" ("not judged" for a judge scorer). For
     detection-judge the prediction is the judge's P(yes) and the threshold 0.5.
-    When the scorer recorded ``metrics["sequence_spreads"]`` (detection ranks
-    sequences by them), a ``spread`` column shows them.
+    When the scorer recorded ``metrics["sequence_applies"]`` with at least one
+    value (the simulator's chance that the explanation applies to each text,
+    which `detection` multiplies into its prediction), an ``applies`` column
+    shows them (NaN where the simulator gave none).
     """
     threshold = float(result.metrics.get("threshold", DECISION_THRESHOLD))
     recorded = result.metrics.get("sequence_predictions")
     if not isinstance(recorded, list) or len(recorded) != len(result.sequences):
         recorded = None
-    spreads = result.metrics.get("sequence_spreads")
-    if not isinstance(spreads, list) or len(spreads) != len(result.sequences):
-        spreads = None
+    chances = result.metrics.get("sequence_applies")
+    if (
+        not isinstance(chances, list)
+        or len(chances) != len(result.sequences)
+        or all(chance is None for chance in chances)
+    ):
+        chances = None
     rows = []
     for position, sequence in enumerate(result.sequences):
         real_max = max(sequence.real, default=0.0)
@@ -70,8 +76,9 @@ def detection_frame(result: ScoreResult) -> pd.DataFrame:
                 "outcome": outcome,
             }
         )
-        if spreads is not None:
-            rows[-1]["spread"] = float(spreads[position])
+        if chances is not None:
+            chance = chances[position]
+            rows[-1]["applies"] = math.nan if chance is None else float(chance)
     return pd.DataFrame(rows)
 
 
@@ -85,7 +92,7 @@ _OUTCOME_STYLES = {
 
 def detection_table(result: ScoreResult) -> Any:
     """`detection_frame` for display: numbers as text, right verdicts green, wrong ones red."""
-    shown = numbers_as_text(detection_frame(result), ("real_max", "prediction", "spread"), digits=2)
+    shown = numbers_as_text(detection_frame(result), ("real_max", "prediction", "applies"), digits=2)
     return tint_rows(shown, lambda row: _OUTCOME_STYLES.get(str(row.get("outcome")), ""))
 
 
