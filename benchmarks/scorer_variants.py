@@ -35,6 +35,7 @@ or `embedding`, so there it changes nothing). `--json` prints the figures as one
     python benchmarks/scorer_variants.py --simulator embedding --cache
     python benchmarks/scorer_variants.py --simulator local --cache --sets dev,dev2,dev3
     python benchmarks/scorer_variants.py --simulator "local:gate=on" --cache
+    python benchmarks/scorer_variants.py --simulator local --cache --ask   # + the judge's yes/no per text
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scoring.api import rank_explanations  # noqa: E402
+from scoring.api import rank_explanations, rank_with_scorers  # noqa: E402
 from scoring.bench import load_puzzles  # noqa: E402
 from scoring.metrics import pearson, roc_auc  # noqa: E402
 from scoring.process_settings import configure_process  # noqa: E402
@@ -267,6 +268,41 @@ def pairs_won(puzzles: list[Puzzle], reading: DetectionReading) -> tuple[int, in
     return won, total
 
 
+ASKED = "correlation: the judge's P(yes), asked per text"
+"""With --ask: each text's P(yes) that the explanation's condition holds in it (the `binary-condition` question,
+asked of the simulator as judge: a second pass over every text), correlated with "fires" as the shipped reading."""
+
+
+def asked_pairs(path: Path, simulator: str, cache: bool) -> tuple[int, int]:
+    """Pairs won by `ASKED` on one set (the answers come through the judgment cache with `cache`)."""
+    won = total = 0
+    for puzzle in load_puzzles(path):
+        explanations = [puzzle.explanation, *puzzle.false_explanations]
+        results = rank_with_scorers(explanations, puzzle.records, ["binary-condition"], simulator=simulator,
+                                    cache=cache)["binary-condition"]
+        by_text = {result.explanation: result for result in results}
+        scores = []
+        for text in explanations:
+            judgments = by_text[text].judgments
+            labels = [float(judgment.target >= ACTIVE_THRESHOLD) for judgment in judgments]
+            answers = [judgment.p_yes for judgment in judgments]
+            if not judgments or any(answer is None for answer in answers) or not 0 < sum(labels) < len(labels):
+                scores.append(math.nan)
+                continue
+            score = pearson(labels, [float(answer or 0.0) for answer in answers])
+            scores.append(0.0 if math.isnan(score) else score)  # the same answer for every text: chance
+        won += sum(beats(scores[0], score) for score in scores[1:])
+        total += len(scores) - 1
+    return won, total
+
+
+def shares_won(counts: dict[str, tuple[int, int]]) -> dict[str, Any]:
+    """Per set and pooled, the share of pairs won (pairs won, pairs per set in `counts`)."""
+    pooled = (sum(won for won, _ in counts.values()), sum(total for _, total in counts.values()))
+    shares = {name: round(won / total, 3) for name, (won, total) in {**counts, "pooled": pooled}.items()}
+    return {**shares, "pooled_pairs": list(pooled)}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     configure_process()  # as the command line does: the figures are the entry points'
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -274,6 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sets", default="dev,dev2,dev3", help=f"comma list of {', '.join(SETS)}")
     parser.add_argument("--cache", action="store_true", help="read and fill the simulation cache")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--ask", action="store_true", help=f"also the detection reading {ASKED!r} (judging simulators)")
     args = parser.parse_args(argv)
     names = [name.strip() for name in args.sets.split(",") if name.strip()]
     unknown = [name for name in names if name not in SETS]
@@ -290,10 +327,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for scorer, variants in readings.items():
         report["scorers"][scorer] = {}
         for variant, reading in variants.items():
-            counts = {name: pairs_won(data[name], reading) for name in names}
-            counts["pooled"] = (sum(w for w, _ in counts.values()), sum(t for _, t in counts.values()))
-            report["scorers"][scorer][variant] = {name: round(w / t, 3) for name, (w, t) in counts.items()}
-            report["scorers"][scorer][variant]["pooled_pairs"] = list(counts["pooled"])
+            report["scorers"][scorer][variant] = shares_won({name: pairs_won(data[name], reading) for name in names})
+    if args.ask:
+        asked = {name: asked_pairs(SETS[name], args.simulator, args.cache) for name in names}
+        report["scorers"]["detection"][ASKED] = shares_won(asked)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

@@ -119,3 +119,24 @@ def test_the_command_prints_every_reading_and_refuses_unknown_sets(capsys, monke
     with pytest.raises(SystemExit):
         variants.main(["--sets", "dev,nope"])
     assert "--sets takes a comma list" in capsys.readouterr().err
+
+
+def test_ask_adds_the_judges_yes_no_per_text_as_a_detection_reading(capsys, monkeypatch, tmp_path):
+    path = tmp_path / "puzzles.json"
+    path.write_text(json.dumps(PUZZLES))
+    monkeypatch.setitem(variants.SETS, "tiny", path)
+    assert variants.main(["--simulator", "fake", "--sets", "tiny", "--json", "--ask"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    # the fake judge's P(yes) grows with the share of the explanation's words in the text: on the trap the true
+    # explanation gets 0.75, 0.5, 0.5, 0 ("the shelled nuts" holds two of its words) against 0.5, 0.5, 0, 0.5 for
+    # "the" (correlations 0.69 and 0.58), unlike the highest values, which tie; "zebra" gets no yes anywhere: the
+    # same answer for every text, 0 (chance), below "red" (1)
+    assert variants.asked_pairs(path, "fake", cache=False) == (3, 3)
+    assert report["scorers"]["detection"][variants.ASKED]["pooled_pairs"] == [3, 3]
+    assert variants.ASKED not in json.loads(_run(["--simulator", "fake", "--sets", "tiny", "--json"], capsys)
+                                            )["scorers"]["detection"]
+
+
+def _run(argv, capsys):
+    assert variants.main(argv) == 0
+    return capsys.readouterr().out
