@@ -208,7 +208,9 @@ def test_ctrl_c_mid_run_loses_nothing_and_the_rerun_finishes_the_rest(tmp_path: 
     output = tmp_path / "out.jsonl"
     script = REPO / "support" / "slow_batch.py"
     command = [sys.executable, str(script), str(source), str(output), "0.3", "2"]
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # once 3 lines are out, every further call waits a minute: the interruption lands mid-run on a loaded machine too
+    held = [*command, "3"]
+    process = subprocess.Popen(held, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and process.poll() is None:
