@@ -210,7 +210,15 @@ def test_ctrl_c_mid_run_loses_nothing_and_the_rerun_finishes_the_rest(tmp_path: 
     command = [sys.executable, str(script), str(source), str(output), "0.3", "2"]
     # once 3 lines are out, every further call waits a minute: the interruption lands mid-run on a loaded machine too
     held = [*command, "3"]
-    process = subprocess.Popen(held, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # Ctrl-C's default action in the child even when this test runs in a background job, which ignores SIGINT
+    # (a process that starts with it ignored keeps ignoring it and never sees KeyboardInterrupt)
+    process = subprocess.Popen(
+        held,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and process.poll() is None:
