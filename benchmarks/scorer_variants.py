@@ -55,13 +55,14 @@ sys.path.insert(0, str(ROOT))
 
 from scoring.api import rank_explanations, rank_with_scorers  # noqa: E402
 from scoring.bench import load_puzzles  # noqa: E402
-from scoring.metrics import pearson, roc_auc  # noqa: E402
+from scoring.metrics import roc_auc  # noqa: E402
 from scoring.process_settings import configure_process  # noqa: E402
 from scoring.simulated import (  # noqa: E402
     ACTIVE_THRESHOLD,
     MARKED_SHARE,
     OTHER_TEXT,
     SAME_TEXT,
+    detection_correlation,
     fuzzing_markings,
     sequence_prediction,
     span_markings,
@@ -176,10 +177,8 @@ def correlated(prediction: Callable[[Sequence[float], float | None], float]) -> 
     """The point-biserial correlation of "the sequence fires" with a prediction from its values and chance."""
 
     def reading(real: Values, simulated: Values, chances: Chances) -> float:
-        labels = [float(label) for label in fires(real)]
-        score = pearson(labels, [prediction(guess, chance) for guess, chance in zip(simulated, chances, strict=True)])
-        # as the scorer: the same prediction for every text (of a simulation that is not flat) is chance, 0
-        return 0.0 if math.isnan(score) and 0 < sum(labels) < len(labels) else score
+        predictions = [prediction(guess, chance) for guess, chance in zip(simulated, chances, strict=True)]
+        return detection_correlation(fires(real), predictions)
 
     return reading
 
@@ -284,13 +283,9 @@ def asked_pairs(path: Path, simulator: str, cache: bool) -> tuple[int, int]:
         scores = []
         for text in explanations:
             judgments = by_text[text].judgments
-            labels = [float(judgment.target >= ACTIVE_THRESHOLD) for judgment in judgments]
-            answers = [judgment.p_yes for judgment in judgments]
-            if not judgments or any(answer is None for answer in answers) or not 0 < sum(labels) < len(labels):
-                scores.append(math.nan)
-                continue
-            score = pearson(labels, [float(answer or 0.0) for answer in answers])
-            scores.append(0.0 if math.isnan(score) else score)  # the same answer for every text: chance
+            labels = [judgment.target >= ACTIVE_THRESHOLD for judgment in judgments]
+            answers = [math.nan if judgment.p_yes is None else judgment.p_yes for judgment in judgments]
+            scores.append(detection_correlation(labels, answers))  # the same answer for every text: chance, 0
         won += sum(beats(scores[0], score) for score in scores[1:])
         total += len(scores) - 1
     return won, total

@@ -130,6 +130,16 @@ DETECTION_THRESHOLD = DECISION_THRESHOLD / 10.0
 simulated value of DECISION_THRESHOLD when the simulator gives no chance of its own."""
 
 
+def detection_correlation(labels: Sequence[bool], predictions: Sequence[float]) -> float:
+    """`detection`'s score: the correlation of `predictions` with `labels` (fires or not). The same prediction for
+    every text tells no text from another: 0 (chance), though the simulation may still single out tokens (a flat
+    one, which says nothing at all, is made NaN apart). NaN when either kind of text is missing or a prediction is."""
+    score = pearson([float(label) for label in labels], predictions)
+    if math.isnan(score) and 0 < sum(labels) < len(labels) and not any(math.isnan(p) for p in predictions):
+        return 0.0
+    return score
+
+
 async def detection_scorer(job: ScoringJob) -> ScoreResult:
     """Does the simulation tell activating sequences from non-activating ones?
 
@@ -156,12 +166,8 @@ async def detection_scorer(job: ScoringJob) -> ScoreResult:
         result.metrics["roc_auc_max"] = roc_auc(labels, [max(seq.simulated or [0.0]) for seq in result.sequences])
         result.metrics["sequence_predictions"] = predictions
         result.metrics["sequence_applies"] = [seq.applies for seq in result.sequences]
-        result.score = pearson([float(label) for label in labels], predictions)
+        result.score = detection_correlation(labels, predictions)
         positives, negatives = result.metrics["positives"], result.metrics["negatives"]
-        if positives and negatives and math.isnan(result.score) and all(not math.isnan(p) for p in predictions):
-            # the same prediction for every text: it tells no text from another (chance), though it may still
-            # single out tokens; a flat simulation, which says nothing at all, is made NaN by _settle below
-            result.score = 0.0
         _settle(
             result,
             "detection needs both activating and non-activating sequences "

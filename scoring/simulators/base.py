@@ -108,11 +108,11 @@ def stop_requested() -> bool:
     return stop is not None and stop.is_set()
 
 
-def check_simulation(values: Sequence[float] | None, n_tokens: int) -> SequenceSimulation:
-    """Validate a simulator's output for one sequence.
+def check_simulation(values: Sequence[float] | None, n_tokens: int, applies: float | None = None) -> SequenceSimulation:
+    """Validate a simulator's output for one sequence (its values, and its chance that the explanation applies).
 
-    Wrong length, NaN/inf or values outside 0..10 become a failed simulation
-    with the reason, never a silent zero.
+    Wrong length, NaN/inf or values outside 0..10, or a chance that is not a number from 0 to 1,
+    become a failed simulation with the reason, never a silent zero.
     """
     if values is None:
         return SequenceSimulation(None, "the simulator returned nothing for this sequence")
@@ -129,4 +129,8 @@ def check_simulation(values: Sequence[float] | None, n_tokens: int) -> SequenceS
         if not math.isfinite(number):
             return SequenceSimulation(None, f"the simulator returned a non-finite value: {value!r}")
         cleaned.append(min(10.0, max(0.0, number)))
-    return SequenceSimulation(cleaned)
+    if applies is not None and not (isinstance(applies, (int, float)) and 0.0 <= applies <= 1.0):  # NaN fails too
+        return SequenceSimulation(
+            None, f"the simulator's chance that the explanation applies is {applies!r}, not a number from 0 to 1"
+        )
+    return SequenceSimulation(cleaned, applies=None if applies is None else float(applies))

@@ -224,15 +224,12 @@ class LocalSimulator(SyncSimulator):
                 lm, explanation, [list(t) for t in sequences], self.method, self.floor, gate=self.gate
             )
             usage.prompt_tokens = lm.tokens_read - before
-        results = []
-        for (outcome, applies), tokens in zip(outcomes, sequences, strict=True):
-            if isinstance(outcome, str):
-                results.append(SequenceSimulation(None, outcome))
-                continue
-            simulation = check_simulation(outcome, len(tokens))
-            if simulation.ok:
-                simulation.applies = applies
-            results.append(simulation)
+        results = [
+            SequenceSimulation(None, outcome)
+            if isinstance(outcome, str)
+            else check_simulation(outcome, len(tokens), applies)
+            for (outcome, applies), tokens in zip(outcomes, sequences, strict=True)
+        ]
         return SimulationBatch(results, usage)
 
     # ------------------------------------------------------------------ judge

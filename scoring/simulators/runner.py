@@ -289,14 +289,7 @@ async def run_simulations(
     def check(index: int, outcome: SequenceSimulation) -> SequenceSimulation:
         if outcome.error is not None or outcome.activations is None:
             return SequenceSimulation(None, outcome.error or "the simulator returned no values")
-        checked = check_simulation(outcome.activations, len(sequences[index]))
-        applies = outcome.applies
-        if checked.ok and applies is not None:
-            if not (isinstance(applies, (int, float)) and 0.0 <= applies <= 1.0):  # NaN fails both comparisons
-                return SequenceSimulation(None, f"the simulator's chance that the explanation applies is {applies!r}, "
-                                          "not a number from 0 to 1")
-            checked.applies = float(applies)
-        return checked
+        return check_simulation(outcome.activations, len(sequences[index]), outcome.applies)
 
     def store(cache: SimulationCache, index: int, outcome: SequenceSimulation) -> None:
         if outcome.activations is not None:
